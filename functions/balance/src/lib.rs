@@ -1,0 +1,19 @@
+//! `GET /balance/`: the caller's token balance.
+
+use chat_core::clock::Instant;
+use chat_core::http::{auth_token, json_response, require_method, respond};
+use chat_core::{ApiError, App};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::json;
+
+pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    respond(balance(app, request).await)
+}
+
+async fn balance(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
+    require_method(&request, Method::GET)?;
+    let token = auth_token(&request)?;
+    let tokens = app.store.balance(&token, Instant::now()).await?;
+    Ok(json_response(StatusCode::OK, &json!({"tokens": tokens})))
+}

@@ -1,0 +1,44 @@
+//! `POST /login/`: exchanges a username and password for a session token.
+
+use chat_core::clock::Instant;
+use chat_core::domain::{AuthToken, Password, Username};
+use chat_core::http::{json_body, json_response, require_method, required_string, respond};
+use chat_core::{passwords, ApiError, App};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: Option<Value>,
+    password: Option<Value>,
+}
+
+pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    respond(login(app, request).await)
+}
+
+async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
+    require_method(&request, Method::POST)?;
+    let body: LoginBody = json_body(&request)?;
+    let username = required_string(body.username, "username")?;
+    let password = required_string(body.password, "password")?;
+    // A name or password that could never have been registered cannot log
+    // in; it gets the same answer as a wrong password, not a hint.
+    let (Ok(username), Ok(password)) = (Username::parse(&username), Password::parse(password)) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let stored = app.store.find_credentials(&username).await?;
+    if !passwords::verify(password, stored.map(|c| c.password_hash)).await? {
+        tracing::info!(user = %username, "login refused");
+        return Err(ApiError::InvalidCredentials);
+    }
+    let token = AuthToken::generate(&username).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let now = Instant::now();
+    app.store
+        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .await?;
+    tracing::info!(user = %username, "logged in");
+    Ok(json_response(StatusCode::OK, &json!({"token": token.expose()})))
+}

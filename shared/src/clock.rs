@@ -1,0 +1,49 @@
+//! Wall-clock reads in the two forms the API uses.
+
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// ISO-8601 in UTC with milliseconds, e.g. `2026-11-25T14:03:07.123Z`.
+const ISO_8601_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instant(OffsetDateTime);
+
+impl Instant {
+    pub fn now() -> Self {
+        Instant(OffsetDateTime::now_utc())
+    }
+
+    pub fn from_unix_seconds(seconds: i64) -> Self {
+        Instant(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+
+    /// Seconds since the epoch: the unit of DynamoDB's TTL attribute.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    pub fn plus(self, duration: std::time::Duration) -> Self {
+        Instant(self.0 + duration)
+    }
+
+    pub fn iso8601(self) -> String {
+        self.0
+            .format(ISO_8601_MILLIS)
+            .expect("formatting a UTC date with a static description cannot fail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        let t = Instant(OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap());
+        assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
+        assert_eq!(t.unix_seconds(), 1_795_615_387);
+    }
+}

@@ -1,0 +1,167 @@
+//! Settings read once per cold start from the environment.
+//!
+//! Every value is checked here, so a misconfigured function fails at start-up
+//! with a message naming the variable instead of misbehaving on a request.
+
+use std::time::Duration;
+
+/// Names of the three DynamoDB tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub users: String,
+    pub sessions: String,
+    pub chats: String,
+}
+
+impl Tables {
+    /// Tables named `<prefix>users`, `<prefix>sessions`, `<prefix>chats`: what
+    /// `make run` creates locally and what each test uses to stay isolated.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Tables {
+            users: format!("{prefix}users"),
+            sessions: format!("{prefix}sessions"),
+            chats: format!("{prefix}chats"),
+        }
+    }
+}
+
+/// What the operator tunes; see `template.yaml` Parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub tables: Tables,
+    /// Tokens one chat costs.
+    pub chat_cost: u32,
+    /// Tokens a new user starts with.
+    pub initial_tokens: u32,
+    /// How long a login token stays valid.
+    pub session_ttl: Duration,
+}
+
+pub const DEFAULT_CHAT_COST: u32 = 100;
+pub const DEFAULT_INITIAL_TOKENS: u32 = 4000;
+pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 24 * 60 * 60;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set (the DynamoDB table name)")]
+    Missing(&'static str),
+    #[error("environment variable {name} must be {expected}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::from_env`] over any key lookup, so tests need not
+    /// mutate the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table = |name: &'static str| match get(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ConfigError::Missing(name)),
+        };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(default);
+            };
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    expected: "a whole number in range",
+                    value: raw,
+                })
+        };
+        // Costs and grants stay well inside i64 so balance arithmetic in
+        // DynamoDB can never overflow.
+        let max_tokens = 1_000_000_000;
+        Ok(Config {
+            tables: Tables {
+                users: table("USERS_TABLE")?,
+                sessions: table("SESSIONS_TABLE")?,
+                chats: table("CHATS_TABLE")?,
+            },
+            chat_cost: number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32,
+            initial_tokens: number("INITIAL_TOKENS", DEFAULT_INITIAL_TOKENS.into(), 0, max_tokens)?
+                as u32,
+            session_ttl: Duration::from_secs(number(
+                "SESSION_TTL_SECONDS",
+                DEFAULT_SESSION_TTL_SECONDS,
+                60,
+                365 * 24 * 60 * 60,
+            )?),
+        })
+    }
+
+    /// Defaults with the given tables: for tests and local tooling.
+    pub fn with_tables(tables: Tables) -> Self {
+        Config {
+            tables,
+            chat_cost: DEFAULT_CHAT_COST,
+            initial_tokens: DEFAULT_INITIAL_TOKENS,
+            session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const TABLES: [(&str, &str); 3] = [
+        ("USERS_TABLE", "u"),
+        ("SESSIONS_TABLE", "s"),
+        ("CHATS_TABLE", "c"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_tables_are_set() {
+        let config = Config::from_lookup(lookup(&TABLES)).unwrap();
+        assert_eq!(config.chat_cost, 100);
+        assert_eq!(config.initial_tokens, 4000);
+        assert_eq!(config.session_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.tables.sessions, "s");
+    }
+
+    #[test]
+    fn a_missing_table_name_is_named_in_the_error() {
+        let err = Config::from_lookup(lookup(&TABLES[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("CHATS_TABLE"));
+        assert!(err.to_string().contains("CHATS_TABLE"));
+    }
+
+    #[test]
+    fn a_zero_or_garbled_chat_cost_is_rejected() {
+        for bad in ["0", "-5", "ten", "1.5"] {
+            let mut pairs = TABLES.to_vec();
+            pairs.push(("CHAT_COST", bad));
+            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: "CHAT_COST", .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tuned_values_are_read() {
+        let mut pairs = TABLES.to_vec();
+        pairs.extend([("CHAT_COST", "7"), ("INITIAL_TOKENS", "0"), ("SESSION_TTL_SECONDS", "3600")]);
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!((config.chat_cost, config.initial_tokens), (7, 0));
+        assert_eq!(config.session_ttl, Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,210 @@
+//! The one error type every handler returns, and its one mapping to HTTP.
+//!
+//! Clients get a stable machine-readable `error` code and a plain `message`;
+//! the cause of a server-side failure goes to the log only.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+
+use crate::http::json_response;
+use lambda_http::{Body, Response};
+use serde_json::{json, Map, Value};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("authentication credentials were not provided or are not valid")]
+    Unauthorized,
+    #[error("a user with that username already exists")]
+    UsernameTaken,
+    #[error("unable to log in with the provided credentials")]
+    InvalidCredentials,
+    #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
+    InsufficientTokens { balance: i64, cost: u32 },
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed; use {allowed}")]
+    MethodNotAllowed { allowed: &'static str },
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(#[source] BoxError),
+    #[error("internal server error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> Self {
+        ApiError::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable code clients branch on. Never change one once released.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InsufficientTokens { .. } => "insufficient_tokens",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body: `{"error": code, "message": text}` plus the fields a
+    /// client needs to act on this particular error.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), json!(self.code()));
+        body.insert("message".into(), json!(self.to_string()));
+        match self {
+            ApiError::InvalidField { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            ApiError::InsufficientTokens { balance, cost } => {
+                body.insert("tokens".into(), json!(balance));
+                body.insert("cost".into(), json!(cost));
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                body.insert("limit".into(), json!(limit));
+            }
+            _ => {}
+        }
+        Value::Object(body)
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        match &self {
+            // The source chain goes to the log, never to the client.
+            ApiError::Unavailable(source) => {
+                tracing::warn!(error = %ErrorChain(source.as_ref()), "storage unavailable")
+            }
+            ApiError::Internal(source) => {
+                tracing::error!(error = %ErrorChain(source.as_ref()), "internal error")
+            }
+            _ => tracing::info!(code = self.code(), "request refused"),
+        }
+        let mut response = json_response(self.status(), &self.body());
+        let headers = response.headers_mut();
+        match &self {
+            // RFC 9110: a 401 names the scheme; DRF clients know "Token".
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::MethodNotAllowed { allowed } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Displays an error with its causes, `a: b: c`, for one log field.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(response: &Response<Body>) -> Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status_and_code() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
+            (ApiError::invalid_field("username", "bad"), 400, "invalid_field"),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::UsernameTaken, 409, "username_taken"),
+            (ApiError::InvalidCredentials, 401, "invalid_credentials"),
+            (ApiError::InsufficientTokens { balance: 0, cost: 100 }, 402, "insufficient_tokens"),
+            (ApiError::NotFound, 404, "not_found"),
+            (ApiError::MethodNotAllowed { allowed: "POST" }, 405, "method_not_allowed"),
+            (ApiError::Unavailable("down".into()), 503, "unavailable"),
+            (ApiError::Internal("bug".into()), 500, "internal_error"),
+        ];
+        for (error, status, code) in cases {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            assert_eq!(response.headers()["content-type"], "application/json");
+            let body = body_of(&response);
+            assert_eq!(body["error"], code);
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    #[test]
+    fn insufficient_tokens_carries_the_balance() {
+        let body = body_of(&ApiError::InsufficientTokens { balance: 40, cost: 100 }.into_response());
+        assert_eq!(body["tokens"], 40);
+        assert_eq!(body["cost"], 100);
+    }
+
+    #[test]
+    fn a_server_side_cause_never_reaches_the_client() {
+        let response = ApiError::Internal("secret table detail".into()).into_response();
+        let text = String::from_utf8(response.body().to_vec()).unwrap();
+        assert!(!text.contains("secret table detail"), "{text}");
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry_and_unauthorized_names_the_scheme() {
+        let response = ApiError::Unavailable("x".into()).into_response();
+        assert_eq!(response.headers()["retry-after"], "1");
+        let response = ApiError::Unauthorized.into_response();
+        assert_eq!(response.headers()["www-authenticate"], "Token");
+    }
+
+    #[test]
+    fn invalid_field_names_the_field() {
+        let body = body_of(&ApiError::invalid_field("password", "too short").into_response());
+        assert_eq!(body["field"], "password");
+        assert_eq!(body["message"], "password: too short");
+    }
+}

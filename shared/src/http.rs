@@ -1,0 +1,164 @@
+//! The edge: reading requests and writing responses. Handlers call these so
+//! that size limits, JSON rules and auth parsing are the same everywhere.
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::domain::AuthToken;
+use crate::error::ApiError;
+
+/// Far above any valid request (a maximal message is 32 KB of UTF-8), far
+/// below API Gateway's 10 MB: a bigger body is refused before it is parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Turns a handler's outcome into the response Lambda returns. Every error,
+/// expected or not, leaves as a JSON body; nothing reaches the runtime as Err.
+pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {
+    Ok(outcome.unwrap_or_else(ApiError::into_response))
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// API Gateway routes by method already; this keeps a function honest when
+/// it is invoked directly (cargo lambda invoke, a test, a misrouted event).
+pub fn require_method(request: &Request, method: Method) -> Result<(), ApiError> {
+    if request.method() == method {
+        return Ok(());
+    }
+    Err(ApiError::MethodNotAllowed {
+        allowed: if method == Method::GET { "GET" } else { "POST" },
+    })
+}
+
+/// Parses the body as one JSON object into `T`.
+///
+/// `T` should hold its fields as `Option<Value>`, read with
+/// [`required_string`], so a wrong type is reported against its field rather
+/// than as a generic parse error. Duplicate keys are refused by serde.
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    // serde would also read a struct from a JSON array; the contract is an
+    // object, so anything else is refused up front.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::InvalidJson("the request body is empty".into())),
+        Some(_) => return Err(ApiError::InvalidJson("expected a JSON object".into())),
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// A field that must be present and a JSON string: numbers, booleans, null,
+/// lists and objects are refused, never coerced.
+pub fn required_string(value: Option<Value>, field: &'static str) -> Result<String, ApiError> {
+    match value {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ApiError::invalid_field(field, "this field is required")),
+        Some(_) => Err(ApiError::invalid_field(field, "must be a string")),
+    }
+}
+
+/// The caller's token from the `Authorization` header, if it is well formed.
+/// Whether it names a live session is for the store to say.
+pub fn auth_token(request: &Request) -> Result<AuthToken, ApiError> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(AuthToken::from_header)
+        .ok_or(ApiError::Unauthorized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Probe {
+        name: Option<Value>,
+    }
+
+    fn post(body: &str) -> Request {
+        let mut request = Request::new(Body::Text(body.to_owned()));
+        *request.method_mut() = Method::POST;
+        request
+    }
+
+    fn code_of<T: std::fmt::Debug>(result: Result<T, ApiError>) -> &'static str {
+        result.unwrap_err().code()
+    }
+
+    #[test]
+    fn an_object_is_read_and_unknown_keys_are_ignored() {
+        let probe: Probe = json_body(&post(r#" {"name": "x", "extra": [1]} "#)).unwrap();
+        assert_eq!(required_string(probe.name, "name").unwrap(), "x");
+    }
+
+    #[test]
+    fn non_objects_and_garbage_are_invalid_json() {
+        for body in ["", "   ", "[\"x\"]", "\"x\"", "null", "{", "{\"name\": \"x\",}", "name=x"] {
+            assert_eq!(code_of(json_body::<Probe>(&post(body))), "invalid_json", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        assert_eq!(code_of(json_body::<Probe>(&post(r#"{"name":"a","name":"b"}"#))), "invalid_json");
+    }
+
+    #[test]
+    fn invalid_utf8_is_invalid_json() {
+        let mut request = Request::new(Body::Binary(b"{\"name\": \"\xff\"}".to_vec()));
+        *request.method_mut() = Method::POST;
+        assert_eq!(code_of(json_body::<Probe>(&request)), "invalid_json");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_parsing() {
+        let body = format!("{{\"name\": \"{}\"}}", "a".repeat(MAX_BODY_BYTES));
+        assert_eq!(code_of(json_body::<Probe>(&post(&body))), "payload_too_large");
+    }
+
+    #[test]
+    fn wrong_types_are_refused_per_field() {
+        for raw in ["123", "true", "[\"x\"]", "{}", "1.5"] {
+            let probe: Probe = serde_json::from_str(&format!("{{\"name\": {raw}}}")).unwrap();
+            let err = required_string(probe.name, "name").unwrap_err();
+            assert_eq!(err.code(), "invalid_field");
+            assert!(err.to_string().contains("must be a string"), "{raw}");
+        }
+        let probe: Probe = serde_json::from_str(r#"{"name": null}"#).unwrap();
+        assert!(required_string(probe.name, "name").unwrap_err().to_string().contains("required"));
+    }
+
+    #[test]
+    fn a_missing_or_foreign_authorization_header_is_unauthorized() {
+        let mut request = post("");
+        assert_eq!(code_of(auth_token(&request)), "unauthorized");
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        assert_eq!(code_of(auth_token(&request)), "unauthorized");
+    }
+
+    #[test]
+    fn the_wrong_method_is_405_with_allow() {
+        let response = require_method(&post(""), Method::GET).unwrap_err().into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "GET");
+    }
+}

@@ -1,0 +1,23 @@
+//! The shared core of the token-metered chat API: everything the four Lambda
+//! functions have in common. Each function's crate holds only its handler.
+//!
+//! A handler reads as one sentence: request -> [`http`] edge -> [`domain`]
+//! types -> one [`store`] call -> JSON response, with every failure an
+//! [`ApiError`] mapped to HTTP in one place.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod passwords;
+pub mod responder;
+pub mod store;
+
+#[cfg(feature = "local")]
+pub mod local;
+
+pub use app::App;
+pub use config::{Config, Tables};
+pub use error::ApiError;

@@ -1,0 +1,100 @@
+//! DynamoDB access: one module per table, each owning its items'
+//! `AttributeValue` mapping and the conditions that guard its writes.
+
+mod chats;
+mod retry;
+pub mod schema;
+mod sessions;
+mod users;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::config::Tables;
+use crate::error::ApiError;
+
+pub use chats::{ChatRecord, SavedChat};
+
+/// The DynamoDB client (built once per cold start) and the table names.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    tables: Tables,
+}
+
+impl Store {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Store { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+}
+
+/// Error codes DynamoDB uses for load and transient faults: worth a retry by
+/// the client, so they become 503 rather than 500.
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ThrottlingException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+];
+
+/// Maps an SDK failure the caller has no specific meaning for: transient
+/// faults (timeouts, unreachable endpoint, throttling) to 503, anything else
+/// (a missing table, a malformed request) to 500, since that is our bug.
+pub(crate) fn storage_error<E, R>(err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(_) => err.code().is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+        _ => false,
+    };
+    if transient {
+        ApiError::Unavailable(Box::new(err))
+    } else {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads a number attribute written by this code; anything else in the
+/// table is corruption, reported as a server error.
+pub(crate) fn number_of(
+    item: &std::collections::HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<i64, ApiError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::Internal(format!("item attribute {name} is missing or not a number").into()))
+}
+
+pub(crate) fn string_of<'a>(
+    item: &'a std::collections::HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'a str, ApiError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::Internal(format!("item attribute {name} is missing or not a string").into()))
+}

@@ -1,0 +1,103 @@
+//! Key schemas of the three tables, the single source for creating them
+//! locally. A test holds these against `template.yaml`, so the tables
+//! `make run` and the tests create are the ones AWS gets.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::config::Tables;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Sessions,
+    Chats,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TableSpec {
+    pub table: Table,
+    /// Logical id of the table in `template.yaml`.
+    pub logical_id: &'static str,
+    /// Partition key, a string attribute.
+    pub hash_key: &'static str,
+    /// Sort key, a string attribute, if any.
+    pub range_key: Option<&'static str>,
+    /// The epoch-seconds attribute DynamoDB's TTL deletes by.
+    pub ttl_attribute: Option<&'static str>,
+}
+
+pub const TABLES: [TableSpec; 3] = [
+    TableSpec {
+        table: Table::Users,
+        logical_id: "UsersTable",
+        hash_key: "username",
+        range_key: None,
+        ttl_attribute: None,
+    },
+    TableSpec {
+        table: Table::Sessions,
+        logical_id: "SessionsTable",
+        hash_key: "token_hash",
+        range_key: None,
+        ttl_attribute: Some("expires_at"),
+    },
+    TableSpec {
+        table: Table::Chats,
+        logical_id: "ChatsTable",
+        hash_key: "username",
+        range_key: Some("chat_id"),
+        ttl_attribute: None,
+    },
+];
+
+impl TableSpec {
+    pub fn name_in<'a>(&self, tables: &'a Tables) -> &'a str {
+        match self.table {
+            Table::Users => &tables.users,
+            Table::Sessions => &tables.sessions,
+            Table::Chats => &tables.chats,
+        }
+    }
+}
+
+pub type BoxError = crate::error::BoxError;
+
+/// Creates whichever of the tables is missing (on-demand, as in AWS) and
+/// turns on TTL where the template does. Existing tables are left as they are.
+pub async fn create_missing_tables(client: &Client, tables: &Tables) -> Result<Vec<String>, BoxError> {
+    let mut created = Vec::new();
+    for spec in TABLES {
+        let name = spec.name_in(tables);
+        let keys = std::iter::once((spec.hash_key, KeyType::Hash)).chain(spec.range_key.map(|k| (k, KeyType::Range)));
+        let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+        for (attribute, key_type) in keys {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attribute)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(KeySchemaElement::builder().attribute_name(attribute).key_type(key_type).build()?);
+        }
+        match request.send().await {
+            Ok(_) => created.push(name.to_owned()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => continue,
+            Err(err) => return Err(Box::new(err)),
+        }
+        if let Some(attribute) = spec.ttl_attribute {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?,
+                )
+                .send()
+                .await?;
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,107 @@
+//! The sessions table: SHA-256 of a token -> its user and expiry.
+//!
+//! DynamoDB's TTL deletes expired items late (up to days), so every read and
+//! every conditional check here compares `expires_at` with the clock itself.
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Get, TransactGetItem};
+
+use super::retry::{backoff, MAX_ATTEMPTS};
+use super::users::tokens_of;
+use super::{n, number_of, s, storage_error, string_of, Store};
+use crate::clock::Instant;
+use crate::domain::AuthToken;
+use crate::error::ApiError;
+
+impl Store {
+    /// Stores a new session for `token`, valid until `expires`.
+    pub async fn create_session(&self, token: &AuthToken, now: Instant, expires: Instant) -> Result<(), ApiError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.sessions)
+            .item("token_hash", s(token.hash().as_str()))
+            .item("username", s(token.username().as_str()))
+            .item("created_at", s(now.iso8601()))
+            .item("expires_at", n(expires.unix_seconds()))
+            // 256 random bits never collide; the condition makes sure that a
+            // put can only ever create a session, never replace one.
+            .condition_expression("attribute_not_exists(token_hash)")
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    /// The caller's balance, in one round trip: the session and the user
+    /// item are read together, and the session is checked here.
+    pub async fn balance(&self, token: &AuthToken, now: Instant) -> Result<i64, ApiError> {
+        let session = Get::builder()
+            .table_name(&self.tables.sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .projection_expression("username, expires_at")
+            .build()
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let user = Get::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(token.username().as_str()))
+            .projection_expression("tokens")
+            .build()
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let mut attempt = 0;
+        let output = loop {
+            let result = self
+                .client
+                .transact_get_items()
+                .transact_items(TransactGetItem::builder().get(session.clone()).build())
+                .transact_items(TransactGetItem::builder().get(user.clone()).build())
+                .send()
+                .await;
+            match result {
+                Ok(output) => break output,
+                // A read collides with a concurrent chat's write on the user
+                // item; the write finishes in milliseconds.
+                Err(err) if is_conflict(&err) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                Err(err) => return Err(storage_error(err)),
+            }
+        };
+        let items: Vec<_> = output.responses().iter().map(|r| r.item()).collect();
+        let (Some(Some(session)), Some(Some(user))) = (items.first(), items.get(1)) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let owner = string_of(session, "username")?;
+        let expires_at = number_of(session, "expires_at")?;
+        if owner != token.username().as_str() || expires_at <= now.unix_seconds() {
+            return Err(ApiError::Unauthorized);
+        }
+        tokens_of(user)
+    }
+
+    /// The first step of every charged request: the token's session exists,
+    /// belongs to the user the token names, and has not expired.
+    pub(crate) fn live_session_check(&self, token: &AuthToken, now: Instant) -> Result<ConditionCheck, ApiError> {
+        ConditionCheck::builder()
+            .table_name(&self.tables.sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .condition_expression("username = :user AND expires_at > :now")
+            .expression_attribute_values(":user", s(token.username().as_str()))
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .build()
+            .map_err(|e| ApiError::Internal(Box::new(e)))
+    }
+}
+
+/// A transaction cancelled only because another one held an item.
+fn is_conflict<R>(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| match e {
+            aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError::TransactionCanceledException(c) => Some(c),
+            _ => None,
+        })
+        .is_some_and(|c| {
+            c.cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+        })
+}

@@ -1,0 +1,153 @@
+//! Helpers shared by the cross-function tests: requests from `events/`,
+//! handler calls, and direct reads of the tables to check what was stored.
+
+use std::path::PathBuf;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use chat_core::App;
+use lambda_http::http::{HeaderValue, Method};
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+
+pub use chat_core::local::fresh_app;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// The token every authenticated sample event carries (`alice`'s).
+pub const EVENTS_TOKEN: &str = "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+pub fn events_dir() -> PathBuf {
+    chat_core::local::repo_root().join("events")
+}
+
+/// The sample event `events/<name>.json` as the request a function gets.
+pub fn event(name: &str) -> Request {
+    let path = events_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A request shaped like `events/<name>.json` with another body.
+pub fn with_body(mut request: Request, body: &str) -> Request {
+    *request.body_mut() = Body::Text(body.to_owned());
+    request
+}
+
+/// A request shaped like `events/<name>.json` with another Authorization.
+pub fn with_auth(mut request: Request, value: &str) -> Request {
+    match HeaderValue::from_str(value) {
+        Ok(value) => {
+            request.headers_mut().insert("authorization", value);
+        }
+        Err(_) => panic!("not a header value: {value:?}"),
+    }
+    request
+}
+
+pub fn with_method(mut request: Request, method: Method) -> Request {
+    *request.method_mut() = method;
+    request
+}
+
+pub fn json_of(response: &Response<Body>) -> Value {
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/json"),
+        "every response is JSON"
+    );
+    serde_json::from_slice(response.body().as_ref()).expect("the body is JSON")
+}
+
+pub fn credentials(username: &str, password: &str) -> String {
+    serde_json::json!({"username": username, "password": password}).to_string()
+}
+
+pub async fn register(app: &App, username: &str) -> Response<Body> {
+    register::handle(app, with_body(event("register"), &credentials(username, PASSWORD)))
+        .await
+        .unwrap()
+}
+
+/// Registers and logs in `username`; returns the token.
+pub async fn signed_up(app: &App, username: &str) -> String {
+    assert_eq!(register(app, username).await.status(), 201);
+    let response = login::handle(app, with_body(event("login"), &credentials(username, PASSWORD)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    json_of(&response)["token"].as_str().unwrap().to_owned()
+}
+
+pub async fn chat_as(app: &App, token: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    chat::handle(app, with_auth(with_body(event("chat"), &body), token))
+        .await
+        .unwrap()
+}
+
+pub async fn balance_as(app: &App, token: &str) -> Response<Body> {
+    balance::handle(app, with_auth(event("balance"), token)).await.unwrap()
+}
+
+/// The balance as stored, read directly.
+pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
+    let item = app
+        .store
+        .client()
+        .get_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S(username.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    item.get("tokens").map(|v| v.as_n().unwrap().parse().unwrap())
+}
+
+/// How many chats are saved for `username`, counted directly.
+pub async fn stored_chats(app: &App, username: &str) -> i32 {
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let page = app
+            .store
+            .client()
+            .query()
+            .table_name(&app.store.tables().chats)
+            .key_condition_expression("username = :u")
+            .expression_attribute_values(":u", AttributeValue::S(username.into()))
+            .select(Select::Count)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        count += page.count;
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return count;
+        }
+    }
+}
+
+/// Counts every item in every table of the app: "nothing changed" checks.
+pub async fn item_counts(app: &App) -> [i32; 3] {
+    let tables = app.store.tables();
+    let mut counts = [0; 3];
+    for (i, name) in [&tables.users, &tables.sessions, &tables.chats].into_iter().enumerate() {
+        counts[i] = app
+            .store
+            .client()
+            .scan()
+            .table_name(name)
+            .select(Select::Count)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .count;
+    }
+    counts
+}
