@@ -62,7 +62,16 @@ case "${1:-}" in
     nohup java $(java_args "$jar") -inMemory -port "$port" >"$log" 2>&1 &
     jpid=$!
     nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $jpid 2>/dev/null; do sleep 1; done; kill $jpid 2>/dev/null" >/dev/null 2>&1 &
-    say "started on 127.0.0.1:$port for process $owner (pid $jpid, log $log)"
+    # Returns once it answers, so callers can use it at once.
+    for _ in $(seq 1 600); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        say "started on 127.0.0.1:$port for process $owner (pid $jpid, log $log)"
+        exit 0
+      fi
+      kill -0 "$jpid" 2>/dev/null || { cat "$log" >&2; say "DynamoDB Local exited"; exit 1; }
+      sleep 0.1
+    done
+    say "DynamoDB Local did not listen on 127.0.0.1:$port within 60 s"; exit 1
     ;;
   run)
     port="${2:?port}"; data="${3:-}"
@@ -71,10 +80,10 @@ case "${1:-}" in
     if [ -n "$data" ]; then
       mkdir -p "$data"
       # shellcheck disable=SC2046
-      exec java $(java_args "$jar") -dbPath "$data" -port "$port"
+      exec java $(java_args "$jar") -sharedDb -dbPath "$data" -port "$port"
     else
       # shellcheck disable=SC2046
-      exec java $(java_args "$jar") -inMemory -port "$port"
+      exec java $(java_args "$jar") -sharedDb -inMemory -port "$port"
     fi
     ;;
   *)

@@ -42,7 +42,8 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_with_milliseconds() {
-        let t = Instant(OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap());
+        let t =
+            Instant(OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap());
         assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
         assert_eq!(t.unix_seconds(), 1_795_615_387);
     }

@@ -65,20 +65,21 @@ impl Config {
             Some(v) if !v.trim().is_empty() => Ok(v),
             _ => Err(ConfigError::Missing(name)),
         };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) else {
-                return Ok(default);
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) else {
+                    return Ok(default);
+                };
+                raw.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        expected: "a whole number in range",
+                        value: raw,
+                    })
             };
-            raw.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    name,
-                    expected: "a whole number in range",
-                    value: raw,
-                })
-        };
         // Costs and grants stay well inside i64 so balance arithmetic in
         // DynamoDB can never overflow.
         let max_tokens = 1_000_000_000;
@@ -89,8 +90,12 @@ impl Config {
                 chats: table("CHATS_TABLE")?,
             },
             chat_cost: number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32,
-            initial_tokens: number("INITIAL_TOKENS", DEFAULT_INITIAL_TOKENS.into(), 0, max_tokens)?
-                as u32,
+            initial_tokens: number(
+                "INITIAL_TOKENS",
+                DEFAULT_INITIAL_TOKENS.into(),
+                0,
+                max_tokens,
+            )? as u32,
             session_ttl: Duration::from_secs(number(
                 "SESSION_TTL_SECONDS",
                 DEFAULT_SESSION_TTL_SECONDS,
@@ -152,14 +157,27 @@ mod tests {
             let mut pairs = TABLES.to_vec();
             pairs.push(("CHAT_COST", bad));
             let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
-            assert!(matches!(err, ConfigError::Invalid { name: "CHAT_COST", .. }), "{bad}");
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "CHAT_COST",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn tuned_values_are_read() {
         let mut pairs = TABLES.to_vec();
-        pairs.extend([("CHAT_COST", "7"), ("INITIAL_TOKENS", "0"), ("SESSION_TTL_SECONDS", "3600")]);
+        pairs.extend([
+            ("CHAT_COST", "7"),
+            ("INITIAL_TOKENS", "0"),
+            ("SESSION_TTL_SECONDS", "3600"),
+        ]);
         let config = Config::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!((config.chat_cost, config.initial_tokens), (7, 0));
         assert_eq!(config.session_ttl, Duration::from_secs(3600));

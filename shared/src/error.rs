@@ -158,14 +158,33 @@ mod tests {
     fn every_error_maps_to_its_status_and_code() {
         let cases: Vec<(ApiError, u16, &str)> = vec![
             (ApiError::InvalidJson("x".into()), 400, "invalid_json"),
-            (ApiError::invalid_field("username", "bad"), 400, "invalid_field"),
-            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (
+                ApiError::invalid_field("username", "bad"),
+                400,
+                "invalid_field",
+            ),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::UsernameTaken, 409, "username_taken"),
             (ApiError::InvalidCredentials, 401, "invalid_credentials"),
-            (ApiError::InsufficientTokens { balance: 0, cost: 100 }, 402, "insufficient_tokens"),
+            (
+                ApiError::InsufficientTokens {
+                    balance: 0,
+                    cost: 100,
+                },
+                402,
+                "insufficient_tokens",
+            ),
             (ApiError::NotFound, 404, "not_found"),
-            (ApiError::MethodNotAllowed { allowed: "POST" }, 405, "method_not_allowed"),
+            (
+                ApiError::MethodNotAllowed { allowed: "POST" },
+                405,
+                "method_not_allowed",
+            ),
             (ApiError::Unavailable("down".into()), 503, "unavailable"),
             (ApiError::Internal("bug".into()), 500, "internal_error"),
         ];
@@ -181,7 +200,13 @@ mod tests {
 
     #[test]
     fn insufficient_tokens_carries_the_balance() {
-        let body = body_of(&ApiError::InsufficientTokens { balance: 40, cost: 100 }.into_response());
+        let body = body_of(
+            &ApiError::InsufficientTokens {
+                balance: 40,
+                cost: 100,
+            }
+            .into_response(),
+        );
         assert_eq!(body["tokens"], 40);
         assert_eq!(body["cost"], 100);
     }

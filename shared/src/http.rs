@@ -22,9 +22,10 @@ pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Bod
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -110,14 +111,30 @@ mod tests {
 
     #[test]
     fn non_objects_and_garbage_are_invalid_json() {
-        for body in ["", "   ", "[\"x\"]", "\"x\"", "null", "{", "{\"name\": \"x\",}", "name=x"] {
-            assert_eq!(code_of(json_body::<Probe>(&post(body))), "invalid_json", "{body:?}");
+        for body in [
+            "",
+            "   ",
+            "[\"x\"]",
+            "\"x\"",
+            "null",
+            "{",
+            "{\"name\": \"x\",}",
+            "name=x",
+        ] {
+            assert_eq!(
+                code_of(json_body::<Probe>(&post(body))),
+                "invalid_json",
+                "{body:?}"
+            );
         }
     }
 
     #[test]
     fn duplicate_keys_are_refused() {
-        assert_eq!(code_of(json_body::<Probe>(&post(r#"{"name":"a","name":"b"}"#))), "invalid_json");
+        assert_eq!(
+            code_of(json_body::<Probe>(&post(r#"{"name":"a","name":"b"}"#))),
+            "invalid_json"
+        );
     }
 
     #[test]
@@ -130,7 +147,10 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_is_refused_before_parsing() {
         let body = format!("{{\"name\": \"{}\"}}", "a".repeat(MAX_BODY_BYTES));
-        assert_eq!(code_of(json_body::<Probe>(&post(&body))), "payload_too_large");
+        assert_eq!(
+            code_of(json_body::<Probe>(&post(&body))),
+            "payload_too_large"
+        );
     }
 
     #[test]
@@ -142,22 +162,28 @@ mod tests {
             assert!(err.to_string().contains("must be a string"), "{raw}");
         }
         let probe: Probe = serde_json::from_str(r#"{"name": null}"#).unwrap();
-        assert!(required_string(probe.name, "name").unwrap_err().to_string().contains("required"));
+        assert!(required_string(probe.name, "name")
+            .unwrap_err()
+            .to_string()
+            .contains("required"));
     }
 
     #[test]
     fn a_missing_or_foreign_authorization_header_is_unauthorized() {
         let mut request = post("");
         assert_eq!(code_of(auth_token(&request)), "unauthorized");
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
         assert_eq!(code_of(auth_token(&request)), "unauthorized");
     }
 
     #[test]
     fn the_wrong_method_is_405_with_allow() {
-        let response = require_method(&post(""), Method::GET).unwrap_err().into_response();
+        let response = require_method(&post(""), Method::GET)
+            .unwrap_err()
+            .into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()["allow"], "GET");
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod passwords;
 pub mod responder;
+pub mod routes;
 pub mod store;
 
 #[cfg(feature = "local")]

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
 
-use crate::app::{sdk_retries, sdk_timeouts, App};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+
+use crate::app::{sdk_retries, App};
 use crate::config::{Config, Tables};
 use crate::store::schema::create_missing_tables;
 
@@ -38,14 +40,31 @@ pub fn endpoint() -> &'static str {
 }
 
 /// A client for DynamoDB Local: fixed region and dummy credentials (Local
-/// accepts any), and the same timeouts and retries as the functions.
+/// accepts any), the functions' retry policy, and longer timeouts.
+///
+/// DynamoDB Local runs transactions one at a time and, on a 2-core machine
+/// shared with the tests, a burst of 100 can queue one for several seconds;
+/// the production timeouts (sized for DynamoDB's milliseconds) would turn
+/// that emulator artefact into 503s.
 pub fn client_for(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "dynamodb-local"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "dynamodb-local",
+        ))
         .endpoint_url(endpoint)
-        .timeout_config(sdk_timeouts())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
         .retry_config(sdk_retries())
         .build();
     Client::from_conf(config)
@@ -80,23 +99,34 @@ fn start_own() -> String {
     // if it dies without unwinding; a static has no destructor to do it.
     let status = Command::new("bash")
         .arg(&script)
-        .args(["start-for", &std::process::id().to_string(), &port.to_string()])
+        .args([
+            "start-for",
+            &std::process::id().to_string(),
+            &port.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status()
         .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(status.success(), "{} could not start DynamoDB Local", script.display());
+    assert!(
+        status.success(),
+        "{} could not start DynamoDB Local",
+        script.display()
+    );
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "DynamoDB Local did not listen on {address} within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "DynamoDB Local did not listen on {address} within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     format!("http://{address}")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

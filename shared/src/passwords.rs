@@ -35,8 +35,9 @@ pub async fn verify(password: Password, stored: Option<String>) -> Result<bool, 
     run_blocking(move || {
         let known = stored.is_some();
         let phc = stored.as_deref().unwrap_or(DUMMY_HASH);
-        let parsed = PasswordHash::new(phc)
-            .map_err(|e| ApiError::Internal(format!("stored password hash is malformed: {e}").into()))?;
+        let parsed = PasswordHash::new(phc).map_err(|e| {
+            ApiError::Internal(format!("stored password hash is malformed: {e}").into())
+        })?;
         let matches = hasher().verify_password(password.expose(), &parsed).is_ok();
         Ok(known && matches)
     })
@@ -46,14 +47,17 @@ pub async fn verify(password: Password, stored: Option<String>) -> Result<bool, 
 fn hash_now(password: &Password) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string().into()))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string().into()))?;
     hasher()
         .hash_password(password.expose(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| ApiError::Internal(e.to_string().into()))
 }
 
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::Internal(BoxError::from(e)))
@@ -70,9 +74,16 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_no_other() {
         let stored = hash(password("correct horse")).await.unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
-        assert!(verify(password("correct horse"), Some(stored.clone())).await.unwrap());
-        assert!(!verify(password("correct horsf"), Some(stored)).await.unwrap());
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        assert!(verify(password("correct horse"), Some(stored.clone()))
+            .await
+            .unwrap());
+        assert!(!verify(password("correct horsf"), Some(stored))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
@@ -92,6 +103,9 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
         let params = Params::try_from(&parsed).unwrap();
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
-        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (MEMORY_KIB, ITERATIONS, LANES));
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (MEMORY_KIB, ITERATIONS, LANES)
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the cross-function tests: requests from `events/`,
 //! handler calls, and direct reads of the tables to check what was stored.
 
+pub mod http;
+pub mod local_api;
+
 use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
@@ -51,7 +54,10 @@ pub fn with_method(mut request: Request, method: Method) -> Request {
 
 pub fn json_of(response: &Response<Body>) -> Value {
     assert_eq!(
-        response.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
         Some("application/json"),
         "every response is JSON"
     );
@@ -63,17 +69,23 @@ pub fn credentials(username: &str, password: &str) -> String {
 }
 
 pub async fn register(app: &App, username: &str) -> Response<Body> {
-    register::handle(app, with_body(event("register"), &credentials(username, PASSWORD)))
-        .await
-        .unwrap()
+    register::handle(
+        app,
+        with_body(event("register"), &credentials(username, PASSWORD)),
+    )
+    .await
+    .unwrap()
 }
 
 /// Registers and logs in `username`; returns the token.
 pub async fn signed_up(app: &App, username: &str) -> String {
     assert_eq!(register(app, username).await.status(), 201);
-    let response = login::handle(app, with_body(event("login"), &credentials(username, PASSWORD)))
-        .await
-        .unwrap();
+    let response = login::handle(
+        app,
+        with_body(event("login"), &credentials(username, PASSWORD)),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     json_of(&response)["token"].as_str().unwrap().to_owned()
 }
@@ -86,7 +98,9 @@ pub async fn chat_as(app: &App, token: &str, message: &str) -> Response<Body> {
 }
 
 pub async fn balance_as(app: &App, token: &str) -> Response<Body> {
-    balance::handle(app, with_auth(event("balance"), token)).await.unwrap()
+    balance::handle(app, with_auth(event("balance"), token))
+        .await
+        .unwrap()
 }
 
 /// The balance as stored, read directly.
@@ -103,7 +117,8 @@ pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
         .unwrap()
         .item
         .unwrap_or_default();
-    item.get("tokens").map(|v| v.as_n().unwrap().parse().unwrap())
+    item.get("tokens")
+        .map(|v| v.as_n().unwrap().parse().unwrap())
 }
 
 /// How many chats are saved for `username`, counted directly.
@@ -136,7 +151,10 @@ pub async fn stored_chats(app: &App, username: &str) -> i32 {
 pub async fn item_counts(app: &App) -> [i32; 3] {
     let tables = app.store.tables();
     let mut counts = [0; 3];
-    for (i, name) in [&tables.users, &tables.sessions, &tables.chats].into_iter().enumerate() {
+    for (i, name) in [&tables.users, &tables.sessions, &tables.chats]
+        .into_iter()
+        .enumerate()
+    {
         counts[i] = app
             .store
             .client()

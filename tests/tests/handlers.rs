@@ -12,12 +12,18 @@ async fn the_whole_journey_matches_the_contract() {
 
     let response = register(&app, "alice").await;
     assert_eq!(response.status(), 201);
-    assert_eq!(json_of(&response), serde_json::json!({"message": "User registered successfully."}));
+    assert_eq!(
+        json_of(&response),
+        serde_json::json!({"message": "User registered successfully."})
+    );
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
 
-    let response = login::handle(&app, with_body(event("login"), &credentials("alice", PASSWORD)))
-        .await
-        .unwrap();
+    let response = login::handle(
+        &app,
+        with_body(event("login"), &credentials("alice", PASSWORD)),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     let body = json_of(&response);
     assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
@@ -46,7 +52,11 @@ async fn the_whole_journey_matches_the_contract() {
 async fn the_authorization_header_takes_a_bare_token_or_a_token_or_bearer_scheme() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    for header in [token.clone(), format!("Token {token}"), format!("Bearer {token}")] {
+    for header in [
+        token.clone(),
+        format!("Token {token}"),
+        format!("Bearer {token}"),
+    ] {
         assert_eq!(balance_as(&app, &header).await.status(), 200, "{header}");
     }
 }
@@ -59,22 +69,35 @@ async fn a_duplicate_username_is_409_and_keeps_the_first_user() {
     let response = register(&app, "alice").await;
     assert_eq!(response.status(), 409);
     assert_eq!(json_of(&response)["error"], "username_taken");
-    assert_eq!(stored_tokens(&app, "alice").await, Some(3900), "the balance was not reset");
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(3900),
+        "the balance was not reset"
+    );
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_401() {
     let app = fresh_app().await;
     register(&app, "alice").await;
-    let wrong = login::handle(&app, with_body(event("login"), &credentials("alice", "not-the-password")))
-        .await
-        .unwrap();
-    let unknown = login::handle(&app, with_body(event("login"), &credentials("nobody", PASSWORD)))
-        .await
-        .unwrap();
-    let invalid = login::handle(&app, with_body(event("login"), &credentials("no body", "x")))
-        .await
-        .unwrap();
+    let wrong = login::handle(
+        &app,
+        with_body(event("login"), &credentials("alice", "not-the-password")),
+    )
+    .await
+    .unwrap();
+    let unknown = login::handle(
+        &app,
+        with_body(event("login"), &credentials("nobody", PASSWORD)),
+    )
+    .await
+    .unwrap();
+    let invalid = login::handle(
+        &app,
+        with_body(event("login"), &credentials("no body", "x")),
+    )
+    .await
+    .unwrap();
     for response in [&wrong, &unknown, &invalid] {
         assert_eq!(response.status(), 401);
     }
@@ -87,9 +110,12 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 async fn each_login_gets_its_own_working_token() {
     let app = fresh_app().await;
     let first = signed_up(&app, "alice").await;
-    let second = login::handle(&app, with_body(event("login"), &credentials("alice", PASSWORD)))
-        .await
-        .unwrap();
+    let second = login::handle(
+        &app,
+        with_body(event("login"), &credentials("alice", PASSWORD)),
+    )
+    .await
+    .unwrap();
     let second = json_of(&second)["token"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
     assert_eq!(balance_as(&app, &first).await.status(), 200);
@@ -111,7 +137,10 @@ async fn only_the_token_hash_is_stored() {
     let text = format!("{:?}", scan.items());
     assert_eq!(scan.count, 1);
     assert!(!text.contains(&token), "the raw token is not at rest");
-    assert!(!text.contains(token.split('.').nth(1).unwrap()), "nor its secret part");
+    assert!(
+        !text.contains(token.split('.').nth(1).unwrap()),
+        "nor its secret part"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +157,10 @@ async fn an_empty_balance_gets_402_with_the_balance_and_is_not_charged() {
     assert_eq!(body["tokens"], 0);
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 40);
-    assert_eq!(json_of(&balance_as(&app, &token).await), serde_json::json!({"tokens": 0}));
+    assert_eq!(
+        json_of(&balance_as(&app, &token).await),
+        serde_json::json!({"tokens": 0})
+    );
 }
 
 #[tokio::test]
@@ -139,28 +171,84 @@ async fn refused_chats_change_nothing() {
     let before = item_counts(&app).await;
     let forged = format!("{}.{}", "Ym9i", token.split_once('.').unwrap().1);
     let cases: Vec<(lambda_http::Request, u16, &str)> = vec![
-        (with_body(event("chat-missing-token"), r#"{"message": "hi"}"#), 401, "unauthorized"),
-        (with_auth(event("chat"), "Token garbage"), 401, "unauthorized"),
-        (with_auth(event("chat"), &forged), 401, "unauthorized"),
-        (with_auth(event("chat"), &format!("{token}x")), 401, "unauthorized"),
-        (with_auth(with_body(event("chat"), "{"), &token), 400, "invalid_json"),
-        (with_auth(with_body(event("chat"), "[]"), &token), 400, "invalid_json"),
-        (with_auth(with_body(event("chat"), r#"{"message": 5}"#), &token), 400, "invalid_field"),
-        (with_auth(with_body(event("chat"), r#"{"message": null}"#), &token), 400, "invalid_field"),
-        (with_auth(with_body(event("chat"), r#"{"message": ["hi"]}"#), &token), 400, "invalid_field"),
-        (with_auth(with_body(event("chat"), r#"{}"#), &token), 400, "invalid_field"),
-        (with_auth(with_body(event("chat"), r#"{"message": "   "}"#), &token), 400, "invalid_field"),
         (
-            with_auth(with_body(event("chat"), &serde_json::json!({"message": "x".repeat(8001)}).to_string()), &token),
+            with_body(event("chat-missing-token"), r#"{"message": "hi"}"#),
+            401,
+            "unauthorized",
+        ),
+        (
+            with_auth(event("chat"), "Token garbage"),
+            401,
+            "unauthorized",
+        ),
+        (with_auth(event("chat"), &forged), 401, "unauthorized"),
+        (
+            with_auth(event("chat"), &format!("{token}x")),
+            401,
+            "unauthorized",
+        ),
+        (
+            with_auth(with_body(event("chat"), "{"), &token),
+            400,
+            "invalid_json",
+        ),
+        (
+            with_auth(with_body(event("chat"), "[]"), &token),
+            400,
+            "invalid_json",
+        ),
+        (
+            with_auth(with_body(event("chat"), r#"{"message": 5}"#), &token),
             400,
             "invalid_field",
         ),
         (
-            with_auth(with_body(event("chat"), &format!("{{\"message\": \"{}\"}}", "x".repeat(70_000))), &token),
+            with_auth(with_body(event("chat"), r#"{"message": null}"#), &token),
+            400,
+            "invalid_field",
+        ),
+        (
+            with_auth(with_body(event("chat"), r#"{"message": ["hi"]}"#), &token),
+            400,
+            "invalid_field",
+        ),
+        (
+            with_auth(with_body(event("chat"), r#"{}"#), &token),
+            400,
+            "invalid_field",
+        ),
+        (
+            with_auth(with_body(event("chat"), r#"{"message": "   "}"#), &token),
+            400,
+            "invalid_field",
+        ),
+        (
+            with_auth(
+                with_body(
+                    event("chat"),
+                    &serde_json::json!({"message": "x".repeat(8001)}).to_string(),
+                ),
+                &token,
+            ),
+            400,
+            "invalid_field",
+        ),
+        (
+            with_auth(
+                with_body(
+                    event("chat"),
+                    &format!("{{\"message\": \"{}\"}}", "x".repeat(70_000)),
+                ),
+                &token,
+            ),
             413,
             "payload_too_large",
         ),
-        (with_method(with_auth(event("chat"), &token), Method::GET), 405, "method_not_allowed"),
+        (
+            with_method(with_auth(event("chat"), &token), Method::GET),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (request, status, code) in cases {
         let response = chat::handle(&app, request).await.unwrap();
@@ -191,27 +279,57 @@ async fn refused_registrations_change_nothing() {
         ("{", "invalid_json"),
         ("", "invalid_json"),
         ("[\"alice\", \"password1\"]", "invalid_json"),
-        (r#"{"username": "alice", "username": "bob", "password": "long-enough"}"#, "invalid_json"),
-        (r#"{"username": 123, "password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": null, "password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": ["alice"], "password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": "alice", "password": 12345678}"#, "invalid_field"),
+        (
+            r#"{"username": "alice", "username": "bob", "password": "long-enough"}"#,
+            "invalid_json",
+        ),
+        (
+            r#"{"username": 123, "password": "long-enough"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"username": null, "password": "long-enough"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"username": ["alice"], "password": "long-enough"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"username": "alice", "password": 12345678}"#,
+            "invalid_field",
+        ),
         (r#"{"username": "alice"}"#, "invalid_field"),
         (r#"{"password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": "", "password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": "al ice", "password": "long-enough"}"#, "invalid_field"),
-        (r#"{"username": "alice", "password": "short"}"#, "invalid_field"),
+        (
+            r#"{"username": "", "password": "long-enough"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"username": "al ice", "password": "long-enough"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"username": "alice", "password": "short"}"#,
+            "invalid_field",
+        ),
     ];
     for (body, code) in cases {
-        let response = register::handle(&app, with_body(event("register"), body)).await.unwrap();
+        let response = register::handle(&app, with_body(event("register"), body))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 400, "{body}");
         assert_eq!(json_of(&response)["error"], code, "{body}");
     }
     let long_name = credentials(&"a".repeat(151), PASSWORD);
-    let response = register::handle(&app, with_body(event("register"), &long_name)).await.unwrap();
+    let response = register::handle(&app, with_body(event("register"), &long_name))
+        .await
+        .unwrap();
     assert_eq!(json_of(&response)["field"], "username");
     let long_password = credentials("alice", &"p".repeat(1025));
-    let response = register::handle(&app, with_body(event("register"), &long_password)).await.unwrap();
+    let response = register::handle(&app, with_body(event("register"), &long_password))
+        .await
+        .unwrap();
     assert_eq!(json_of(&response)["field"], "password");
     assert_eq!(item_counts(&app).await, [0, 0, 0]);
 }
@@ -235,8 +353,11 @@ async fn balance_refuses_bad_tokens_and_the_wrong_method() {
         assert_eq!(response.headers()["www-authenticate"], "Token");
         assert_eq!(json_of(&response)["error"], "unauthorized");
     }
-    let response = balance::handle(&app, with_method(with_auth(event("balance"), &token), Method::POST))
-        .await
-        .unwrap();
+    let response = balance::handle(
+        &app,
+        with_method(with_auth(event("balance"), &token), Method::POST),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 405);
 }

@@ -3,7 +3,9 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::ChatMessage;
-use chat_core::http::{auth_token, json_body, json_response, require_method, required_string, respond};
+use chat_core::http::{
+    auth_token, json_body, json_response, require_method, required_string, respond,
+};
 use chat_core::store::ChatRecord;
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};

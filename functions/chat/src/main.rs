@@ -4,5 +4,8 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let app = chat_core::App::start().await?;
-    lambda_http::run(lambda_http::service_fn(|request| chat::handle(&app, request))).await
+    lambda_http::run(lambda_http::service_fn(|request| {
+        chat::handle(&app, request)
+    }))
+    .await
 }

@@ -26,7 +26,8 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
     let password = required_string(body.password, "password")?;
     // A name or password that could never have been registered cannot log
     // in; it gets the same answer as a wrong password, not a hint.
-    let (Ok(username), Ok(password)) = (Username::parse(&username), Password::parse(password)) else {
+    let (Ok(username), Ok(password)) = (Username::parse(&username), Password::parse(password))
+    else {
         return Err(ApiError::InvalidCredentials);
     };
     let stored = app.store.find_credentials(&username).await?;
@@ -40,5 +41,8 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
         .create_session(&token, now, now.plus(app.config.session_ttl))
         .await?;
     tracing::info!(user = %username, "logged in");
-    Ok(json_response(StatusCode::OK, &json!({"token": token.expose()})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"token": token.expose()}),
+    ))
 }

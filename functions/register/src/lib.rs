@@ -28,7 +28,12 @@ async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiErro
         .map_err(|why| ApiError::invalid_field("password", why))?;
     let password_hash = passwords::hash(password).await?;
     app.store
-        .create_user(&username, password_hash, app.config.initial_tokens, Instant::now())
+        .create_user(
+            &username,
+            password_hash,
+            app.config.initial_tokens,
+            Instant::now(),
+        )
         .await?;
     tracing::info!(user = %username, "registered");
     Ok(json_response(

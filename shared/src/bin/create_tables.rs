@@ -9,10 +9,14 @@ use chat_core::store::schema::create_missing_tables;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_env()?;
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL must point at DynamoDB Local")?;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "AWS_ENDPOINT_URL must point at DynamoDB Local")?;
     let created = create_missing_tables(&client_for(&endpoint), &config.tables).await?;
     if created.is_empty() {
-        println!("tables ready (already there): {}, {}, {}", config.tables.users, config.tables.sessions, config.tables.chats);
+        println!(
+            "tables ready (already there): {}, {}, {}",
+            config.tables.users, config.tables.sessions, config.tables.chats
+        );
     } else {
         println!("created tables: {}", created.join(", "));
     }

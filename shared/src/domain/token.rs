@@ -54,7 +54,8 @@ impl AuthToken {
         let value = value.trim();
         let token = match value.split_once(' ') {
             Some((scheme, rest))
-                if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") =>
+                if scheme.eq_ignore_ascii_case("token")
+                    || scheme.eq_ignore_ascii_case("bearer") =>
             {
                 rest.trim()
             }
@@ -132,8 +133,17 @@ mod tests {
     fn the_header_may_carry_a_token_or_bearer_scheme() {
         let token = AuthToken::generate(&alice()).unwrap();
         let raw = token.expose();
-        for header in [raw.to_string(), format!("Token {raw}"), format!("bearer {raw}"), format!("  BEARER   {raw} ")] {
-            assert_eq!(AuthToken::from_header(&header), Some(token.clone()), "{header}");
+        for header in [
+            raw.to_string(),
+            format!("Token {raw}"),
+            format!("bearer {raw}"),
+            format!("  BEARER   {raw} "),
+        ] {
+            assert_eq!(
+                AuthToken::from_header(&header),
+                Some(token.clone()),
+                "{header}"
+            );
         }
         assert_eq!(AuthToken::from_header(&format!("Basic {raw}")), None);
     }

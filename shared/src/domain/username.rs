@@ -17,7 +17,10 @@ impl Username {
         if chars > USERNAME_MAX_CHARS {
             return Err("must be at most 150 characters");
         }
-        if !raw.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
+        if !raw
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+        {
             return Err("may contain only letters, digits and @ . + - _");
         }
         Ok(Username(raw.to_owned()))
@@ -58,7 +61,9 @@ mod tests {
 
     #[test]
     fn spaces_slashes_and_control_characters_are_rejected() {
-        for bad in ["a b", " alice", "a/b", "a\u{0}", "a\nb", "<script>", "a:b", "a\"b"] {
+        for bad in [
+            "a b", " alice", "a/b", "a\u{0}", "a\nb", "<script>", "a:b", "a\"b",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -2,7 +2,9 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use uuid::Uuid;
 
 use super::retry::{backoff, MAX_ATTEMPTS};
@@ -42,7 +44,12 @@ impl Store {
     /// `TransactWriteItems`: the session must be live, the balance must cover
     /// the cost, and the chat id must be new. There is no read before the
     /// write, so concurrent chats can neither overdraw nor lose an update.
-    pub async fn charge_and_save_chat(&self, token: &AuthToken, chat: &ChatRecord<'_>, now: Instant) -> Result<(), ApiError> {
+    pub async fn charge_and_save_chat(
+        &self,
+        token: &AuthToken,
+        chat: &ChatRecord<'_>,
+        now: Instant,
+    ) -> Result<(), ApiError> {
         let user = token.username().as_str();
         let session = self.live_session_check(token, now)?;
         let charge = Update::builder()
@@ -74,7 +81,11 @@ impl Store {
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().condition_check(session.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(session.clone())
+                        .build(),
+                )
                 .transact_items(TransactWriteItem::builder().update(charge.clone()).build())
                 .transact_items(TransactWriteItem::builder().put(save.clone()).build())
                 .send()
@@ -89,7 +100,9 @@ impl Store {
                     backoff(attempt).await;
                 }
                 Verdict::Conflict => {
-                    return Err(ApiError::Unavailable("transaction conflicts persisted past the retry budget".into()))
+                    return Err(ApiError::Unavailable(
+                        "transaction conflicts persisted past the retry budget".into(),
+                    ))
                 }
                 // The SDK retried an attempt whose first try had in fact
                 // committed: this chat id is saved, so it was charged once.
@@ -106,12 +119,18 @@ enum Verdict {
     Refused(ApiError),
 }
 
-fn classify(err: SdkError<TransactWriteItemsError, impl std::fmt::Debug + Send + Sync + 'static>, cost: u32) -> Verdict {
+fn classify(
+    err: SdkError<TransactWriteItemsError, impl std::fmt::Debug + Send + Sync + 'static>,
+    cost: u32,
+) -> Verdict {
     let reasons: Vec<CancellationReason> = match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled.cancellation_reasons().to_vec(),
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            cancelled.cancellation_reasons().to_vec()
+        }
         _ => return Verdict::Refused(storage_error(err)),
     };
-    let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+    let failed =
+        |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
     if failed(SESSION) {
         return Verdict::Refused(ApiError::Unauthorized);
     }
@@ -128,7 +147,10 @@ fn classify(err: SdkError<TransactWriteItemsError, impl std::fmt::Debug + Send +
     if failed(SAVE) {
         return Verdict::AlreadySaved;
     }
-    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+    if reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
+    {
         return Verdict::Conflict;
     }
     Verdict::Refused(storage_error(err))

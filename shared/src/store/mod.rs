@@ -58,8 +58,12 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let transient = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(_) => err.code().is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => err
+            .code()
+            .is_some_and(|code| TRANSIENT_CODES.contains(&code)),
         _ => false,
     };
     if transient {
@@ -86,7 +90,9 @@ pub(crate) fn number_of(
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::Internal(format!("item attribute {name} is missing or not a number").into()))
+        .ok_or_else(|| {
+            ApiError::Internal(format!("item attribute {name} is missing or not a number").into())
+        })
 }
 
 pub(crate) fn string_of<'a>(
@@ -96,5 +102,7 @@ pub(crate) fn string_of<'a>(
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| ApiError::Internal(format!("item attribute {name} is missing or not a string").into()))
+        .ok_or_else(|| {
+            ApiError::Internal(format!("item attribute {name} is missing or not a string").into())
+        })
 }

@@ -20,6 +20,8 @@ pub async fn backoff(attempt: u32) {
     let mut bytes = [0u8; 8];
     // Jitter needs no cryptographic quality; on the (never seen) failure of
     // the OS source, the cap itself is still a valid delay.
-    let draw = getrandom::fill(&mut bytes).map(|_| u64::from_le_bytes(bytes)).unwrap_or(u64::MAX);
+    let draw = getrandom::fill(&mut bytes)
+        .map(|_| u64::from_le_bytes(bytes))
+        .unwrap_or(u64::MAX);
     tokio::time::sleep(Duration::from_millis(draw % (cap + 1))).await;
 }

@@ -3,7 +3,8 @@
 //! `make run` and the tests create are the ones AWS gets.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -67,12 +68,19 @@ pub type BoxError = crate::error::BoxError;
 
 /// Creates whichever of the tables is missing (on-demand, as in AWS) and
 /// turns on TTL where the template does. Existing tables are left as they are.
-pub async fn create_missing_tables(client: &Client, tables: &Tables) -> Result<Vec<String>, BoxError> {
+pub async fn create_missing_tables(
+    client: &Client,
+    tables: &Tables,
+) -> Result<Vec<String>, BoxError> {
     let mut created = Vec::new();
     for spec in TABLES {
         let name = spec.name_in(tables);
-        let keys = std::iter::once((spec.hash_key, KeyType::Hash)).chain(spec.range_key.map(|k| (k, KeyType::Range)));
-        let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+        let keys = std::iter::once((spec.hash_key, KeyType::Hash))
+            .chain(spec.range_key.map(|k| (k, KeyType::Range)));
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
         for (attribute, key_type) in keys {
             request = request
                 .attribute_definitions(
@@ -81,11 +89,22 @@ pub async fn create_missing_tables(client: &Client, tables: &Tables) -> Result<V
                         .attribute_type(ScalarAttributeType::S)
                         .build()?,
                 )
-                .key_schema(KeySchemaElement::builder().attribute_name(attribute).key_type(key_type).build()?);
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(attribute)
+                        .key_type(key_type)
+                        .build()?,
+                );
         }
         match request.send().await {
             Ok(_) => created.push(name.to_owned()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => continue,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                continue
+            }
             Err(err) => return Err(Box::new(err)),
         }
         if let Some(attribute) = spec.ttl_attribute {
@@ -93,7 +112,10 @@ pub async fn create_missing_tables(client: &Client, tables: &Tables) -> Result<V
                 .update_time_to_live()
                 .table_name(name)
                 .time_to_live_specification(
-                    TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?,
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(attribute)
+                        .enabled(true)
+                        .build()?,
                 )
                 .send()
                 .await?;

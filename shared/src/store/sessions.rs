@@ -14,7 +14,12 @@ use crate::error::ApiError;
 
 impl Store {
     /// Stores a new session for `token`, valid until `expires`.
-    pub async fn create_session(&self, token: &AuthToken, now: Instant, expires: Instant) -> Result<(), ApiError> {
+    pub async fn create_session(
+        &self,
+        token: &AuthToken,
+        now: Instant,
+        expires: Instant,
+    ) -> Result<(), ApiError> {
         self.client
             .put_item()
             .table_name(&self.tables.sessions)
@@ -80,7 +85,11 @@ impl Store {
 
     /// The first step of every charged request: the token's session exists,
     /// belongs to the user the token names, and has not expired.
-    pub(crate) fn live_session_check(&self, token: &AuthToken, now: Instant) -> Result<ConditionCheck, ApiError> {
+    pub(crate) fn live_session_check(
+        &self,
+        token: &AuthToken,
+        now: Instant,
+    ) -> Result<ConditionCheck, ApiError> {
         ConditionCheck::builder()
             .table_name(&self.tables.sessions)
             .key("token_hash", s(token.hash().as_str()))
@@ -93,7 +102,12 @@ impl Store {
 }
 
 /// A transaction cancelled only because another one held an item.
-fn is_conflict<R>(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError, R>) -> bool {
+fn is_conflict<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError,
+        R,
+    >,
+) -> bool {
     err.as_service_error()
         .and_then(|e| match e {
             aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError::TransactionCanceledException(c) => Some(c),

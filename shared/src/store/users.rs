@@ -36,7 +36,11 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(ApiError::UsernameTaken)
             }
             Err(err) => Err(storage_error(err)),
@@ -45,7 +49,10 @@ impl Store {
 
     /// The stored password hash, read strongly consistent so a login right
     /// after registering always finds the user.
-    pub async fn find_credentials(&self, username: &Username) -> Result<Option<StoredCredentials>, ApiError> {
+    pub async fn find_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<StoredCredentials>, ApiError> {
         let output = self
             .client
             .get_item()
@@ -68,6 +75,8 @@ impl Store {
 }
 
 /// The balance in a user item.
-pub(crate) fn tokens_of(item: &std::collections::HashMap<String, AttributeValue>) -> Result<i64, ApiError> {
+pub(crate) fn tokens_of(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<i64, ApiError> {
     number_of(item, "tokens")
 }

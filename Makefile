@@ -1,0 +1,37 @@
+# The front door. `make run` serves the API locally; `make test` runs every
+# test. Both install what they need on a fresh machine and say so.
+.PHONY: run test lint fmt build sam-build validate deploy clean
+
+# One DynamoDB Local for the whole test run; each test makes its own tables.
+test:
+	bash scripts/test.sh
+
+run:
+	bash scripts/run-local.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# Release arm64 binaries for Lambda, as target/lambda/<function>/bootstrap.
+build:
+	bash scripts/tools.sh cargo-lambda
+	cargo lambda build --release --arm64
+
+validate:
+	bash scripts/tools.sh sam
+	cfn-lint template.yaml
+	sam validate --lint --region us-east-1
+
+sam-build: validate
+	sam build
+
+deploy: sam-build
+	sam deploy --guided
+
+clean:
+	cargo clean
+	rm -rf .aws-sam

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# `make run`: the whole API on http://127.0.0.1:3000, as on AWS but local.
+#
+# Starts DynamoDB Local (unless AWS_ENDPOINT_URL names a DynamoDB to use),
+# creates the tables if missing, builds the functions, and serves them as
+# real Lambda processes through `cargo lambda watch` at the contract's paths.
+# Ctrl-C stops everything it started. `run-local.sh build` only builds.
+#
+# Environment:
+#   API_PORT=3000            where the API listens (127.0.0.1 only)
+#   DYNAMODB_PORT=8000       where the DynamoDB Local it starts listens
+#   DATA_DIR=.local-data     where DynamoDB Local keeps its data between runs
+#   IN_MEMORY=1              keep no data: every run starts empty
+#   AWS_ENDPOINT_URL=...     use this DynamoDB instead of starting one
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+api_port="${API_PORT:-3000}"
+ddb_port="${DYNAMODB_PORT:-8000}"
+data_dir="${DATA_DIR:-$root/.local-data}"
+say() { echo "[run] $*" >&2; }
+
+# The exact build `cargo lambda watch` runs, so its first request starts at
+# once (a different package set would unify features differently and rebuild).
+build() {
+  say "building the functions and the table tool (the first build takes a few minutes)"
+  cargo build --quiet -p register -p login -p chat -p balance -p fallback
+  cargo build --quiet -p chat-core --features local --bin create-tables
+}
+if [ "${1:-}" = build ]; then build; exit 0; fi
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local port="$1" what="$2" pid="$3"
+  for _ in $(seq 1 600); do
+    port_busy "$port" && return 0
+    kill -0 "$pid" 2>/dev/null || { say "$what exited before it was ready"; return 1; }
+    sleep 0.1
+  done
+  say "$what did not listen on 127.0.0.1:$port within 60 s"; return 1
+}
+
+# One instance per data folder and port: a second `make run` says so.
+mkdir -p "$data_dir"
+exec 9>"$data_dir/run.lock"
+if ! flock -n 9; then
+  say "make run is already running for $data_dir (API on http://127.0.0.1:$api_port?); stop it with Ctrl-C first"
+  exit 1
+fi
+if port_busy "$api_port"; then
+  say "port $api_port is already in use; set API_PORT to another port"
+  exit 1
+fi
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  if [ "${#pids[@]}" -gt 0 ]; then
+    say "stopping"
+    for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash scripts/tools.sh cargo-lambda dynamodb-local
+
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+  endpoint="$AWS_ENDPOINT_URL"
+  say "using the DynamoDB at $endpoint (AWS_ENDPOINT_URL); starting none"
+else
+  if port_busy "$ddb_port"; then
+    say "port $ddb_port is already in use; set DYNAMODB_PORT, or AWS_ENDPOINT_URL to use what runs there"
+    exit 1
+  fi
+  if [ "${IN_MEMORY:-}" = 1 ]; then
+    say "starting DynamoDB Local on 127.0.0.1:$ddb_port, in memory"
+    setsid bash scripts/dynamodb-local.sh run "$ddb_port" >"$data_dir/dynamodb-local.log" 2>&1 &
+  else
+    say "starting DynamoDB Local on 127.0.0.1:$ddb_port, data in $data_dir/dynamodb"
+    setsid bash scripts/dynamodb-local.sh run "$ddb_port" "$data_dir/dynamodb" >"$data_dir/dynamodb-local.log" 2>&1 &
+  fi
+  pids+=("$!")
+  wait_for_port "$ddb_port" "DynamoDB Local" "$!" || { cat "$data_dir/dynamodb-local.log" >&2; exit 1; }
+  endpoint="http://127.0.0.1:$ddb_port"
+fi
+
+# The functions read the same variables as in AWS; DynamoDB Local accepts any
+# credentials, so fixed dummy ones keep a developer's real ones out of it.
+export AWS_ENDPOINT_URL="$endpoint" AWS_REGION="${AWS_REGION:-us-east-1}" \
+  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+  USERS_TABLE=users SESSIONS_TABLE=sessions CHATS_TABLE=chats \
+  CHAT_COST="${CHAT_COST:-100}" INITIAL_TOKENS="${INITIAL_TOKENS:-4000}" \
+  SESSION_TTL_SECONDS="${SESSION_TTL_SECONDS:-86400}" RUST_LOG="${RUST_LOG:-info}"
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+build
+cargo run --quiet -p chat-core --features local --bin create-tables
+
+say "starting cargo lambda watch on 127.0.0.1:$api_port"
+env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,SESSIONS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
+watch_env=()
+for name in ${env_vars//,/ }; do watch_env+=(--env-var "$name=${!name}"); done
+# Its own log stays at warnings; the functions log at RUST_LOG, passed below.
+RUST_LOG=warn setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" "${watch_env[@]}" &
+pids+=("$!")
+wait_for_port "$api_port" "cargo lambda watch" "$!"
+
+# watch starts a function on its first request; start all of them now so
+# the first real request is answered at once.
+for path in /register/ /login/ /chat/ /balance/ /not-a-route; do
+  curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
+done
+
+cat >&2 <<MSG
+[run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)
+[run] try:   curl -s -X POST http://127.0.0.1:$api_port/register/ -H 'Content-Type: application/json' -d '{"username": "alice", "password": "correct-horse-battery"}'
+MSG
+wait "${pids[-1]}"

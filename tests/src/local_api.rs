@@ -1,0 +1,100 @@
+//! The local API started the way a user starts it, `make run`, on free ports
+//! with an in-memory DynamoDB Local of its own; stopped (everything it
+//! started) when the handle drops, also when a test fails.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chat_core::local::{free_port, repo_root};
+
+pub struct LocalApi {
+    child: Child,
+    pub port: u16,
+}
+
+impl LocalApi {
+    pub fn start() -> Self {
+        let port = free_port();
+        let data_dir = std::env::temp_dir().join(format!("chat-api-e2e-{port}"));
+        // setsid: the run gets a process group of its own, so the whole of
+        // it can be signalled at once, as Ctrl-C signals a terminal's group.
+        let mut command = Command::new("setsid");
+        // Cargo gives a test the package's CARGO_* variables; some build
+        // scripts rerun when those change, so the nested `cargo build` in
+        // `make run` would rebuild half the SDK. Start it with a user's env.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let cargo_set = name.starts_with("CARGO_")
+                && !name.starts_with("CARGO_HOME")
+                && !name.starts_with("CARGO_TARGET_DIR");
+            if cargo_set || name == "OUT_DIR" {
+                command.env_remove(name.as_ref());
+            }
+        }
+        let mut child = command
+            .args(["make", "--no-print-directory", "run"])
+            .current_dir(repo_root())
+            .env("API_PORT", port.to_string())
+            .env("DYNAMODB_PORT", free_port().to_string())
+            .env("IN_MEMORY", "1")
+            .env("DATA_DIR", &data_dir)
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting make run");
+        let stderr = child.stderr.take().unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[make run] {line}");
+                if line.contains("[run] ready:") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let mut api = LocalApi { child, port };
+        // The first run may compile the functions; later ones start in seconds.
+        for _ in 0..900 {
+            if ready_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+                return api;
+            }
+            if let Ok(Some(status)) = api.child.try_wait() {
+                panic!("make run exited before it was ready: {status}");
+            }
+        }
+        panic!("make run was not ready within 15 minutes");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for LocalApi {
+    /// Stops the run as Ctrl-C does and waits until the whole process group
+    /// is gone: `make` exits at once, the script after it has stopped what
+    /// it started.
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        signal("-TERM");
+        let _ = self.child.wait();
+        for _ in 0..300 {
+            if !signal("-0") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal("-KILL");
+    }
+}

@@ -1,0 +1,94 @@
+//! Every sample event in `events/` goes through its function's handler and
+//! gets the status it is meant to show, so the samples can never rot.
+
+use api_tests::*;
+use chat_core::clock::Instant;
+use chat_core::domain::AuthToken;
+use chat_core::App;
+use lambda_http::{Body, Request, Response};
+
+/// Each event's file name (without `.json`) and the status it produces in
+/// the world `seed` sets up. Adding an event means adding it here.
+const EXPECTED: &[(&str, u16)] = &[
+    ("register", 201),
+    ("register-duplicate", 409),
+    ("register-invalid-json", 400),
+    ("register-invalid-username", 400),
+    ("register-short-password", 400),
+    ("register-wrong-type", 400),
+    ("login", 200),
+    ("login-wrong-password", 401),
+    ("login-unknown-user", 401),
+    ("login-missing-password", 400),
+    ("chat", 200),
+    ("chat-missing-token", 401),
+    ("chat-invalid-token", 401),
+    ("chat-empty-message", 400),
+    ("chat-invalid-json", 400),
+    ("balance", 200),
+    ("balance-missing-token", 401),
+    ("balance-invalid-token", 401),
+];
+
+/// `alice` exists with the sample password, and the token the events carry
+/// is a live session of hers (stored as the login handler would store it).
+async fn seed(app: &App) {
+    assert_eq!(register(app, "alice").await.status(), 201);
+    let token = AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed");
+    let now = Instant::now();
+    app.store
+        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .await
+        .unwrap();
+}
+
+async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
+    let function = name.split('-').next().unwrap();
+    let result = match function {
+        "register" => register::handle(app, request).await,
+        "login" => login::handle(app, request).await,
+        "chat" => chat::handle(app, request).await,
+        "balance" => balance::handle(app, request).await,
+        other => panic!("events/{name}.json names no function ({other})"),
+    };
+    result.unwrap()
+}
+
+#[tokio::test]
+async fn every_event_gets_its_expected_status() {
+    let app = fresh_app().await;
+    seed(&app).await;
+    for (name, status) in EXPECTED {
+        let response = dispatch(&app, name, event(name)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            *status,
+            "events/{name}.json: {}",
+            json_of(&response)
+        );
+    }
+}
+
+#[test]
+fn every_event_file_is_listed_and_every_listed_event_exists() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = EXPECTED.iter().map(|(name, _)| name.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn every_event_is_an_http_api_v2_request_for_its_route() {
+    for (name, _) in EXPECTED {
+        let request = event(name);
+        let function = name.split('-').next().unwrap();
+        assert_eq!(request.uri().path(), format!("/{function}/"), "{name}");
+        let method = if function == "balance" { "GET" } else { "POST" };
+        assert_eq!(request.method().as_str(), method, "{name}");
+    }
+}

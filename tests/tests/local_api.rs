@@ -1,0 +1,214 @@
+//! End to end over HTTP: `make run` as a user starts it, then the API driven
+//! over the loopback like curl would, then everything it started is gone.
+
+use std::sync::Arc;
+
+use api_tests::http::{send, HttpResponse};
+use api_tests::local_api::LocalApi;
+use serde_json::json;
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn post(port: u16, path: &str, body: &str, token: Option<&str>) -> HttpResponse {
+    let auth = token.map(|t| format!("Token {t}"));
+    let mut headers = vec![JSON];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    send(port, "POST", path, &headers, body.as_bytes())
+}
+
+fn balance(port: u16, token: &str) -> HttpResponse {
+    send(
+        port,
+        "GET",
+        "/balance/",
+        &[("Authorization", &format!("Token {token}"))],
+        b"",
+    )
+}
+
+fn login(port: u16, username: &str) -> String {
+    let response = post(
+        port,
+        "/login/",
+        &json!({"username": username, "password": "correct-horse-battery"}).to_string(),
+        None,
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    response.json()["token"].as_str().unwrap().to_owned()
+}
+
+fn register(port: u16, username: &str) -> HttpResponse {
+    post(
+        port,
+        "/register/",
+        &json!({"username": username, "password": "correct-horse-battery"}).to_string(),
+        None,
+    )
+}
+
+#[test]
+fn the_local_api_serves_the_contract_over_http_and_stops_cleanly() {
+    let api = LocalApi::start();
+    let port = api.port;
+
+    journey(port);
+    errors(port);
+    concurrent_chats(port);
+
+    let group = api.pid();
+    drop(api);
+    let left = std::process::Command::new("pgrep")
+        .args(["-g", &group.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "processes left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the API port is closed"
+    );
+}
+
+fn journey(port: u16) {
+    let response = register(port, "alice");
+    assert_eq!(response.status, 201);
+    assert_eq!(
+        response.json(),
+        json!({"message": "User registered successfully."})
+    );
+
+    let token = login(port, "alice");
+    let response = post(
+        port,
+        "/chat/",
+        r#"{"message": "Hello, how are you?"}"#,
+        Some(&token),
+    );
+    assert_eq!(response.status, 200, "{response:?}");
+    let body = response.json();
+    assert_eq!(
+        (body["user"].as_str(), body["message"].as_str()),
+        (Some("alice"), Some("Hello, how are you?"))
+    );
+    assert_eq!(body["response"], "AI response");
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let response = balance(port, &token);
+    assert_eq!(
+        (response.status, response.json()),
+        (200, json!({"tokens": 3900}))
+    );
+}
+
+fn errors(port: u16) {
+    let cases: Vec<(HttpResponse, u16, &str)> = vec![
+        (register(port, "alice"), 409, "username_taken"),
+        (
+            post(
+                port,
+                "/login/",
+                r#"{"username": "alice", "password": "wrong-password"}"#,
+                None,
+            ),
+            401,
+            "invalid_credentials",
+        ),
+        (
+            post(port, "/chat/", r#"{"message": "hi"}"#, None),
+            401,
+            "unauthorized",
+        ),
+        (
+            post(port, "/chat/", r#"{"message": "hi"}"#, Some("forged.token")),
+            401,
+            "unauthorized",
+        ),
+        (
+            post(port, "/register/", "{not json", None),
+            400,
+            "invalid_json",
+        ),
+        (
+            post(
+                port,
+                "/register/",
+                r#"{"username": 5, "password": "long-enough"}"#,
+                None,
+            ),
+            400,
+            "invalid_field",
+        ),
+        (
+            post(
+                port,
+                "/register/",
+                &format!("{{\"username\": \"{}\"}}", "x".repeat(70_000)),
+                None,
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (
+            send(port, "GET", "/balance/", &[], b""),
+            401,
+            "unauthorized",
+        ),
+        (
+            send(port, "GET", "/no-such-path/", &[], b""),
+            404,
+            "not_found",
+        ),
+        (send(port, "GET", "/", &[], b""), 404, "not_found"),
+        (
+            send(port, "GET", "/chat/", &[], b""),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            send(port, "POST", "/balance/", &[JSON], b"{}"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            send(port, "DELETE", "/register/", &[], b""),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (response, status, code) in cases {
+        assert_eq!(response.status, status, "{code}: {response:?}");
+        assert_eq!(response.json()["error"], code);
+    }
+}
+
+/// cargo lambda runs one invocation per function process at a time, as one
+/// Lambda instance does; the counts must be exact however they interleave.
+fn concurrent_chats(port: u16) {
+    assert_eq!(register(port, "bob").status, 201);
+    let token = Arc::new(login(port, "bob"));
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                post(
+                    port,
+                    "/chat/",
+                    &json!({"message": format!("burst {i}")}).to_string(),
+                    Some(&token),
+                )
+                .status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    assert_eq!((ok, refused), (40, 10), "{statuses:?}");
+    assert_eq!(balance(port, &token).json(), json!({"tokens": 0}));
+}
