@@ -24,10 +24,11 @@ build:
 validate:
 	bash scripts/tools.sh sam
 	cfn-lint template.yaml
-	sam validate --lint --region us-east-1
+	SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1
 
+# Release arm64 bootstraps in .aws-sam/build, checked, ready for `sam deploy`.
 sam-build: validate
-	sam build
+	bash scripts/sam-build.sh
 
 deploy: sam-build
 	sam deploy --guided

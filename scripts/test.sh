@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make test`: every test, on a fresh machine too.
 #
-# Installs what is missing (cargo-lambda, the DynamoDB Local jar), starts one
+# Installs what is missing (cargo-lambda, the DynamoDB Local jar, and for the
+# template checks aws-sam-cli and cfn-lint), starts one
 # DynamoDB Local for the run (each test makes tables of its own in it), builds
 # the functions so the end-to-end test's `make run` starts at once, then runs
-# the whole workspace's tests.
+# the whole workspace's tests, then lints the SAM template.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,3 +24,6 @@ bash scripts/run-local.sh build
 
 say "running the tests"
 cargo test --workspace
+
+say "linting template.yaml (cfn-lint, sam validate --lint)"
+make --no-print-directory validate

@@ -1,0 +1,162 @@
+//! `template.yaml`, the local router, the functions and the table schema held
+//! side by side: what runs locally is what AWS gets.
+
+use std::collections::BTreeSet;
+
+use chat_core::local::repo_root;
+use chat_core::routes::ROUTES;
+use chat_core::store::schema::TABLES;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources_of_type(template: &Value, kind: &str) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == kind)
+        .map(|(id, resource)| (id.as_str().unwrap().to_owned(), resource.clone()))
+        .collect()
+}
+
+fn function_crates() -> BTreeSet<String> {
+    std::fs::read_dir(repo_root().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value:?}"))
+}
+
+#[test]
+fn every_table_in_the_template_matches_the_schema_the_code_creates() {
+    let template = template();
+    let tables = resources_of_type(&template, "AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), TABLES.len());
+    for spec in TABLES {
+        let table = &template["Resources"][spec.logical_id]["Properties"];
+        assert_eq!(
+            table["BillingMode"], "PAY_PER_REQUEST",
+            "{}",
+            spec.logical_id
+        );
+        let keys: Vec<(&str, &str)> = table["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| (text(&k["AttributeName"]), text(&k["KeyType"])))
+            .collect();
+        let mut expected = vec![(spec.hash_key, "HASH")];
+        expected.extend(spec.range_key.map(|k| (k, "RANGE")));
+        assert_eq!(keys, expected, "{}", spec.logical_id);
+        for definition in table["AttributeDefinitions"].as_sequence().unwrap() {
+            assert_eq!(definition["AttributeType"], "S", "{}", spec.logical_id);
+        }
+        let ttl = &table["TimeToLiveSpecification"];
+        match spec.ttl_attribute {
+            Some(attribute) => {
+                assert_eq!(text(&ttl["AttributeName"]), attribute);
+                assert_eq!(ttl["Enabled"], true);
+            }
+            None => assert!(ttl.is_null(), "{} has no TTL in the code", spec.logical_id),
+        }
+    }
+}
+
+#[test]
+fn every_function_crate_is_deployed_and_every_route_reaches_its_function() {
+    let template = template();
+    let functions = resources_of_type(&template, "AWS::Serverless::Function");
+    let mut deployed = BTreeSet::new();
+    for (id, function) in &functions {
+        assert_eq!(
+            function["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{id}"
+        );
+        let binary = text(&function["Metadata"]["BuildProperties"]["Binary"]).to_owned();
+        let events = function["Properties"]["Events"].as_mapping().unwrap();
+        assert_eq!(events.len(), 1, "{id} serves one route");
+        let event = &events.values().next().unwrap()["Properties"];
+        assert_eq!(event["PayloadFormatVersion"], "2.0", "{id}");
+        match ROUTES.iter().find(|(_, _, f)| *f == binary) {
+            // HTTP APIs take no route key ending in "/" and route /chat/ to
+            // /chat, so the template names each path without its slash.
+            Some((method, path, _)) => {
+                assert_eq!(text(&event["Method"]), *method, "{id}");
+                assert_eq!(text(&event["Path"]), path.trim_end_matches('/'), "{id}");
+            }
+            None => {
+                assert_eq!(binary, "fallback", "{id} serves no route of the contract");
+                assert!(
+                    event["Path"].is_null() && event["Method"].is_null(),
+                    "fallback is the $default route"
+                );
+            }
+        }
+        deployed.insert(binary);
+    }
+    assert_eq!(
+        deployed,
+        function_crates(),
+        "each crate under functions/ is deployed, and only those"
+    );
+}
+
+#[test]
+fn the_local_router_serves_the_same_routes_as_the_template() {
+    let manifest: toml::Value = std::fs::read_to_string(repo_root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("[workspace.metadata.lambda.watch.router]");
+    for (_, path, function) in ROUTES {
+        assert_eq!(
+            router.get(path).and_then(|f| f.as_str()),
+            Some(function),
+            "{path}"
+        );
+    }
+    for catch_all in ["/", "/{*path}"] {
+        assert_eq!(
+            router.get(catch_all).and_then(|f| f.as_str()),
+            Some("fallback"),
+            "{catch_all}"
+        );
+    }
+    assert_eq!(
+        router.len(),
+        ROUTES.len() + 2,
+        "no route the contract does not have"
+    );
+}
+
+#[test]
+fn every_function_gets_the_configuration_it_reads() {
+    let template = template();
+    let variables = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    for name in [
+        "USERS_TABLE",
+        "SESSIONS_TABLE",
+        "CHATS_TABLE",
+        "CHAT_COST",
+        "INITIAL_TOKENS",
+        "SESSION_TTL_SECONDS",
+    ] {
+        assert!(
+            variables.contains_key(name),
+            "{name} is passed to the functions"
+        );
+    }
+}
