@@ -37,11 +37,12 @@ install() {
   [ -n "$(find_jar)" ] || { say "the package installed but its jar was not found"; exit 1; }
 }
 
-java_args() {
+# Sets the array java_cmd: java with the jar and its native libraries.
+# -disableTelemetry: these machines have no internet, and a local emulator
+# has nothing to report.
+java_command() {
   local jar="$1"
-  # -disableTelemetry: these machines have no internet, and a local
-  # emulator has nothing to report.
-  echo "-Djava.library.path=$(dirname "$jar")/DynamoDBLocal_lib -jar $jar -disableTelemetry"
+  java_cmd=(java "-Djava.library.path=$(dirname "$jar")/DynamoDBLocal_lib" -jar "$jar" -disableTelemetry)
 }
 
 case "${1:-}" in
@@ -58,8 +59,8 @@ case "${1:-}" in
     install
     jar="$(find_jar)"
     log="${TMPDIR:-/tmp}/dynamodb-local-$port.log"
-    # shellcheck disable=SC2046
-    nohup java $(java_args "$jar") -inMemory -port "$port" >"$log" 2>&1 &
+    java_command "$jar"
+    nohup "${java_cmd[@]}" -inMemory -port "$port" >"$log" 2>&1 &
     jpid=$!
     nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $jpid 2>/dev/null; do sleep 1; done; kill $jpid 2>/dev/null" >/dev/null 2>&1 &
     # Returns once it answers, so callers can use it at once.
@@ -77,13 +78,14 @@ case "${1:-}" in
     port="${2:?port}"; data="${3:-}"
     install
     jar="$(find_jar)"
+    java_command "$jar"
+    # -sharedDb: one database whatever credentials or region a client uses,
+    # so the AWS CLI, the functions and a test all see the same tables.
     if [ -n "$data" ]; then
       mkdir -p "$data"
-      # shellcheck disable=SC2046
-      exec java $(java_args "$jar") -sharedDb -dbPath "$data" -port "$port"
+      exec "${java_cmd[@]}" -sharedDb -dbPath "$data" -port "$port"
     else
-      # shellcheck disable=SC2046
-      exec java $(java_args "$jar") -sharedDb -inMemory -port "$port"
+      exec "${java_cmd[@]}" -sharedDb -inMemory -port "$port"
     fi
     ;;
   *)

@@ -12,6 +12,7 @@
 #   DATA_DIR=.local-data     where DynamoDB Local keeps its data between runs
 #   IN_MEMORY=1              keep no data: every run starts empty
 #   AWS_ENDPOINT_URL=...     use this DynamoDB instead of starting one
+#   RUN_OWNER_PID=...        stop when this process is gone (for tests)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,17 +56,35 @@ if port_busy "$api_port"; then
 fi
 
 pids=()
-cleanup() {
-  trap - EXIT INT TERM
+stopping=""
+stop_all() {
+  [ -z "$stopping" ] || return 0
+  stopping=1
+  trap '' INT TERM
+  [ -z "${watchdog:-}" ] || kill "$watchdog" 2>/dev/null || true
   if [ "${#pids[@]}" -gt 0 ]; then
     say "stopping"
     for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # A signal can cut a `wait` short, so wait until each one is gone.
+    for pid in "${pids[@]}"; do
+      while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+    done
   fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# make forwards its own SIGTERM, so a second signal can land right behind
+# the first: a handler that finds the stopping under way does nothing, so
+# nothing can end this script halfway through stopping what it started.
+trap '[ -n "$stopping" ] || { stop_all; exit 130; }' INT
+trap '[ -n "$stopping" ] || { stop_all; exit 143; }' TERM
+trap stop_all EXIT
+
+# A test that starts this in a process group of its own would leave it all
+# running if the test itself were killed: follow the owner instead.
+if [ -n "${RUN_OWNER_PID:-}" ]; then
+  (while kill -0 "$RUN_OWNER_PID" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null) &
+  watchdog=$!
+fi
+
 
 bash scripts/tools.sh cargo-lambda dynamodb-local
 
@@ -120,4 +139,5 @@ cat >&2 <<MSG
 [run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)
 [run] try:   curl -s -X POST http://127.0.0.1:$api_port/register/ -H 'Content-Type: application/json' -d '{"username": "alice", "password": "correct-horse-battery"}'
 MSG
-wait "${pids[-1]}"
+# Whichever ends first (DynamoDB Local or the API) ends the run.
+wait -n "${pids[@]}"

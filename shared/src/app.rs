@@ -31,8 +31,11 @@ impl App {
     /// Logging, configuration and the DynamoDB client, for a function's
     /// `main`. A configuration error stops the cold start with its message.
     pub async fn start() -> Result<Self, ConfigError> {
-        lambda_http::tracing::init_default_subscriber();
-        let config = Config::from_env()?;
+        lambda_runtime::tracing::init_default_subscriber();
+        // Logged here because `main` returning the error would print only
+        // its Debug form, without the sentence naming the variable to set.
+        let config =
+            Config::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
         Ok(App::new(config, dynamodb_client().await))
     }
 }

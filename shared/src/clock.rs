@@ -16,10 +16,6 @@ impl Instant {
         Instant(OffsetDateTime::now_utc())
     }
 
-    pub fn from_unix_seconds(seconds: i64) -> Self {
-        Instant(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
-    }
-
     /// Seconds since the epoch: the unit of DynamoDB's TTL attribute.
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()

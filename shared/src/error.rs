@@ -41,6 +41,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A failure on our side, kept as the source for the log.
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        ApiError::Internal(source.into())
+    }
+
     pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> Self {
         ApiError::InvalidField {
             field,

@@ -4,6 +4,7 @@
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::AuthToken;
@@ -60,6 +61,14 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
         Some(_) => return Err(ApiError::InvalidJson("expected a JSON object".into())),
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// The body of `/register/` and `/login/`, each field read with
+/// [`required_string`].
+#[derive(Deserialize)]
+pub struct CredentialsBody {
+    pub username: Option<Value>,
+    pub password: Option<Value>,
 }
 
 /// A field that must be present and a JSON string: numbers, booleans, null,

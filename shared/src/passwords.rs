@@ -4,7 +4,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::domain::Password;
-use crate::error::{ApiError, BoxError};
+use crate::error::ApiError;
 
 /// OWASP Password Storage Cheat Sheet, argon2id option 2: 19 MiB, 2 passes,
 /// 1 lane. Memory-hard enough to slow GPU cracking, cheap enough for Lambda.
@@ -12,9 +12,10 @@ pub const MEMORY_KIB: u32 = 19_456;
 pub const ITERATIONS: u32 = 2;
 pub const LANES: u32 = 1;
 
-/// A real hash (of a password nobody knows) with the parameters above. Login
-/// for an unknown user verifies against it, so an unknown user and a wrong
-/// password cost the same time and cannot be told apart.
+/// A well-formed argon2id hash with the parameters above that no known
+/// password matches. Login for an unknown user verifies against it, so an
+/// unknown user and a wrong password cost the same time and cannot be told
+/// apart.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$yCjdwwr7Ksyw4V2gyfeQtg$2AcEoU0tSB8TsQ0j2uyd4qC7ZwpjO3TlfEttt3Qiamg";
 
 fn hasher() -> Argon2<'static> {
@@ -35,9 +36,8 @@ pub async fn verify(password: Password, stored: Option<String>) -> Result<bool, 
     run_blocking(move || {
         let known = stored.is_some();
         let phc = stored.as_deref().unwrap_or(DUMMY_HASH);
-        let parsed = PasswordHash::new(phc).map_err(|e| {
-            ApiError::Internal(format!("stored password hash is malformed: {e}").into())
-        })?;
+        let parsed = PasswordHash::new(phc)
+            .map_err(|e| ApiError::internal(format!("stored password hash is malformed: {e}")))?;
         let matches = hasher().verify_password(password.expose(), &parsed).is_ok();
         Ok(known && matches)
     })
@@ -46,13 +46,12 @@ pub async fn verify(password: Password, stored: Option<String>) -> Result<bool, 
 
 fn hash_now(password: &Password) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string().into()))?;
+    getrandom::fill(&mut salt).map_err(ApiError::internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(e.to_string()))?;
     hasher()
         .hash_password(password.expose(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| ApiError::Internal(e.to_string().into()))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -60,7 +59,7 @@ async fn run_blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::Internal(BoxError::from(e)))
+        .map_err(ApiError::internal)
 }
 
 #[cfg(test)]

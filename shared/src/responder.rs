@@ -14,6 +14,11 @@ pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ApiErro
 
 /// Produces the reply to one message. Called before anything is charged, so
 /// a failing model costs the user nothing.
+///
+/// It is also called before the session and balance are checked, since the
+/// check and the charge are one transaction. That is free with the dummy
+/// reply; a paid model must first check the session and balance (one more
+/// read) or cap calls per user, or any well-formed token could run up its bill.
 pub trait Responder: Send + Sync {
     fn respond<'a>(&'a self, user: &'a Username, message: &'a ChatMessage) -> ResponseFuture<'a>;
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-function tests: requests from `events/`,
 //! handler calls, and direct reads of the tables to check what was stored.
 
+pub mod hostile;
 pub mod http;
 pub mod local_api;
 

@@ -7,16 +7,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chat_core::local::{free_port, repo_root};
+use chat_core::local::{client_for, free_port, repo_root};
+use chat_core::{App, Config, Tables};
 
 pub struct LocalApi {
     child: Child,
     pub port: u16,
+    /// Where its DynamoDB Local listens, for checking the tables directly.
+    pub dynamodb_port: u16,
 }
 
 impl LocalApi {
     pub fn start() -> Self {
         let port = free_port();
+        let dynamodb_port = free_port();
         let data_dir = std::env::temp_dir().join(format!("chat-api-e2e-{port}"));
         // setsid: the run gets a process group of its own, so the whole of
         // it can be signalled at once, as Ctrl-C signals a terminal's group.
@@ -37,8 +41,9 @@ impl LocalApi {
             .args(["make", "--no-print-directory", "run"])
             .current_dir(repo_root())
             .env("API_PORT", port.to_string())
-            .env("DYNAMODB_PORT", free_port().to_string())
+            .env("DYNAMODB_PORT", dynamodb_port.to_string())
             .env("IN_MEMORY", "1")
+            .env("RUN_OWNER_PID", std::process::id().to_string())
             .env("DATA_DIR", &data_dir)
             .env_remove("AWS_ENDPOINT_URL")
             .stdin(Stdio::null())
@@ -56,7 +61,11 @@ impl LocalApi {
                 }
             }
         });
-        let mut api = LocalApi { child, port };
+        let mut api = LocalApi {
+            child,
+            port,
+            dynamodb_port,
+        };
         // The first run may compile the functions; later ones start in seconds.
         for _ in 0..900 {
             if ready_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
@@ -72,12 +81,19 @@ impl LocalApi {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// An [`App`] on the tables `make run` serves, to read them directly.
+    pub fn tables(&self) -> App {
+        let client = client_for(&format!("http://127.0.0.1:{}", self.dynamodb_port));
+        App::new(Config::with_tables(Tables::with_prefix("")), client)
+    }
 }
 
 impl Drop for LocalApi {
-    /// Stops the run as Ctrl-C does and waits until the whole process group
-    /// is gone: `make` exits at once, the script after it has stopped what
-    /// it started.
+    /// Stops the run as Ctrl-C does (SIGINT to its process group) and waits
+    /// until the whole group is gone: `make` at once, the script once it has
+    /// stopped what it started. Where SIGINT is ignored (a shell's background
+    /// job passes that on to its children), SIGTERM does the same.
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let signal = |name: &str| {
@@ -87,14 +103,16 @@ impl Drop for LocalApi {
                 .status()
                 .is_ok_and(|status| status.success())
         };
-        signal("-TERM");
-        let _ = self.child.wait();
-        for _ in 0..300 {
-            if !signal("-0") {
-                return;
+        for (name, patience) in [("-INT", 100), ("-TERM", 300), ("-KILL", 50)] {
+            signal(name);
+            for _ in 0..patience {
+                // Reaps make: a zombie would keep the group alive.
+                let _ = self.child.try_wait();
+                if !signal("-0") {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        signal("-KILL");
     }
 }

@@ -21,6 +21,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("login-unknown-user", 401),
     ("login-missing-password", 400),
     ("chat", 200),
+    ("chat-base64", 200),
     ("chat-missing-token", 401),
     ("chat-invalid-token", 401),
     ("chat-empty-message", 400),

@@ -3,6 +3,8 @@
 //! changes nothing.
 
 use api_tests::*;
+use chat_core::clock::Instant;
+use chat_core::domain::{AuthToken, Username};
 use chat_core::local::fresh_app;
 use lambda_http::http::Method;
 
@@ -259,6 +261,21 @@ async fn refused_chats_change_nothing() {
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_tokens(&app, "bob").await, Some(4000));
     assert_eq!(balance_as(&app, &other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
+    let app = fresh_app().await;
+    register(&app, "alice").await;
+    let token = AuthToken::generate(&Username::parse("alice").unwrap()).unwrap();
+    let now = Instant::now();
+    // Expired this very second, and still in the table, as TTL leaves it.
+    app.store.create_session(&token, now, now).await.unwrap();
+    let before = item_counts(&app).await;
+    assert_eq!(chat_as(&app, token.expose(), "hi").await.status(), 401);
+    assert_eq!(balance_as(&app, token.expose()).await.status(), 401);
+    assert_eq!(item_counts(&app).await, before);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
 }
 
 #[tokio::test]

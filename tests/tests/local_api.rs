@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use api_tests::hostile::{generate, Material};
 use api_tests::http::{send, HttpResponse};
+use api_tests::item_counts;
 use api_tests::local_api::LocalApi;
 use serde_json::json;
 
@@ -53,11 +55,12 @@ fn the_local_api_serves_the_contract_over_http_and_stops_cleanly() {
     let api = LocalApi::start();
     let port = api.port;
 
-    journey(port);
+    let alice = journey(port);
     errors(port);
     concurrent_chats(port);
+    hostile_requests(&api, &alice);
 
-    let group = api.pid();
+    let (group, dynamodb_port) = (api.pid(), api.dynamodb_port);
     drop(api);
     let left = std::process::Command::new("pgrep")
         .args(["-g", &group.to_string()])
@@ -68,13 +71,16 @@ fn the_local_api_serves_the_contract_over_http_and_stops_cleanly() {
         "processes left running: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the API port is closed"
-    );
+    for (what, port) in [("API", port), ("DynamoDB Local", dynamodb_port)] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{what} still listens on {port}"
+        );
+    }
 }
 
-fn journey(port: u16) {
+/// Registers and logs in alice, chats once; returns her token.
+fn journey(port: u16) -> String {
     let response = register(port, "alice");
     assert_eq!(response.status, 201);
     assert_eq!(
@@ -103,6 +109,7 @@ fn journey(port: u16) {
         (response.status, response.json()),
         (200, json!({"tokens": 3900}))
     );
+    token
 }
 
 fn errors(port: u16) {
@@ -211,4 +218,52 @@ fn concurrent_chats(port: u16) {
     let refused = statuses.iter().filter(|s| **s == 402).count();
     assert_eq!((ok, refused), (40, 10), "{statuses:?}");
     assert_eq!(balance(port, &token).json(), json!({"tokens": 0}));
+}
+
+/// 1000+ generated malformed requests: invalid UTF-8, deep nesting, huge
+/// bodies and numbers, duplicate keys, wrong content types, control
+/// characters, forged, truncated and padded tokens, oversized headers,
+/// unknown paths. Each gets a JSON 4xx; no table changes.
+fn hostile_requests(api: &LocalApi, alice: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tables = api.tables();
+    let before = runtime.block_on(item_counts(&tables));
+    let material = Material {
+        token: alice.to_owned(),
+        other_user: "bob".into(),
+    };
+    let requests = generate(1008, 0x5eed, &material);
+    for (index, request) in requests.iter().enumerate() {
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let response = send(
+            api.port,
+            request.method,
+            &request.path,
+            &headers,
+            &request.body,
+        );
+        let context = format!(
+            "request {index} ({}): {} {}",
+            request.what, request.method, request.path
+        );
+        assert!(
+            (400..500).contains(&response.status),
+            "{context}: {response:?}"
+        );
+        let body = response.json();
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{context}: {body}"
+        );
+    }
+    assert_eq!(
+        runtime.block_on(item_counts(&tables)),
+        before,
+        "no table changed"
+    );
+    assert_eq!(balance(api.port, alice).json(), json!({"tokens": 3900}));
 }

@@ -2,18 +2,13 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::{AuthToken, Password, Username};
-use chat_core::http::{json_body, json_response, require_method, required_string, respond};
+use chat_core::http::{
+    json_body, json_response, require_method, required_string, respond, CredentialsBody,
+};
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-#[derive(Deserialize)]
-struct LoginBody {
-    username: Option<Value>,
-    password: Option<Value>,
-}
+use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
     respond(login(app, request).await)
@@ -21,7 +16,7 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
 
 async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     require_method(&request, Method::POST)?;
-    let body: LoginBody = json_body(&request)?;
+    let body: CredentialsBody = json_body(&request)?;
     let username = required_string(body.username, "username")?;
     let password = required_string(body.password, "password")?;
     // A name or password that could never have been registered cannot log
@@ -32,10 +27,12 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
     };
     let stored = app.store.find_credentials(&username).await?;
     if !passwords::verify(password, stored.map(|c| c.password_hash)).await? {
-        tracing::info!(user = %username, "login refused");
+        // No username here: a refused login's "username" is now and then a
+        // password typed into the wrong field.
+        tracing::info!("login refused");
         return Err(ApiError::InvalidCredentials);
     }
-    let token = AuthToken::generate(&username).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let token = AuthToken::generate(&username).map_err(ApiError::internal)?;
     let now = Instant::now();
     app.store
         .create_session(&token, now, now.plus(app.config.session_ttl))

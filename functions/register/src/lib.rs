@@ -2,18 +2,13 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{json_body, json_response, require_method, required_string, respond};
+use chat_core::http::{
+    json_body, json_response, require_method, required_string, respond, CredentialsBody,
+};
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-#[derive(Deserialize)]
-struct RegisterBody {
-    username: Option<Value>,
-    password: Option<Value>,
-}
+use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
     respond(register(app, request).await)
@@ -21,7 +16,7 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
 
 async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     require_method(&request, Method::POST)?;
-    let body: RegisterBody = json_body(&request)?;
+    let body: CredentialsBody = json_body(&request)?;
     let username = Username::parse(&required_string(body.username, "username")?)
         .map_err(|why| ApiError::invalid_field("username", why))?;
     let password = Password::parse(required_string(body.password, "password")?)

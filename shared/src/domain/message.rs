@@ -7,12 +7,12 @@ pub const MESSAGE_MAX_CHARS: usize = 8000;
 pub struct ChatMessage(String);
 
 impl ChatMessage {
-    pub fn parse(raw: String) -> Result<Self, &'static str> {
+    pub fn parse(raw: String) -> Result<Self, String> {
         if raw.trim().is_empty() {
-            return Err("may not be blank");
+            return Err("may not be blank".into());
         }
         if raw.chars().count() > MESSAGE_MAX_CHARS {
-            return Err("must be at most 8000 characters");
+            return Err(format!("must be at most {MESSAGE_MAX_CHARS} characters"));
         }
         Ok(ChatMessage(raw))
     }

@@ -1,6 +1,7 @@
 use std::fmt;
 
-/// NIST SP 800-63B: at least 8 characters.
+/// NIST SP 800-63B asks for at least 8 characters; counting bytes only ever
+/// asks more of a non-ASCII password, and keeps one unit for both limits.
 pub const PASSWORD_MIN_BYTES: usize = 8;
 /// Long enough for any passphrase, short enough that hashing it is cheap.
 pub const PASSWORD_MAX_BYTES: usize = 1024;
@@ -10,12 +11,12 @@ pub const PASSWORD_MAX_BYTES: usize = 1024;
 pub struct Password(String);
 
 impl Password {
-    pub fn parse(raw: String) -> Result<Self, &'static str> {
+    pub fn parse(raw: String) -> Result<Self, String> {
         if raw.len() < PASSWORD_MIN_BYTES {
-            return Err("must be at least 8 bytes");
+            return Err(format!("must be at least {PASSWORD_MIN_BYTES} bytes"));
         }
         if raw.len() > PASSWORD_MAX_BYTES {
-            return Err("must be at most 1024 bytes");
+            return Err(format!("must be at most {PASSWORD_MAX_BYTES} bytes"));
         }
         Ok(Password(raw))
     }

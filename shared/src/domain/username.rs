@@ -9,19 +9,19 @@ pub const USERNAME_MAX_CHARS: usize = 150;
 pub struct Username(String);
 
 impl Username {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, String> {
         let chars = raw.chars().count();
         if chars == 0 {
-            return Err("may not be blank");
+            return Err("may not be blank".into());
         }
         if chars > USERNAME_MAX_CHARS {
-            return Err("must be at most 150 characters");
+            return Err(format!("must be at most {USERNAME_MAX_CHARS} characters"));
         }
         if !raw
             .chars()
             .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
         {
-            return Err("may contain only letters, digits and @ . + - _");
+            return Err("may contain only letters, digits and @ . + - _".into());
         }
         Ok(Username(raw.to_owned()))
     }

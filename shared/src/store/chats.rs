@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::retry::{backoff, MAX_ATTEMPTS};
+use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
 use super::{n, s, storage_error, Store};
 use crate::clock::Instant;
@@ -63,7 +63,7 @@ impl Store {
             // without a second read.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            .map_err(ApiError::internal)?;
         let save = Put::builder()
             .table_name(&self.tables.chats)
             .item("username", s(user))
@@ -74,7 +74,7 @@ impl Store {
             .item("created_at", s(chat.created.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            .map_err(ApiError::internal)?;
 
         let mut attempt = 0;
         loop {
@@ -95,17 +95,17 @@ impl Store {
                 Err(err) => classify(err, chat.cost),
             };
             match verdict {
-                Verdict::Conflict if attempt + 1 < MAX_ATTEMPTS => {
+                Verdict::Retry if attempt + 1 < MAX_ATTEMPTS => {
                     attempt += 1;
                     backoff(attempt).await;
                 }
-                Verdict::Conflict => {
+                Verdict::Retry => {
                     return Err(ApiError::Unavailable(
-                        "transaction conflicts persisted past the retry budget".into(),
+                        "conflicts or throttling persisted past the retry budget".into(),
                     ))
                 }
-                // The SDK retried an attempt whose first try had in fact
-                // committed: this chat id is saved, so it was charged once.
+                // This chat id is saved, so it was charged: an earlier send
+                // of this same transaction committed after all.
                 Verdict::AlreadySaved => return Ok(()),
                 Verdict::Refused(error) => return Err(error),
             }
@@ -114,7 +114,7 @@ impl Store {
 }
 
 enum Verdict {
-    Conflict,
+    Retry,
     AlreadySaved,
     Refused(ApiError),
 }
@@ -147,11 +147,8 @@ fn classify(
     if failed(SAVE) {
         return Verdict::AlreadySaved;
     }
-    if reasons
-        .iter()
-        .any(|r| r.code() == Some("TransactionConflict"))
-    {
-        return Verdict::Conflict;
+    if worth_retrying(&reasons) {
+        return Verdict::Retry;
     }
     Verdict::Refused(storage_error(err))
 }

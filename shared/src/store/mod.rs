@@ -69,7 +69,7 @@ where
     if transient {
         ApiError::Unavailable(Box::new(err))
     } else {
-        ApiError::Internal(Box::new(err))
+        ApiError::internal(err)
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn number_of(
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
-            ApiError::Internal(format!("item attribute {name} is missing or not a number").into())
+            ApiError::internal(format!("item attribute {name} is missing or not a number"))
         })
 }
 
@@ -103,6 +103,6 @@ pub(crate) fn string_of<'a>(
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .ok_or_else(|| {
-            ApiError::Internal(format!("item attribute {name} is missing or not a string").into())
+            ApiError::internal(format!("item attribute {name} is missing or not a string"))
         })
 }

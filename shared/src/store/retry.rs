@@ -6,11 +6,29 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::CancellationReason;
+
 /// Enough for a burst of ~100 simultaneous requests on one user to drain;
 /// the worst-case total wait (about 2.5 s) stays inside the function timeout.
 pub const MAX_ATTEMPTS: u32 = 10;
 const BASE_DELAY_MS: u64 = 10;
 const MAX_DELAY_MS: u64 = 500;
+
+/// Cancellation reasons that mean "nothing applied, try again": another
+/// transaction held an item, or the table is throttling.
+pub fn worth_retrying(reasons: &[CancellationReason]) -> bool {
+    reasons.iter().any(|reason| {
+        matches!(
+            reason.code(),
+            Some(
+                "TransactionConflict"
+                    | "ThrottlingError"
+                    | "ProvisionedThroughputExceeded"
+                    | "RequestLimitExceeded"
+            )
+        )
+    })
+}
 
 /// Sleeps before attempt `attempt` (1-based, so the first retry is 1):
 /// "full jitter" backoff, a uniform draw up to an exponential cap, which

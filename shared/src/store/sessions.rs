@@ -3,9 +3,11 @@
 //! DynamoDB's TTL deletes expired items late (up to days), so every read and
 //! every conditional check here compares `expires_at` with the clock itself.
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Get, TransactGetItem};
 
-use super::retry::{backoff, MAX_ATTEMPTS};
+use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
 use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
@@ -44,13 +46,13 @@ impl Store {
             .key("token_hash", s(token.hash().as_str()))
             .projection_expression("username, expires_at")
             .build()
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            .map_err(ApiError::internal)?;
         let user = Get::builder()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()))
             .projection_expression("tokens")
             .build()
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            .map_err(ApiError::internal)?;
         let mut attempt = 0;
         let output = loop {
             let result = self
@@ -63,8 +65,8 @@ impl Store {
             match result {
                 Ok(output) => break output,
                 // A read collides with a concurrent chat's write on the user
-                // item; the write finishes in milliseconds.
-                Err(err) if is_conflict(&err) && attempt + 1 < MAX_ATTEMPTS => {
+                // item (the write finishes in milliseconds), or is throttled.
+                Err(err) if cancelled_retryably(&err) && attempt + 1 < MAX_ATTEMPTS => {
                     attempt += 1;
                     backoff(attempt).await;
                 }
@@ -97,25 +99,16 @@ impl Store {
             .expression_attribute_values(":user", s(token.username().as_str()))
             .expression_attribute_values(":now", n(now.unix_seconds()))
             .build()
-            .map_err(|e| ApiError::Internal(Box::new(e)))
+            .map_err(ApiError::internal)
     }
 }
 
-/// A transaction cancelled only because another one held an item.
-fn is_conflict<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError,
-        R,
-    >,
-) -> bool {
-    err.as_service_error()
-        .and_then(|e| match e {
-            aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError::TransactionCanceledException(c) => Some(c),
-            _ => None,
-        })
-        .is_some_and(|c| {
-            c.cancellation_reasons()
-                .iter()
-                .any(|r| r.code() == Some("TransactionConflict"))
-        })
+/// A read cancelled for a reason a later try does not share.
+fn cancelled_retryably<R>(err: &SdkError<TransactGetItemsError, R>) -> bool {
+    match err.as_service_error() {
+        Some(TransactGetItemsError::TransactionCanceledException(cancelled)) => {
+            worth_retrying(cancelled.cancellation_reasons())
+        }
+        _ => false,
+    }
 }
