@@ -13,7 +13,7 @@ pip_install() {
   local python
   python="$(command -v python3 || command -v python)" || { say "python3 with pip is needed to install $*"; exit 1; }
   say "installing $* with pip (one time)"
-  "$python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+  "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@" >&2
   # pyenv and similar managers expose new console scripts through shims.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 }
