@@ -30,6 +30,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
     InsufficientTokens { balance: i64, cost: u32 },
+    #[error("this Idempotency-Key was used for a different message")]
+    IdempotencyKeyReused,
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed; use {allowed}")]
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::UsernameTaken => "username_taken",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::UsernameTaken => StatusCode::CONFLICT,
             ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -183,6 +187,11 @@ mod tests {
                 },
                 402,
                 "insufficient_tokens",
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
             ),
             (ApiError::NotFound, 404, "not_found"),
             (

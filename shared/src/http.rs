@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::AuthToken;
+use crate::domain::{AuthToken, IdempotencyKey};
 use crate::error::ApiError;
 
 /// Far above any valid request (a maximal message is 32 KB of UTF-8), far
@@ -79,6 +79,22 @@ pub fn required_string(value: Option<Value>, field: &'static str) -> Result<Stri
         None | Some(Value::Null) => Err(ApiError::invalid_field(field, "this field is required")),
         Some(_) => Err(ApiError::invalid_field(field, "must be a string")),
     }
+}
+
+/// The `Idempotency-Key` header, if the client sent one.
+pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let raw = value.to_str().map_err(|_| {
+        ApiError::invalid_field(
+            "Idempotency-Key",
+            "may contain only printable ASCII characters",
+        )
+    })?;
+    IdempotencyKey::parse(raw)
+        .map(Some)
+        .map_err(|why| ApiError::invalid_field("Idempotency-Key", why))
 }
 
 /// The caller's token from the `Authorization` header, if it is well formed.

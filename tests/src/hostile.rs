@@ -75,6 +75,19 @@ fn request(
     }
 }
 
+/// A chat or a balance read carrying `authorization`, which must not work.
+fn authenticated(what: &'static str, rng: &mut Rng, authorization: &str) -> HostileRequest {
+    let (method, path) = [("POST", "/chat/"), ("GET", "/balance/")][rng.below(2)];
+    let headers = [JSON_CT, ("Authorization", authorization)];
+    request(
+        what,
+        method,
+        path,
+        &headers,
+        br#"{"message": "hi"}"#.to_vec(),
+    )
+}
+
 fn body_path(rng: &mut Rng) -> &'static str {
     ["/register/", "/login/", "/chat/"][rng.below(3)]
 }
@@ -208,14 +221,7 @@ fn one(kind: usize, rng: &mut Rng, material: &Material) -> HostileRequest {
         8 => {
             // The username part of another user with this user's secret.
             let forged = format!("{}.{secret}", base64_url(&material.other_user));
-            let (method, path) = [("POST", "/chat/"), ("GET", "/balance/")][rng.below(2)];
-            request(
-                "forged username part",
-                method,
-                path,
-                &[JSON_CT, ("Authorization", &forged)],
-                br#"{"message": "hi"}"#.to_vec(),
-            )
+            authenticated("forged username part", rng, &forged)
         }
         9 => {
             let cut = 1 + rng.below(material.token.len() - 1);
@@ -225,14 +231,7 @@ fn one(kind: usize, rng: &mut Rng, material: &Material) -> HostileRequest {
                 2 => format!("{}=", material.token),
                 _ => format!("{user_part}.{}", "A".repeat(secret.len())),
             };
-            let (method, path) = [("POST", "/chat/"), ("GET", "/balance/")][rng.below(2)];
-            request(
-                "truncated, padded or guessed token",
-                method,
-                path,
-                &[JSON_CT, ("Authorization", &token)],
-                br#"{"message": "hi"}"#.to_vec(),
-            )
+            authenticated("truncated, padded or guessed token", rng, &token)
         }
         10 => {
             let scheme = [

@@ -8,6 +8,7 @@ pub mod local_api;
 use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use chat_core::domain::MARKER_PREFIX;
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
@@ -122,7 +123,8 @@ pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
         .map(|v| v.as_n().unwrap().parse().unwrap())
 }
 
-/// How many chats are saved for `username`, counted directly.
+/// How many chats are saved for `username`, counted directly (idempotency
+/// markers, which sort after every chat id, not included).
 pub async fn stored_chats(app: &App, username: &str) -> i32 {
     let mut count = 0;
     let mut start = None;
@@ -132,8 +134,9 @@ pub async fn stored_chats(app: &App, username: &str) -> i32 {
             .client()
             .query()
             .table_name(&app.store.tables().chats)
-            .key_condition_expression("username = :u")
+            .key_condition_expression("username = :u AND chat_id < :markers")
             .expression_attribute_values(":u", AttributeValue::S(username.into()))
+            .expression_attribute_values(":markers", AttributeValue::S(MARKER_PREFIX.into()))
             .select(Select::Count)
             .consistent_read(true)
             .set_exclusive_start_key(start)

@@ -22,6 +22,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("login-missing-password", 400),
     ("chat", 200),
     ("chat-base64", 200),
+    ("chat-idempotent", 200),
     ("chat-missing-token", 401),
     ("chat-invalid-token", 401),
     ("chat-empty-message", 400),

@@ -4,11 +4,11 @@
 use chat_core::clock::Instant;
 use chat_core::domain::ChatMessage;
 use chat_core::http::{
-    auth_token, json_body, json_response, require_method, required_string, respond,
+    auth_token, idempotency_key, json_body, json_response, require_method, required_string, respond,
 };
-use chat_core::store::ChatRecord;
+use chat_core::store::{ChatOutcome, ChatRecord};
 use chat_core::{ApiError, App};
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,6 +30,7 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     let body: ChatBody = json_body(&request)?;
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
+    let key = idempotency_key(&request)?;
     // The reply is produced before the charge: a failing model costs nothing.
     let response = app.responder.respond(token.username(), &message).await?;
     let now = Instant::now();
@@ -40,15 +41,35 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
         cost: app.config.chat_cost,
         created: now,
     };
-    app.store.charge_and_save_chat(&token, &record, now).await?;
-    tracing::info!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
-    Ok(json_response(
+    let outcome = app
+        .store
+        .charge_and_save_chat(&token, &record, key.as_ref(), now)
+        .await?;
+    let (response, timestamp, replayed) = match outcome {
+        ChatOutcome::Saved => {
+            tracing::info!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
+            (response, now.iso8601(), false)
+        }
+        ChatOutcome::Replayed(saved) => {
+            tracing::info!(user = %token.username(), chat_id = %saved.chat_id, "chat replayed for its idempotency key");
+            (saved.response, saved.timestamp, true)
+        }
+    };
+    let mut reply = json_response(
         StatusCode::OK,
         &json!({
             "user": token.username().as_str(),
             "message": message.as_str(),
             "response": response,
-            "timestamp": now.iso8601(),
+            "timestamp": timestamp,
         }),
-    ))
+    );
+    if replayed {
+        // As Stripe and the IETF idempotency-key draft's users do: tells a
+        // client this is the earlier answer, not a second charge.
+        reply
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(reply)
 }

@@ -1,11 +1,13 @@
 //! Values parsed at the edge: past a handler's first lines nothing sees an
 //! unchecked string. Each type has a private field and one way in, `parse`.
 
+mod idempotency;
 mod message;
 mod password;
 mod token;
 mod username;
 
+pub use idempotency::{sha256_hex, IdempotencyKey, MARKER_PREFIX};
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES};
 pub use token::{AuthToken, TokenHash};

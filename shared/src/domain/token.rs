@@ -2,7 +2,6 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use super::Username;
 
@@ -89,8 +88,7 @@ impl AuthToken {
     }
 
     pub fn hash(&self) -> TokenHash {
-        let digest = Sha256::digest(self.raw.as_bytes());
-        TokenHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+        TokenHash(super::sha256_hex(self.raw.as_bytes()))
     }
 
     /// The token itself, for the one response that hands it to its owner.

@@ -2,16 +2,19 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use uuid::Uuid;
 
 use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
-use super::{n, s, storage_error, Store};
+use super::{n, s, storage_error, string_of, Store};
 use crate::clock::Instant;
-use crate::domain::{AuthToken, ChatMessage};
+use crate::domain::{sha256_hex, AuthToken, ChatMessage, IdempotencyKey};
 use crate::error::ApiError;
 
 /// A chat about to be saved.
@@ -24,32 +27,48 @@ pub struct ChatRecord<'a> {
     pub created: Instant,
 }
 
-/// A chat as saved.
+/// A chat saved earlier under the same idempotency key: what its reply was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedChat {
     pub chat_id: String,
-    pub message: String,
     pub response: String,
     pub timestamp: String,
 }
 
-// Positions of the three actions in the transaction; DynamoDB reports
+/// What charging for a chat came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChatOutcome {
+    /// Charged, and saved as the new chat.
+    Saved,
+    /// The idempotency key was used before, for the same message: nothing
+    /// was charged now, and this is the earlier reply.
+    Replayed(SavedChat),
+}
+
+// Positions of the actions in the transaction; DynamoDB reports
 // cancellation reasons in the same order.
 const SESSION: usize = 0;
 const CHARGE: usize = 1;
 const SAVE: usize = 2;
+const MARKER: usize = 3;
 
 impl Store {
     /// Charges `chat.cost` tokens and saves the chat, all or nothing, in one
     /// `TransactWriteItems`: the session must be live, the balance must cover
     /// the cost, and the chat id must be new. There is no read before the
     /// write, so concurrent chats can neither overdraw nor lose an update.
+    ///
+    /// With an idempotency key the same transaction also creates a marker
+    /// item for (user, key), which must not exist yet. A retry of a chat that
+    /// went through finds the marker and is answered from it: no second
+    /// charge, however late the retry comes and however many arrive at once.
     pub async fn charge_and_save_chat(
         &self,
         token: &AuthToken,
         chat: &ChatRecord<'_>,
+        key: Option<&IdempotencyKey>,
         now: Instant,
-    ) -> Result<(), ApiError> {
+    ) -> Result<ChatOutcome, ApiError> {
         let user = token.username().as_str();
         let session = self.live_session_check(token, now)?;
         let charge = Update::builder()
@@ -75,24 +94,51 @@ impl Store {
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)?;
+        let marker = key
+            .map(|key| {
+                Put::builder()
+                    .table_name(&self.tables.chats)
+                    .item("username", s(user))
+                    .item("chat_id", s(key.marker_id()))
+                    .item("chat_ref", s(chat.chat_id.to_string()))
+                    .item(
+                        "request_hash",
+                        s(sha256_hex(chat.message.as_str().as_bytes())),
+                    )
+                    .item("response", s(chat.response))
+                    .item("created_at", s(chat.created.iso8601()))
+                    .condition_expression("attribute_not_exists(chat_id)")
+                    // Hands back the earlier chat's reply on refusal, so a
+                    // replay costs no second read.
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(ApiError::internal)
+            })
+            .transpose()?;
+
+        // In the order of SESSION, CHARGE, SAVE and MARKER above.
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .condition_check(session)
+                .build(),
+            TransactWriteItem::builder().update(charge).build(),
+            TransactWriteItem::builder().put(save).build(),
+        ];
+        items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
 
         let mut attempt = 0;
         loop {
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .condition_check(session.clone())
-                        .build(),
-                )
-                .transact_items(TransactWriteItem::builder().update(charge.clone()).build())
-                .transact_items(TransactWriteItem::builder().put(save.clone()).build())
+                .set_transact_items(Some(items.clone()))
                 .send()
                 .await;
             let verdict = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => classify(err, chat.cost),
+                Ok(_) => return Ok(ChatOutcome::Saved),
+                Err(err) => classify(err, chat),
             };
             match verdict {
                 Verdict::Retry if attempt + 1 < MAX_ATTEMPTS => {
@@ -106,8 +152,8 @@ impl Store {
                 }
                 // This chat id is saved, so it was charged: an earlier send
                 // of this same transaction committed after all.
-                Verdict::AlreadySaved => return Ok(()),
-                Verdict::Refused(error) => return Err(error),
+                Verdict::AlreadySaved => return Ok(ChatOutcome::Saved),
+                Verdict::Done(outcome) => return outcome,
             }
         }
     }
@@ -116,33 +162,46 @@ impl Store {
 enum Verdict {
     Retry,
     AlreadySaved,
-    Refused(ApiError),
+    Done(Result<ChatOutcome, ApiError>),
 }
 
 fn classify(
     err: SdkError<TransactWriteItemsError, impl std::fmt::Debug + Send + Sync + 'static>,
-    cost: u32,
+    chat: &ChatRecord<'_>,
 ) -> Verdict {
     let reasons: Vec<CancellationReason> = match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
             cancelled.cancellation_reasons().to_vec()
         }
-        _ => return Verdict::Refused(storage_error(err)),
+        _ => return Verdict::Done(Err(storage_error(err))),
     };
     let failed =
         |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
     if failed(SESSION) {
-        return Verdict::Refused(ApiError::Unauthorized);
+        return Verdict::Done(Err(ApiError::Unauthorized));
+    }
+    // Before the balance: a retry of a chat that went through is answered
+    // with its reply even when the balance could not pay for another.
+    if failed(MARKER) {
+        return Verdict::Done(match reasons[MARKER].item() {
+            Some(marker) => replay(marker, chat),
+            None => Err(ApiError::internal(
+                "an idempotency marker refused a put but came back empty",
+            )),
+        });
     }
     if failed(CHARGE) {
-        return Verdict::Refused(match reasons[CHARGE].item() {
+        return Verdict::Done(Err(match reasons[CHARGE].item() {
             Some(item) => match tokens_of(item) {
-                Ok(balance) => ApiError::InsufficientTokens { balance, cost },
+                Ok(balance) => ApiError::InsufficientTokens {
+                    balance,
+                    cost: chat.cost,
+                },
                 Err(e) => e,
             },
             // The session is live but its user is gone.
             None => ApiError::Unauthorized,
-        });
+        }));
     }
     if failed(SAVE) {
         return Verdict::AlreadySaved;
@@ -150,5 +209,20 @@ fn classify(
     if worth_retrying(&reasons) {
         return Verdict::Retry;
     }
-    Verdict::Refused(storage_error(err))
+    Verdict::Done(Err(storage_error(err)))
+}
+
+/// The earlier chat a marker stands for, if it was for the same message.
+fn replay(
+    marker: &HashMap<String, AttributeValue>,
+    chat: &ChatRecord<'_>,
+) -> Result<ChatOutcome, ApiError> {
+    if string_of(marker, "request_hash")? != sha256_hex(chat.message.as_str().as_bytes()) {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Ok(ChatOutcome::Replayed(SavedChat {
+        chat_id: string_of(marker, "chat_ref")?.to_owned(),
+        response: string_of(marker, "response")?.to_owned(),
+        timestamp: string_of(marker, "created_at")?.to_owned(),
+    }))
 }

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use crate::config::Tables;
 use crate::error::ApiError;
 
-pub use chats::{ChatRecord, SavedChat};
+pub use chats::{ChatOutcome, ChatRecord, SavedChat};
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]

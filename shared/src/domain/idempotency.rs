@@ -1,0 +1,67 @@
+use sha2::{Digest, Sha256};
+
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 64;
+
+/// The client's name for one intended chat, from the `Idempotency-Key`
+/// header: 1-64 printable ASCII characters. A retry that carries the same
+/// key is answered with the first reply and is not charged again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+/// Sort-key prefix of the marker items in the chats table. It sorts after
+/// every UUID (they start with a hex digit), so a range condition
+/// `chat_id < "idempotency"` reads chats without their markers.
+pub const MARKER_PREFIX: &str = "idempotency#";
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > IDEMPOTENCY_KEY_MAX_CHARS {
+            return Err(format!("must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} characters"));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err("may contain only printable ASCII characters".into());
+        }
+        Ok(IdempotencyKey(raw.to_owned()))
+    }
+
+    /// The sort key of this key's marker under its user: hashed, so any
+    /// printable key maps to one fixed-length, fixed-alphabet item key.
+    pub fn marker_id(&self) -> String {
+        format!("{MARKER_PREFIX}{}", sha256_hex(self.0.as_bytes()))
+    }
+}
+
+/// SHA-256 as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_keys_of_1_to_64_characters_are_accepted() {
+        for ok in ["a", "retry-7f3c", "order #42 / attempt", &"k".repeat(64)] {
+            assert!(IdempotencyKey::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn empty_long_and_non_printable_keys_are_rejected() {
+        for bad in ["", &"k".repeat(65), "tab\there", "new\nline", "é", "\u{7f}"] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_marker_id_is_fixed_length_and_sorts_after_any_uuid() {
+        let id = IdempotencyKey::parse("any key at all").unwrap().marker_id();
+        assert_eq!(id.len(), MARKER_PREFIX.len() + 64);
+        assert!(id.as_str() > "ffffffff-ffff-7fff-bfff-ffffffffffff");
+        assert!(id.starts_with("idempotency"));
+    }
+}
