@@ -26,7 +26,7 @@ say() { echo "[run] $*" >&2; }
 # once (a different package set would unify features differently and rebuild).
 build() {
   say "building the functions and the table tool (the first build takes a few minutes)"
-  cargo build --quiet -p register -p login -p chat -p balance -p fallback
+  cargo build --quiet -p register -p login -p chat -p balance -p logout -p fallback
   cargo build --quiet -p chat-core --features local --bin create-tables
 }
 if [ "${1:-}" = build ]; then build; exit 0; fi
@@ -131,7 +131,7 @@ wait_for_port "$api_port" "cargo lambda watch" "$!"
 
 # watch starts a function on its first request; start all of them now so
 # the first real request is answered at once.
-for path in /register/ /login/ /chat/ /balance/ /not-a-route; do
+for path in /register/ /login/ /chat/ /balance/ /logout/ /not-a-route; do
   curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
 done
 

@@ -2,11 +2,12 @@
 //! and the tests all agree with.
 
 /// (method, path as clients call it, function that serves it).
-pub const ROUTES: [(&str, &str, &str); 4] = [
+pub const ROUTES: [(&str, &str, &str); 5] = [
     ("POST", "/register/", "register"),
     ("POST", "/login/", "login"),
     ("POST", "/chat/", "chat"),
     ("GET", "/balance/", "balance"),
+    ("POST", "/logout/", "logout"),
 ];
 
 /// The method a path is served on, if it is one of ours. The slash-less

@@ -30,6 +30,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("balance", 200),
     ("balance-missing-token", 401),
     ("balance-invalid-token", 401),
+    // Last: logging out ends the session the events above use.
+    ("logout-missing-token", 401),
+    ("logout", 204),
 ];
 
 /// `alice` exists with the sample password, and the token the events carry
@@ -51,6 +54,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "login" => login::handle(app, request).await,
         "chat" => chat::handle(app, request).await,
         "balance" => balance::handle(app, request).await,
+        "logout" => logout::handle(app, request).await,
         other => panic!("events/{name}.json names no function ({other})"),
     };
     result.unwrap()

@@ -378,3 +378,46 @@ async fn balance_refuses_bad_tokens_and_the_wrong_method() {
     .unwrap();
     assert_eq!(response.status(), 405);
 }
+
+#[tokio::test]
+async fn logout_ends_that_session_only() {
+    let app = fresh_app().await;
+    let first = signed_up(&app, "alice").await;
+    let second = json_of(
+        &login::handle(
+            &app,
+            with_body(event("login"), &credentials("alice", PASSWORD)),
+        )
+        .await
+        .unwrap(),
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logout_with = |token: &str| logout::handle(&app, with_auth(event("logout"), token));
+
+    let response = logout_with(&first).await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(response.body().is_empty());
+    assert_eq!(balance_as(&app, &first).await.status(), 401);
+    assert_eq!(chat_as(&app, &first, "after logout").await.status(), 401);
+    assert_eq!(
+        balance_as(&app, &second).await.status(),
+        200,
+        "the other login lives on"
+    );
+
+    assert_eq!(
+        logout_with(&first).await.unwrap().status(),
+        401,
+        "already ended"
+    );
+    let forged = format!("Ym9i.{}", second.split_once('.').unwrap().1);
+    assert_eq!(logout_with(&forged).await.unwrap().status(), 401);
+    assert_eq!(
+        balance_as(&app, &second).await.status(),
+        200,
+        "a forged token ends nothing"
+    );
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+}

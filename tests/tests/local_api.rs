@@ -59,6 +59,7 @@ fn the_local_api_serves_the_contract_over_http_and_stops_cleanly() {
     errors(port);
     concurrent_chats(port);
     hostile_requests(&api, &alice);
+    logout(port, &alice);
 
     let (group, dynamodb_port) = (api.pid(), api.dynamodb_port);
     drop(api);
@@ -266,4 +267,20 @@ fn hostile_requests(api: &LocalApi, alice: &str) {
         "no table changed"
     );
     assert_eq!(balance(api.port, alice).json(), json!({"tokens": 3900}));
+}
+
+fn logout(port: u16, token: &str) {
+    let auth = format!("Token {token}");
+    let response = send(port, "POST", "/logout/", &[("Authorization", &auth)], b"");
+    assert_eq!(response.status, 204, "{response:?}");
+    assert_eq!(
+        balance(port, token).status,
+        401,
+        "the token ended with its session"
+    );
+    let again = send(port, "POST", "/logout/", &[("Authorization", &auth)], b"");
+    assert_eq!(
+        (again.status, again.json()["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
 }

@@ -38,6 +38,33 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the session of `token`, if it is one of the user the token
+    /// names; otherwise refuses, as any use of a bad token is refused.
+    pub async fn end_session(&self, token: &AuthToken) -> Result<(), ApiError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            // Without it a delete of a missing item succeeds, and a forged
+            // token would "log out" happily.
+            .condition_expression("username = :user")
+            .expression_attribute_values(":user", s(token.username().as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(ApiError::Unauthorized)
+            }
+            Err(err) => Err(storage_error(err)),
+        }
+    }
+
     /// The caller's balance, in one round trip: the session and the user
     /// item are read together, and the session is checked here.
     pub async fn balance(&self, token: &AuthToken, now: Instant) -> Result<i64, ApiError> {

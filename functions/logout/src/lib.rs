@@ -1,0 +1,20 @@
+//! `POST /logout/`: ends the caller's session; its token stops working at once.
+
+use chat_core::http::{auth_token, require_method, respond};
+use chat_core::{ApiError, App};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+
+pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
+    respond(logout(app, request).await)
+}
+
+async fn logout(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
+    require_method(&request, Method::POST)?;
+    let token = auth_token(&request)?;
+    app.store.end_session(&token).await?;
+    tracing::info!(user = %token.username(), "logged out");
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
