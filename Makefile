@@ -1,6 +1,6 @@
 # The front door. `make run` serves the API locally; `make test` runs every
 # test. Both install what they need on a fresh machine and say so.
-.PHONY: run test lint fmt build sam-build validate deploy clean
+.PHONY: run test bench lint fmt build sam-build validate deploy clean
 
 # One DynamoDB Local for the whole test run; each test makes its own tables.
 test:
@@ -8,6 +8,11 @@ test:
 
 run:
 	bash scripts/run-local.sh
+
+# Figures, not pass/fail: each bench prints what it measured.
+bench:
+	bash scripts/tools.sh dynamodb-local
+	cargo bench -p api-tests
 
 lint:
 	cargo fmt --all -- --check

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::Client;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
-use crate::app::{sdk_retries, App};
+use crate::app::{sdk_retries, sdk_timeouts, App};
 use crate::config::{Config, Tables};
 use crate::store::schema::create_missing_tables;
 
@@ -47,6 +47,23 @@ pub fn endpoint() -> &'static str {
 /// the production timeouts (sized for DynamoDB's milliseconds) would turn
 /// that emulator artefact into 503s.
 pub fn client_for(endpoint: &str) -> Client {
+    client_with_timeouts(
+        endpoint,
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(60))
+            .build(),
+    )
+}
+
+/// A client for DynamoDB Local with the functions' own timeouts, for tests
+/// of what a function does when DynamoDB is slow or gone.
+pub fn client_with_production_timeouts(endpoint: &str) -> Client {
+    client_with_timeouts(endpoint, sdk_timeouts())
+}
+
+fn client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -58,13 +75,7 @@ pub fn client_for(endpoint: &str) -> Client {
             "dynamodb-local",
         ))
         .endpoint_url(endpoint)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
+        .timeout_config(timeouts)
         .retry_config(sdk_retries())
         .build();
     Client::from_conf(config)
