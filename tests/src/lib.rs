@@ -123,10 +123,10 @@ pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
         .map(|v| v.as_n().unwrap().parse().unwrap())
 }
 
-/// How many chats are saved for `username`, counted directly (idempotency
-/// markers, which sort after every chat id, not included).
-pub async fn stored_chats(app: &App, username: &str) -> i32 {
-    let mut count = 0;
+/// The messages of the chats saved for `username`, read directly
+/// (idempotency markers, which sort after every chat id, left out).
+pub async fn saved_messages(app: &App, username: &str) -> Vec<String> {
+    let mut messages = Vec::new();
     let mut start = None;
     loop {
         let page = app
@@ -137,18 +137,24 @@ pub async fn stored_chats(app: &App, username: &str) -> i32 {
             .key_condition_expression("username = :u AND chat_id < :markers")
             .expression_attribute_values(":u", AttributeValue::S(username.into()))
             .expression_attribute_values(":markers", AttributeValue::S(MARKER_PREFIX.into()))
-            .select(Select::Count)
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await
             .unwrap();
-        count += page.count;
+        for item in page.items() {
+            messages.push(item["message"].as_s().unwrap().clone());
+        }
         start = page.last_evaluated_key;
         if start.is_none() {
-            return count;
+            return messages;
         }
     }
+}
+
+/// How many chats are saved for `username`.
+pub async fn stored_chats(app: &App, username: &str) -> usize {
+    saved_messages(app, username).await.len()
 }
 
 /// Counts every item in every table of the app: "nothing changed" checks.

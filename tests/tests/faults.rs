@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_tests::*;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::local::{client_for, client_with_production_timeouts, free_port, repo_root};
 use chat_core::store::schema::create_missing_tables;
 use chat_core::{App, Config, Tables};
@@ -81,26 +80,6 @@ async fn keyed_chat(app: &App, token: &str, i: usize) -> Response<Body> {
         .headers_mut()
         .insert("idempotency-key", format!("key-{i}").parse().unwrap());
     chat::handle(app, request).await.unwrap()
-}
-
-async fn saved_messages(app: &App) -> Vec<String> {
-    let page = app
-        .store
-        .client()
-        .query()
-        .table_name(&app.store.tables().chats)
-        .key_condition_expression("username = :u AND chat_id < :markers")
-        .expression_attribute_values(":u", AttributeValue::S("alice".into()))
-        .expression_attribute_values(":markers", AttributeValue::S("idempotency#".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    assert!(page.last_evaluated_key.is_none(), "one page holds them all");
-    page.items()
-        .iter()
-        .map(|item| item["message"].as_s().unwrap().clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,7 +152,7 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
         "some requests went through: failed {failed:?}"
     );
 
-    let saved = saved_messages(&checker).await;
+    let saved = saved_messages(&checker, "alice").await;
     for i in &answered {
         assert!(
             saved.contains(&format!("message {i}")),
@@ -211,7 +190,7 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
         pending.is_empty(),
         "still failing after 10 rounds: {pending:?}"
     );
-    let saved = saved_messages(&checker).await;
+    let saved = saved_messages(&checker, "alice").await;
     assert_eq!(saved.len(), CHATS, "each chat saved exactly once");
     assert_eq!(
         stored_tokens(&checker, "alice").await,

@@ -73,6 +73,24 @@ where
     }
 }
 
+/// The result of a conditional single-item write, with `refusal` for a
+/// failed condition (what the condition guards against) and the usual
+/// mapping for everything else.
+pub(crate) fn refused_as<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    refusal: ApiError,
+) -> Result<T, ApiError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(output),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Err(refusal),
+        Err(err) => Err(storage_error(err)),
+    }
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Get, TransactGetItem};
 
 use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{n, number_of, refused_as, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::AuthToken;
 use crate::error::ApiError;
@@ -52,17 +52,7 @@ impl Store {
             .expression_attribute_values(":user", s(token.username().as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(ApiError::Unauthorized)
-            }
-            Err(err) => Err(storage_error(err)),
-        }
+        refused_as(result, ApiError::Unauthorized).map(|_| ())
     }
 
     /// The caller's balance, in one round trip: the session and the user

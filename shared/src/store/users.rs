@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{n, number_of, refused_as, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::Username;
 use crate::error::ApiError;
@@ -34,17 +34,7 @@ impl Store {
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(ApiError::UsernameTaken)
-            }
-            Err(err) => Err(storage_error(err)),
-        }
+        refused_as(result, ApiError::UsernameTaken).map(|_| ())
     }
 
     /// The stored password hash, read strongly consistent so a login right
