@@ -93,18 +93,20 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
     // fast and cleanly, as they would in Lambda.
     let client = client_with_production_timeouts(&endpoint);
     let tables = Tables::with_prefix("faults-");
-    create_missing_tables(&client, &tables).await.unwrap();
+    create_missing_tables(&client_for(&endpoint), &tables)
+        .await
+        .unwrap();
     let app = Arc::new(App::new(Config::with_tables(tables.clone()), client));
-    // Reads that check the outcome wait as long as a just-restarted
-    // emulator needs; they are the test's, not the functions'.
+    // Set-up and the reads that check the outcome wait as long as a cold or
+    // just-restarted emulator needs: they are the test's, not the functions'.
     let checker = App::new(Config::with_tables(tables), client_for(&endpoint));
-    let token = Arc::new(signed_up(&app, "alice").await);
+    let token = Arc::new(signed_up(&checker, "alice").await);
 
     // DynamoDB Local's JVM is slow at first; warm it on another user so the
     // burst meets a steady emulator before the outage.
-    let warm = signed_up(&app, "warmup").await;
+    let warm = signed_up(&checker, "warmup").await;
     for _ in 0..5 {
-        assert_eq!(chat_as(&app, &warm, "warm-up").await.status(), 200);
+        assert_eq!(chat_as(&checker, &warm, "warm-up").await.status(), 200);
     }
 
     // The burst: one chat every 75 ms for 3 s. DynamoDB stops as soon as a

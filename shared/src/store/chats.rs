@@ -1,5 +1,6 @@
 //! The chats table, and the one transaction that charges for a chat.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use std::collections::HashMap;
@@ -166,7 +167,7 @@ enum Verdict {
 }
 
 fn classify(
-    err: SdkError<TransactWriteItemsError, impl std::fmt::Debug + Send + Sync + 'static>,
+    err: SdkError<TransactWriteItemsError, HttpResponse>,
     chat: &ChatRecord<'_>,
 ) -> Verdict {
     let reasons: Vec<CancellationReason> = match err.as_service_error() {

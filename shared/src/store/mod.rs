@@ -7,6 +7,7 @@ pub mod schema;
 mod sessions;
 mod users;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -52,18 +53,22 @@ const TRANSIENT_CODES: &[&str] = &[
 /// Maps an SDK failure the caller has no specific meaning for: transient
 /// faults (timeouts, unreachable endpoint, throttling) to 503, anything else
 /// (a missing table, a malformed request) to 500, since that is our bug.
-pub(crate) fn storage_error<E, R>(err: SdkError<E, R>) -> ApiError
+pub(crate) fn storage_error<E>(err: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let transient = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(_) => err
-            .code()
-            .is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+        // A 5xx is the service's own failure, whatever its code says (DynamoDB
+        // Local answers some with codes of its own): worth a retry later.
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || err
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
         _ => false,
     };
     if transient {
@@ -76,13 +81,12 @@ where
 /// The result of a conditional single-item write, with `refusal` for a
 /// failed condition (what the condition guards against) and the usual
 /// mapping for everything else.
-pub(crate) fn refused_as<T, E, R>(
-    result: Result<T, SdkError<E, R>>,
+pub(crate) fn refused_as<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
     refusal: ApiError,
 ) -> Result<T, ApiError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(output) => Ok(output),
