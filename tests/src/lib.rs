@@ -99,6 +99,15 @@ pub async fn chat_as(app: &App, token: &str, message: &str) -> Response<Body> {
         .unwrap()
 }
 
+/// A chat sent with an `Idempotency-Key`.
+pub async fn keyed_chat_as(app: &App, token: &str, key: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut request = with_auth(with_body(event("chat"), &body), token);
+    let key = HeaderValue::from_str(key).unwrap_or_else(|_| panic!("not a header value: {key:?}"));
+    request.headers_mut().insert("idempotency-key", key);
+    chat::handle(app, request).await.unwrap()
+}
+
 pub async fn balance_as(app: &App, token: &str) -> Response<Body> {
     balance::handle(app, with_auth(event("balance"), token))
         .await

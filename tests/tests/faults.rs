@@ -14,7 +14,6 @@ use api_tests::*;
 use chat_core::local::{client_for, client_with_production_timeouts, free_port, repo_root};
 use chat_core::store::schema::create_missing_tables;
 use chat_core::{App, Config, Tables};
-use lambda_http::{Body, Response};
 
 /// A DynamoDB Local of this test's own that keeps its data on disk, so that
 /// stopping and starting it again loses nothing that was committed.
@@ -73,15 +72,6 @@ impl Drop for Dynamo {
     }
 }
 
-async fn keyed_chat(app: &App, token: &str, i: usize) -> Response<Body> {
-    let body = serde_json::json!({ "message": format!("message {i}") }).to_string();
-    let mut request = with_auth(with_body(event("chat"), &body), token);
-    request
-        .headers_mut()
-        .insert("idempotency-key", format!("key-{i}").parse().unwrap());
-    chat::handle(app, request).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
     const CHATS: usize = 40;
@@ -117,7 +107,13 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
             let (app, token, through) = (app.clone(), token.clone(), through.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(75 * i as u64)).await;
-                let response = keyed_chat(&app, &token, i).await;
+                let response = keyed_chat_as(
+                    &app,
+                    &token,
+                    &format!("key-{}", i),
+                    &format!("message {}", i),
+                )
+                .await;
                 if response.status() == 200 {
                     through.fetch_add(1, Ordering::SeqCst);
                 }
@@ -175,7 +171,13 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
     for _round in 0..10 {
         let mut still = Vec::new();
         for i in pending {
-            let response = keyed_chat(&app, &token, i).await;
+            let response = keyed_chat_as(
+                &app,
+                &token,
+                &format!("key-{}", i),
+                &format!("message {}", i),
+            )
+            .await;
             match response.status().as_u16() {
                 200 => {}
                 503 => still.push(i),

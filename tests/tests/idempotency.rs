@@ -5,26 +5,15 @@ use std::sync::Arc;
 
 use api_tests::*;
 use chat_core::local::fresh_app;
-use chat_core::App;
-use lambda_http::{Body, Response};
-
-async fn keyed_chat(app: &App, token: &str, key: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut request = with_auth(with_body(event("chat"), &body), token);
-    request
-        .headers_mut()
-        .insert("idempotency-key", key.parse().unwrap());
-    chat::handle(app, request).await.unwrap()
-}
 
 #[tokio::test]
 async fn a_retry_with_the_same_key_gets_the_same_reply_and_is_charged_once() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    let first = keyed_chat(&app, &token, "order-42", "Hello").await;
+    let first = keyed_chat_as(&app, &token, "order-42", "Hello").await;
     assert_eq!(first.status(), 200);
     assert!(first.headers().get("idempotent-replayed").is_none());
-    let again = keyed_chat(&app, &token, "order-42", "Hello").await;
+    let again = keyed_chat_as(&app, &token, "order-42", "Hello").await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(
@@ -40,9 +29,12 @@ async fn a_retry_with_the_same_key_gets_the_same_reply_and_is_charged_once() {
 async fn the_same_key_with_another_message_is_422_and_charges_nothing() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    assert_eq!(keyed_chat(&app, &token, "k1", "Hello").await.status(), 200);
+    assert_eq!(
+        keyed_chat_as(&app, &token, "k1", "Hello").await.status(),
+        200
+    );
     let before = item_counts(&app).await;
-    let response = keyed_chat(&app, &token, "k1", "Something else").await;
+    let response = keyed_chat_as(&app, &token, "k1", "Something else").await;
     assert_eq!(response.status(), 422);
     assert_eq!(json_of(&response)["error"], "idempotency_key_reused");
     assert_eq!(item_counts(&app).await, before);
@@ -60,16 +52,18 @@ async fn a_replay_is_answered_even_when_the_balance_could_not_pay_again() {
         );
     }
     assert_eq!(
-        keyed_chat(&app, &token, "last", "the last one")
+        keyed_chat_as(&app, &token, "last", "the last one")
             .await
             .status(),
         200
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
-    let again = keyed_chat(&app, &token, "last", "the last one").await;
+    let again = keyed_chat_as(&app, &token, "last", "the last one").await;
     assert_eq!(again.status(), 200, "{}", json_of(&again));
     assert_eq!(
-        keyed_chat(&app, &token, "new", "one more").await.status(),
+        keyed_chat_as(&app, &token, "new", "one more")
+            .await
+            .status(),
         402
     );
 }
@@ -81,7 +75,7 @@ async fn twenty_simultaneous_sends_of_one_key_charge_once() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (app, token) = (app.clone(), token.clone());
-            tokio::spawn(async move { keyed_chat(&app, &token, "burst", "Hello").await })
+            tokio::spawn(async move { keyed_chat_as(&app, &token, "burst", "Hello").await })
         })
         .collect();
     let mut bodies = Vec::new();
@@ -104,12 +98,12 @@ async fn keys_belong_to_their_user() {
     let alice = signed_up(&app, "alice").await;
     let bob = signed_up(&app, "bob").await;
     assert_eq!(
-        keyed_chat(&app, &alice, "shared-key", "Hello")
+        keyed_chat_as(&app, &alice, "shared-key", "Hello")
             .await
             .status(),
         200
     );
-    let response = keyed_chat(&app, &bob, "shared-key", "Hello").await;
+    let response = keyed_chat_as(&app, &bob, "shared-key", "Hello").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("idempotent-replayed").is_none());
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
@@ -122,7 +116,7 @@ async fn a_malformed_key_is_400_and_charges_nothing() {
     let token = signed_up(&app, "alice").await;
     let before = item_counts(&app).await;
     for key in ["k".repeat(65), "tab\tinside".to_string()] {
-        let response = keyed_chat(&app, &token, &key, "Hello").await;
+        let response = keyed_chat_as(&app, &token, &key, "Hello").await;
         assert_eq!(response.status(), 400, "{key:?}");
         let body = json_of(&response);
         assert_eq!(
