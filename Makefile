@@ -9,10 +9,10 @@ test:
 run:
 	bash scripts/run-local.sh
 
-# Figures, not pass/fail: each bench prints what it measured.
+# Figures, not pass/fail: tables on stdout, JSON in target/bench/perf.json.
+# PARTS="in-process cold-start" runs only those (see scripts/bench.sh).
 bench:
-	bash scripts/tools.sh dynamodb-local
-	cargo bench -p api-tests
+	bash scripts/bench.sh $(PARTS)
 
 lint:
 	cargo fmt --all -- --check

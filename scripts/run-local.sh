@@ -13,6 +13,8 @@
 #   IN_MEMORY=1              keep no data: every run starts empty
 #   AWS_ENDPOINT_URL=...     use this DynamoDB instead of starting one
 #   RUN_OWNER_PID=...        stop when this process is gone (for tests)
+#   RELEASE=1                serve release builds (what `make bench` measures)
+#   CONCURRENCY=1            instances per function, as Lambda scales out
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,9 +26,11 @@ say() { echo "[run] $*" >&2; }
 
 # The exact build `cargo lambda watch` runs, so its first request starts at
 # once (a different package set would unify features differently and rebuild).
+profile=()
+[ "${RELEASE:-}" = 1 ] && profile=(--release)
 build() {
-  say "building the functions and the table tool (the first build takes a few minutes)"
-  cargo build --quiet -p register -p login -p chat -p balance -p logout -p fallback
+  say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
+  cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback
   cargo build --quiet -p chat-core --features local --bin create-tables
 }
 if [ "${1:-}" = build ]; then build; exit 0; fi
@@ -122,16 +126,22 @@ cargo run --quiet -p chat-core --features local --bin create-tables
 
 say "starting cargo lambda watch on 127.0.0.1:$api_port"
 env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,SESSIONS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
+# A model behind chat, when asked for (the dummy reply otherwise): e.g. a
+# local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
+for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME; do
+  if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
+done
 watch_env=()
 for name in ${env_vars//,/ }; do watch_env+=(--env-var "$name=${!name}"); done
 # Its own log stays at warnings; the functions log at RUST_LOG, passed below.
-RUST_LOG=warn setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" "${watch_env[@]}" &
+RUST_LOG=warn setsid cargo lambda watch --quiet --ignore-changes "${profile[@]}" \
+  --concurrency "${CONCURRENCY:-1}" -A 127.0.0.1 -P "$api_port" "${watch_env[@]}" &
 pids+=("$!")
 wait_for_port "$api_port" "cargo lambda watch" "$!"
 
 # watch starts a function on its first request; start all of them now so
 # the first real request is answered at once.
-for path in /register/ /login/ /chat/ /balance/ /logout/ /not-a-route; do
+for path in /register/ /login/ /chat/ /balance/ /logout/ /chats/ /not-a-route; do
   curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
 done
 

@@ -6,9 +6,15 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls;
+
+use lambda_http::{Body, Response};
 
 use crate::config::{Config, ConfigError};
+use crate::error::ApiError;
+use crate::metrics::{ChatCounts, MetricsSink, RequestMetrics, Stdout};
 use crate::responder::{DummyResponder, Responder};
 use crate::store::Store;
 
@@ -16,6 +22,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub responder: Arc<dyn Responder>,
+    /// Where each request's embedded metrics go (stdout in Lambda).
+    pub metrics: Arc<dyn MetricsSink>,
 }
 
 impl App {
@@ -25,7 +33,46 @@ impl App {
             config,
             store,
             responder: Arc::new(DummyResponder),
+            metrics: Arc::new(Stdout),
         }
+    }
+
+    /// The answer to a request, its error (if any) mapped to HTTP, with its
+    /// metrics written: what every handler's `handle` returns.
+    pub fn answer(
+        &self,
+        function: &'static str,
+        started: std::time::Instant,
+        outcome: Result<Response<Body>, ApiError>,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        self.finish(function, started, outcome, None)
+    }
+
+    /// [`App::answer`] for chat, whose metrics also count chats charged,
+    /// tokens spent and refusals for lack of tokens.
+    pub fn answer_chat(
+        &self,
+        started: std::time::Instant,
+        outcome: Result<Response<Body>, ApiError>,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        self.finish("chat", started, outcome, Some(self.config.chat_cost))
+    }
+
+    fn finish(
+        &self,
+        function: &'static str,
+        started: std::time::Instant,
+        outcome: Result<Response<Body>, ApiError>,
+        chat_cost: Option<u32>,
+    ) -> Result<Response<Body>, lambda_http::Error> {
+        let response = outcome.unwrap_or_else(ApiError::into_response);
+        let metrics = RequestMetrics {
+            function,
+            latency: started.elapsed(),
+            chat: chat_cost.map(|cost| ChatCounts::of(&response, cost)),
+        };
+        metrics.write_to(self.metrics.as_ref(), &self.config.metrics_namespace);
+        Ok(response)
     }
 
     /// Logging, configuration and the DynamoDB client, for a function's
@@ -38,6 +85,18 @@ impl App {
             Config::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
         Ok(App::new(config, dynamodb_client().await))
     }
+}
+
+/// HTTPS through hyper 1 and rustls with ring. The SDK's default client is
+/// the same stack on aws-lc-rs, whose extra code lands in every zip and is
+/// loaded on every cold start; DynamoDB needs nothing ring lacks. The client
+/// keeps its connections open, so a warm function reuses one connection.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// Each attempt must finish well inside the function's timeout (6 s for chat
@@ -62,6 +121,7 @@ pub fn sdk_retries() -> RetryConfig {
 /// nothing is probed; `AWS_ENDPOINT_URL` points it at DynamoDB Local.
 pub async fn dynamodb_client() -> Client {
     let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .timeout_config(sdk_timeouts())
         .retry_config(sdk_retries())
         .load()

@@ -35,11 +35,14 @@ pub struct Config {
     pub initial_tokens: u32,
     /// How long a login token stays valid.
     pub session_ttl: Duration,
+    /// CloudWatch namespace of the functions' embedded metrics.
+    pub metrics_namespace: String,
 }
 
 pub const DEFAULT_CHAT_COST: u32 = 100;
 pub const DEFAULT_INITIAL_TOKENS: u32 = 4000;
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 24 * 60 * 60;
+pub const DEFAULT_METRICS_NAMESPACE: &str = "ChatApi";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -102,6 +105,22 @@ impl Config {
                 60,
                 365 * 24 * 60 * 60,
             )?),
+            metrics_namespace: match get("METRICS_NAMESPACE").filter(|v| !v.trim().is_empty()) {
+                None => DEFAULT_METRICS_NAMESPACE.to_owned(),
+                // CloudWatch's limits for a namespace.
+                Some(v)
+                    if v.len() <= 255 && v.chars().all(|c| c.is_ascii_graphic() || c == ' ') =>
+                {
+                    v
+                }
+                Some(v) => {
+                    return Err(ConfigError::Invalid {
+                        name: "METRICS_NAMESPACE",
+                        expected: "at most 255 printable ASCII characters",
+                        value: v,
+                    })
+                }
+            },
         })
     }
 
@@ -112,6 +131,7 @@ impl Config {
             chat_cost: DEFAULT_CHAT_COST,
             initial_tokens: DEFAULT_INITIAL_TOKENS,
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
         }
     }
 }

@@ -14,6 +14,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
+/// The same after a 503 from the model: its quotas count per minute, so a
+/// throttled model is rarely free again within one second.
+pub const MODEL_RETRY_AFTER_SECONDS: u32 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]
@@ -38,6 +42,13 @@ pub enum ApiError {
     MethodNotAllowed { allowed: &'static str },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] BoxError),
+    /// The model answered with an error, or with no text: retrying the same
+    /// message is unlikely to help. Raised before anything is charged.
+    #[error("the model could not answer this message; nothing was charged")]
+    ModelError(#[source] BoxError),
+    /// The model is throttled, not ready, or did not answer in time.
+    #[error("the model is busy or did not answer in time; nothing was charged, retry shortly")]
+    ModelUnavailable(#[source] BoxError),
     #[error("internal server error")]
     Internal(#[source] BoxError),
 }
@@ -69,6 +80,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::ModelError(_) => "model_error",
+            ApiError::ModelUnavailable(_) => "model_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -83,7 +96,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ModelUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::ModelError(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +132,12 @@ impl ApiError {
             ApiError::Unavailable(source) => {
                 tracing::warn!(error = %ErrorChain(source.as_ref()), "storage unavailable")
             }
+            ApiError::ModelError(source) => {
+                tracing::warn!(error = %ErrorChain(source.as_ref()), "model failed")
+            }
+            ApiError::ModelUnavailable(source) => {
+                tracing::warn!(error = %ErrorChain(source.as_ref()), "model unavailable")
+            }
             ApiError::Internal(source) => {
                 tracing::error!(error = %ErrorChain(source.as_ref()), "internal error")
             }
@@ -124,12 +146,18 @@ impl ApiError {
         let mut response = json_response(self.status(), &self.body());
         let headers = response.headers_mut();
         match &self {
-            // RFC 9110: a 401 names the scheme; DRF clients know "Token".
-            ApiError::Unauthorized => {
+            // RFC 9110: every 401 names the scheme; DRF clients know "Token".
+            ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
             }
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::ModelUnavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(MODEL_RETRY_AFTER_SECONDS),
+                );
             }
             ApiError::MethodNotAllowed { allowed } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
@@ -200,6 +228,12 @@ mod tests {
                 "method_not_allowed",
             ),
             (ApiError::Unavailable("down".into()), 503, "unavailable"),
+            (ApiError::ModelError("refused".into()), 502, "model_error"),
+            (
+                ApiError::ModelUnavailable("throttled".into()),
+                503,
+                "model_unavailable",
+            ),
             (ApiError::Internal("bug".into()), 500, "internal_error"),
         ];
         for (error, status, code) in cases {
@@ -238,6 +272,26 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "1");
         let response = ApiError::Unauthorized.into_response();
         assert_eq!(response.headers()["www-authenticate"], "Token");
+    }
+
+    #[test]
+    fn a_busy_model_says_when_to_retry_and_a_failed_one_does_not() {
+        let response = ApiError::ModelUnavailable("x".into()).into_response();
+        assert_eq!(response.headers()["retry-after"], "5");
+        let response = ApiError::ModelError("x".into()).into_response();
+        assert!(response.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn a_model_failure_keeps_its_cause_from_the_client() {
+        for error in [
+            ApiError::ModelError("ValidationException: prompt detail".into()),
+            ApiError::ModelUnavailable("ThrottlingException: quota detail".into()),
+        ] {
+            let response = error.into_response();
+            let text = String::from_utf8(response.body().to_vec()).unwrap();
+            assert!(!text.contains("detail"), "{text}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -18,8 +18,9 @@ use aws_sdk_dynamodb::Client;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
-use crate::app::{sdk_retries, sdk_timeouts, App};
+use crate::app::{http_client, sdk_retries, sdk_timeouts, App};
 use crate::config::{Config, Tables};
+use crate::metrics::MetricsSink;
 use crate::store::schema::create_missing_tables;
 
 /// The repository root, where `scripts/dynamodb-local.sh` lives.
@@ -75,6 +76,7 @@ fn client_with_timeouts(endpoint: &str, timeouts: TimeoutConfig) -> Client {
             "dynamodb-local",
         ))
         .endpoint_url(endpoint)
+        .http_client(http_client())
         .timeout_config(timeouts)
         .retry_config(sdk_retries())
         .build();
@@ -96,11 +98,25 @@ pub async fn fresh_tables(client: &Client) -> Tables {
 }
 
 /// An [`App`] on fresh tables with the default costs, as a function would
-/// hold it.
+/// hold it, except that its metrics go nowhere: a test that checks them
+/// sets a sink of its own, and the others keep their output readable.
 pub async fn fresh_app() -> App {
     let client = client();
     let tables = fresh_tables(&client).await;
-    App::new(Config::with_tables(tables), client)
+    quiet_app(Config::with_tables(tables), client)
+}
+
+/// An [`App`] whose metrics go nowhere, for tests and benchmarks.
+pub fn quiet_app(config: Config, client: Client) -> App {
+    let mut app = App::new(config, client);
+    app.metrics = Arc::new(Discard);
+    app
+}
+
+struct Discard;
+
+impl MetricsSink for Discard {
+    fn write_line(&self, _line: &str) {}
 }
 
 fn start_own() -> String {

@@ -15,12 +15,20 @@ pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ApiErro
 /// Produces the reply to one message. Called before anything is charged, so
 /// a failing model costs the user nothing.
 ///
-/// It is also called before the session and balance are checked, since the
-/// check and the charge are one transaction. That is free with the dummy
-/// reply; a paid model must first check the session and balance (one more
-/// read) or cap calls per user, or any well-formed token could run up its bill.
+/// A free responder is called before the session and balance are checked,
+/// since the check and the charge are one transaction. A paid one (see
+/// [`Responder::is_paid`]) is called only after one more read has found the
+/// session live and the balance sufficient, or any well-formed token could
+/// run up the bill.
 pub trait Responder: Send + Sync {
     fn respond<'a>(&'a self, user: &'a Username, message: &'a ChatMessage) -> ResponseFuture<'a>;
+
+    /// Whether a call costs us money. If it does, the chat handler spends a
+    /// read on the session and balance before calling; if not, it keeps to
+    /// the one transaction per chat.
+    fn is_paid(&self) -> bool {
+        false
+    }
 }
 
 /// Answers every message with [`DUMMY_RESPONSE`].

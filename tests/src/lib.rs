@@ -1,9 +1,13 @@
 //! Helpers shared by the cross-function tests: requests from `events/`,
 //! handler calls, and direct reads of the tables to check what was stored.
 
+pub mod calls;
+pub mod converse_stub;
 pub mod hostile;
 pub mod http;
 pub mod local_api;
+pub mod openapi;
+pub mod runtime_api;
 
 use std::path::PathBuf;
 

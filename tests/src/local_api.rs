@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chat_core::local::{client_for, free_port, repo_root};
+use chat_core::local::{client_for, free_port, quiet_app, repo_root};
 use chat_core::{App, Config, Tables};
 
 pub struct LocalApi {
@@ -19,25 +19,17 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `make run` with more of its settings (`RELEASE`, `CONCURRENCY`, ...).
+    pub fn start_with(settings: &[(&str, &str)]) -> Self {
         let port = free_port();
         let dynamodb_port = free_port();
         let data_dir = std::env::temp_dir().join(format!("chat-api-e2e-{port}"));
         // setsid: the run gets a process group of its own, so the whole of
         // it can be signalled at once, as Ctrl-C signals a terminal's group.
-        let mut command = Command::new("setsid");
-        // Cargo gives a test the package's CARGO_* variables; some build
-        // scripts rerun when those change, so the nested `cargo build` in
-        // `make run` would rebuild half the SDK. Start it with a user's env.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let cargo_set = name.starts_with("CARGO_")
-                && !name.starts_with("CARGO_HOME")
-                && !name.starts_with("CARGO_TARGET_DIR");
-            if cargo_set || name == "OUT_DIR" {
-                command.env_remove(name.as_ref());
-            }
-        }
-        let mut child = command
+        let mut child = user_command("setsid")
             .args(["make", "--no-print-directory", "run"])
             .current_dir(repo_root())
             .env("API_PORT", port.to_string())
@@ -46,6 +38,7 @@ impl LocalApi {
             .env("RUN_OWNER_PID", std::process::id().to_string())
             .env("DATA_DIR", &data_dir)
             .env_remove("AWS_ENDPOINT_URL")
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -85,7 +78,7 @@ impl LocalApi {
     /// An [`App`] on the tables `make run` serves, to read them directly.
     pub fn tables(&self) -> App {
         let client = client_for(&format!("http://127.0.0.1:{}", self.dynamodb_port));
-        App::new(Config::with_tables(Tables::with_prefix("")), client)
+        quiet_app(Config::with_tables(Tables::with_prefix("")), client)
     }
 }
 
@@ -115,4 +108,23 @@ impl Drop for LocalApi {
             }
         }
     }
+}
+
+/// A command with the environment a user's shell has, not a test's.
+///
+/// Cargo gives a test the package's CARGO_* variables; some build scripts
+/// rerun when those change, so a nested `cargo build` (in `make run`, or
+/// run directly) would rebuild half the SDK.
+pub fn user_command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let cargo_set = name.starts_with("CARGO_")
+            && !name.starts_with("CARGO_HOME")
+            && !name.starts_with("CARGO_TARGET_DIR");
+        if cargo_set || name == "OUT_DIR" {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
 }

@@ -30,6 +30,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("balance", 200),
     ("balance-missing-token", 401),
     ("balance-invalid-token", 401),
+    ("chats", 200),
+    ("chats-invalid-limit", 400),
+    ("chats-missing-token", 401),
     // Last: logging out ends the session the events above use.
     ("logout-missing-token", 401),
     ("logout", 204),
@@ -55,6 +58,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "chat" => chat::handle(app, request).await,
         "balance" => balance::handle(app, request).await,
         "logout" => logout::handle(app, request).await,
+        "chats" => chats::handle(app, request).await,
         other => panic!("events/{name}.json names no function ({other})"),
     };
     result.unwrap()
@@ -94,7 +98,11 @@ fn every_event_is_an_http_api_v2_request_for_its_route() {
         let request = event(name);
         let function = name.split('-').next().unwrap();
         assert_eq!(request.uri().path(), format!("/{function}/"), "{name}");
-        let method = if function == "balance" { "GET" } else { "POST" };
+        let method = chat_core::routes::ROUTES
+            .iter()
+            .find(|(_, _, serves)| *serves == function)
+            .map(|(method, _, _)| *method)
+            .unwrap_or_else(|| panic!("{name}: no route for {function}"));
         assert_eq!(request.method().as_str(), method, "{name}");
     }
 }

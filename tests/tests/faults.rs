@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_tests::*;
-use chat_core::local::{client_for, client_with_production_timeouts, free_port, repo_root};
+use chat_core::local::{
+    client_for, client_with_production_timeouts, free_port, quiet_app, repo_root,
+};
 use chat_core::store::schema::create_missing_tables;
-use chat_core::{App, Config, Tables};
+use chat_core::{Config, Tables};
 
 /// A DynamoDB Local of this test's own that keeps its data on disk, so that
 /// stopping and starting it again loses nothing that was committed.
@@ -86,10 +88,10 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
     create_missing_tables(&client_for(&endpoint), &tables)
         .await
         .unwrap();
-    let app = Arc::new(App::new(Config::with_tables(tables.clone()), client));
+    let app = Arc::new(quiet_app(Config::with_tables(tables.clone()), client));
     // Set-up and the reads that check the outcome wait as long as a cold or
     // just-restarted emulator needs: they are the test's, not the functions'.
-    let checker = App::new(Config::with_tables(tables), client_for(&endpoint));
+    let checker = quiet_app(Config::with_tables(tables), client_for(&endpoint));
     let token = Arc::new(signed_up(&checker, "alice").await);
 
     // DynamoDB Local's JVM is slow at first; warm it on another user so the

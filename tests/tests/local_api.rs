@@ -110,6 +110,28 @@ fn journey(port: u16) -> String {
         (response.status, response.json()),
         (200, json!({"tokens": 3900}))
     );
+
+    // History, with the query string as the emulator passes it on.
+    let history = |query: &str| {
+        send(
+            port,
+            "GET",
+            &format!("/chats/{query}"),
+            &[("Authorization", &token)],
+            b"",
+        )
+    };
+    let response = history("?limit=1");
+    assert_eq!(response.status, 200, "{response:?}");
+    let page = response.json();
+    assert_eq!(page["chats"][0]["message"], "Hello, how are you?");
+    assert_eq!(page["chats"][0]["timestamp"], body["timestamp"]);
+    assert_eq!(page["next_cursor"], serde_json::Value::Null);
+    let response = history("?limit=0");
+    assert_eq!(
+        (response.status, &response.json()["field"]),
+        (400, &json!("limit"))
+    );
     token
 }
 

@@ -152,10 +152,96 @@ fn every_function_gets_the_configuration_it_reads() {
         "CHAT_COST",
         "INITIAL_TOKENS",
         "SESSION_TTL_SECONDS",
+        "METRICS_NAMESPACE",
     ] {
         assert!(
             variables.contains_key(name),
             "{name} is passed to the functions"
         );
+    }
+}
+
+/// (metric name, what its one dimension refers to) of each metric an
+/// alarm's math expression sums.
+fn summed_metrics(template: &Value, alarm: &str) -> BTreeSet<(String, String)> {
+    template["Resources"][alarm]["Properties"]["Metrics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|query| query.get("MetricStat"))
+        .map(|stat| {
+            let metric = &stat["Metric"];
+            let dimension = serde_yaml::to_string(&metric["Dimensions"][0]["Value"]).unwrap();
+            (
+                text(&metric["MetricName"]).to_owned(),
+                dimension.trim().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_alarms_watch_every_function_and_table() {
+    let template = template();
+    let expected: BTreeSet<(String, String)> =
+        resources_of_type(&template, "AWS::Serverless::Function")
+            .into_iter()
+            .map(|(id, _)| ("Throttles".to_owned(), format!("!Ref {id}")))
+            .collect();
+    assert_eq!(
+        summed_metrics(&template, "FunctionThrottlesAlarm"),
+        expected
+    );
+
+    let expected: BTreeSet<(String, String)> = resources_of_type(&template, "AWS::DynamoDB::Table")
+        .into_iter()
+        .flat_map(|(id, _)| {
+            ["ReadThrottleEvents", "WriteThrottleEvents"]
+                .map(|kind| (kind.to_owned(), format!("!Ref {id}")))
+        })
+        .collect();
+    assert_eq!(
+        summed_metrics(&template, "DynamoDbThrottlesAlarm"),
+        expected
+    );
+
+    let api = &template["Resources"]["Api5xxAlarm"]["Properties"];
+    assert_eq!(api["MetricName"], "5xx");
+    assert_eq!(
+        serde_yaml::to_string(&api["Dimensions"][0]["Value"])
+            .unwrap()
+            .trim(),
+        "!Ref Api"
+    );
+    for id in [
+        "Api5xxAlarm",
+        "FunctionThrottlesAlarm",
+        "DynamoDbThrottlesAlarm",
+    ] {
+        let actions =
+            serde_yaml::to_string(&template["Resources"][id]["Properties"]["AlarmActions"])
+                .unwrap();
+        assert!(
+            actions.contains("HasAlarmTopic"),
+            "{id} notifies the topic when one is set"
+        );
+    }
+}
+
+#[test]
+fn sam_local_gets_settings_for_every_function_that_uses_dynamodb() {
+    let text = std::fs::read_to_string(repo_root().join("local/env.json")).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let template = template();
+    for (id, resource) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let uses_dynamodb = serde_yaml::to_string(&resource["Properties"]["Policies"])
+            .unwrap()
+            .contains("dynamodb:");
+        if uses_dynamodb {
+            assert_eq!(
+                settings[&id]["AWS_ENDPOINT_URL"], "http://dynamodb-local:8000",
+                "local/env.json has no settings for {id}"
+            );
+        }
     }
 }

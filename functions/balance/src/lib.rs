@@ -1,14 +1,15 @@
 //! `GET /balance/`: the caller's token balance.
 
 use chat_core::clock::Instant;
-use chat_core::http::{auth_token, json_response, require_method, respond};
+use chat_core::http::{auth_token, json_response, require_method};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    respond(balance(app, request).await)
+    let started = std::time::Instant::now();
+    app.answer("balance", started, balance(app, request).await)
 }
 
 async fn balance(app: &App, request: Request) -> Result<Response<Body>, ApiError> {

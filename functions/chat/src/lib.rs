@@ -1,10 +1,12 @@
 //! `POST /chat/`: answers a message, charging its cost and saving the chat
 //! in one atomic write.
 
+pub mod model;
+
 use chat_core::clock::Instant;
-use chat_core::domain::ChatMessage;
+use chat_core::domain::{ChatMessage, Username};
 use chat_core::http::{
-    auth_token, idempotency_key, json_body, json_response, require_method, required_string, respond,
+    auth_token, idempotency_key, json_body, json_response, require_method, required_string,
 };
 use chat_core::store::{ChatOutcome, ChatRecord};
 use chat_core::{ApiError, App};
@@ -19,7 +21,8 @@ struct ChatBody {
 }
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    respond(chat(app, request).await)
+    let started = std::time::Instant::now();
+    app.answer_chat(started, chat(app, request).await)
 }
 
 async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
@@ -31,6 +34,31 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
     let key = idempotency_key(&request)?;
+    if app.responder.is_paid() {
+        // A model call costs us whether or not the charge below succeeds, so
+        // a forged token, an empty balance or a retry of a chat already
+        // answered must be settled before it, by one read.
+        let earlier = app
+            .store
+            .check_before_model(
+                &token,
+                &message,
+                key.as_ref(),
+                app.config.chat_cost,
+                Instant::now(),
+            )
+            .await?;
+        if let Some(saved) = earlier {
+            tracing::info!(user = %token.username(), chat_id = %saved.chat_id, "chat replayed for its idempotency key");
+            return Ok(reply(
+                token.username(),
+                &message,
+                saved.response,
+                saved.timestamp,
+                true,
+            ));
+        }
+    }
     // The reply is produced before the charge: a failing model costs nothing.
     let response = app.responder.respond(token.username(), &message).await?;
     let now = Instant::now();
@@ -45,20 +73,35 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
         .store
         .charge_and_save_chat(&token, &record, key.as_ref(), now)
         .await?;
-    let (response, timestamp, replayed) = match outcome {
+    Ok(match outcome {
         ChatOutcome::Saved => {
             tracing::info!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
-            (response, now.iso8601(), false)
+            reply(token.username(), &message, response, now.iso8601(), false)
         }
         ChatOutcome::Replayed(saved) => {
             tracing::info!(user = %token.username(), chat_id = %saved.chat_id, "chat replayed for its idempotency key");
-            (saved.response, saved.timestamp, true)
+            reply(
+                token.username(),
+                &message,
+                saved.response,
+                saved.timestamp,
+                true,
+            )
         }
-    };
+    })
+}
+
+fn reply(
+    user: &Username,
+    message: &ChatMessage,
+    response: String,
+    timestamp: String,
+    replayed: bool,
+) -> Response<Body> {
     let mut reply = json_response(
         StatusCode::OK,
         &json!({
-            "user": token.username().as_str(),
+            "user": user.as_str(),
             "message": message.as_str(),
             "response": response,
             "timestamp": timestamp,
@@ -71,5 +114,5 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    Ok(reply)
+    reply
 }

@@ -1,9 +1,22 @@
-//! The `chat` Lambda: configuration and the DynamoDB client once per cold
-//! start, then one handler call per request.
+//! The `chat` Lambda: configuration, the DynamoDB client and, when
+//! `MODEL_ID` is set, the Bedrock client once per cold start, then one
+//! handler call per request.
+
+use std::sync::Arc;
+
+use chat::model::{BedrockResponder, ModelConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = chat_core::App::start().await?;
+    let mut app = chat_core::App::start().await?;
+    // Logged for the same reason as in `App::start`: the error's Debug form
+    // alone would not name the variable to fix.
+    let model =
+        ModelConfig::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
+    if let Some(model) = model {
+        tracing::info!(model = %model.model_id, "replies come from Bedrock");
+        app.responder = Arc::new(BedrockResponder::from_environment(&model).await);
+    }
     lambda_http::run(lambda_http::service_fn(|request| {
         chat::handle(&app, request)
     }))

@@ -1,12 +1,13 @@
 //! `POST /logout/`: ends the caller's session; its token stops working at once.
 
-use chat_core::http::{auth_token, require_method, respond};
+use chat_core::http::{auth_token, require_method};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    respond(logout(app, request).await)
+    let started = std::time::Instant::now();
+    app.answer("logout", started, logout(app, request).await)
 }
 
 async fn logout(app: &App, request: Request) -> Result<Response<Body>, ApiError> {

@@ -2,16 +2,15 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{
-    json_body, json_response, require_method, required_string, respond, CredentialsBody,
-};
+use chat_core::http::{json_body, json_response, require_method, required_string, CredentialsBody};
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
-    respond(register(app, request).await)
+    let started = std::time::Instant::now();
+    app.answer("register", started, register(app, request).await)
 }
 
 async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiError> {

@@ -185,7 +185,7 @@ fn classify(
     // with its reply even when the balance could not pay for another.
     if failed(MARKER) {
         return Verdict::Done(match reasons[MARKER].item() {
-            Some(marker) => replay(marker, chat),
+            Some(marker) => replay_of(marker, chat.message).map(ChatOutcome::Replayed),
             None => Err(ApiError::internal(
                 "an idempotency marker refused a put but came back empty",
             )),
@@ -214,16 +214,16 @@ fn classify(
 }
 
 /// The earlier chat a marker stands for, if it was for the same message.
-fn replay(
+pub(crate) fn replay_of(
     marker: &HashMap<String, AttributeValue>,
-    chat: &ChatRecord<'_>,
-) -> Result<ChatOutcome, ApiError> {
-    if string_of(marker, "request_hash")? != sha256_hex(chat.message.as_str().as_bytes()) {
+    message: &ChatMessage,
+) -> Result<SavedChat, ApiError> {
+    if string_of(marker, "request_hash")? != sha256_hex(message.as_str().as_bytes()) {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    Ok(ChatOutcome::Replayed(SavedChat {
+    Ok(SavedChat {
         chat_id: string_of(marker, "chat_ref")?.to_owned(),
         response: string_of(marker, "response")?.to_owned(),
         timestamp: string_of(marker, "created_at")?.to_owned(),
-    }))
+    })
 }

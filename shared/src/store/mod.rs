@@ -2,6 +2,7 @@
 //! `AttributeValue` mapping and the conditions that guard its writes.
 
 mod chats;
+mod history;
 mod retry;
 pub mod schema;
 mod sessions;
@@ -16,6 +17,7 @@ use crate::config::Tables;
 use crate::error::ApiError;
 
 pub use chats::{ChatOutcome, ChatRecord, SavedChat};
+pub use history::{Cursor, HistoryEntry, HistoryPage};
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]

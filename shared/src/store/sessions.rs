@@ -5,14 +5,17 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Get, TransactGetItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem};
 
+use super::chats::{replay_of, SavedChat};
 use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
 use super::{n, number_of, refused_as, s, storage_error, string_of, Store};
 use crate::clock::Instant;
-use crate::domain::AuthToken;
+use crate::domain::{AuthToken, ChatMessage, IdempotencyKey};
 use crate::error::ApiError;
+
+type Item = std::collections::HashMap<String, AttributeValue>;
 
 impl Store {
     /// Stores a new session for `token`, valid until `expires`.
@@ -58,25 +61,78 @@ impl Store {
     /// The caller's balance, in one round trip: the session and the user
     /// item are read together, and the session is checked here.
     pub async fn balance(&self, token: &AuthToken, now: Instant) -> Result<i64, ApiError> {
+        self.account(token, None, now)
+            .await
+            .map(|(tokens, _)| tokens)
+    }
+
+    /// What a chat with a paid model must know before the model is called,
+    /// in one read: a live session, an earlier chat under the same
+    /// idempotency key (answered from the record, without the model), and a
+    /// balance that covers the cost. `Ok(None)` means: go ahead.
+    ///
+    /// It only filters: the charge that follows stays conditional, so
+    /// concurrent chats are still counted exactly.
+    pub async fn check_before_model(
+        &self,
+        token: &AuthToken,
+        message: &ChatMessage,
+        key: Option<&IdempotencyKey>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<Option<SavedChat>, ApiError> {
+        let (balance, marker) = self.account(token, key, now).await?;
+        // As in the charging transaction: a retry of a chat that went
+        // through gets its reply even when the balance is spent.
+        if let Some(marker) = marker {
+            return replay_of(&marker, message).map(Some);
+        }
+        if balance < i64::from(cost) {
+            return Err(ApiError::InsufficientTokens { balance, cost });
+        }
+        Ok(None)
+    }
+
+    /// The session, the user's balance and (with a key) the key's marker,
+    /// read together; the session is checked here.
+    async fn account(
+        &self,
+        token: &AuthToken,
+        key: Option<&IdempotencyKey>,
+        now: Instant,
+    ) -> Result<(i64, Option<Item>), ApiError> {
+        let user = token.username().as_str();
         let session = Get::builder()
             .table_name(&self.tables.sessions)
             .key("token_hash", s(token.hash().as_str()))
             .projection_expression("username, expires_at")
             .build()
             .map_err(ApiError::internal)?;
-        let user = Get::builder()
+        let account = Get::builder()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
+            .key("username", s(user))
             .projection_expression("tokens")
             .build()
             .map_err(ApiError::internal)?;
+        let mut reads = vec![
+            TransactGetItem::builder().get(session).build(),
+            TransactGetItem::builder().get(account).build(),
+        ];
+        if let Some(key) = key {
+            let marker = Get::builder()
+                .table_name(&self.tables.chats)
+                .key("username", s(user))
+                .key("chat_id", s(key.marker_id()))
+                .build()
+                .map_err(ApiError::internal)?;
+            reads.push(TransactGetItem::builder().get(marker).build());
+        }
         let mut attempt = 0;
         let output = loop {
             let result = self
                 .client
                 .transact_get_items()
-                .transact_items(TransactGetItem::builder().get(session.clone()).build())
-                .transact_items(TransactGetItem::builder().get(user.clone()).build())
+                .set_transact_items(Some(reads.clone()))
                 .send()
                 .await;
             match result {
@@ -91,15 +147,16 @@ impl Store {
             }
         };
         let items: Vec<_> = output.responses().iter().map(|r| r.item()).collect();
-        let (Some(Some(session)), Some(Some(user))) = (items.first(), items.get(1)) else {
+        let (Some(Some(session)), Some(Some(account))) = (items.first(), items.get(1)) else {
             return Err(ApiError::Unauthorized);
         };
         let owner = string_of(session, "username")?;
         let expires_at = number_of(session, "expires_at")?;
-        if owner != token.username().as_str() || expires_at <= now.unix_seconds() {
+        if owner != user || expires_at <= now.unix_seconds() {
             return Err(ApiError::Unauthorized);
         }
-        tokens_of(user)
+        let marker = items.get(2).copied().flatten().cloned();
+        Ok((tokens_of(account)?, marker))
     }
 
     /// The first step of every charged request: the token's session exists,

@@ -1,0 +1,340 @@
+//! A real model behind `/chat/`: Amazon Bedrock's Converse API, turned on by
+//! setting `MODEL_ID`. Without it the chat keeps the dummy reply, so nothing
+//! needs AWS to run locally.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_bedrockruntime::config::http::HttpResponse;
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::operation::converse::{ConverseError, ConverseOutput};
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, InferenceConfiguration, Message,
+};
+use aws_sdk_bedrockruntime::Client;
+use chat_core::config::ConfigError;
+use chat_core::domain::{ChatMessage, Username};
+use chat_core::responder::{Responder, ResponseFuture};
+use chat_core::ApiError;
+
+/// The whole model call, retries included, must end before the function's
+/// timeout (30 s in `template.yaml` when a model is set) with room left for
+/// the balance read before it and the charge after it.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 20;
+pub const MAX_TIMEOUT_SECONDS: u64 = 20;
+
+/// A chat costs the same whatever the model writes, so the reply is capped:
+/// what one chat can cost us is then bounded too. 8192 is the most output
+/// the common Bedrock text models allow per call.
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+pub const MAX_MAX_TOKENS: u32 = 8192;
+
+/// One retry: a throttled or not-ready model often is free again a moment
+/// later, and the operation timeout bounds the wait either way.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+
+/// Bedrock's own limit on a model id or ARN.
+const MAX_MODEL_ID_LENGTH: usize = 2048;
+
+/// Which model, and how long and how much it may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub model_id: String,
+    /// For the whole call, retries included.
+    pub timeout: Duration,
+    /// The most tokens a reply may have.
+    pub max_tokens: u32,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Another endpoint than Bedrock's in the function's region: a local
+    /// stand-in in tests.
+    pub endpoint_url: Option<String>,
+}
+
+impl ModelConfig {
+    /// The defaults, for the model `model_id`.
+    pub fn new(model_id: impl Into<String>) -> Self {
+        ModelConfig {
+            model_id: model_id.into(),
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS),
+            max_tokens: DEFAULT_MAX_TOKENS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            endpoint_url: None,
+        }
+    }
+
+    /// The model the environment asks for, or `None` for the dummy reply
+    /// (`MODEL_ID` unset or empty).
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`ModelConfig::from_env`] over any key lookup.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let Some(model_id) = set("MODEL_ID") else {
+            return Ok(None);
+        };
+        let model_id = model_id.trim().to_owned();
+        if model_id.len() > MAX_MODEL_ID_LENGTH || !model_id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                name: "MODEL_ID",
+                expected: "a Bedrock model id, such as anthropic.claude-3-haiku-20240307-v1:0",
+                value: model_id,
+            });
+        }
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            let Some(raw) = set(name) else {
+                return Ok(default);
+            };
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    expected: "a whole number in range",
+                    value: raw,
+                })
+        };
+        Ok(Some(ModelConfig {
+            timeout: Duration::from_secs(number(
+                "MODEL_TIMEOUT_SECONDS",
+                DEFAULT_TIMEOUT_SECONDS,
+                MAX_TIMEOUT_SECONDS,
+            )?),
+            max_tokens: number(
+                "MODEL_MAX_TOKENS",
+                DEFAULT_MAX_TOKENS.into(),
+                MAX_MAX_TOKENS.into(),
+            )? as u32,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            // The SDK's own name for a Bedrock-only endpoint. Read here
+            // rather than left to the SDK because the SDK would otherwise
+            // fall back to AWS_ENDPOINT_URL, which locally is DynamoDB Local.
+            endpoint_url: set("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+            model_id,
+        }))
+    }
+}
+
+/// Replies with what a Bedrock model answers to the message alone: no
+/// history, no system prompt.
+#[derive(Clone, Debug)]
+pub struct BedrockResponder {
+    client: Client,
+    model_id: String,
+    max_tokens: i32,
+}
+
+impl BedrockResponder {
+    /// The client from the standard AWS environment (in Lambda, the region
+    /// and the function role's credentials), over the same HTTPS client as
+    /// DynamoDB.
+    pub async fn from_environment(model: &ModelConfig) -> Self {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(chat_core::app::http_client())
+            .load()
+            .await;
+        Self::new(
+            aws_sdk_bedrockruntime::config::Builder::from(&shared),
+            model,
+        )
+    }
+
+    /// A responder whose client is `base` (region, credentials, HTTP client)
+    /// with the model's endpoint, timeout and retries.
+    pub fn new(mut base: aws_sdk_bedrockruntime::config::Builder, model: &ModelConfig) -> Self {
+        base.set_endpoint_url(model.endpoint_url.clone());
+        let config = base
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    // No attempt timeout: a model that is slow to start
+                    // writing would only be asked again, and pay again.
+                    .operation_timeout(model.timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(model.max_attempts))
+            .build();
+        BedrockResponder {
+            client: Client::from_conf(config),
+            model_id: model.model_id.clone(),
+            // Validated at start-up to at most MAX_MAX_TOKENS.
+            max_tokens: i32::try_from(model.max_tokens).unwrap_or(i32::MAX),
+        }
+    }
+
+    async fn converse(&self, message: &ChatMessage) -> Result<String, ApiError> {
+        let prompt = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(message.as_str().to_owned()))
+            .build()
+            .map_err(ApiError::internal)?;
+        let output = self
+            .client
+            .converse()
+            .model_id(&self.model_id)
+            .messages(prompt)
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(self.max_tokens)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(model_failure)?;
+        let reply = reply_text(&output)?;
+        // For cost and latency dashboards; never the message or the reply.
+        tracing::info!(
+            model = %self.model_id,
+            input_tokens = output.usage().map(|u| u.input_tokens()),
+            output_tokens = output.usage().map(|u| u.output_tokens()),
+            latency_ms = output.metrics().map(|m| m.latency_ms()),
+            stop_reason = output.stop_reason().as_str(),
+            "model replied"
+        );
+        Ok(reply)
+    }
+}
+
+impl Responder for BedrockResponder {
+    fn respond<'a>(&'a self, _user: &'a Username, message: &'a ChatMessage) -> ResponseFuture<'a> {
+        Box::pin(self.converse(message))
+    }
+
+    fn is_paid(&self) -> bool {
+        true
+    }
+}
+
+/// The text of the model's reply; a reply without any is the model's
+/// failure, since an empty chat would still be charged.
+fn reply_text(output: &ConverseOutput) -> Result<String, ApiError> {
+    let message = output
+        .output()
+        .and_then(|o| o.as_message().ok())
+        .ok_or_else(|| ApiError::ModelError("the model's output is not a message".into()))?;
+    let text: String = message
+        .content()
+        .iter()
+        .filter_map(|block| block.as_text().ok())
+        .map(String::as_str)
+        .collect();
+    if text.trim().is_empty() {
+        return Err(ApiError::ModelError(
+            format!(
+                "the model's reply holds no text (stop reason {})",
+                output.stop_reason().as_str()
+            )
+            .into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// Error codes that mean "not now" rather than "not this": the client may
+/// retry the same message later.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ServiceUnavailableException",
+    "ServiceQuotaExceededException",
+    "ModelNotReadyException",
+    "ModelTimeoutException",
+];
+
+/// A model that is busy, slow or out of reach is 503; one that answered with
+/// an error (a refusal, a bad model id, an internal failure, a reply we
+/// cannot read) is 502.
+fn model_failure(err: SdkError<ConverseError, HttpResponse>) -> ApiError {
+    let unavailable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ServiceError(service) => {
+            matches!(service.raw().status().as_u16(), 429 | 503)
+                || err
+                    .code()
+                    .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
+        }
+        _ => false,
+    };
+    if unavailable {
+        ApiError::ModelUnavailable(Box::new(err))
+    } else {
+        ApiError::ModelError(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn no_model_id_keeps_the_dummy_reply() {
+        assert_eq!(ModelConfig::from_lookup(lookup(&[])), Ok(None));
+        assert_eq!(
+            ModelConfig::from_lookup(lookup(&[("MODEL_ID", " ")])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_model_id_alone_takes_the_defaults() {
+        let config = ModelConfig::from_lookup(lookup(&[
+            ("MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            config,
+            ModelConfig::new("anthropic.claude-3-haiku-20240307-v1:0")
+        );
+        assert_eq!(config.timeout, Duration::from_secs(20));
+        assert_eq!(
+            config.endpoint_url, None,
+            "DynamoDB's endpoint is not the model's"
+        );
+    }
+
+    #[test]
+    fn timeout_tokens_and_endpoint_are_read() {
+        let config = ModelConfig::from_lookup(lookup(&[
+            ("MODEL_ID", "m"),
+            ("MODEL_TIMEOUT_SECONDS", "7"),
+            ("MODEL_MAX_TOKENS", "300"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.timeout, Duration::from_secs(7));
+        assert_eq!(config.max_tokens, 300);
+        assert_eq!(config.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+    }
+
+    #[test]
+    fn out_of_range_settings_are_named_in_the_error() {
+        for (name, value) in [
+            ("MODEL_TIMEOUT_SECONDS", "0"),
+            ("MODEL_TIMEOUT_SECONDS", "21"),
+            ("MODEL_TIMEOUT_SECONDS", "ten"),
+            ("MODEL_MAX_TOKENS", "0"),
+            ("MODEL_MAX_TOKENS", "8193"),
+            ("MODEL_ID", "two words"),
+        ] {
+            let pairs = [("MODEL_ID", "m"), (name, value)];
+            let err = ModelConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make bench`: builds what the benchmarks measure, then runs them.
+#
+#   1. release arm64 bootstraps (what Lambda runs), zipped as `sam build`
+#      zips them: their sizes;
+#   2. release binaries for this machine: cold starts, and `make run` in
+#      release for the HTTP figures;
+#   3. `cargo bench`: the tables on stdout, all of it as JSON in
+#      target/bench/perf.json, then the login timing check.
+#
+# Arguments name parts of the perf bench to run (in-process, http,
+# cold-start, sizes); none runs all. The first run builds for a while.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { echo "[bench] $*" >&2; }
+target="${CARGO_TARGET_DIR:-$root/target}"
+functions=(register login chat balance logout chats fallback)
+
+bash scripts/tools.sh dynamodb-local cargo-lambda
+
+say "building release arm64 bootstraps (cargo lambda build --release --arm64)"
+cargo lambda build --quiet --release --arm64
+say "zipping each as sam build does (deflate) into $target/bench/zips"
+mkdir -p "$target/bench/zips"
+python3 - "$target" "${functions[@]}" <<'PY'
+import os, sys, zipfile
+target, functions = sys.argv[1], sys.argv[2:]
+for function in functions:
+    bootstrap = os.path.join(target, "lambda", function, "bootstrap")
+    with zipfile.ZipFile(os.path.join(target, "bench", "zips", function + ".zip"), "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(bootstrap, "bootstrap")
+PY
+
+say "building release binaries for this machine (cold starts, RELEASE=1 make run)"
+RELEASE=1 bash scripts/run-local.sh build
+
+say "running the benchmarks (DynamoDB Local is started for them)"
+cargo bench --quiet -p api-tests --bench perf -- "$@"
+if [ $# -eq 0 ]; then cargo bench --quiet -p api-tests --bench login_timing; fi

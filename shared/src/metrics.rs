@@ -1,0 +1,211 @@
+//! Business metrics as CloudWatch embedded metric format (EMF): one JSON
+//! line per request on stdout, which Lambda ships to CloudWatch Logs and
+//! CloudWatch turns into metrics. No API call, no extra permission, and no
+//! latency on the request path beyond formatting a line.
+//!
+//! Every function reports `Latency`; chat also reports `Chats`,
+//! `TokensSpent` and `InsufficientTokens`, so the dashboard reads revenue
+//! and refusals straight from the metrics, by function.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{json, Map, Value};
+
+/// Where metric lines go: stdout in a Lambda, a buffer in tests.
+pub trait MetricsSink: Send + Sync {
+    fn write_line(&self, line: &str);
+}
+
+/// Lambda's stdout. One write per line under stdout's lock, so a metric
+/// line never interleaves with a log line into something that is not JSON.
+/// A failed write is dropped: losing a data point beats losing the request
+/// (and `println!` would panic, which aborts the process).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stdout;
+
+impl MetricsSink for Stdout {
+    fn write_line(&self, line: &str) {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+}
+
+/// What one request came to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestMetrics {
+    pub function: &'static str,
+    pub latency: Duration,
+    /// Chat only: (chats charged, tokens spent, refusals for lack of tokens).
+    pub chat: Option<ChatCounts>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatCounts {
+    pub chats: u32,
+    pub tokens_spent: u32,
+    pub insufficient_tokens: u32,
+}
+
+impl ChatCounts {
+    /// Read off the chat handler's answer: a 200 that is not a replay is a
+    /// charged chat; a 402 is a refusal for lack of tokens.
+    pub fn of(response: &Response<Body>, cost: u32) -> Self {
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let charged = u32::from(response.status() == StatusCode::OK && !replayed);
+        ChatCounts {
+            chats: charged,
+            tokens_spent: charged * cost,
+            insufficient_tokens: u32::from(response.status() == StatusCode::PAYMENT_REQUIRED),
+        }
+    }
+}
+
+impl RequestMetrics {
+    /// The EMF document: metric names and units under `_aws`, their values
+    /// and the `Function` dimension as top-level members.
+    pub fn emf(&self, namespace: &str, at: SystemTime) -> Value {
+        let mut definitions = vec![json!({"Name": "Latency", "Unit": "Milliseconds"})];
+        let mut document = Map::new();
+        document.insert("Function".into(), json!(self.function));
+        document.insert("Latency".into(), json!(self.latency.as_secs_f64() * 1000.0));
+        if let Some(chat) = self.chat {
+            for (name, value) in [
+                ("Chats", chat.chats),
+                ("TokensSpent", chat.tokens_spent),
+                ("InsufficientTokens", chat.insufficient_tokens),
+            ] {
+                definitions.push(json!({"Name": name, "Unit": "Count"}));
+                document.insert(name.into(), json!(value));
+            }
+        }
+        let timestamp = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        document.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"]],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Value::Object(document)
+    }
+
+    pub fn write_to(&self, sink: &dyn MetricsSink, namespace: &str) {
+        sink.write_line(&self.emf(namespace, SystemTime::now()).to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::HeaderValue;
+
+    fn response(status: u16, replayed: bool) -> Response<Body> {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        if replayed {
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    #[test]
+    fn only_a_charged_chat_counts_as_spending() {
+        let counts = |status, replayed| ChatCounts::of(&response(status, replayed), 100);
+        assert_eq!(
+            counts(200, false),
+            ChatCounts {
+                chats: 1,
+                tokens_spent: 100,
+                insufficient_tokens: 0
+            }
+        );
+        assert_eq!(
+            counts(200, true),
+            ChatCounts {
+                chats: 0,
+                tokens_spent: 0,
+                insufficient_tokens: 0
+            }
+        );
+        assert_eq!(
+            counts(402, false),
+            ChatCounts {
+                chats: 0,
+                tokens_spent: 0,
+                insufficient_tokens: 1
+            }
+        );
+        assert_eq!(
+            counts(401, false),
+            ChatCounts {
+                chats: 0,
+                tokens_spent: 0,
+                insufficient_tokens: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_document_declares_every_value_it_carries() {
+        let metrics = RequestMetrics {
+            function: "chat",
+            latency: Duration::from_micros(2500),
+            chat: Some(ChatCounts {
+                chats: 1,
+                tokens_spent: 100,
+                insufficient_tokens: 0,
+            }),
+        };
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_615_387_000);
+        let document = metrics.emf("ChatApi", at);
+        assert_eq!(document["_aws"]["Timestamp"], 1_795_615_387_000u64);
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "ChatApi");
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        assert_eq!(document["Function"], "chat");
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Latency", "Chats", "TokensSpent", "InsufficientTokens"]
+        );
+        for name in names {
+            assert!(document[name].is_number(), "{name} has a value");
+        }
+        assert_eq!(document["Latency"], 2.5);
+        assert_eq!(document["TokensSpent"], 100);
+    }
+
+    #[test]
+    fn other_functions_report_latency_alone() {
+        let metrics = RequestMetrics {
+            function: "balance",
+            latency: Duration::from_millis(3),
+            chat: None,
+        };
+        let document = metrics.emf("ChatApi", SystemTime::now());
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(document.get("Chats").is_none());
+    }
+}

@@ -1,0 +1,148 @@
+//! A user's saved chats, newest first, a page at a time.
+//!
+//! A page is one `Query` on the chats table, sent together with the session
+//! read (a `GetItem`), so a page costs one round trip of latency. The query
+//! result is dropped unless the session holds: a bad token learns nothing.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use uuid::Uuid;
+
+use super::{number_of, s, storage_error, string_of, Store};
+use crate::clock::Instant;
+use crate::domain::{AuthToken, MARKER_PREFIX};
+use crate::error::ApiError;
+
+/// One saved chat as the history shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub chat_id: String,
+    pub message: String,
+    pub response: String,
+    pub timestamp: String,
+    pub cost: i64,
+}
+
+/// A page of chats and, when older ones remain, where the next page starts.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub chats: Vec<HistoryEntry>,
+    pub next: Option<Cursor>,
+}
+
+/// Where a page starts: the chats older than this chat id. Clients see it
+/// as an opaque string; it only ever selects within the caller's own chats,
+/// since the user comes from the token, so it needs no signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(Uuid);
+
+impl Cursor {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let invalid = || "is not a cursor this API returned".to_owned();
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+        let id = Uuid::from_slice(&bytes).map_err(|_| invalid())?;
+        Ok(Cursor(id))
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.as_bytes())
+    }
+}
+
+impl Store {
+    /// Up to `limit` of the user's chats, newest first, older than `cursor`.
+    pub async fn history(
+        &self,
+        token: &AuthToken,
+        limit: u32,
+        cursor: Option<&Cursor>,
+        now: Instant,
+    ) -> Result<HistoryPage, ApiError> {
+        let user = token.username().as_str();
+        let session = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .projection_expression("username, expires_at")
+            .consistent_read(true)
+            .send();
+        // Chat ids are UUIDv7 strings, which sort by time; idempotency
+        // markers sort after every one of them, so `<` leaves them out, and
+        // a cursor moves the bound down to the last chat already shown.
+        let before = cursor.map_or_else(|| MARKER_PREFIX.to_owned(), |c| c.0.to_string());
+        let chats = self
+            .client
+            .query()
+            .table_name(&self.tables.chats)
+            .key_condition_expression("username = :user AND chat_id < :before")
+            .expression_attribute_values(":user", s(user))
+            .expression_attribute_values(":before", s(before))
+            .projection_expression("chat_id, message, #response, created_at, cost")
+            // RESPONSE is a DynamoDB reserved word.
+            .expression_attribute_names("#response", "response")
+            .scan_index_forward(false)
+            // One more than asked: whether it comes back says if there is a
+            // next page, without a second query that might find nothing.
+            .limit(limit as i32 + 1)
+            .consistent_read(true)
+            .send();
+        let (session, chats) = tokio::join!(session, chats);
+
+        let session = session.map_err(storage_error)?;
+        let live = session.item().is_some_and(|item| {
+            string_of(item, "username").is_ok_and(|owner| owner == user)
+                && number_of(item, "expires_at").is_ok_and(|expires| expires > now.unix_seconds())
+        });
+        if !live {
+            return Err(ApiError::Unauthorized);
+        }
+
+        let output = chats.map_err(storage_error)?;
+        let mut entries = output
+            .items()
+            .iter()
+            .map(entry_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            let last = &entries[entries.len() - 1].chat_id;
+            let id = Uuid::parse_str(last)
+                .map_err(|e| ApiError::internal(format!("stored chat id {last:?}: {e}")))?;
+            Some(Cursor(id))
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            chats: entries,
+            next,
+        })
+    }
+}
+
+fn entry_of(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<HistoryEntry, ApiError> {
+    Ok(HistoryEntry {
+        chat_id: string_of(item, "chat_id")?.to_owned(),
+        message: string_of(item, "message")?.to_owned(),
+        response: string_of(item, "response")?.to_owned(),
+        timestamp: string_of(item, "created_at")?.to_owned(),
+        cost: number_of(item, "cost")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_anything_else_is_refused() {
+        let cursor = Cursor(Uuid::now_v7());
+        assert_eq!(Cursor::parse(&cursor.encode()), Ok(cursor));
+        for bad in ["", "not base64!", "AAAA", "idempotency#x", &"A".repeat(400)] {
+            assert!(Cursor::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

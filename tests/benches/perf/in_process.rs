@@ -1,0 +1,328 @@
+//! Each handler called in process against DynamoDB Local, beside the bare
+//! SDK call(s) it makes, built here by hand with the same items and
+//! conditions. The difference is what our code adds: parsing, checks, JSON.
+//! Register and login also run argon2id by design; that is timed on its own
+//! and taken out of their overhead.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use api_tests::*;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Get, Put, TransactGetItem, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use chat_core::domain::{AuthToken, Password, Username};
+use chat_core::local::{client, fresh_tables, quiet_app};
+use chat_core::{clock, passwords, App, Config};
+use lambda_http::Body;
+use serde_json::{json, Value};
+
+use crate::stats::{round, Summary};
+
+type Response = lambda_http::Response<Body>;
+
+pub async fn run(iterations: usize) -> Value {
+    let client = client();
+    let mut config = Config::with_tables(fresh_tables(&client).await);
+    // One user pays for every chat of the run.
+    config.initial_tokens = 1_000_000_000;
+    let app = quiet_app(config, client.clone());
+    let bare = Bare { app: &app, client };
+    let token = signed_up(&app, "alice").await;
+    let stored_hash = passwords::hash(password()).await.unwrap();
+    let slow = (iterations / 4).max(20);
+
+    let argon2 = Summary::of(&timed(slow, |_| passwords::hash(password())).await);
+    println!("\n## In process, against DynamoDB Local ({iterations} calls; {slow} with argon2id)");
+    println!(
+        "argon2id hash (m=19456 KiB, t=2, p=1): p50 {:.2} ms, p99 {:.2} ms",
+        argon2.p50, argon2.p99
+    );
+    println!(
+        "{:<9} {:>11} {:>11} {:>10} {:>10} {:>13}",
+        "handler", "p50 ms", "p99 ms", "bare p50", "bare p99", "overhead p50"
+    );
+
+    let mut rows = Vec::new();
+    let mut row = |name: &str, handler: Vec<Duration>, sdk: Vec<Duration>, argon2_p50: f64| {
+        let (handler, sdk) = (Summary::of(&handler), Summary::of(&sdk));
+        let overhead = (handler.p50 - argon2_p50 - sdk.p50) / sdk.p50 * 100.0;
+        println!(
+            "{name:<9} {:>11.3} {:>11.3} {:>10.3} {:>10.3} {:>12.1}%",
+            handler.p50, handler.p99, sdk.p50, sdk.p99, overhead
+        );
+        rows.push(json!({
+            "handler": name,
+            "handler_ms": handler.json(),
+            "bare_sdk_ms": sdk.json(),
+            "argon2_p50_ms_excluded": round(argon2_p50),
+            "overhead_p50_percent": round(overhead),
+        }));
+    };
+
+    // Each pair runs interleaved, so drift in the machine's load hits both.
+    let (handler, sdk) = pairs(
+        slow,
+        |i| register_as(&app, format!("reg{i}")),
+        |i| bare.register(format!("bare{i}"), stored_hash.clone()),
+    )
+    .await;
+    row("register", handler, sdk, argon2.p50);
+
+    let (handler, sdk) = pairs(slow, |_| login_as(&app, "alice"), |_| bare.login("alice")).await;
+    row("login", handler, sdk, argon2.p50);
+
+    let (handler, sdk) = pairs(
+        iterations,
+        |_| chat_as(&app, &token, "How fast is this?"),
+        |_| bare.chat(&token, "How fast is this?"),
+    )
+    .await;
+    row("chat", handler, sdk, 0.0);
+
+    let (handler, sdk) = pairs(
+        iterations,
+        |_| balance_as(&app, &token),
+        |_| bare.balance(&token),
+    )
+    .await;
+    row("balance", handler, sdk, 0.0);
+
+    // Logging out needs a session per call; they are made untimed.
+    let (mut handler, mut sdk) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let (first, second) = (bare.session().await, bare.session().await);
+        let request = with_auth(event("logout"), first.expose());
+        let started = Instant::now();
+        let response = logout::handle(&app, request).await.unwrap();
+        handler.push(started.elapsed());
+        assert_eq!(response.status(), 204);
+        let started = Instant::now();
+        bare.logout(&second).await;
+        sdk.push(started.elapsed());
+    }
+    row("logout", handler, sdk, 0.0);
+
+    json!({ "argon2id_hash_ms": argon2.json(), "handlers": rows })
+}
+
+fn password() -> Password {
+    Password::parse(PASSWORD.to_owned()).unwrap()
+}
+
+async fn register_as(app: &App, username: String) -> Response {
+    let response = register::handle(
+        app,
+        with_body(event("register"), &credentials(&username, PASSWORD)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    response
+}
+
+async fn login_as(app: &App, username: &str) -> Response {
+    let response = login::handle(
+        app,
+        with_body(event("login"), &credentials(username, PASSWORD)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// Times `count` calls, after a few untimed ones that open connections and
+/// fault pages in.
+async fn timed<T, F: Future<Output = T>>(
+    count: usize,
+    mut call: impl FnMut(usize) -> F,
+) -> Vec<Duration> {
+    for i in 0..3 {
+        call(usize::MAX - i).await;
+    }
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let started = Instant::now();
+        call(i).await;
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+async fn pairs<A, B, FA, FB>(
+    count: usize,
+    mut first: impl FnMut(usize) -> FA,
+    mut second: impl FnMut(usize) -> FB,
+) -> (Vec<Duration>, Vec<Duration>)
+where
+    FA: Future<Output = A>,
+    FB: Future<Output = B>,
+{
+    for i in 0..3 {
+        first(usize::MAX - i).await;
+        second(usize::MAX - i).await;
+    }
+    let (mut a, mut b) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for i in 0..count {
+        let started = Instant::now();
+        first(i).await;
+        a.push(started.elapsed());
+        let started = Instant::now();
+        second(i).await;
+        b.push(started.elapsed());
+    }
+    (a, b)
+}
+
+/// The SDK calls the handlers make, with nothing around them.
+struct Bare<'a> {
+    app: &'a App,
+    client: Client,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl Bare<'_> {
+    fn tables(&self) -> &chat_core::Tables {
+        self.app.store.tables()
+    }
+
+    async fn register(&self, username: String, password_hash: String) {
+        self.client
+            .put_item()
+            .table_name(&self.tables().users)
+            .item("username", s(username))
+            .item("user_id", s(uuid::Uuid::now_v7().to_string()))
+            .item("password_hash", s(password_hash))
+            .item("tokens", n(4000))
+            .item("created_at", s(clock::Instant::now().iso8601()))
+            .condition_expression("attribute_not_exists(username)")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn login(&self, username: &str) {
+        self.client
+            .get_item()
+            .table_name(&self.tables().users)
+            .key("username", s(username))
+            .projection_expression("password_hash")
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let token = AuthToken::generate(&Username::parse(username).unwrap()).unwrap();
+        self.put_session(&token).await;
+    }
+
+    async fn put_session(&self, token: &AuthToken) {
+        let now = clock::Instant::now();
+        self.client
+            .put_item()
+            .table_name(&self.tables().sessions)
+            .item("token_hash", s(token.hash().as_str()))
+            .item("username", s(token.username().as_str()))
+            .item("created_at", s(now.iso8601()))
+            .item("expires_at", n(now.unix_seconds() + 86_400))
+            .condition_expression("attribute_not_exists(token_hash)")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A new live session of alice's, untimed set-up for logout.
+    async fn session(&self) -> AuthToken {
+        let token = AuthToken::generate(&Username::parse("alice").unwrap()).unwrap();
+        self.put_session(&token).await;
+        token
+    }
+
+    async fn chat(&self, token: &str, message: &str) {
+        let token = AuthToken::parse(token).unwrap();
+        let user = token.username().as_str();
+        let now = clock::Instant::now();
+        let session = ConditionCheck::builder()
+            .table_name(&self.tables().sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .condition_expression("username = :user AND expires_at > :now")
+            .expression_attribute_values(":user", s(user))
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .build()
+            .unwrap();
+        let charge = Update::builder()
+            .table_name(&self.tables().users)
+            .key("username", s(user))
+            .update_expression("SET tokens = tokens - :cost")
+            .condition_expression("tokens >= :cost")
+            .expression_attribute_values(":cost", n(100))
+            .build()
+            .unwrap();
+        let save = Put::builder()
+            .table_name(&self.tables().chats)
+            .item("username", s(user))
+            .item("chat_id", s(uuid::Uuid::now_v7().to_string()))
+            .item("message", s(message))
+            .item("response", s("AI response"))
+            .item("cost", n(100))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(chat_id)")
+            .build()
+            .unwrap();
+        self.client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(session)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().update(charge).build())
+            .transact_items(TransactWriteItem::builder().put(save).build())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn balance(&self, token: &str) {
+        let token = AuthToken::parse(token).unwrap();
+        let session = Get::builder()
+            .table_name(&self.tables().sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .projection_expression("username, expires_at")
+            .build()
+            .unwrap();
+        let user = Get::builder()
+            .table_name(&self.tables().users)
+            .key("username", s(token.username().as_str()))
+            .projection_expression("tokens")
+            .build()
+            .unwrap();
+        self.client
+            .transact_get_items()
+            .transact_items(TransactGetItem::builder().get(session).build())
+            .transact_items(TransactGetItem::builder().get(user).build())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn logout(&self, token: &AuthToken) {
+        self.client
+            .delete_item()
+            .table_name(&self.tables().sessions)
+            .key("token_hash", s(token.hash().as_str()))
+            .condition_expression("username = :user")
+            .expression_attribute_values(":user", s(token.username().as_str()))
+            .send()
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,202 @@
+//! A stand-in for the Lambda Runtime API, to run a function's real binary
+//! as Lambda does: a new process with Lambda's environment, which asks
+//! `GET .../invocation/next` for its event and posts the answer to
+//! `POST .../invocation/{id}/response`. Used for cold-start figures and to
+//! check what a function writes to its log in Lambda's JSON format.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chat_core::local::{endpoint, repo_root};
+use chat_core::Tables;
+use serde_json::Value;
+
+use crate::local_api::user_command;
+
+/// The request id the stand-in gives the one invocation it hands out.
+pub const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+/// One cold start, timed from spawning the process.
+pub struct ColdRun {
+    /// Until the runtime asked for its first event: initialisation.
+    pub to_init: Duration,
+    /// Until it posted the answer.
+    pub to_answer: Duration,
+    /// The answer: API Gateway's response object (statusCode, body, ...).
+    pub answer: Value,
+    /// Everything the process wrote to stdout and stderr, in order per
+    /// stream (stdout first).
+    pub output: String,
+}
+
+/// What the stand-in saw, in order.
+enum Seen {
+    FirstNext(Instant),
+    Answer(Instant, Value),
+    Error(String),
+}
+
+/// The debug build of `function`, built now if it is missing or stale
+/// (a no-op when `make test` built it already).
+pub fn debug_binary(function: &str) -> PathBuf {
+    let status = user_command("cargo")
+        .args(["build", "--quiet", "-p", function])
+        .current_dir(repo_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build -p {function} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    target.join("debug").join(function)
+}
+
+/// Starts `binary` with Lambda's environment, hands it `event`, and stops
+/// it once it has answered (as Lambda freezes it).
+pub fn cold_start(
+    binary: &Path,
+    event: &str,
+    tables: &Tables,
+    extra_env: &[(&str, &str)],
+) -> ColdRun {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let runtime_api = listener.local_addr().unwrap().to_string();
+    let (seen_tx, seen) = channel();
+    let event = event.to_owned();
+    let handed_out = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let (seen_tx, event, handed_out) = (seen_tx.clone(), event.clone(), handed_out.clone());
+            std::thread::spawn(move || serve(stream, &event, &handed_out, &seen_tx));
+        }
+    });
+
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        // What Lambda sets for a provided.al2023 function; the credentials
+        // are DynamoDB Local's dummies and the endpoint replaces DynamoDB's.
+        .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "local")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_SESSION_TOKEN", "local")
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("USERS_TABLE", &tables.users)
+        .env("SESSIONS_TABLE", &tables.sessions)
+        .env("CHATS_TABLE", &tables.chats)
+        .env("RUST_LOG", "info")
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+
+    let mut to_init = None;
+    let outcome = loop {
+        match seen.recv_timeout(Duration::from_secs(60)) {
+            Ok(Seen::FirstNext(at)) => to_init = Some(at - started),
+            Ok(Seen::Answer(at, answer)) => break Ok((at - started, answer)),
+            Ok(Seen::Error(body)) => break Err(format!("the function reported an error: {body}")),
+            Err(_) => break Err("no answer within 60 s".to_owned()),
+        }
+    };
+    let _ = child.kill();
+    let mut output = String::new();
+    // One invocation's lines fit the pipes' buffers, so reading after the
+    // process is gone loses nothing.
+    let _ = child.stdout.take().unwrap().read_to_string(&mut output);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut output);
+    let _ = child.wait();
+    let (to_answer, answer) =
+        outcome.unwrap_or_else(|e| panic!("{}: {e}\n{output}", binary.display()));
+    ColdRun {
+        to_init: to_init.expect("the runtime asked for its event first"),
+        to_answer,
+        answer,
+        output,
+    }
+}
+
+/// Serves one connection of the runtime: hands out the event once, takes
+/// the answer, and leaves the second `next` waiting until the process goes.
+fn serve(stream: TcpStream, event: &str, handed_out: &AtomicBool, seen: &Sender<Seen>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let path = request_line
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        if path.ends_with("/invocation/next") {
+            if handed_out.swap(true, Ordering::SeqCst) {
+                let _ = reader.read_to_end(&mut Vec::new());
+                return;
+            }
+            let _ = seen.send(Seen::FirstNext(Instant::now()));
+            let deadline =
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(30);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\n\
+                 Lambda-Runtime-Deadline-Ms: {}\r\n\
+                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:local\r\n\
+                 Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n\
+                 Content-Length: {}\r\n\r\n",
+                deadline.as_millis(),
+                event.len()
+            );
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(event.as_bytes());
+        } else if path.ends_with("/response") {
+            let at = Instant::now();
+            let answer = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+            let _ = seen.send(Seen::Answer(at, answer));
+        } else {
+            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+            let _ = seen.send(Seen::Error(format!(
+                "{path}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! A function's real binary, run as Lambda runs it (through the stand-in
+//! Runtime API in `api_tests::runtime_api`) with Lambda's JSON log format:
+//! every line it writes is JSON, its log lines carry the request id, its
+//! embedded metrics are well formed, and no secret reaches the log.
+
+use api_tests::runtime_api::{cold_start, debug_binary, REQUEST_ID};
+use api_tests::*;
+use chat_core::clock::Instant;
+use chat_core::domain::AuthToken;
+use chat_core::local::fresh_app;
+use serde_json::Value;
+
+const NAMESPACE: &str = "ChatApiTest";
+
+fn lines(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+fn metrics_of(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|line| line.get("_aws").is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    let token = AuthToken::parse(EVENTS_TOKEN).unwrap();
+    let now = Instant::now();
+    app.store
+        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .await
+        .unwrap();
+    let event = std::fs::read_to_string(events_dir().join("chat.json")).unwrap();
+
+    let run = cold_start(
+        &debug_binary("chat"),
+        &event,
+        app.store.tables(),
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("METRICS_NAMESPACE", NAMESPACE),
+        ],
+    );
+    assert_eq!(run.answer["statusCode"], 200, "{}", run.output);
+    let lines = lines(&run.output);
+
+    let logs: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line.get("level").is_some())
+        .collect();
+    let charged = logs
+        .iter()
+        .find(|line| line["fields"]["message"] == "chat charged")
+        .unwrap_or_else(|| panic!("no 'chat charged' line in {lines:?}"));
+    assert_eq!(charged["span"]["requestId"], REQUEST_ID, "{charged}");
+    assert_eq!(charged["fields"]["user"], "alice");
+
+    let metrics = metrics_of(&lines);
+    assert_eq!(
+        metrics.len(),
+        1,
+        "one metrics line per request: {metrics:?}"
+    );
+    let document = metrics[0];
+    let directive = &document["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], NAMESPACE);
+    assert!(document["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(document["Function"], "chat");
+    assert_eq!(document["Chats"], 1);
+    assert_eq!(document["TokensSpent"], 100);
+    assert_eq!(document["InsufficientTokens"], 0);
+    assert!(document["Latency"].as_f64().unwrap() > 0.0);
+
+    let (_, secret) = EVENTS_TOKEN.split_once('.').unwrap();
+    for needle in [EVENTS_TOKEN, secret, token.hash().as_str()] {
+        assert!(
+            !run.output.contains(needle),
+            "the log holds a secret: {needle}"
+        );
+    }
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+}
+
+#[tokio::test]
+async fn a_refused_request_is_logged_and_measured_too() {
+    let app = fresh_app().await;
+    let event = std::fs::read_to_string(events_dir().join("balance-invalid-token.json")).unwrap();
+    let run = cold_start(
+        &debug_binary("balance"),
+        &event,
+        app.store.tables(),
+        &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+    );
+    assert_eq!(run.answer["statusCode"], 401, "{}", run.output);
+    let lines = lines(&run.output);
+    let refused = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "request refused")
+        .unwrap_or_else(|| panic!("no refusal line in {lines:?}"));
+    assert_eq!(refused["fields"]["code"], "unauthorized");
+    assert_eq!(refused["span"]["requestId"], REQUEST_ID);
+    let metrics = metrics_of(&lines);
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0]["Function"], "balance");
+    assert_eq!(
+        metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ChatApi"
+    );
+    assert!(metrics[0].get("Chats").is_none());
+}

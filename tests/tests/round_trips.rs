@@ -1,0 +1,198 @@
+//! The round-trip budget of DESIGN.md as a count, not a time: the DynamoDB
+//! calls each handler sends, read by an SDK interceptor. One for chat (a
+//! replay included), balance, register and logout; two for login; a history
+//! page's query with its session read. Refusals may cost less, never more.
+//! And a warm function reuses its connection.
+
+use std::io::copy;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use api_tests::calls::counted_app;
+use api_tests::*;
+use chat_core::config::Config;
+use chat_core::local::{client_for, endpoint, fresh_tables, quiet_app};
+
+#[tokio::test]
+async fn every_endpoint_sits_on_the_design_floor() {
+    let (app, calls) = counted_app().await;
+
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    assert_eq!(calls.take(), ["PutItem"], "register");
+
+    let response = login::handle(
+        &app,
+        with_body(event("login"), &credentials("alice", PASSWORD)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.take(), ["GetItem", "PutItem"], "login");
+    let token = json_of(&response)["token"].as_str().unwrap().to_owned();
+
+    assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "chat");
+
+    assert_eq!(keyed_chat_as(&app, &token, "k1", "hi").await.status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "keyed chat");
+    let replay = keyed_chat_as(&app, &token, "k1", "hi").await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "replayed chat");
+
+    assert_eq!(balance_as(&app, &token).await.status(), 200);
+    assert_eq!(calls.take(), ["TransactGetItems"], "balance");
+
+    // The session read and the page's query go out together: two calls,
+    // one round trip of latency.
+    let response = chats::handle(&app, with_auth(event("chats"), &token))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut sent = calls.take();
+    sent.sort();
+    assert_eq!(sent, ["GetItem", "Query"], "history page");
+
+    let response = logout::handle(&app, with_auth(event("logout"), &token))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(calls.take(), ["DeleteItem"], "logout");
+}
+
+#[tokio::test]
+async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
+    let (app, calls) = counted_app().await;
+    let token = signed_up(&app, "bob").await;
+    calls.take();
+
+    // Decided by DynamoDB: one call, as on the happy path.
+    assert_eq!(register(&app, "bob").await.status(), 409);
+    assert_eq!(calls.take(), ["PutItem"], "duplicate register");
+    let wrong = login::handle(
+        &app,
+        with_body(event("login"), &credentials("bob", "not-the-password")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(calls.take(), ["GetItem"], "wrong password");
+    let forged = "Ym9i.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    assert_eq!(chat_as(&app, forged, "hi").await.status(), 401);
+    assert_eq!(
+        calls.take(),
+        ["TransactWriteItems"],
+        "chat, unknown session"
+    );
+    assert_eq!(balance_as(&app, forged).await.status(), 401);
+    assert_eq!(
+        calls.take(),
+        ["TransactGetItems"],
+        "balance, unknown session"
+    );
+
+    // Refused before DynamoDB: nothing sent.
+    let cases = [
+        (
+            "register-invalid-json",
+            register::handle(&app, event("register-invalid-json")).await,
+        ),
+        (
+            "register-short-password",
+            register::handle(&app, event("register-short-password")).await,
+        ),
+        (
+            "login-missing-password",
+            login::handle(&app, event("login-missing-password")).await,
+        ),
+        (
+            "chat-missing-token",
+            chat::handle(&app, event("chat-missing-token")).await,
+        ),
+        (
+            "chat-empty-message",
+            chat::handle(&app, with_auth(event("chat-empty-message"), &token)).await,
+        ),
+        (
+            "chat-invalid-json",
+            chat::handle(&app, with_auth(event("chat-invalid-json"), &token)).await,
+        ),
+        (
+            "balance-missing-token",
+            balance::handle(&app, event("balance-missing-token")).await,
+        ),
+        (
+            "logout-missing-token",
+            logout::handle(&app, event("logout-missing-token")).await,
+        ),
+    ];
+    for (name, response) in cases {
+        let status = response.unwrap().status();
+        assert!(status.is_client_error(), "{name}: {status}");
+        assert_eq!(calls.take(), Vec::<String>::new(), "{name}");
+    }
+
+    // The last affordable chat and the first refused one: one call each.
+    for _ in 0..40 {
+        assert_eq!(chat_as(&app, &token, "spend").await.status(), 200);
+    }
+    calls.take();
+    assert_eq!(chat_as(&app, &token, "one too many").await.status(), 402);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "insufficient tokens");
+}
+
+/// Counts the TCP connections made through it to DynamoDB Local.
+struct CountingProxy {
+    url: String,
+    connections: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    fn start(upstream: &str) -> Self {
+        let upstream = upstream
+            .strip_prefix("http://")
+            .expect("DynamoDB Local is plain HTTP")
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let client = client.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let server = TcpStream::connect(&upstream).unwrap();
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        CountingProxy { url, connections }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+#[tokio::test]
+async fn a_warm_function_reuses_one_connection() {
+    let proxy = CountingProxy::start(endpoint());
+    let client = client_for(&proxy.url);
+    let app = quiet_app(Config::with_tables(fresh_tables(&client).await), client);
+    let token = signed_up(&app, "carol").await;
+    let before = proxy.connections.load(Ordering::SeqCst);
+
+    for _ in 0..20 {
+        assert_eq!(chat_as(&app, &token, "again").await.status(), 200);
+        assert_eq!(balance_as(&app, &token).await.status(), 200);
+    }
+    assert_eq!(
+        proxy.connections.load(Ordering::SeqCst),
+        before,
+        "40 sequential calls after sign-up opened new connections"
+    );
+    assert!(before >= 1, "the proxy saw the sign-up");
+}
