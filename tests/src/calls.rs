@@ -1,7 +1,8 @@
-//! Counting what the functions ask of DynamoDB: an SDK interceptor that
-//! records the operation of every request put on the wire (retries
-//! included), for the round-trip budget in DESIGN.md.
+//! What the functions ask of DynamoDB: an SDK interceptor that records
+//! every request put on the wire (retries included), for the round-trip
+//! budget in DESIGN.md and for the IAM grants in `template.yaml`.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -11,14 +12,61 @@ use aws_sdk_dynamodb::Client;
 use chat_core::app::App;
 use chat_core::config::Config;
 use chat_core::local::{client, fresh_tables, quiet_app};
+use serde_json::Value;
 
-/// The operations sent since the last [`CallLog::take`], in order.
+/// What was sent since the last take, in order.
 #[derive(Clone, Debug, Default)]
-pub struct CallLog(Arc<Mutex<Vec<String>>>);
+pub struct CallLog(Arc<Mutex<Vec<Sent>>>);
+
+/// One request put on the wire.
+#[derive(Clone, Debug)]
+struct Sent {
+    operation: String,
+    body: Value,
+}
 
 impl CallLog {
+    /// The operations sent, e.g. `["GetItem", "PutItem"]`.
     pub fn take(&self) -> Vec<String> {
+        self.drain()
+            .into_iter()
+            .map(|sent| sent.operation)
+            .collect()
+    }
+
+    /// What each request asked of which table, as IAM authorises it:
+    /// (action, table name). A transaction counts once per item, under the
+    /// single-item action of that item (`dynamodb:ConditionCheckItem`, ...).
+    pub fn take_accesses(&self) -> BTreeSet<(String, String)> {
+        self.drain().iter().flat_map(accesses).collect()
+    }
+
+    fn drain(&self) -> Vec<Sent> {
         std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+fn accesses(sent: &Sent) -> Vec<(String, String)> {
+    let table = |request: &Value| request["TableName"].as_str().unwrap_or_default().to_owned();
+    match sent.operation.as_str() {
+        "TransactWriteItems" | "TransactGetItems" => sent.body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.iter().next())
+            .map(|(kind, request)| {
+                let action = match kind.as_str() {
+                    "ConditionCheck" => "ConditionCheckItem",
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "Get" => "GetItem",
+                    other => panic!("a transaction item of unknown kind {other}"),
+                };
+                (format!("dynamodb:{action}"), table(request))
+            })
+            .collect(),
+        operation => vec![(format!("dynamodb:{operation}"), table(&sent.body))],
     }
 }
 
@@ -42,8 +90,14 @@ impl Intercept for CallLog {
             .headers()
             .get("x-amz-target")
             .unwrap_or("unnamed");
-        let operation = target.rsplit('.').next().unwrap_or(target);
-        self.0.lock().unwrap().push(operation.to_owned());
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or(Value::Null);
+        self.0.lock().unwrap().push(Sent { operation, body });
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod runtime_api;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use chat_core::domain::MARKER_PREFIX;
@@ -86,14 +87,59 @@ pub async fn register(app: &App, username: &str) -> Response<Body> {
 /// Registers and logs in `username`; returns the token.
 pub async fn signed_up(app: &App, username: &str) -> String {
     assert_eq!(register(app, username).await.status(), 201);
-    let response = login::handle(
-        app,
-        with_body(event("login"), &credentials(username, PASSWORD)),
-    )
-    .await
-    .unwrap();
+    logged_in(app, username).await
+}
+
+/// A login of `username` (registered already) with the sample password;
+/// returns the new token.
+pub async fn logged_in(app: &App, username: &str) -> String {
+    let response = login_with(app, username, PASSWORD).await;
     assert_eq!(response.status(), 200);
     json_of(&response)["token"].as_str().unwrap().to_owned()
+}
+
+pub async fn login_with(app: &App, username: &str, password: &str) -> Response<Body> {
+    login::handle(
+        app,
+        with_body(event("login"), &credentials(username, password)),
+    )
+    .await
+    .unwrap()
+}
+
+/// `GET /chats/?<query>` with `token`, parsed from a payload as API Gateway
+/// sends it, so the handler reads the parameters as it does in AWS.
+pub fn chats_request(query: &str, token: Option<&str>) -> Request {
+    let text = std::fs::read_to_string(events_dir().join("chats.json")).unwrap();
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["rawQueryString"] = query.into();
+    payload
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
+    let mut request = lambda_http::request::from_str(&payload.to_string()).unwrap();
+    match token {
+        Some(token) => with_auth(request, token),
+        None => {
+            request.headers_mut().remove("authorization");
+            request
+        }
+    }
+}
+
+/// `count` chats sent by `token` at once; their answers.
+pub async fn simultaneous_chats(app: &Arc<App>, token: &str, count: usize) -> Vec<Response<Body>> {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let (app, token) = (app.clone(), token.to_owned());
+            tokio::spawn(async move { chat_as(&app, &token, &format!("message {i}")).await })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for task in tasks {
+        responses.push(task.await.unwrap());
+    }
+    responses
 }
 
 pub async fn chat_as(app: &App, token: &str, message: &str) -> Response<Body> {

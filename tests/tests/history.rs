@@ -8,18 +8,10 @@ use chat_core::App;
 use lambda_http::http::Method;
 use serde_json::Value;
 
-/// `events/chats.json` with another query string and token, parsed as
-/// API Gateway's payload is, so the parameters reach the handler as in AWS.
 async fn page(app: &App, token: &str, query: &str) -> (u16, Value) {
-    let text = std::fs::read_to_string(events_dir().join("chats.json")).unwrap();
-    let mut payload: Value = serde_json::from_str(&text).unwrap();
-    payload["rawQueryString"] = query.into();
-    payload
-        .as_object_mut()
-        .unwrap()
-        .remove("queryStringParameters");
-    let request = lambda_http::request::from_str(&payload.to_string()).unwrap();
-    let response = chats::handle(app, with_auth(request, token)).await.unwrap();
+    let response = chats::handle(app, chats_request(query, Some(token)))
+        .await
+        .unwrap();
     (response.status().as_u16(), json_of(&response))
 }
 

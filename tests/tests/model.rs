@@ -223,7 +223,7 @@ async fn nobody_reaches_the_model_without_a_live_session_and_the_tokens_to_pay()
     }
 
     // A logged-out token.
-    let other = signed_in(&app, "alice").await;
+    let other = logged_in(&app, "alice").await;
     let response = logout::handle(&app, with_auth(event("logout"), &other))
         .await
         .unwrap();
@@ -251,18 +251,6 @@ async fn nobody_reaches_the_model_without_a_live_session_and_the_tokens_to_pay()
     assert_eq!(stored_tokens(&app, "bob").await, Some(99));
     assert_eq!(stored_chats(&app, "alice").await, 0);
     assert_eq!(stored_chats(&app, "bob").await, 0);
-}
-
-/// A second login for `username`, who is registered already.
-async fn signed_in(app: &App, username: &str) -> String {
-    let response = login::handle(
-        app,
-        with_body(event("login"), &credentials(username, PASSWORD)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 200);
-    json_of(&response)["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -317,17 +305,12 @@ async fn simultaneous_chats_with_a_model_are_still_charged_exactly() {
     let mut app = app_with(&stub, one_attempt()).await;
     app.config.initial_tokens = 300;
     let app = Arc::new(app);
-    let token = Arc::new(signed_up(&app, "alice").await);
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (app, token) = (app.clone(), token.clone());
-            tokio::spawn(async move { chat_as(&app, &token, &format!("message {i}")).await })
-        })
+    let token = signed_up(&app, "alice").await;
+    let statuses: Vec<u16> = simultaneous_chats(&app, &token, 8)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
         .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap().status().as_u16());
-    }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 402).count();
     assert_eq!((ok, refused), (3, 5), "statuses: {statuses:?}");

@@ -235,27 +235,6 @@ fn with_header(mut request: Request, name: &'static str, value: &str) -> Request
     request
 }
 
-/// `GET /chats/?<query>` parsed from a payload as API Gateway sends it, so
-/// the handler reads the parameters as it does in AWS.
-fn chats_request(query: &str, auth: Option<&str>) -> Request {
-    let text = std::fs::read_to_string(events_dir().join("chats.json")).unwrap();
-    let mut payload: Value = serde_json::from_str(&text).unwrap();
-    payload["rawQueryString"] = query.into();
-    payload
-        .as_object_mut()
-        .unwrap()
-        .remove("queryStringParameters");
-    let request = lambda_http::request::from_str(&payload.to_string()).unwrap();
-    match auth {
-        Some(token) => with_auth(request, token),
-        None => {
-            let mut request = request;
-            request.headers_mut().remove("authorization");
-            request
-        }
-    }
-}
-
 /// Any request, now for `method` and `path`.
 fn aimed(method: &str, path: &str) -> Request {
     let mut request = with_method(event("balance"), method.parse::<Method>().unwrap());

@@ -21,15 +21,8 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(register(&app, "alice").await.status(), 201);
     assert_eq!(calls.take(), ["PutItem"], "register");
 
-    let response = login::handle(
-        &app,
-        with_body(event("login"), &credentials("alice", PASSWORD)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 200);
+    let token = logged_in(&app, "alice").await;
     assert_eq!(calls.take(), ["GetItem", "PutItem"], "login");
-    let token = json_of(&response)["token"].as_str().unwrap().to_owned();
 
     assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
     assert_eq!(calls.take(), ["TransactWriteItems"], "chat");
@@ -69,13 +62,10 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
     // Decided by DynamoDB: one call, as on the happy path.
     assert_eq!(register(&app, "bob").await.status(), 409);
     assert_eq!(calls.take(), ["PutItem"], "duplicate register");
-    let wrong = login::handle(
-        &app,
-        with_body(event("login"), &credentials("bob", "not-the-password")),
-    )
-    .await
-    .unwrap();
-    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        login_with(&app, "bob", "not-the-password").await.status(),
+        401
+    );
     assert_eq!(calls.take(), ["GetItem"], "wrong password");
     let forged = "Ym9i.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
     assert_eq!(chat_as(&app, forged, "hi").await.status(), 401);

@@ -269,15 +269,7 @@ fn model_failure(err: SdkError<ConverseError, HttpResponse>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use chat_core::config::lookup;
 
     #[test]
     fn no_model_id_keeps_the_dummy_reply() {

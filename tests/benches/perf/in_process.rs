@@ -123,12 +123,7 @@ async fn register_as(app: &App, username: String) -> Response {
 }
 
 async fn login_as(app: &App, username: &str) -> Response {
-    let response = login::handle(
-        app,
-        with_body(event("login"), &credentials(username, PASSWORD)),
-    )
-    .await
-    .unwrap();
+    let response = login_with(app, username, PASSWORD).await;
     assert_eq!(response.status(), 200);
     response
 }
