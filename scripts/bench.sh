@@ -32,6 +32,11 @@ for function in functions:
         archive.write(bootstrap, "bootstrap")
 PY
 
+# The benchmarks first: their build shares libraries with the release
+# binaries, so building those second leaves them fresh for `cargo lambda
+# watch`, which would otherwise relink every function on its first request.
+say "building the benchmarks (release, LTO)"
+cargo bench --quiet --no-run -p api-tests --bench perf --bench login_timing
 say "building release binaries for this machine (cold starts, RELEASE=1 make run)"
 RELEASE=1 bash scripts/run-local.sh build
 
