@@ -99,8 +99,8 @@ pub fn http_client() -> SharedHttpClient {
         .build_https()
 }
 
-/// Each attempt must finish well inside the function's timeout (6 s for chat
-/// and balance in `template.yaml`), retries included, so a slow DynamoDB ends
+/// Each attempt must finish well inside the function's timeout (6 s for the
+/// DynamoDB-only functions in `template.yaml`), retries included, so a slow DynamoDB ends
 /// as a clean 503 instead of a Lambda timeout.
 pub fn sdk_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()

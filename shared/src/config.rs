@@ -137,8 +137,8 @@ impl Config {
 }
 
 /// A lookup over fixed pairs, as [`Config::from_lookup`] takes: for the
-/// configuration tests here and in the functions.
-#[doc(hidden)]
+/// configuration tests here and in the functions (feature `local`).
+#[cfg(any(test, feature = "local"))]
 pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: std::collections::HashMap<String, String> = pairs
         .iter()

@@ -145,6 +145,8 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
         ("limit=101", "limit"),
         ("limit=-1", "limit"),
         ("limit=ten", "limit"),
+        ("limit=+5", "limit"),
+        ("limit=5.0", "limit"),
         ("limit=", "limit"),
         ("limit=5&limit=6", "limit"),
         ("cursor=not-a-cursor", "cursor"),
@@ -167,4 +169,36 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
     assert_eq!(response.headers()["allow"], "GET");
     assert_eq!(item_counts(&app).await, before);
     assert_eq!(stored_tokens(&app, "carol").await, Some(3900));
+}
+
+#[tokio::test]
+async fn a_page_cut_short_by_dynamodb_s_1_mb_limit_still_leads_to_the_rest() {
+    let app = fresh_app().await;
+    let token = signed_up(&app, "dora").await;
+    // 8000 four-byte characters: 32 KB a chat, so 40 chats hold 1.25 MB and
+    // one query cannot return them all, whatever `limit` asks for.
+    let long = "\u{1F600}".repeat(8000);
+    for i in 0..40 {
+        let message = format!("{i:02}{}", &long[..long.len() - 8]);
+        assert_eq!(
+            chat_as(&app, &token, &message).await.status(),
+            200,
+            "chat {i}"
+        );
+    }
+    let (status, first) = page(&app, &token, "limit=100").await;
+    assert_eq!(status, 200);
+    let first_count = messages(&first).len();
+    assert!(first_count < 40, "DynamoDB stopped the query at 1 MB");
+    let mut seen = messages(&first);
+    let mut cursor = first["next_cursor"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let (status, body) = page(&app, &token, &format!("limit=100&cursor={next}")).await;
+        assert_eq!(status, 200);
+        seen.extend(messages(&body));
+        cursor = body["next_cursor"].as_str().map(str::to_owned);
+    }
+    let prefixes: Vec<String> = seen.iter().map(|m| m[..2].to_owned()).collect();
+    let expected: Vec<String> = (0..40).rev().map(|i| format!("{i:02}")).collect();
+    assert_eq!(prefixes, expected, "every chat, newest first, each once");
 }

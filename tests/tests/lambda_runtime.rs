@@ -78,12 +78,14 @@ async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
     assert_eq!(document["InsufficientTokens"], 0);
     assert!(document["Latency"].as_f64().unwrap() > 0.0);
 
+    // Every line written inside the invocation names it.
+    for line in logs.iter().filter(|line| line.get("span").is_some()) {
+        assert_eq!(line["span"]["requestId"], REQUEST_ID, "{line}");
+    }
     let (_, secret) = EVENTS_TOKEN.split_once('.').unwrap();
-    for needle in [EVENTS_TOKEN, secret, token.hash().as_str()] {
-        assert!(
-            !run.output.contains(needle),
-            "the log holds a secret: {needle}"
-        );
+    let message = "Hello, how are you?";
+    for needle in [EVENTS_TOKEN, secret, token.hash().as_str(), message] {
+        assert!(!run.output.contains(needle), "the log holds {needle:?}");
     }
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
 }

@@ -1,7 +1,7 @@
 //! The round-trip budget of DESIGN.md as a count, not a time: the DynamoDB
 //! calls each handler sends, read by an SDK interceptor. One for chat (a
 //! replay included), balance, register and logout; two for login; a history
-//! page's query with its session read. Refusals may cost less, never more.
+//! page's session read and its query. Refusals may cost less, never more.
 //! And a warm function reuses its connection.
 
 use std::io::copy;
@@ -36,15 +36,12 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(balance_as(&app, &token).await.status(), 200);
     assert_eq!(calls.take(), ["TransactGetItems"], "balance");
 
-    // The session read and the page's query go out together: two calls,
-    // one round trip of latency.
+    // The session is read before the page's query is sent.
     let response = chats::handle(&app, with_auth(event("chats"), &token))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut sent = calls.take();
-    sent.sort();
-    assert_eq!(sent, ["GetItem", "Query"], "history page");
+    assert_eq!(calls.take(), ["GetItem", "Query"], "history page");
 
     let response = logout::handle(&app, with_auth(event("logout"), &token))
         .await
@@ -80,6 +77,12 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
         ["TransactGetItems"],
         "balance, unknown session"
     );
+    // No query for a bad token: it must not cost a page read.
+    let response = chats::handle(&app, with_auth(event("chats"), forged))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(calls.take(), ["GetItem"], "history, unknown session");
 
     // Refused before DynamoDB: nothing sent.
     let cases = [

@@ -23,9 +23,10 @@ async fn chats(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
     let query = request.query_string_parameters();
     let limit = match single(query.all("limit"), "limit")? {
         None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
+        // Digits only: `parse` would also take "+5".
+        Some(raw) => Some(raw)
+            .filter(|raw| raw.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|raw| raw.parse::<u32>().ok())
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
                 ApiError::invalid_field(

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, CancellationReason, Get, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use uuid::Uuid;
@@ -160,6 +160,45 @@ impl Store {
     }
 }
 
+impl Store {
+    /// What a chat with a paid model must know before the model is called,
+    /// in one read: a live session, an earlier chat under the same
+    /// idempotency key (answered from the record, without the model), and a
+    /// balance that covers the cost. `Ok(None)` means: go ahead.
+    ///
+    /// It only filters: the charge that follows stays conditional, so
+    /// concurrent chats are still counted exactly.
+    pub async fn check_before_model(
+        &self,
+        token: &AuthToken,
+        message: &ChatMessage,
+        key: Option<&IdempotencyKey>,
+        cost: u32,
+        now: Instant,
+    ) -> Result<Option<SavedChat>, ApiError> {
+        let marker = key
+            .map(|key| {
+                Get::builder()
+                    .table_name(&self.tables.chats)
+                    .key("username", s(token.username().as_str()))
+                    .key("chat_id", s(key.marker_id()))
+                    .build()
+                    .map_err(ApiError::internal)
+            })
+            .transpose()?;
+        let (balance, marker) = self.account(token, marker, now).await?;
+        // As in the charging transaction: a retry of a chat that went
+        // through gets its reply even when the balance is spent.
+        if let Some(marker) = marker {
+            return replay_of(&marker, message).map(Some);
+        }
+        if balance < i64::from(cost) {
+            return Err(ApiError::InsufficientTokens { balance, cost });
+        }
+        Ok(None)
+    }
+}
+
 enum Verdict {
     Retry,
     AlreadySaved,
@@ -214,7 +253,7 @@ fn classify(
 }
 
 /// The earlier chat a marker stands for, if it was for the same message.
-pub(crate) fn replay_of(
+fn replay_of(
     marker: &HashMap<String, AttributeValue>,
     message: &ChatMessage,
 ) -> Result<SavedChat, ApiError> {

@@ -1,8 +1,10 @@
 //! A user's saved chats, newest first, a page at a time.
 //!
-//! A page is one `Query` on the chats table, sent together with the session
-//! read (a `GetItem`), so a page costs one round trip of latency. The query
-//! result is dropped unless the session holds: a bad token learns nothing.
+//! A page is the session read (a `GetItem`) and then one `Query` on the
+//! chats table. The query waits for the session: sent together they would
+//! save a round trip, but a forged token naming a real user would then cost
+//! a strongly consistent read of up to 1 MB, and its answer time would tell
+//! how much history the user has.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -67,12 +69,22 @@ impl Store {
             .key("token_hash", s(token.hash().as_str()))
             .projection_expression("username, expires_at")
             .consistent_read(true)
-            .send();
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let live = session.item().is_some_and(|item| {
+            string_of(item, "username").is_ok_and(|owner| owner == user)
+                && number_of(item, "expires_at").is_ok_and(|expires| expires > now.unix_seconds())
+        });
+        if !live {
+            return Err(ApiError::Unauthorized);
+        }
+
         // Chat ids are UUIDv7 strings, which sort by time; idempotency
         // markers sort after every one of them, so `<` leaves them out, and
         // a cursor moves the bound down to the last chat already shown.
         let before = cursor.map_or_else(|| MARKER_PREFIX.to_owned(), |c| c.0.to_string());
-        let chats = self
+        let output = self
             .client
             .query()
             .table_name(&self.tables.chats)
@@ -87,32 +99,23 @@ impl Store {
             // next page, without a second query that might find nothing.
             .limit(limit as i32 + 1)
             .consistent_read(true)
-            .send();
-        let (session, chats) = tokio::join!(session, chats);
-
-        let session = session.map_err(storage_error)?;
-        let live = session.item().is_some_and(|item| {
-            string_of(item, "username").is_ok_and(|owner| owner == user)
-                && number_of(item, "expires_at").is_ok_and(|expires| expires > now.unix_seconds())
-        });
-        if !live {
-            return Err(ApiError::Unauthorized);
-        }
-
-        let output = chats.map_err(storage_error)?;
+            .send()
+            .await
+            .map_err(storage_error)?;
         let mut entries = output
             .items()
             .iter()
             .map(entry_of)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if entries.len() > limit as usize {
-            entries.truncate(limit as usize);
-            let last = &entries[entries.len() - 1].chat_id;
-            let id = Uuid::parse_str(last)
-                .map_err(|e| ApiError::internal(format!("stored chat id {last:?}: {e}")))?;
-            Some(Cursor(id))
-        } else {
-            None
+        // A query also stops at 1 MB read, with LastEvaluatedKey set: a page
+        // of long chats can hold fewer than `limit` and still not be the last.
+        let more = entries.len() > limit as usize || output.last_evaluated_key().is_some();
+        entries.truncate(limit as usize);
+        let next = match entries.last() {
+            Some(last) if more => Some(Cursor(Uuid::parse_str(&last.chat_id).map_err(|e| {
+                ApiError::internal(format!("stored chat id {:?}: {e}", last.chat_id))
+            })?)),
+            _ => None,
         };
         Ok(HistoryPage {
             chats: entries,

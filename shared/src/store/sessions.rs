@@ -7,15 +7,14 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem};
 
-use super::chats::{replay_of, SavedChat};
 use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
 use super::users::tokens_of;
 use super::{n, number_of, refused_as, s, storage_error, string_of, Store};
 use crate::clock::Instant;
-use crate::domain::{AuthToken, ChatMessage, IdempotencyKey};
+use crate::domain::AuthToken;
 use crate::error::ApiError;
 
-type Item = std::collections::HashMap<String, AttributeValue>;
+pub(super) type Item = std::collections::HashMap<String, AttributeValue>;
 
 impl Store {
     /// Stores a new session for `token`, valid until `expires`.
@@ -66,39 +65,12 @@ impl Store {
             .map(|(tokens, _)| tokens)
     }
 
-    /// What a chat with a paid model must know before the model is called,
-    /// in one read: a live session, an earlier chat under the same
-    /// idempotency key (answered from the record, without the model), and a
-    /// balance that covers the cost. `Ok(None)` means: go ahead.
-    ///
-    /// It only filters: the charge that follows stays conditional, so
-    /// concurrent chats are still counted exactly.
-    pub async fn check_before_model(
-        &self,
-        token: &AuthToken,
-        message: &ChatMessage,
-        key: Option<&IdempotencyKey>,
-        cost: u32,
-        now: Instant,
-    ) -> Result<Option<SavedChat>, ApiError> {
-        let (balance, marker) = self.account(token, key, now).await?;
-        // As in the charging transaction: a retry of a chat that went
-        // through gets its reply even when the balance is spent.
-        if let Some(marker) = marker {
-            return replay_of(&marker, message).map(Some);
-        }
-        if balance < i64::from(cost) {
-            return Err(ApiError::InsufficientTokens { balance, cost });
-        }
-        Ok(None)
-    }
-
-    /// The session, the user's balance and (with a key) the key's marker,
+    /// The session, the user's balance and, when given, one more item,
     /// read together; the session is checked here.
-    async fn account(
+    pub(super) async fn account(
         &self,
         token: &AuthToken,
-        key: Option<&IdempotencyKey>,
+        also: Option<Get>,
         now: Instant,
     ) -> Result<(i64, Option<Item>), ApiError> {
         let user = token.username().as_str();
@@ -118,15 +90,7 @@ impl Store {
             TransactGetItem::builder().get(session).build(),
             TransactGetItem::builder().get(account).build(),
         ];
-        if let Some(key) = key {
-            let marker = Get::builder()
-                .table_name(&self.tables.chats)
-                .key("username", s(user))
-                .key("chat_id", s(key.marker_id()))
-                .build()
-                .map_err(ApiError::internal)?;
-            reads.push(TransactGetItem::builder().get(marker).build());
-        }
+        reads.extend(also.map(|get| TransactGetItem::builder().get(get).build()));
         let mut attempt = 0;
         let output = loop {
             let result = self
@@ -155,8 +119,8 @@ impl Store {
         if owner != user || expires_at <= now.unix_seconds() {
             return Err(ApiError::Unauthorized);
         }
-        let marker = items.get(2).copied().flatten().cloned();
-        Ok((tokens_of(account)?, marker))
+        let also = items.get(2).copied().flatten().cloned();
+        Ok((tokens_of(account)?, also))
     }
 
     /// The first step of every charged request: the token's session exists,

@@ -1,7 +1,7 @@
 //! `make bench`: how fast the API is, as figures (never pass/fail).
 //!
-//! Prints one table per part and writes them all as JSON (BENCH_JSON,
-//! default `target/bench/perf.json`):
+//! Prints one table per part and writes them as JSON (BENCH_JSON, default
+//! `target/bench/perf.json`; a run of some parts replaces only those):
 //! - in process: each handler against DynamoDB Local beside its bare SDK call;
 //! - over HTTP: `make run` in release, latency per endpoint, and chat and
 //!   balance throughput at 16 clients;
@@ -55,7 +55,12 @@ fn main() {
     let iterations = number("BENCH_ITERATIONS", 200);
     let starts = number("BENCH_STARTS", 20);
 
-    let mut report = Map::new();
+    let out = path("BENCH_JSON", target.join("bench/perf.json"));
+    // A run of some parts updates those in the last report, keeping the rest.
+    let mut report: Map<String, Value> = match std::fs::read_to_string(&out) {
+        Ok(text) if !chosen.is_empty() => serde_json::from_str(&text).unwrap_or_default(),
+        _ => Map::new(),
+    };
     report.insert("machine".into(), machine());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if wanted("in-process") {
@@ -80,7 +85,6 @@ fn main() {
         report.insert("sizes".into(), sizes::run(lambda_dir, zip_dir));
     }
 
-    let out = path("BENCH_JSON", target.join("bench/perf.json"));
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(
         &out,
