@@ -42,34 +42,16 @@ fn spec() -> Spec {
     Spec::new(serde_yaml::from_str(&text).expect("openapi.yaml is YAML"))
 }
 
-fn operation<'a>(method: &'a str, path: &'a str) -> Target<'a> {
+const fn operation<'a>(method: &'a str, path: &'a str) -> Target<'a> {
     Target::Operation { method, path }
 }
 
-const REGISTER: Target<'static> = Target::Operation {
-    method: "POST",
-    path: "/register/",
-};
-const LOGIN: Target<'static> = Target::Operation {
-    method: "POST",
-    path: "/login/",
-};
-const CHAT: Target<'static> = Target::Operation {
-    method: "POST",
-    path: "/chat/",
-};
-const CHATS: Target<'static> = Target::Operation {
-    method: "GET",
-    path: "/chats/",
-};
-const BALANCE: Target<'static> = Target::Operation {
-    method: "GET",
-    path: "/balance/",
-};
-const LOGOUT: Target<'static> = Target::Operation {
-    method: "POST",
-    path: "/logout/",
-};
+const REGISTER: Target<'static> = operation("POST", "/register/");
+const LOGIN: Target<'static> = operation("POST", "/login/");
+const CHAT: Target<'static> = operation("POST", "/chat/");
+const CHATS: Target<'static> = operation("GET", "/chats/");
+const BALANCE: Target<'static> = operation("GET", "/balance/");
+const LOGOUT: Target<'static> = operation("POST", "/logout/");
 
 /// Every (target, status, error code) the spec documents; "" as the code
 /// of a response that is not an error.
