@@ -14,6 +14,10 @@ use crate::error::ApiError;
 /// below API Gateway's 10 MB: a bigger body is refused before it is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Set to `true` on a chat answered from its idempotency key's record: the
+/// earlier answer, not a second charge. Metrics read it too.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 /// Turns a handler's outcome into the response Lambda returns. Every error,
 /// expected or not, leaves as a JSON body; nothing reaches the runtime as Err.
 pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {

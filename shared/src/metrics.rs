@@ -11,6 +11,8 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::StatusCode;
+
+use crate::http::IDEMPOTENT_REPLAYED;
 use lambda_http::{Body, Response};
 use serde_json::{json, Map, Value};
 
@@ -52,7 +54,7 @@ impl ChatCounts {
     /// Read off the chat handler's answer: a 200 that is not a replay is a
     /// charged chat; a 402 is a refusal for lack of tokens.
     pub fn of(response: &Response<Body>, cost: u32) -> Self {
-        let replayed = response.headers().contains_key("idempotent-replayed");
+        let replayed = response.headers().contains_key(IDEMPOTENT_REPLAYED);
         let charged = u32::from(response.status() == StatusCode::OK && !replayed);
         ChatCounts {
             chats: charged,
@@ -114,7 +116,7 @@ mod tests {
         if replayed {
             response
                 .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
         }
         response
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use chat_core::domain::MARKER_PREFIX;
+use chat_core::domain::{AuthToken, MARKER_PREFIX};
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
@@ -82,6 +82,16 @@ pub async fn register(app: &App, username: &str) -> Response<Body> {
     )
     .await
     .unwrap()
+}
+
+/// Makes the token the sample events carry a live session of `alice`'s,
+/// stored as the login handler would store it. Refused if it is live already.
+pub async fn start_events_session(app: &App) -> Result<(), chat_core::ApiError> {
+    let token = AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed");
+    let now = chat_core::clock::Instant::now();
+    app.store
+        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .await
 }
 
 /// Registers and logs in `username`; returns the token.

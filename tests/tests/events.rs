@@ -2,8 +2,6 @@
 //! gets the status it is meant to show, so the samples can never rot.
 
 use api_tests::*;
-use chat_core::clock::Instant;
-use chat_core::domain::AuthToken;
 use chat_core::App;
 use lambda_http::{Body, Request, Response};
 
@@ -42,12 +40,7 @@ const EXPECTED: &[(&str, u16)] = &[
 /// is a live session of hers (stored as the login handler would store it).
 async fn seed(app: &App) {
     assert_eq!(register(app, "alice").await.status(), 201);
-    let token = AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed");
-    let now = Instant::now();
-    app.store
-        .create_session(&token, now, now.plus(app.config.session_ttl))
-        .await
-        .unwrap();
+    start_events_session(app).await.unwrap();
 }
 
 async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {

@@ -15,7 +15,8 @@ use chat_core::local::{
     client_for, client_with_production_timeouts, free_port, quiet_app, repo_root,
 };
 use chat_core::store::schema::create_missing_tables;
-use chat_core::{Config, Tables};
+use chat_core::{App, Config, Tables};
+use lambda_http::{Body, Response};
 
 /// A DynamoDB Local of this test's own that keeps its data on disk, so that
 /// stopping and starting it again loses nothing that was committed.
@@ -109,13 +110,7 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
             let (app, token, through) = (app.clone(), token.clone(), through.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(75 * i as u64)).await;
-                let response = keyed_chat_as(
-                    &app,
-                    &token,
-                    &format!("key-{}", i),
-                    &format!("message {}", i),
-                )
-                .await;
+                let response = numbered_chat(&app, &token, i).await;
                 if response.status() == 200 {
                     through.fetch_add(1, Ordering::SeqCst);
                 }
@@ -173,13 +168,7 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
     for _round in 0..10 {
         let mut still = Vec::new();
         for i in pending {
-            let response = keyed_chat_as(
-                &app,
-                &token,
-                &format!("key-{}", i),
-                &format!("message {}", i),
-            )
-            .await;
+            let response = numbered_chat(&app, &token, i).await;
             match response.status().as_u16() {
                 200 => {}
                 503 => still.push(i),
@@ -202,4 +191,10 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
         stored_tokens(&checker, "alice").await,
         Some(4000 - 100 * CHATS as i64)
     );
+}
+
+/// Chat number `i` of the burst, always sent with the same key and message,
+/// so a retry of it can only replay, never charge again.
+async fn numbered_chat(app: &App, token: &str, i: usize) -> Response<Body> {
+    keyed_chat_as(app, token, &format!("key-{i}"), &format!("message {i}")).await
 }

@@ -5,7 +5,6 @@
 
 use api_tests::runtime_api::{cold_start, debug_binary, REQUEST_ID};
 use api_tests::*;
-use chat_core::clock::Instant;
 use chat_core::domain::AuthToken;
 use chat_core::local::fresh_app;
 use serde_json::Value;
@@ -31,12 +30,8 @@ fn metrics_of(lines: &[Value]) -> Vec<&Value> {
 async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
     let app = fresh_app().await;
     assert_eq!(register(&app, "alice").await.status(), 201);
+    start_events_session(&app).await.unwrap();
     let token = AuthToken::parse(EVENTS_TOKEN).unwrap();
-    let now = Instant::now();
-    app.store
-        .create_session(&token, now, now.plus(app.config.session_ttl))
-        .await
-        .unwrap();
     let event = std::fs::read_to_string(events_dir().join("chat.json")).unwrap();
 
     let run = cold_start(

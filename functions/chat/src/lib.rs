@@ -7,8 +7,9 @@ use chat_core::clock::Instant;
 use chat_core::domain::{ChatMessage, Username};
 use chat_core::http::{
     auth_token, idempotency_key, json_body, json_response, require_method, required_string,
+    IDEMPOTENT_REPLAYED,
 };
-use chat_core::store::{ChatOutcome, ChatRecord};
+use chat_core::store::{ChatOutcome, ChatRecord, SavedChat};
 use chat_core::{ApiError, App};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -49,14 +50,7 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
             )
             .await?;
         if let Some(saved) = earlier {
-            tracing::info!(user = %token.username(), chat_id = %saved.chat_id, "chat replayed for its idempotency key");
-            return Ok(reply(
-                token.username(),
-                &message,
-                saved.response,
-                saved.timestamp,
-                true,
-            ));
+            return Ok(replayed(token.username(), &message, saved));
         }
     }
     // The reply is produced before the charge: a failing model costs nothing.
@@ -78,17 +72,15 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
             tracing::info!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
             reply(token.username(), &message, response, now.iso8601(), false)
         }
-        ChatOutcome::Replayed(saved) => {
-            tracing::info!(user = %token.username(), chat_id = %saved.chat_id, "chat replayed for its idempotency key");
-            reply(
-                token.username(),
-                &message,
-                saved.response,
-                saved.timestamp,
-                true,
-            )
-        }
+        ChatOutcome::Replayed(saved) => replayed(token.username(), &message, saved),
     })
+}
+
+/// The earlier answer to a retry under the same idempotency key, found
+/// before the model or by the charging transaction.
+fn replayed(user: &Username, message: &ChatMessage, saved: SavedChat) -> Response<Body> {
+    tracing::info!(user = %user, chat_id = %saved.chat_id, "chat replayed for its idempotency key");
+    reply(user, message, saved.response, saved.timestamp, true)
 }
 
 fn reply(
@@ -112,7 +104,7 @@ fn reply(
         // client this is the earlier answer, not a second charge.
         reply
             .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     reply
 }

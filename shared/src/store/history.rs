@@ -72,13 +72,7 @@ impl Store {
             .send()
             .await
             .map_err(storage_error)?;
-        let live = session.item().is_some_and(|item| {
-            string_of(item, "username").is_ok_and(|owner| owner == user)
-                && number_of(item, "expires_at").is_ok_and(|expires| expires > now.unix_seconds())
-        });
-        if !live {
-            return Err(ApiError::Unauthorized);
-        }
+        Store::require_live(session.item(), token, now)?;
 
         // Chat ids are UUIDv7 strings, which sort by time; idempotency
         // markers sort after every one of them, so `<` leaves them out, and

@@ -111,16 +111,31 @@ impl Store {
             }
         };
         let items: Vec<_> = output.responses().iter().map(|r| r.item()).collect();
-        let (Some(Some(session)), Some(Some(account))) = (items.first(), items.get(1)) else {
+        Self::require_live(items.first().copied().flatten(), token, now)?;
+        let Some(Some(account)) = items.get(1) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let also = items.get(2).copied().flatten().cloned();
+        Ok((tokens_of(account)?, also))
+    }
+
+    /// A session item, as read with `username, expires_at`, that lets
+    /// `token` in: it exists, names the user the token names, and has not
+    /// expired. A stored item without those attributes is our bug (500).
+    pub(super) fn require_live(
+        session: Option<&Item>,
+        token: &AuthToken,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let Some(session) = session else {
             return Err(ApiError::Unauthorized);
         };
         let owner = string_of(session, "username")?;
         let expires_at = number_of(session, "expires_at")?;
-        if owner != user || expires_at <= now.unix_seconds() {
+        if owner != token.username().as_str() || expires_at <= now.unix_seconds() {
             return Err(ApiError::Unauthorized);
         }
-        let also = items.get(2).copied().flatten().cloned();
-        Ok((tokens_of(account)?, also))
+        Ok(())
     }
 
     /// The first step of every charged request: the token's session exists,

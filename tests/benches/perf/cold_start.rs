@@ -8,11 +8,10 @@
 use std::path::Path;
 
 use api_tests::runtime_api::cold_start;
-use api_tests::{events_dir, register, EVENTS_TOKEN};
+use api_tests::{events_dir, register, start_events_session};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::domain::AuthToken;
 use chat_core::local::{client, fresh_tables, quiet_app};
-use chat_core::{clock, App, Config};
+use chat_core::{App, Config};
 use serde_json::{json, Value};
 
 use crate::stats::Summary;
@@ -98,10 +97,6 @@ async fn reset(app: &App, function: &str, event: &str) {
             .await
             .unwrap();
     }
-    let token = AuthToken::parse(EVENTS_TOKEN).unwrap();
-    let now = clock::Instant::now();
     // Refused when the session is still there, which is as good.
-    let _ = store
-        .create_session(&token, now, now.plus(app.config.session_ttl))
-        .await;
+    let _ = start_events_session(app).await;
 }
