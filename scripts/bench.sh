@@ -39,6 +39,8 @@ say "building the benchmarks (release, LTO)"
 cargo bench --quiet --no-run -p api-tests --bench perf --bench login_timing
 say "building release binaries for this machine (cold starts, RELEASE=1 make run)"
 RELEASE=1 bash scripts/run-local.sh build
+say "building debug binaries (register through plain make run)"
+bash scripts/run-local.sh build
 
 say "running the benchmarks (DynamoDB Local is started for them)"
 cargo bench --quiet -p api-tests --bench perf -- "$@"

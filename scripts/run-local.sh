@@ -116,7 +116,7 @@ fi
 # credentials, so fixed dummy ones keep a developer's real ones out of it.
 export AWS_ENDPOINT_URL="$endpoint" AWS_REGION="${AWS_REGION:-us-east-1}" \
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
-  USERS_TABLE=users SESSIONS_TABLE=sessions CHATS_TABLE=chats \
+  USERS_TABLE=users CREDENTIALS_TABLE=credentials CHATS_TABLE=chats \
   CHAT_COST="${CHAT_COST:-100}" INITIAL_TOKENS="${INITIAL_TOKENS:-4000}" \
   SESSION_TTL_SECONDS="${SESSION_TTL_SECONDS:-86400}" RUST_LOG="${RUST_LOG:-info}"
 unset AWS_PROFILE AWS_SESSION_TOKEN
@@ -125,7 +125,7 @@ build
 cargo run --quiet -p chat-core --features local --bin create-tables
 
 say "starting cargo lambda watch on 127.0.0.1:$api_port"
-env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,SESSIONS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
+env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,CREDENTIALS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
 # A model behind chat, when asked for (the dummy reply otherwise): e.g. a
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
 for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME; do

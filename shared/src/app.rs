@@ -12,6 +12,7 @@ use aws_smithy_http_client::tls;
 
 use lambda_http::{Body, Response};
 
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::metrics::{ChatCounts, MetricsSink, RequestMetrics, Stdout};
@@ -21,6 +22,8 @@ use crate::store::Store;
 pub struct App {
     pub config: Config,
     pub store: Store,
+    /// Checks tokens against the signing key, held across invocations.
+    pub auth: Authenticator,
     pub responder: Arc<dyn Responder>,
     /// Where each request's embedded metrics go (stdout in Lambda).
     pub metrics: Arc<dyn MetricsSink>,
@@ -31,6 +34,7 @@ impl App {
         let store = Store::new(client, config.tables.clone());
         App {
             config,
+            auth: Authenticator::new(store.clone()),
             store,
             responder: Arc::new(DummyResponder),
             metrics: Arc::new(Stdout),

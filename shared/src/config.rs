@@ -8,18 +8,21 @@ use std::time::Duration;
 /// Names of the three DynamoDB tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tables {
+    /// One account item per user: balance and live sessions.
     pub users: String,
-    pub sessions: String,
+    /// Password hashes: only register and login may touch this table.
+    pub credentials: String,
     pub chats: String,
 }
 
 impl Tables {
-    /// Tables named `<prefix>users`, `<prefix>sessions`, `<prefix>chats`: what
-    /// `make run` creates locally and what each test uses to stay isolated.
+    /// Tables named `<prefix>users`, `<prefix>credentials`, `<prefix>chats`:
+    /// what `make run` creates locally and what each test uses to stay
+    /// isolated.
     pub fn with_prefix(prefix: &str) -> Self {
         Tables {
             users: format!("{prefix}users"),
-            sessions: format!("{prefix}sessions"),
+            credentials: format!("{prefix}credentials"),
             chats: format!("{prefix}chats"),
         }
     }
@@ -89,7 +92,7 @@ impl Config {
         Ok(Config {
             tables: Tables {
                 users: table("USERS_TABLE")?,
-                sessions: table("SESSIONS_TABLE")?,
+                credentials: table("CREDENTIALS_TABLE")?,
                 chats: table("CHATS_TABLE")?,
             },
             chat_cost: number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32,
@@ -153,7 +156,7 @@ mod tests {
 
     const TABLES: [(&str, &str); 3] = [
         ("USERS_TABLE", "u"),
-        ("SESSIONS_TABLE", "s"),
+        ("CREDENTIALS_TABLE", "s"),
         ("CHATS_TABLE", "c"),
     ];
 
@@ -163,7 +166,7 @@ mod tests {
         assert_eq!(config.chat_cost, 100);
         assert_eq!(config.initial_tokens, 4000);
         assert_eq!(config.session_ttl, Duration::from_secs(86_400));
-        assert_eq!(config.tables.sessions, "s");
+        assert_eq!(config.tables.credentials, "s");
     }
 
     #[test]

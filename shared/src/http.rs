@@ -2,13 +2,14 @@
 //! that size limits, JSON rules and auth parsing are the same everywhere.
 
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::{AuthToken, IdempotencyKey};
 use crate::error::ApiError;
+use crate::store::Deadline;
 
 /// Far above any valid request (a maximal message is 32 KB of UTF-8), far
 /// below API Gateway's 10 MB: a bigger body is refused before it is parsed.
@@ -101,8 +102,19 @@ pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiE
         .map_err(|why| ApiError::invalid_field("Idempotency-Key", why))
 }
 
+/// When this invocation must have answered: Lambda's deadline, if the
+/// request came through the runtime (not a direct call in a test).
+pub fn deadline(request: &Request) -> Deadline {
+    request
+        .lambda_context_ref()
+        .map_or_else(Deadline::none, |context| {
+            Deadline::from_epoch_millis(context.deadline)
+        })
+}
+
 /// The caller's token from the `Authorization` header, if it is well formed.
-/// Whether it names a live session is for the store to say.
+/// Whether this server signed it is for [`crate::auth`] to say, and whether
+/// its session is live for the store.
 pub fn auth_token(request: &Request) -> Result<AuthToken, ApiError> {
     request
         .headers()

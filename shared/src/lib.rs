@@ -6,6 +6,7 @@
 //! [`ApiError`] mapped to HTTP in one place.
 
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;

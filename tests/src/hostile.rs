@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_requests() {
         let material = Material {
-            token: "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".into(),
+            token: "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8AAAAA9IZXAAFlOZpcJC9qBypkgpoLlCEu".into(),
             other_user: "bob".into(),
         };
         let a = generate(50, 7, &material);

@@ -2,6 +2,7 @@
 //! handler calls, and direct reads of the tables to check what was stored.
 
 pub mod calls;
+pub mod conflicts;
 pub mod converse_stub;
 pub mod hostile;
 pub mod http;
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use chat_core::domain::{AuthToken, MARKER_PREFIX};
+use chat_core::domain::{AuthToken, SigningKey, MARKER_PREFIX};
+use chat_core::store::Deadline;
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
@@ -24,7 +26,8 @@ pub use chat_core::local::fresh_app;
 pub const PASSWORD: &str = "correct-horse-battery";
 
 /// The token every authenticated sample event carries (`alice`'s).
-pub const EVENTS_TOKEN: &str = "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+pub const EVENTS_TOKEN: &str =
+    "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8AAAAA9IZXAAFlOZpcJC9qBypkgpoLlCEu";
 
 pub fn events_dir() -> PathBuf {
     chat_core::local::repo_root().join("events")
@@ -84,13 +87,29 @@ pub async fn register(app: &App, username: &str) -> Response<Body> {
     .unwrap()
 }
 
-/// Makes the token the sample events carry a live session of `alice`'s,
-/// stored as the login handler would store it. Refused if it is live already.
+/// The signing key [`EVENTS_TOKEN`] was made with (key id 1, the bytes
+/// 32..64): a fixed key for fixed sample events, never a deployed one.
+pub fn events_signing_key() -> SigningKey {
+    let secret: Vec<u8> = (32..64).collect();
+    SigningKey::from_parts(1, &secret).expect("32 bytes")
+}
+
+/// Makes the token the sample events carry a live session of `alice`'s:
+/// stores the events' signing key (on tables that have none yet) and the
+/// session, as login would. `alice` must be registered.
 pub async fn start_events_session(app: &App) -> Result<(), chat_core::ApiError> {
-    let token = AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed");
-    let now = chat_core::clock::Instant::now();
+    let key = app.store.create_signing_key(events_signing_key()).await?;
+    assert_eq!(
+        key,
+        events_signing_key(),
+        "these tables had a signing key of their own already"
+    );
+    let token = app
+        .auth
+        .verify(AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed"))
+        .await?;
     app.store
-        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .create_session(&token, chat_core::clock::Instant::now(), Deadline::none())
         .await
 }
 
@@ -230,7 +249,7 @@ pub async fn stored_chats(app: &App, username: &str) -> usize {
 pub async fn item_counts(app: &App) -> [i32; 3] {
     let tables = app.store.tables();
     let mut counts = [0; 3];
-    for (i, name) in [&tables.users, &tables.sessions, &tables.chats]
+    for (i, name) in [&tables.users, &tables.credentials, &tables.chats]
         .into_iter()
         .enumerate()
     {

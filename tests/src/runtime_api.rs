@@ -95,7 +95,7 @@ pub fn cold_start(
         .env("AWS_SESSION_TOKEN", "local")
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("USERS_TABLE", &tables.users)
-        .env("SESSIONS_TABLE", &tables.sessions)
+        .env("CREDENTIALS_TABLE", &tables.credentials)
         .env("CHATS_TABLE", &tables.chats)
         .env("RUST_LOG", "info")
         .envs(extra_env.iter().copied())

@@ -76,6 +76,10 @@ async fn twenty_simultaneous_registrations_of_one_name_make_one_user() {
     let mut expected = vec![201];
     expected.extend([409; 19]);
     assert_eq!(statuses, expected);
-    assert_eq!(item_counts(&app).await, [1, 0, 0]);
+    assert_eq!(
+        item_counts(&app).await,
+        [1, 1, 0],
+        "one account, one credentials item"
+    );
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
 }

@@ -3,9 +3,11 @@
 //! changes nothing.
 
 use api_tests::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Instant;
 use chat_core::domain::{AuthToken, Username};
 use chat_core::local::fresh_app;
+use chat_core::store::Deadline;
 use lambda_http::http::Method;
 
 #[tokio::test]
@@ -128,16 +130,26 @@ async fn each_login_gets_its_own_working_token() {
 async fn only_the_token_hash_is_stored() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    let scan = app
+    let account = app
         .store
         .client()
-        .scan()
-        .table_name(&app.store.tables().sessions)
+        .get_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S("alice".into()))
+        .consistent_read(true)
         .send()
         .await
+        .unwrap()
+        .item
         .unwrap();
-    let text = format!("{:?}", scan.items());
-    assert_eq!(scan.count, 1);
+    let text = format!("{account:?}");
+    let session_id = AuthToken::parse(&token).unwrap().session_id();
+    let sessions = account["sessions"].as_m().unwrap();
+    assert_eq!(
+        sessions.keys().collect::<Vec<_>>(),
+        [session_id.as_str()],
+        "one session, under the token's hash"
+    );
     assert!(!text.contains(&token), "the raw token is not at rest");
     assert!(
         !text.contains(token.split('.').nth(1).unwrap()),
@@ -267,10 +279,17 @@ async fn refused_chats_change_nothing() {
 async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
     let app = fresh_app().await;
     register(&app, "alice").await;
-    let token = AuthToken::generate(&Username::parse("alice").unwrap()).unwrap();
     let now = Instant::now();
-    // Expired this very second, and still in the table, as TTL leaves it.
-    app.store.create_session(&token, now, now).await.unwrap();
+    let token = app
+        .auth
+        .issue(&Username::parse("alice").unwrap(), now)
+        .await
+        .unwrap();
+    // Expired this very second, and still in the account item.
+    app.store
+        .create_session(&token, now, Deadline::none())
+        .await
+        .unwrap();
     let before = item_counts(&app).await;
     assert_eq!(chat_as(&app, token.expose(), "hi").await.status(), 401);
     assert_eq!(balance_as(&app, token.expose()).await.status(), 401);

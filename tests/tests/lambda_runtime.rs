@@ -41,6 +41,9 @@ async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
         &[
             ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
             ("METRICS_NAMESPACE", NAMESPACE),
+            // A charged chat logs its line at debug: at info, the metrics
+            // line alone records it (see the next test).
+            ("RUST_LOG", "info,chat=debug"),
         ],
     );
     assert_eq!(run.answer["statusCode"], 200, "{}", run.output);
@@ -79,10 +82,36 @@ async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
     }
     let (_, secret) = EVENTS_TOKEN.split_once('.').unwrap();
     let message = "Hello, how are you?";
-    for needle in [EVENTS_TOKEN, secret, token.hash().as_str(), message] {
+    for needle in [EVENTS_TOKEN, secret, token.session_id().as_str(), message] {
         assert!(!run.output.contains(needle), "the log holds {needle:?}");
     }
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+}
+
+/// What CloudWatch Logs bills for a chat at the default level (README
+/// "Cost"): the metrics line and nothing else. Lambda's own START and REPORT
+/// lines are off in the template (`SystemLogLevel: WARN`).
+#[tokio::test]
+async fn a_charged_chat_logs_only_its_metrics_line_at_info() {
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    start_events_session(&app).await.unwrap();
+    let event = std::fs::read_to_string(events_dir().join("chat.json")).unwrap();
+    let run = cold_start(
+        &debug_binary("chat"),
+        &event,
+        app.store.tables(),
+        &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+    );
+    assert_eq!(run.answer["statusCode"], 200, "{}", run.output);
+    let lines = lines(&run.output);
+    let inside: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line.get("_aws").is_some() || line["span"]["requestId"] == REQUEST_ID)
+        .collect();
+    assert_eq!(inside.len(), 1, "{inside:?}");
+    let bytes = inside[0].to_string().len() + 1;
+    assert!(bytes <= 400, "{bytes} bytes of logs for one chat");
 }
 
 #[tokio::test]

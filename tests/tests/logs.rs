@@ -63,7 +63,7 @@ async fn a_full_journey_logs_no_secret_even_at_debug_level() {
         .store
         .client()
         .get_item()
-        .table_name(&app.store.tables().users)
+        .table_name(&app.store.tables().credentials)
         .key("username", AttributeValue::S("alice".into()))
         .send()
         .await
@@ -72,7 +72,11 @@ async fn a_full_journey_logs_no_secret_even_at_debug_level() {
         .as_s()
         .unwrap()
         .clone();
-    let token_hash = AuthToken::parse(&token).unwrap().hash().as_str().to_owned();
+    let token_hash = AuthToken::parse(&token)
+        .unwrap()
+        .session_id()
+        .as_str()
+        .to_owned();
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("chat charged"), "the capture works: {logs}");

@@ -12,6 +12,7 @@ use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat::model::ModelConfig;
+use chat_core::domain::{AuthToken, SigningKey, Username};
 use chat_core::local::fresh_app;
 use chat_core::App;
 
@@ -290,9 +291,15 @@ async fn a_paid_model_costs_one_read_before_the_charge_and_the_dummy_none() {
         ["TransactGetItems", "TransactWriteItems"],
         "model reply"
     );
-    let forged = "Ym9i.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-    assert_eq!(chat_as(&app, forged, "paid").await.status(), 401);
-    assert_eq!(calls.take(), ["TransactGetItems"], "forged token");
+    // Not signed by this server: refused before DynamoDB and the model.
+    let forged = AuthToken::issue(
+        &Username::parse("bob").unwrap(),
+        i64::from(u32::MAX),
+        &SigningKey::generate(1).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(chat_as(&app, forged.expose(), "paid").await.status(), 401);
+    assert_eq!(calls.take(), Vec::<String>::new(), "forged token");
     assert_eq!(stub.call_count(), 1);
 }
 

@@ -231,10 +231,14 @@ fn oversized(field: &str) -> String {
 }
 
 /// A well-formed token of a session that exists nowhere: enough to reach
-/// the store in an app whose store fails.
+/// the store (its signing key first) in an app whose store fails.
 fn well_formed_token() -> String {
     let alice = Username::parse("alice").unwrap();
-    AuthToken::generate(&alice).unwrap().expose().to_owned()
+    let year_2100 = 4_102_444_800;
+    AuthToken::issue(&alice, year_2100, &api_tests::events_signing_key())
+        .unwrap()
+        .expose()
+        .to_owned()
 }
 
 async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body> {

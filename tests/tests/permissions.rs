@@ -13,7 +13,7 @@ use api_tests::calls::{counted_app, CallLog};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use chat::model::ModelConfig;
-use chat_core::local::repo_root;
+use chat_core::local::{quiet_app, repo_root};
 use chat_core::store::schema::TABLES;
 use chat_core::App;
 use serde_yaml::Value;
@@ -47,6 +47,9 @@ async fn needed() -> ByFunction {
     assert_eq!(register(&app, "alice").await.status(), 409);
     record("RegisterFunction", &app, &calls, false);
 
+    // Each function below starts cold, as in Lambda: it reads the signing
+    // key, and the first login of a deployment also stores it.
+    let app = cold_start(&app).await;
     let token = logged_in(&app, "alice").await;
     assert_eq!(
         login_with(&app, "alice", "wrong-password").await.status(),
@@ -57,6 +60,8 @@ async fn needed() -> ByFunction {
         401
     );
     record("LoginFunction", &app, &calls, false);
+
+    let app = cold_start(&app).await;
 
     assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
     assert_eq!(
@@ -70,8 +75,12 @@ async fn needed() -> ByFunction {
     assert_eq!(chat_as(&app, "YWxpY2U.AAAA", "forged").await.status(), 401);
     record("ChatFunction", &app, &calls, false);
 
+    let app = cold_start(&app).await;
+
     assert_eq!(balance_as(&app, &token).await.status(), 200);
     record("BalanceFunction", &app, &calls, false);
+
+    let app = cold_start(&app).await;
 
     let page = chats::handle(&app, with_auth(event("chats"), &token))
         .await
@@ -82,7 +91,7 @@ async fn needed() -> ByFunction {
     // With a model: the read before the model, keyed and not, and the
     // model itself.
     let stub = ConverseStub::start(Answer::text("from the model"));
-    let mut paid = app;
+    let mut paid = cold_start(&app).await;
     paid.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
     assert_eq!(
         keyed_chat_as(&paid, &token, "m", "model").await.status(),
@@ -96,6 +105,8 @@ async fn needed() -> ByFunction {
     assert_eq!(stub.call_count(), 2);
     record("ChatFunction", &paid, &calls, true);
 
+    let paid = cold_start(&paid).await;
+
     let response = logout::handle(&paid, with_auth(event("logout"), &token))
         .await
         .unwrap();
@@ -108,6 +119,15 @@ async fn needed() -> ByFunction {
         .or_default()
         .insert((MODEL_GRANT.0.to_owned(), MODEL_GRANT.1.to_owned()));
     needed
+}
+
+/// The same function's state after a cold start: a new [`App`] on the same
+/// (counting) client and tables, which has read the signing key, as every
+/// function's `main` but register's does.
+async fn cold_start(app: &App) -> App {
+    let cold = quiet_app(app.config.clone(), app.store.client().clone());
+    cold.auth.warm_up().await;
+    cold
 }
 
 fn logical_id(app: &App, table: &str) -> String {

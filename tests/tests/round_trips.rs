@@ -1,8 +1,9 @@
 //! The round-trip budget of DESIGN.md as a count, not a time: the DynamoDB
 //! calls each handler sends, read by an SDK interceptor. One for chat (a
 //! replay included), balance, register and logout; two for login; a history
-//! page's session read and its query. Refusals may cost less, never more.
-//! And a warm function reuses its connection.
+//! page's session read and its query. Refusals may cost less, never more; a
+//! token the server did not sign costs nothing. And a warm function reuses
+//! its connection.
 
 use std::io::copy;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -11,18 +12,26 @@ use std::sync::Arc;
 
 use api_tests::calls::counted_app;
 use api_tests::*;
+use chat_core::clock::Instant;
 use chat_core::config::Config;
+use chat_core::domain::{AuthToken, SigningKey, Username};
 use chat_core::local::{client_for, endpoint, fresh_tables, quiet_app};
+use chat_core::store::MAX_SESSIONS;
+use std::time::Duration;
 
 #[tokio::test]
 async fn every_endpoint_sits_on_the_design_floor() {
     let (app, calls) = counted_app().await;
+    // A deployment's first login makes the signing key; a function reads
+    // it once, at its cold start. Neither is a per-request cost.
+    signed_up(&app, "first").await;
+    calls.take();
 
     assert_eq!(register(&app, "alice").await.status(), 201);
-    assert_eq!(calls.take(), ["PutItem"], "register");
+    assert_eq!(calls.take(), ["TransactWriteItems"], "register");
 
     let token = logged_in(&app, "alice").await;
-    assert_eq!(calls.take(), ["GetItem", "PutItem"], "login");
+    assert_eq!(calls.take(), ["GetItem", "UpdateItem"], "login");
 
     assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
     assert_eq!(calls.take(), ["TransactWriteItems"], "chat");
@@ -34,7 +43,7 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(calls.take(), ["TransactWriteItems"], "replayed chat");
 
     assert_eq!(balance_as(&app, &token).await.status(), 200);
-    assert_eq!(calls.take(), ["TransactGetItems"], "balance");
+    assert_eq!(calls.take(), ["GetItem"], "balance");
 
     // The session is read before the page's query is sent.
     let response = chats::handle(&app, with_auth(event("chats"), &token))
@@ -47,42 +56,90 @@ async fn every_endpoint_sits_on_the_design_floor() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    assert_eq!(calls.take(), ["DeleteItem"], "logout");
+    assert_eq!(calls.take(), ["UpdateItem"], "logout");
+}
+
+#[tokio::test]
+async fn the_key_is_read_once_per_cold_start_and_a_full_account_costs_a_login_one_write_more() {
+    let (app, calls) = counted_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    calls.take();
+    // No key yet: the first login reads, finds none, makes it.
+    logged_in(&app, "alice").await;
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "GetItem", "PutItem", "UpdateItem"],
+        "a deployment's first login"
+    );
+    let cold = quiet_app(app.config.clone(), app.store.client().clone());
+    cold.auth.warm_up().await;
+    assert_eq!(calls.take(), ["GetItem"], "a cold start");
+
+    for _ in 1..MAX_SESSIONS {
+        logged_in(&cold, "alice").await;
+    }
+    assert_eq!(calls.take().len(), 2 * (MAX_SESSIONS - 1), "room for each");
+    logged_in(&cold, "alice").await;
+    assert_eq!(
+        calls.take(),
+        ["GetItem", "UpdateItem", "UpdateItem"],
+        "the first refused for room, the second ends the oldest session too"
+    );
 }
 
 #[tokio::test]
 async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
     let (app, calls) = counted_app().await;
     let token = signed_up(&app, "bob").await;
+    let ended = logged_in(&app, "bob").await;
+    let response = logout::handle(&app, with_auth(event("logout"), &ended))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
     calls.take();
 
     // Decided by DynamoDB: one call, as on the happy path.
     assert_eq!(register(&app, "bob").await.status(), 409);
-    assert_eq!(calls.take(), ["PutItem"], "duplicate register");
+    assert_eq!(calls.take(), ["TransactWriteItems"], "duplicate register");
     assert_eq!(
         login_with(&app, "bob", "not-the-password").await.status(),
         401
     );
     assert_eq!(calls.take(), ["GetItem"], "wrong password");
-    let forged = "Ym9i.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-    assert_eq!(chat_as(&app, forged, "hi").await.status(), 401);
-    assert_eq!(
-        calls.take(),
-        ["TransactWriteItems"],
-        "chat, unknown session"
-    );
-    assert_eq!(balance_as(&app, forged).await.status(), 401);
-    assert_eq!(
-        calls.take(),
-        ["TransactGetItems"],
-        "balance, unknown session"
-    );
-    // No query for a bad token: it must not cost a page read.
-    let response = chats::handle(&app, with_auth(event("chats"), forged))
+    assert_eq!(chat_as(&app, &ended, "hi").await.status(), 401);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "chat, ended session");
+    assert_eq!(balance_as(&app, &ended).await.status(), 401);
+    assert_eq!(calls.take(), ["GetItem"], "balance, ended session");
+    // No query for an ended session: it must not cost a page read.
+    let response = chats::handle(&app, with_auth(event("chats"), &ended))
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(calls.take(), ["GetItem"], "history, unknown session");
+    assert_eq!(calls.take(), ["GetItem"], "history, ended session");
+    let response = logout::handle(&app, with_auth(event("logout"), &ended))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(calls.take(), ["UpdateItem"], "logout, ended session");
+
+    // Signed with another key, or expired: refused in code, so a stranger
+    // never puts bob's account into a transaction.
+    let bob = Username::parse("bob").unwrap();
+    let later = Instant::now()
+        .plus(Duration::from_secs(3600))
+        .unix_seconds();
+    let foreign_key = SigningKey::generate(1).unwrap();
+    let forged = AuthToken::issue(&bob, later, &foreign_key).unwrap();
+    let expired = app.auth.issue(&bob, Instant::now()).await.unwrap();
+    for bad in [forged.expose(), expired.expose()] {
+        assert_eq!(chat_as(&app, bad, "hi").await.status(), 401);
+        assert_eq!(balance_as(&app, bad).await.status(), 401);
+        let page = chats::handle(&app, with_auth(event("chats"), bad)).await;
+        assert_eq!(page.unwrap().status(), 401);
+        let out = logout::handle(&app, with_auth(event("logout"), bad)).await;
+        assert_eq!(out.unwrap().status(), 401);
+        assert_eq!(calls.take(), Vec::<String>::new(), "a token not ours");
+    }
 
     // Refused before DynamoDB: nothing sent.
     let cases = [

@@ -147,7 +147,7 @@ fn every_function_gets_the_configuration_it_reads() {
         .unwrap();
     for name in [
         "USERS_TABLE",
-        "SESSIONS_TABLE",
+        "CREDENTIALS_TABLE",
         "CHATS_TABLE",
         "CHAT_COST",
         "INITIAL_TOKENS",
@@ -244,4 +244,31 @@ fn sam_local_gets_settings_for_every_function_that_uses_dynamodb() {
             );
         }
     }
+}
+
+#[test]
+fn cors_lets_browser_code_read_every_header_a_client_acts_on_and_pins_origins_by_parameter() {
+    let template = template();
+    let cors =
+        &template["Resources"]["Api"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-cors"];
+    let exposed: BTreeSet<String> = cors["exposeHeaders"]
+        .as_sequence()
+        .expect("exposeHeaders is a list")
+        .iter()
+        .map(|header| text(header).to_ascii_lowercase())
+        .collect();
+    // What our answers carry besides Content-Type (a CORS-safelisted one).
+    for header in [
+        chat_core::http::IDEMPOTENT_REPLAYED,
+        "retry-after",
+        "www-authenticate",
+        "allow",
+    ] {
+        assert!(exposed.contains(header), "{header} is not exposed");
+    }
+    assert_eq!(
+        serde_yaml::to_string(&cors["allowOrigins"]).unwrap().trim(),
+        "!Ref CorsAllowOrigin",
+        "the allowed origins are the stack's parameter"
+    );
 }

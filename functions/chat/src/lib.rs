@@ -6,7 +6,7 @@ pub mod model;
 use chat_core::clock::Instant;
 use chat_core::domain::{ChatMessage, Username};
 use chat_core::http::{
-    auth_token, idempotency_key, json_body, json_response, require_method, required_string,
+    deadline, idempotency_key, json_body, json_response, require_method, required_string,
     IDEMPOTENT_REPLAYED,
 };
 use chat_core::store::{ChatOutcome, ChatRecord, SavedChat};
@@ -30,7 +30,7 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     require_method(&request, Method::POST)?;
     // The token is checked first: a caller without one learns nothing about
     // what a valid body would be.
-    let token = auth_token(&request)?;
+    let token = app.auth.authenticate(&request).await?;
     let body: ChatBody = json_body(&request)?;
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
@@ -47,6 +47,7 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
                 key.as_ref(),
                 app.config.chat_cost,
                 Instant::now(),
+                deadline(&request),
             )
             .await?;
         if let Some(saved) = earlier {
@@ -65,11 +66,13 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     };
     let outcome = app
         .store
-        .charge_and_save_chat(&token, &record, key.as_ref(), now)
+        .charge_and_save_chat(&token, &record, key.as_ref(), deadline(&request))
         .await?;
     Ok(match outcome {
         ChatOutcome::Saved => {
-            tracing::info!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
+            // Debug: at the default level the metrics line records the
+            // charge, and a chat's log bytes are a line item of its cost.
+            tracing::debug!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
             reply(token.username(), &message, response, now.iso8601(), false)
         }
         ChatOutcome::Replayed(saved) => replayed(token.username(), &message, saved),

@@ -9,6 +9,8 @@ use chat::model::{BedrockResponder, ModelConfig};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let mut app = chat_core::App::start().await?;
+    // The signing key, read now so the first request does not wait for it.
+    app.auth.warm_up().await;
     // Logged for the same reason as in `App::start`: the error's Debug form
     // alone would not name the variable to fix.
     let model =

@@ -2,7 +2,7 @@
 //! Free: reading history costs no tokens.
 
 use chat_core::clock::Instant;
-use chat_core::http::{auth_token, json_response, require_method};
+use chat_core::http::{json_response, require_method};
 use chat_core::store::{Cursor, HistoryEntry};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -19,7 +19,7 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
 
 async fn chats(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     require_method(&request, Method::GET)?;
-    let token = auth_token(&request)?;
+    let token = app.auth.authenticate(&request).await?;
     let query = request.query_string_parameters();
     let limit = match single(query.all("limit"), "limit")? {
         None => DEFAULT_LIMIT,

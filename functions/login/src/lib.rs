@@ -1,8 +1,10 @@
 //! `POST /login/`: exchanges a username and password for a session token.
 
 use chat_core::clock::Instant;
-use chat_core::domain::{AuthToken, Password, Username};
-use chat_core::http::{json_body, json_response, require_method, required_string, CredentialsBody};
+use chat_core::domain::{Password, Username};
+use chat_core::http::{
+    deadline, json_body, json_response, require_method, required_string, CredentialsBody,
+};
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -31,10 +33,13 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
         tracing::info!("login refused");
         return Err(ApiError::InvalidCredentials);
     }
-    let token = AuthToken::generate(&username).map_err(ApiError::internal)?;
     let now = Instant::now();
+    let token = app
+        .auth
+        .issue(&username, now.plus(app.config.session_ttl))
+        .await?;
     app.store
-        .create_session(&token, now, now.plus(app.config.session_ttl))
+        .create_session(&token, now, deadline(&request))
         .await?;
     tracing::info!(user = %username, "logged in");
     Ok(json_response(

@@ -2,7 +2,9 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{json_body, json_response, require_method, required_string, CredentialsBody};
+use chat_core::http::{
+    deadline, json_body, json_response, require_method, required_string, CredentialsBody,
+};
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -27,6 +29,7 @@ async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiErro
             password_hash,
             app.config.initial_tokens,
             Instant::now(),
+            deadline(&request),
         )
         .await?;
     tracing::info!(user = %username, "registered");

@@ -1,4 +1,4 @@
-//! Creates the tables named by `USERS_TABLE`, `SESSIONS_TABLE` and
+//! Creates the tables named by `USERS_TABLE`, `CREDENTIALS_TABLE` and
 //! `CHATS_TABLE` in the DynamoDB at `AWS_ENDPOINT_URL`, if they are missing.
 //! `make run` calls it before it serves the API.
 
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if created.is_empty() {
         println!(
             "tables ready (already there): {}, {}, {}",
-            config.tables.users, config.tables.sessions, config.tables.chats
+            config.tables.users, config.tables.credentials, config.tables.chats
         );
     } else {
         println!("created tables: {}", created.join(", "));

@@ -2,49 +2,136 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
 
 use super::Username;
 
 /// 256 bits from the OS CSPRNG: unguessable, and enough that hashing with a
 /// fast SHA-256 (not a password hash) is safe for storage.
 const SECRET_BYTES: usize = 32;
-/// `SECRET_BYTES` in unpadded base64url.
-const SECRET_CHARS: usize = 43;
+/// The expiry, seconds since the epoch, as a big-endian u64.
+const EXPIRY_BYTES: usize = 8;
+/// HMAC-SHA256 cut to 128 bits: forging one still takes 2^128 guesses,
+/// and the token stays short.
+const MAC_BYTES: usize = 16;
+/// secret, expiry, key id, MAC.
+const PAYLOAD_BYTES: usize = SECRET_BYTES + EXPIRY_BYTES + 1 + MAC_BYTES;
+/// Bytes of SHA-256 kept as a session's id in the account item: 128 bits
+/// are as hard to find a preimage for as a token is to guess, and 22
+/// characters per session keep the account item small.
+const SESSION_ID_BYTES: usize = 16;
+/// Domain separation: a MAC made for a token can never stand for anything
+/// else the same key might one day sign.
+const MAC_CONTEXT: &[u8] = b"chat-api token v1\0";
 
-/// A login token: `base64url(username) "." base64url(32 random bytes)`.
+/// The server's key for signing tokens, loaded once per cold start.
 ///
-/// The username part only tells the server which user row to check in the
-/// same DynamoDB call; it is never trusted alone: every use also checks the
-/// session stored under the token's hash, which names the same user.
+/// A token carries its user, its expiry and a MAC under this key, so a
+/// forged or expired token is refused in code, before any DynamoDB call:
+/// it never takes part in a transaction on the item of the user it names.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    id: u8,
+    secret: [u8; 32],
+}
+
+impl SigningKey {
+    /// A new key from the OS CSPRNG.
+    pub fn generate(id: u8) -> Result<Self, getrandom::Error> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        Ok(SigningKey { id, secret })
+    }
+
+    /// A key as stored; `None` unless it is exactly 32 bytes.
+    pub fn from_parts(id: u8, secret: &[u8]) -> Option<Self> {
+        Some(SigningKey {
+            id,
+            secret: secret.try_into().ok()?,
+        })
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// The key material, for the one write that stores it.
+    pub fn expose(&self) -> &[u8] {
+        &self.secret
+    }
+
+    fn mac(&self, username: &Username, signed: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(MAC_CONTEXT);
+        // The length first, so no (name, payload) pair reads as another.
+        mac.update(&(username.as_str().len() as u32).to_be_bytes());
+        mac.update(username.as_str().as_bytes());
+        mac.update(signed);
+        mac
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({}, <redacted>)", self.id)
+    }
+}
+
+/// A login token: `base64url(username) "." base64url(secret, expiry, key
+/// id, MAC)`.
+///
+/// The username says which account item to check; the MAC (over the name,
+/// the secret, the expiry and the key id) says the server issued it; the
+/// session entry in the account item, stored under the [`SessionId`], says
+/// it has not been revoked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthToken {
     username: Username,
     raw: String,
+    payload: [u8; PAYLOAD_BYTES],
 }
 
-/// SHA-256 of a token, hex: the only form of a token kept at rest.
+/// The first 128 bits of SHA-256 of a token, base64url: the only form of a
+/// token kept at rest, as the key of its session in the account item.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenHash(String);
+pub struct SessionId(String);
 
-impl TokenHash {
+impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 impl AuthToken {
-    pub fn generate(username: &Username) -> Result<Self, getrandom::Error> {
-        let mut secret = [0u8; SECRET_BYTES];
-        getrandom::fill(&mut secret)?;
+    /// A new token for `username`, valid until `expires_at` (epoch seconds).
+    pub fn issue(
+        username: &Username,
+        expires_at: i64,
+        key: &SigningKey,
+    ) -> Result<VerifiedToken, getrandom::Error> {
+        let mut payload = [0u8; PAYLOAD_BYTES];
+        getrandom::fill(&mut payload[..SECRET_BYTES])?;
+        let expiry = u64::try_from(expires_at).unwrap_or(0).to_be_bytes();
+        payload[SECRET_BYTES..SECRET_BYTES + EXPIRY_BYTES].copy_from_slice(&expiry);
+        payload[SECRET_BYTES + EXPIRY_BYTES] = key.id;
+        let signed_len = PAYLOAD_BYTES - MAC_BYTES;
+        let tag = key
+            .mac(username, &payload[..signed_len])
+            .finalize()
+            .into_bytes();
+        payload[signed_len..].copy_from_slice(&tag[..MAC_BYTES]);
         let raw = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(username.as_str()),
-            URL_SAFE_NO_PAD.encode(secret)
+            URL_SAFE_NO_PAD.encode(payload)
         );
-        Ok(AuthToken {
+        Ok(VerifiedToken(AuthToken {
             username: username.clone(),
             raw,
-        })
+            payload,
+        }))
     }
 
     /// Reads an `Authorization` header value: the bare token, or the token
@@ -64,36 +151,92 @@ impl AuthToken {
         Self::parse(token)
     }
 
+    /// A token of the right form; whether the server issued it is for
+    /// [`AuthToken::verify`] to say.
     pub fn parse(token: &str) -> Option<Self> {
-        let (user_part, secret_part) = token.split_once('.')?;
-        if secret_part.len() != SECRET_CHARS {
-            return None;
-        }
+        let (user_part, payload_part) = token.split_once('.')?;
         // Decoding also rejects padding and non-canonical trailing bits, so a
         // token has exactly one spelling and thus exactly one hash.
-        let secret = URL_SAFE_NO_PAD.decode(secret_part).ok()?;
-        if secret.len() != SECRET_BYTES {
-            return None;
-        }
+        let payload = URL_SAFE_NO_PAD.decode(payload_part).ok()?;
+        let payload: [u8; PAYLOAD_BYTES] = payload.try_into().ok()?;
         let name = String::from_utf8(URL_SAFE_NO_PAD.decode(user_part).ok()?).ok()?;
         let username = Username::parse(&name).ok()?;
+        // A name that normalises to another spelling was never issued.
+        if username.as_str() != name {
+            return None;
+        }
         Some(AuthToken {
             username,
             raw: token.to_owned(),
+            payload,
         })
+    }
+
+    /// The token, if `key` signed it and it has not expired at `now`
+    /// (epoch seconds). The MAC is compared in constant time.
+    pub fn verify(self, key: &SigningKey, now: i64) -> Option<VerifiedToken> {
+        if self.key_id() != key.id || self.expires_at() <= now {
+            return None;
+        }
+        let signed_len = PAYLOAD_BYTES - MAC_BYTES;
+        key.mac(&self.username, &self.payload[..signed_len])
+            .verify_truncated_left(&self.payload[signed_len..])
+            .ok()?;
+        Some(VerifiedToken(self))
     }
 
     pub fn username(&self) -> &Username {
         &self.username
     }
 
-    pub fn hash(&self) -> TokenHash {
-        TokenHash(super::sha256_hex(self.raw.as_bytes()))
+    /// Epoch seconds after which the token no longer works.
+    pub fn expires_at(&self) -> i64 {
+        let mut expiry = [0u8; EXPIRY_BYTES];
+        expiry.copy_from_slice(&self.payload[SECRET_BYTES..SECRET_BYTES + EXPIRY_BYTES]);
+        i64::try_from(u64::from_be_bytes(expiry)).unwrap_or(i64::MAX)
+    }
+
+    fn key_id(&self) -> u8 {
+        self.payload[SECRET_BYTES + EXPIRY_BYTES]
+    }
+
+    pub fn session_id(&self) -> SessionId {
+        let digest = Sha256::digest(self.raw.as_bytes());
+        SessionId(URL_SAFE_NO_PAD.encode(&digest[..SESSION_ID_BYTES]))
     }
 
     /// The token itself, for the one response that hands it to its owner.
     pub fn expose(&self) -> &str {
         &self.raw
+    }
+}
+
+/// A token this server issued, unexpired when it was checked: the only
+/// form the store accepts, so nothing unsigned ever reaches DynamoDB.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifiedToken(AuthToken);
+
+impl VerifiedToken {
+    pub fn username(&self) -> &Username {
+        self.0.username()
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.0.expires_at()
+    }
+
+    pub fn session_id(&self) -> SessionId {
+        self.0.session_id()
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -107,29 +250,75 @@ impl fmt::Debug for AuthToken {
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000;
+
     fn alice() -> Username {
         Username::parse("alice").unwrap()
     }
 
+    fn key() -> SigningKey {
+        SigningKey::from_parts(1, &[9u8; 32]).unwrap()
+    }
+
+    fn issued() -> AuthToken {
+        let token = AuthToken::issue(&alice(), NOW + 3600, &key()).unwrap();
+        AuthToken::parse(token.expose()).unwrap()
+    }
+
     #[test]
-    fn a_generated_token_parses_back_to_its_user() {
-        let token = AuthToken::generate(&alice()).unwrap();
+    fn an_issued_token_parses_back_and_verifies_until_it_expires() {
+        let token = issued();
         let parsed = AuthToken::parse(token.expose()).unwrap();
         assert_eq!(parsed.username(), &alice());
-        assert_eq!(parsed.hash(), token.hash());
+        assert_eq!(parsed.session_id(), token.session_id());
+        assert_eq!(parsed.expires_at(), NOW + 3600);
+        assert!(parsed.clone().verify(&key(), NOW).is_some());
+        assert!(parsed.clone().verify(&key(), NOW + 3599).is_some());
+        assert!(parsed.verify(&key(), NOW + 3600).is_none());
+    }
+
+    #[test]
+    fn another_key_or_key_id_does_not_verify_it() {
+        let token = issued();
+        let other_secret = SigningKey::from_parts(1, &[8u8; 32]).unwrap();
+        let other_id = SigningKey::from_parts(2, &[9u8; 32]).unwrap();
+        assert!(token.clone().verify(&other_secret, NOW).is_none());
+        assert!(token.verify(&other_id, NOW).is_none());
+    }
+
+    #[test]
+    fn a_token_moved_to_another_user_or_with_a_later_expiry_does_not_verify() {
+        let token = issued();
+        let (_, payload) = token.expose().split_once('.').unwrap();
+        let as_bob = format!("{}.{payload}", URL_SAFE_NO_PAD.encode("bob"));
+        assert!(AuthToken::parse(&as_bob)
+            .unwrap()
+            .verify(&key(), NOW)
+            .is_none());
+
+        let mut bytes = URL_SAFE_NO_PAD.decode(payload).unwrap();
+        bytes[SECRET_BYTES + EXPIRY_BYTES - 1] ^= 1;
+        let later = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("alice"),
+            URL_SAFE_NO_PAD.encode(bytes)
+        );
+        assert!(AuthToken::parse(&later)
+            .unwrap()
+            .verify(&key(), NOW)
+            .is_none());
     }
 
     #[test]
     fn two_tokens_for_one_user_differ() {
-        let a = AuthToken::generate(&alice()).unwrap();
-        let b = AuthToken::generate(&alice()).unwrap();
+        let (a, b) = (issued(), issued());
         assert_ne!(a.expose(), b.expose());
-        assert_ne!(a.hash(), b.hash());
+        assert_ne!(a.session_id(), b.session_id());
     }
 
     #[test]
     fn the_header_may_carry_a_token_or_bearer_scheme() {
-        let token = AuthToken::generate(&alice()).unwrap();
+        let token = issued();
         let raw = token.expose();
         for header in [
             raw.to_string(),
@@ -148,7 +337,7 @@ mod tests {
 
     #[test]
     fn truncated_padded_or_garbled_tokens_are_rejected() {
-        let raw = AuthToken::generate(&alice()).unwrap().expose().to_string();
+        let raw = issued().expose().to_string();
         let bad = [
             String::new(),
             raw[..raw.len() - 1].to_string(),
@@ -164,19 +353,23 @@ mod tests {
     }
 
     #[test]
-    fn a_token_naming_an_invalid_username_is_rejected() {
-        let secret = URL_SAFE_NO_PAD.encode([7u8; SECRET_BYTES]);
-        let token = format!("{}.{}", URL_SAFE_NO_PAD.encode("bad name"), secret);
-        assert!(AuthToken::parse(&token).is_none());
+    fn a_token_naming_an_invalid_or_unnormalised_username_is_rejected() {
+        let token = issued();
+        let (_, payload) = token.expose().split_once('.').unwrap();
+        for name in ["bad name", "ａｌｉｃｅ"] {
+            let token = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(name));
+            assert!(AuthToken::parse(&token).is_none(), "{name}");
+        }
     }
 
     #[test]
-    fn the_hash_is_hex_sha256_and_debug_hides_the_secret() {
-        let token = AuthToken::generate(&alice()).unwrap();
-        let hash = token.hash();
-        assert_eq!(hash.as_str().len(), 64);
-        assert!(hash.as_str().chars().all(|c| c.is_ascii_hexdigit()));
-        let secret_part = token.expose().split_once('.').unwrap().1.to_string();
-        assert!(!format!("{token:?}").contains(&secret_part));
+    fn the_session_id_is_22_base64url_characters_and_debug_hides_the_secrets() {
+        let token = issued();
+        let id = token.session_id();
+        assert_eq!(id.as_str().len(), 22);
+        assert!(URL_SAFE_NO_PAD.decode(id.as_str()).is_ok());
+        let payload = token.expose().split_once('.').unwrap().1.to_string();
+        assert!(!format!("{token:?}").contains(&payload));
+        assert!(!format!("{:?}", key()).contains("9"));
     }
 }

@@ -1,15 +1,22 @@
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Django's limit for `User.username`, which the original clients were built on.
 pub const USERNAME_MAX_CHARS: usize = 150;
 
 /// A username: 1-150 characters, each a letter, a digit or one of `@.+-_`
-/// (what Django's username validator allows). Case is kept and significant.
+/// (what Django's username validator allows), in Unicode NFKC as Django's
+/// `normalize_username` keeps it, so "ａｌｉｃｅ" (full-width) or "𝐚𝐥𝐢𝐜𝐞"
+/// (mathematical bold) is the same user as "alice". Case is kept and
+/// significant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, String> {
+        let normalized: String = raw.nfkc().collect();
+        let raw = normalized.as_str();
         let chars = raw.chars().count();
         if chars == 0 {
             return Err("may not be blank".into());
@@ -46,6 +53,18 @@ mod tests {
         for ok in ["alice", "Bob_42", "a.b+c-d@e", "x", "josé", "用户"] {
             assert_eq!(Username::parse(ok).unwrap().as_str(), ok);
         }
+    }
+
+    #[test]
+    fn compatibility_forms_normalise_to_the_plain_name() {
+        for look_alike in ["ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "ａlice"] {
+            assert_eq!(Username::parse(look_alike).unwrap().as_str(), "alice");
+        }
+        // Composed and decomposed accents are one name too.
+        assert_eq!(
+            Username::parse("jose\u{301}").unwrap(),
+            Username::parse("jos\u{e9}").unwrap()
+        );
     }
 
     #[test]

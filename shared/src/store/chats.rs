@@ -5,17 +5,18 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Get, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    TransactGetItem, TransactWriteItem,
 };
 use uuid::Uuid;
 
-use super::retry::{backoff, worth_retrying, MAX_ATTEMPTS};
-use super::users::tokens_of;
-use super::{n, s, storage_error, string_of, Store};
+use super::accounts::require_live;
+use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
+use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
-use crate::domain::{sha256_hex, AuthToken, ChatMessage, IdempotencyKey};
+use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
 
 /// A chat about to be saved.
@@ -48,16 +49,16 @@ pub enum ChatOutcome {
 
 // Positions of the actions in the transaction; DynamoDB reports
 // cancellation reasons in the same order.
-const SESSION: usize = 0;
-const CHARGE: usize = 1;
-const SAVE: usize = 2;
-const MARKER: usize = 3;
+const CHARGE: usize = 0;
+const SAVE: usize = 1;
+const MARKER: usize = 2;
 
 impl Store {
     /// Charges `chat.cost` tokens and saves the chat, all or nothing, in one
-    /// `TransactWriteItems`: the session must be live, the balance must cover
-    /// the cost, and the chat id must be new. There is no read before the
-    /// write, so concurrent chats can neither overdraw nor lose an update.
+    /// `TransactWriteItems` of two items (three with a key): the account's
+    /// update checks the session and the balance in one condition, and the
+    /// chat id must be new. There is no read before the write, so concurrent
+    /// chats can neither overdraw nor lose an update.
     ///
     /// With an idempotency key the same transaction also creates a marker
     /// item for (user, key), which must not exist yet. A retry of a chat that
@@ -65,25 +66,13 @@ impl Store {
     /// charge, however late the retry comes and however many arrive at once.
     pub async fn charge_and_save_chat(
         &self,
-        token: &AuthToken,
+        token: &VerifiedToken,
         chat: &ChatRecord<'_>,
         key: Option<&IdempotencyKey>,
-        now: Instant,
+        deadline: Deadline,
     ) -> Result<ChatOutcome, ApiError> {
         let user = token.username().as_str();
-        let session = self.live_session_check(token, now)?;
-        let charge = Update::builder()
-            .table_name(&self.tables.users)
-            .key("username", s(user))
-            .update_expression("SET tokens = tokens - :cost")
-            // Also fails when the user item is missing: nothing is created.
-            .condition_expression("tokens >= :cost")
-            .expression_attribute_values(":cost", n(chat.cost))
-            // Hands back the balance on refusal, so the 402 can state it
-            // without a second read.
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)?;
+        let charge = self.charge(token, chat.cost, chat.created)?;
         let save = Put::builder()
             .table_name(&self.tables.chats)
             .item("username", s(user))
@@ -119,44 +108,26 @@ impl Store {
             })
             .transpose()?;
 
-        // In the order of SESSION, CHARGE, SAVE and MARKER above.
+        // In the order of CHARGE, SAVE and MARKER above.
         let mut items = vec![
-            TransactWriteItem::builder()
-                .condition_check(session)
-                .build(),
             TransactWriteItem::builder().update(charge).build(),
             TransactWriteItem::builder().put(save).build(),
         ];
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
 
-        let mut attempt = 0;
-        loop {
+        with_retries(deadline, || async {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
                 .send()
                 .await;
-            let verdict = match result {
-                Ok(_) => return Ok(ChatOutcome::Saved),
-                Err(err) => classify(err, chat),
-            };
-            match verdict {
-                Verdict::Retry if attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                Verdict::Retry => {
-                    return Err(ApiError::Unavailable(
-                        "conflicts or throttling persisted past the retry budget".into(),
-                    ))
-                }
-                // This chat id is saved, so it was charged: an earlier send
-                // of this same transaction committed after all.
-                Verdict::AlreadySaved => return Ok(ChatOutcome::Saved),
-                Verdict::Done(outcome) => return outcome,
+            match result {
+                Ok(_) => Attempt::Done(Ok(ChatOutcome::Saved)),
+                Err(err) => classify(err, token, chat),
             }
-        }
+        })
+        .await
     }
 }
 
@@ -170,28 +141,50 @@ impl Store {
     /// concurrent chats are still counted exactly.
     pub async fn check_before_model(
         &self,
-        token: &AuthToken,
+        token: &VerifiedToken,
         message: &ChatMessage,
         key: Option<&IdempotencyKey>,
         cost: u32,
         now: Instant,
+        deadline: Deadline,
     ) -> Result<Option<SavedChat>, ApiError> {
-        let marker = key
-            .map(|key| {
-                Get::builder()
-                    .table_name(&self.tables.chats)
-                    .key("username", s(token.username().as_str()))
-                    .key("chat_id", s(key.marker_id()))
-                    .build()
-                    .map_err(ApiError::internal)
-            })
-            .transpose()?;
-        let (balance, marker) = self.account(token, marker, now).await?;
+        let mut reads = vec![TransactGetItem::builder()
+            .get(self.account_get(token, "tokens")?)
+            .build()];
+        if let Some(key) = key {
+            let marker = Get::builder()
+                .table_name(&self.tables.chats)
+                .key("username", s(token.username().as_str()))
+                .key("chat_id", s(key.marker_id()))
+                .build()
+                .map_err(ApiError::internal)?;
+            reads.push(TransactGetItem::builder().get(marker).build());
+        }
+        let output = with_retries(deadline, || async {
+            let result = self
+                .client
+                .transact_get_items()
+                .set_transact_items(Some(reads.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(output) => Attempt::Done(Ok(output)),
+                // A read collides with a concurrent chat's write on the
+                // account (which finishes in milliseconds), or is throttled.
+                Err(err) if read_cancelled_retryably(&err) => Attempt::Retry,
+                Err(err) => Attempt::Done(Err(storage_error(err))),
+            }
+        })
+        .await?;
+        let mut items = output.responses().iter().map(|r| r.item());
+        let account = items.next().flatten().ok_or(ApiError::Unauthorized)?;
+        require_live(account, token, now)?;
         // As in the charging transaction: a retry of a chat that went
         // through gets its reply even when the balance is spent.
-        if let Some(marker) = marker {
-            return replay_of(&marker, message).map(Some);
+        if let Some(marker) = items.next().flatten() {
+            return replay_of(marker, message).map(Some);
         }
+        let balance = number_of(account, "tokens")?;
         if balance < i64::from(cost) {
             return Err(ApiError::InsufficientTokens { balance, cost });
         }
@@ -199,31 +192,39 @@ impl Store {
     }
 }
 
-enum Verdict {
-    Retry,
-    AlreadySaved,
-    Done(Result<ChatOutcome, ApiError>),
+/// A read cancelled for a reason a later try does not share.
+fn read_cancelled_retryably<R>(err: &SdkError<TransactGetItemsError, R>) -> bool {
+    match err.as_service_error() {
+        Some(TransactGetItemsError::TransactionCanceledException(cancelled)) => {
+            worth_retrying(cancelled.cancellation_reasons())
+        }
+        _ => false,
+    }
 }
 
 fn classify(
     err: SdkError<TransactWriteItemsError, HttpResponse>,
+    token: &VerifiedToken,
     chat: &ChatRecord<'_>,
-) -> Verdict {
+) -> Attempt<ChatOutcome> {
     let reasons: Vec<CancellationReason> = match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
             cancelled.cancellation_reasons().to_vec()
         }
-        _ => return Verdict::Done(Err(storage_error(err))),
+        _ => return Attempt::Done(Err(storage_error(err))),
     };
     let failed =
         |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-    if failed(SESSION) {
-        return Verdict::Done(Err(ApiError::Unauthorized));
+    // First: this chat id is new to every request but this one, so if it is
+    // saved, an earlier send of this same transaction committed after all
+    // (and charged), whatever the other conditions now say of the account.
+    if failed(SAVE) {
+        return Attempt::Done(Ok(ChatOutcome::Saved));
     }
     // Before the balance: a retry of a chat that went through is answered
     // with its reply even when the balance could not pay for another.
     if failed(MARKER) {
-        return Verdict::Done(match reasons[MARKER].item() {
+        return Attempt::Done(match reasons[MARKER].item() {
             Some(marker) => replay_of(marker, chat.message).map(ChatOutcome::Replayed),
             None => Err(ApiError::internal(
                 "an idempotency marker refused a put but came back empty",
@@ -231,25 +232,26 @@ fn classify(
         });
     }
     if failed(CHARGE) {
-        return Verdict::Done(Err(match reasons[CHARGE].item() {
-            Some(item) => match tokens_of(item) {
-                Ok(balance) => ApiError::InsufficientTokens {
-                    balance,
-                    cost: chat.cost,
+        // The old account says which half of the condition failed; no
+        // account at all (a signed token for a deleted user) is a 401 too.
+        return Attempt::Done(Err(match reasons[CHARGE].item() {
+            Some(account) => match require_live(account, token, chat.created) {
+                Ok(()) => match number_of(account, "tokens") {
+                    Ok(balance) => ApiError::InsufficientTokens {
+                        balance,
+                        cost: chat.cost,
+                    },
+                    Err(e) => e,
                 },
                 Err(e) => e,
             },
-            // The session is live but its user is gone.
             None => ApiError::Unauthorized,
         }));
     }
-    if failed(SAVE) {
-        return Verdict::AlreadySaved;
-    }
     if worth_retrying(&reasons) {
-        return Verdict::Retry;
+        return Attempt::Retry;
     }
-    Verdict::Done(Err(storage_error(err)))
+    Attempt::Done(Err(storage_error(err)))
 }
 
 /// The earlier chat a marker stands for, if it was for the same message.

@@ -1,7 +1,7 @@
 //! A user's saved chats, newest first, a page at a time.
 //!
-//! A page is the session read (a `GetItem`) and then one `Query` on the
-//! chats table. The query waits for the session: sent together they would
+//! A page is the session read (a `GetItem` of the account) and then one
+//! `Query` on the chats table. The query waits for the session: sent together they would
 //! save a round trip, but a forged token naming a real user would then cost
 //! a strongly consistent read of up to 1 MB, and its answer time would tell
 //! how much history the user has.
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
-use crate::domain::{AuthToken, MARKER_PREFIX};
+use crate::domain::{VerifiedToken, MARKER_PREFIX};
 use crate::error::ApiError;
 
 /// One saved chat as the history shows it.
@@ -56,23 +56,13 @@ impl Store {
     /// Up to `limit` of the user's chats, newest first, older than `cursor`.
     pub async fn history(
         &self,
-        token: &AuthToken,
+        token: &VerifiedToken,
         limit: u32,
         cursor: Option<&Cursor>,
         now: Instant,
     ) -> Result<HistoryPage, ApiError> {
         let user = token.username().as_str();
-        let session = self
-            .client
-            .get_item()
-            .table_name(&self.tables.sessions)
-            .key("token_hash", s(token.hash().as_str()))
-            .projection_expression("username, expires_at")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        Store::require_live(session.item(), token, now)?;
+        self.live_account(token, "username", now).await?;
 
         // Chat ids are UUIDv7 strings, which sort by time; idempotency
         // markers sort after every one of them, so `<` leaves them out, and

@@ -1,12 +1,13 @@
 //! DynamoDB access: one module per table, each owning its items'
 //! `AttributeValue` mapping and the conditions that guard its writes.
 
+mod accounts;
 mod chats;
+mod credentials;
 mod history;
-mod retry;
+mod keys;
+pub mod retry;
 pub mod schema;
-mod sessions;
-mod users;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -16,8 +17,12 @@ use aws_sdk_dynamodb::Client;
 use crate::config::Tables;
 use crate::error::ApiError;
 
+pub use accounts::MAX_SESSIONS;
 pub use chats::{ChatOutcome, ChatRecord, SavedChat};
+pub use credentials::StoredCredentials;
 pub use history::{Cursor, HistoryEntry, HistoryPage};
+pub use keys::SIGNING_KEY_ITEM;
+pub use retry::Deadline;
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]

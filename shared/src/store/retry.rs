@@ -1,18 +1,112 @@
-//! Bounded, jittered retries for DynamoDB transaction conflicts.
+//! Bounded, jittered retries for DynamoDB transaction conflicts, within the
+//! time the function has left.
 //!
-//! Many concurrent chats of one user touch the same user item, and DynamoDB
-//! cancels transactions that collide rather than queueing them. A conflict
-//! means nothing was applied, so trying again is always safe.
+//! Many concurrent chats of one user touch the same account item, and
+//! DynamoDB cancels transactions that collide rather than queueing them. A
+//! conflict means nothing was applied, so trying again is always safe, as
+//! long as the caller still gets our answer before Lambda's timeout does.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::CancellationReason;
+
+use crate::error::ApiError;
 
 /// Enough for a burst of ~100 simultaneous requests on one user to drain;
 /// the worst-case total wait (about 2.5 s) stays inside the function timeout.
 pub const MAX_ATTEMPTS: u32 = 10;
 const BASE_DELAY_MS: u64 = 10;
 const MAX_DELAY_MS: u64 = 500;
+/// Kept free before the deadline to write the 503 and its metrics line:
+/// an answer of ours, not Lambda's timeout and API Gateway's bare 5xx.
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+
+/// When the invocation must have answered: Lambda's deadline, or none (a
+/// test, a tool).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deadline(Option<std::time::Instant>);
+
+impl Deadline {
+    pub fn none() -> Self {
+        Deadline(None)
+    }
+
+    pub fn at(instant: std::time::Instant) -> Self {
+        Deadline(Some(instant))
+    }
+
+    /// From Lambda's deadline, milliseconds since the epoch. One already
+    /// past is no deadline at all: Lambda never hands out a spent one, while
+    /// `cargo lambda watch` sends a fixed 600000 (ten minutes after 1970).
+    pub fn from_epoch_millis(deadline_ms: u64) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match deadline_ms.checked_sub(now_ms) {
+            Some(left) if left > 0 => {
+                Deadline::at(std::time::Instant::now() + Duration::from_millis(left))
+            }
+            _ => Deadline::none(),
+        }
+    }
+
+    /// Time left for work, the answer's margin kept back; `None` without a
+    /// deadline.
+    fn budget(&self) -> Option<Duration> {
+        self.0.map(|at| {
+            at.saturating_duration_since(std::time::Instant::now())
+                .saturating_sub(ANSWER_MARGIN)
+        })
+    }
+}
+
+/// What one attempt came to.
+pub(crate) enum Attempt<T> {
+    Done(Result<T, ApiError>),
+    /// Nothing was applied (a conflict, throttling): worth another try.
+    Retry,
+}
+
+/// Runs `attempt` until it is done, retrying with backoff while attempts
+/// and time remain; then a 503 that says when to retry. Each attempt is also
+/// cut off at the deadline, so a hanging call cannot outlive the function.
+pub(crate) async fn with_retries<T, F, Fut>(
+    deadline: Deadline,
+    mut attempt: F,
+) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    for tries in 1..=MAX_ATTEMPTS {
+        let outcome = match deadline.budget() {
+            None => attempt().await,
+            Some(budget) => match tokio::time::timeout(budget, attempt()).await {
+                Ok(outcome) => outcome,
+                Err(_) => return Err(out_of_time()),
+            },
+        };
+        match outcome {
+            Attempt::Done(result) => return result,
+            Attempt::Retry if tries == MAX_ATTEMPTS => break,
+            Attempt::Retry => {
+                let delay = backoff_delay(tries);
+                if deadline.budget().is_some_and(|budget| budget <= delay) {
+                    return Err(out_of_time());
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    Err(ApiError::Unavailable(
+        "conflicts or throttling persisted past the retry budget".into(),
+    ))
+}
+
+fn out_of_time() -> ApiError {
+    ApiError::Unavailable("the invocation's deadline came before DynamoDB's answer".into())
+}
 
 /// Cancellation reasons that mean "nothing applied, try again": another
 /// transaction held an item, or the table is throttling.
@@ -30,10 +124,10 @@ pub fn worth_retrying(reasons: &[CancellationReason]) -> bool {
     })
 }
 
-/// Sleeps before attempt `attempt` (1-based, so the first retry is 1):
-/// "full jitter" backoff, a uniform draw up to an exponential cap, which
-/// spreads colliding writers apart instead of letting them collide again.
-pub async fn backoff(attempt: u32) {
+/// The pause before retry `attempt` (1-based): "full jitter" backoff, a
+/// uniform draw up to an exponential cap, which spreads colliding writers
+/// apart instead of letting them collide again.
+fn backoff_delay(attempt: u32) -> Duration {
     let cap = (BASE_DELAY_MS << attempt.min(16)).min(MAX_DELAY_MS);
     let mut bytes = [0u8; 8];
     // Jitter needs no cryptographic quality; on the (never seen) failure of
@@ -41,5 +135,83 @@ pub async fn backoff(attempt: u32) {
     let draw = getrandom::fill(&mut bytes)
         .map(|_| u64::from_le_bytes(bytes))
         .unwrap_or(u64::MAX);
-    tokio::time::sleep(Duration::from_millis(draw % (cap + 1))).await;
+    Duration::from_millis(draw % (cap + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn conflicts_are_retried_until_done() {
+        let calls = AtomicU32::new(0);
+        let result = with_retries(Deadline::none(), || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0..=2 => Attempt::Retry,
+                _ => Attempt::Done(Ok(7)),
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn endless_conflicts_end_in_a_503_after_the_attempt_budget() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retries(Deadline::none(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Attempt::Retry
+        })
+        .await;
+        assert_eq!(result.unwrap_err().code(), "unavailable");
+        assert_eq!(calls.load(Ordering::SeqCst), MAX_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_near_deadline_stops_the_retries_early_with_a_503() {
+        let deadline = Deadline::at(std::time::Instant::now() + Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retries(deadline, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Attempt::Retry
+        })
+        .await;
+        assert_eq!(result.unwrap_err().code(), "unavailable");
+        assert!(calls.load(Ordering::SeqCst) < MAX_ATTEMPTS);
+        assert!(started.elapsed() < Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_hangs_is_cut_off_at_the_deadline() {
+        let deadline = Deadline::at(std::time::Instant::now() + Duration::from_millis(400));
+        let started = std::time::Instant::now();
+        let result: Result<(), _> = with_retries(deadline, || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Attempt::Done(Ok(()))
+        })
+        .await;
+        assert_eq!(result.unwrap_err().code(), "unavailable");
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_lambda_deadline_in_epoch_millis_becomes_time_left() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let budget = Deadline::from_epoch_millis(now_ms + 3_000)
+            .budget()
+            .unwrap();
+        assert!(budget > Duration::from_millis(2_500) && budget <= Duration::from_millis(2_750));
+        // What `cargo lambda watch` sends, and anything else already past.
+        assert!(Deadline::from_epoch_millis(600_000).budget().is_none());
+        assert!(Deadline::from_epoch_millis(now_ms - 1_000)
+            .budget()
+            .is_none());
+    }
 }

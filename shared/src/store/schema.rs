@@ -13,7 +13,7 @@ use crate::config::Tables;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
     Users,
-    Sessions,
+    Credentials,
     Chats,
 }
 
@@ -39,11 +39,11 @@ pub const TABLES: [TableSpec; 3] = [
         ttl_attribute: None,
     },
     TableSpec {
-        table: Table::Sessions,
-        logical_id: "SessionsTable",
-        hash_key: "token_hash",
+        table: Table::Credentials,
+        logical_id: "CredentialsTable",
+        hash_key: "username",
         range_key: None,
-        ttl_attribute: Some("expires_at"),
+        ttl_attribute: None,
     },
     TableSpec {
         table: Table::Chats,
@@ -58,7 +58,7 @@ impl TableSpec {
     pub fn name_in<'a>(&self, tables: &'a Tables) -> &'a str {
         match self.table {
             Table::Users => &tables.users,
-            Table::Sessions => &tables.sessions,
+            Table::Credentials => &tables.credentials,
             Table::Chats => &tables.chats,
         }
     }

@@ -1,0 +1,328 @@
+//! The users table: one account item per user, which both holds the
+//! balance and guards it.
+//!
+//! `{username, tokens, sessions: {<session id>: expires_at}, created_at}`
+//!
+//! A session is an entry of the account, so a chat's charge checks the
+//! session and the balance in one condition on one item, and a balance is
+//! one `GetItem`. Password hashes live in the credentials table, out of
+//! reach of every function but register and login.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+use super::retry::{with_retries, Attempt, Deadline};
+use super::{n, number_of, s, storage_error, Store};
+use crate::clock::Instant;
+use crate::domain::{Username, VerifiedToken};
+use crate::error::ApiError;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// Live sessions a user may hold at once; a login beyond it ends the
+/// session that expires first. Ten devices is generous for a person, and
+/// each entry is ~30 bytes, so with the longest username (600 bytes of
+/// UTF-8) the account item stays under 1 KB: a chat's write of it costs the
+/// minimum 2 write units.
+pub const MAX_SESSIONS: usize = 10;
+
+/// `#sid` in every expression that names the caller's session entry.
+const SESSION_NAME: &str = "#sid";
+
+impl Store {
+    /// The new account's item, for the registering transaction: the initial
+    /// grant and no sessions yet. First writer wins the name.
+    pub(super) fn new_account(
+        &self,
+        username: &Username,
+        initial_tokens: u32,
+        now: Instant,
+    ) -> Result<Put, ApiError> {
+        Put::builder()
+            .table_name(&self.tables.users)
+            .item("username", s(username.as_str()))
+            .item("tokens", n(initial_tokens))
+            // Present from the start, so a login can SET one entry of it.
+            .item("sessions", AttributeValue::M(HashMap::new()))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(username)")
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    /// Adds `token`'s session to its account. A full account first drops
+    /// its expired sessions and, if that is not enough, the ones that
+    /// expire first: one write when there is room, two when there is not.
+    pub async fn create_session(
+        &self,
+        token: &VerifiedToken,
+        now: Instant,
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        // What the last refusal showed must go to make room; empty at first.
+        let evict: Mutex<Vec<String>> = Mutex::default();
+        with_retries(deadline, || async {
+            let ids = std::mem::take(&mut *evict.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut update = format!("SET sessions.{SESSION_NAME} = :expires");
+            // The size is read before this write: with the evicted entries
+            // gone and the new one in, at most MAX_SESSIONS. The evicted
+            // entries must still be there, or a login alongside took them
+            // and this one must look again.
+            let mut condition = "size(sessions) < :room".to_owned();
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.users)
+                .key("username", s(token.username().as_str()))
+                .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+                .expression_attribute_values(":expires", n(token.expires_at()))
+                .expression_attribute_values(":room", n(MAX_SESSIONS + ids.len()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            for (i, id) in ids.iter().enumerate() {
+                let name = format!("#old{i}");
+                update.push_str(if i == 0 { " REMOVE " } else { ", " });
+                update.push_str(&format!("sessions.{name}"));
+                condition.push_str(&format!(" AND attribute_exists(sessions.{name})"));
+                request = request.expression_attribute_names(name, id);
+            }
+            let result = request
+                .update_expression(update)
+                .condition_expression(condition)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Attempt::Done(Ok(())),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                        let Some(account) = e.item() else {
+                            return Attempt::Done(Err(ApiError::internal(
+                                "credentials without an account item",
+                            )));
+                        };
+                        // Full: try again, making room from what is there now.
+                        *evict.lock().unwrap_or_else(|e| e.into_inner()) =
+                            evict_ids_to_fit(account, now);
+                        Attempt::Retry
+                    }
+                    _ => Attempt::Done(Err(storage_error(err))),
+                },
+            }
+        })
+        .await
+    }
+
+    /// Ends `token`'s session at once; refused if it has ended already.
+    pub async fn end_session(&self, token: &VerifiedToken) -> Result<(), ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key("username", s(token.username().as_str()))
+            .update_expression(format!("REMOVE sessions.{SESSION_NAME}"))
+            // Without it, a second logout with the same token would succeed.
+            .condition_expression(format!("attribute_exists(sessions.{SESSION_NAME})"))
+            .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+            .send()
+            .await;
+        super::refused_as(result, ApiError::Unauthorized).map(|_| ())
+    }
+
+    /// Ends every session of `username` in one write; how many there were.
+    /// `None` if there is no such user.
+    pub async fn end_all_sessions(&self, username: &Username) -> Result<Option<usize>, ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .update_expression("SET sessions = :none")
+            .condition_expression("attribute_exists(username)")
+            .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .attributes()
+                    .and_then(|old| old.get("sessions"))
+                    .and_then(|sessions| sessions.as_m().ok())
+                    .map_or(0, HashMap::len),
+            )),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(storage_error(err)),
+        }
+    }
+
+    /// The caller's balance: one strongly consistent `GetItem` of the
+    /// account, whose session entry is checked here.
+    pub async fn balance(&self, token: &VerifiedToken, now: Instant) -> Result<i64, ApiError> {
+        let account = self.live_account(token, "tokens", now).await?;
+        number_of(&account, "tokens")
+    }
+
+    /// The account of a live session, read with `projection` besides the
+    /// session entry; 401 if the session has ended or expired.
+    pub(super) async fn live_account(
+        &self,
+        token: &VerifiedToken,
+        projection: &str,
+        now: Instant,
+    ) -> Result<Item, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("username", s(token.username().as_str()))
+            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}"))
+            .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let account = output.item.ok_or(ApiError::Unauthorized)?;
+        require_live(&account, token, now)?;
+        Ok(account)
+    }
+
+    /// The update that charges `cost` in a chat's transaction, if the
+    /// caller's session is live and the balance covers it. On refusal the
+    /// old item comes back, so the caller tells 401 from 402 without a read.
+    pub(super) fn charge(
+        &self,
+        token: &VerifiedToken,
+        cost: u32,
+        now: Instant,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(token.username().as_str()))
+            .update_expression("SET tokens = tokens - :cost")
+            // Also fails when the account is missing: nothing is created.
+            .condition_expression(format!(
+                "sessions.{SESSION_NAME} > :now AND tokens >= :cost"
+            ))
+            .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+            .expression_attribute_values(":cost", n(cost))
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    /// A `Get` of the account in a transactional read, as
+    /// [`Store::live_account`] reads it; check it with [`require_live`].
+    pub(super) fn account_get(
+        &self,
+        token: &VerifiedToken,
+        projection: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Get, ApiError> {
+        aws_sdk_dynamodb::types::Get::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(token.username().as_str()))
+            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}"))
+            .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+            .build()
+            .map_err(ApiError::internal)
+    }
+}
+
+/// An account item that lets `token` in: its session entry is there and
+/// has not expired. An entry that is not a number is our bug (500).
+pub(super) fn require_live(
+    account: &Item,
+    token: &VerifiedToken,
+    now: Instant,
+) -> Result<(), ApiError> {
+    let expires_at = account
+        .get("sessions")
+        .and_then(|sessions| sessions.as_m().ok())
+        .and_then(|sessions| sessions.get(token.session_id().as_str()));
+    let Some(expires_at) = expires_at else {
+        return Err(ApiError::Unauthorized);
+    };
+    let expires_at: i64 = expires_at
+        .as_n()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::internal("a session entry is not a number"))?;
+    if expires_at <= now.unix_seconds() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(())
+}
+
+/// The session ids to remove from `account` so that one more fits: every
+/// expired one, then those that expire first.
+fn evict_ids_to_fit(account: &Item, now: Instant) -> Vec<String> {
+    let mut sessions: Vec<(i64, &String)> = account
+        .get("sessions")
+        .and_then(|sessions| sessions.as_m().ok())
+        .into_iter()
+        .flatten()
+        .map(|(id, expires)| {
+            let expires = expires.as_n().ok().and_then(|v| v.parse().ok());
+            // An entry that cannot be read is dropped first.
+            (expires.unwrap_or(i64::MIN), id)
+        })
+        .collect();
+    sessions.sort();
+    let over = (sessions.len() + 1).saturating_sub(MAX_SESSIONS);
+    let expired = sessions
+        .iter()
+        .take_while(|(expires, _)| *expires <= now.unix_seconds())
+        .count();
+    sessions
+        .into_iter()
+        .take(over.max(expired))
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(entries: &[(&str, i64)]) -> Item {
+        let sessions = entries
+            .iter()
+            .map(|(id, expires)| (id.to_string(), n(expires)))
+            .collect();
+        HashMap::from([("sessions".to_owned(), AttributeValue::M(sessions))])
+    }
+
+    #[test]
+    fn a_full_account_gives_up_the_sessions_that_expire_first() {
+        let now = Instant::now().unix_seconds();
+        let entries: Vec<(String, i64)> = (0..MAX_SESSIONS as i64)
+            .map(|i| (format!("s{i}"), now + 1000 - i))
+            .collect();
+        let refs: Vec<(&str, i64)> = entries.iter().map(|(id, e)| (id.as_str(), *e)).collect();
+        let evicted = evict_ids_to_fit(&account(&refs), Instant::now());
+        assert_eq!(evicted, [format!("s{}", MAX_SESSIONS - 1)]);
+    }
+
+    #[test]
+    fn expired_sessions_go_however_many_there_are() {
+        let now = Instant::now().unix_seconds();
+        let evicted = evict_ids_to_fit(
+            &account(&[("old", now - 5), ("older", now - 50), ("live", now + 60)]),
+            Instant::now(),
+        );
+        assert_eq!(evicted, ["older", "old"]);
+    }
+}

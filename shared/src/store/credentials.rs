@@ -1,0 +1,107 @@
+//! The credentials table: `username` -> argon2id hash. Only register and
+//! login may touch it (IAM says so, and a test holds IAM to the code), so no
+//! other function can read a password hash, whatever it is made to do.
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
+use super::{s, storage_error, string_of, Store};
+use crate::clock::Instant;
+use crate::domain::Username;
+use crate::error::ApiError;
+
+/// What login needs of a user.
+pub struct StoredCredentials {
+    pub password_hash: String,
+}
+
+impl Store {
+    /// Creates a user: the account with its initial grant and the
+    /// credentials, in one transaction, unless the name is taken. First
+    /// writer wins, however many register the same name at once.
+    pub async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: String,
+        initial_tokens: u32,
+        now: Instant,
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        let account = self.new_account(username, initial_tokens, now)?;
+        let credentials = Put::builder()
+            .table_name(&self.tables.credentials)
+            .item("username", s(username.as_str()))
+            .item("password_hash", s(password_hash))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(username)")
+            .build()
+            .map_err(ApiError::internal)?;
+        let items = vec![
+            TransactWriteItem::builder().put(account).build(),
+            TransactWriteItem::builder().put(credentials).build(),
+        ];
+        with_retries(deadline, || async {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Attempt::Done(Ok(())),
+                Err(err) => registration_refused(err),
+            }
+        })
+        .await
+    }
+
+    /// The stored password hash, read strongly consistent so a login right
+    /// after registering always finds the user.
+    pub async fn find_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<StoredCredentials>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.credentials)
+            .key("username", s(username.as_str()))
+            .projection_expression("password_hash")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        output
+            .item()
+            .map(|item| {
+                Ok(StoredCredentials {
+                    password_hash: string_of(item, "password_hash")?.to_owned(),
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A taken name is one refusal; a conflict (two registrations of one name
+/// at once) is tried again, and then the first one's put refuses this one.
+fn registration_refused(err: SdkError<TransactWriteItemsError, HttpResponse>) -> Attempt<()> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Attempt::Done(Err(storage_error(err)));
+    };
+    let reasons = cancelled.cancellation_reasons();
+    if reasons
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return Attempt::Done(Err(ApiError::UsernameTaken));
+    }
+    if worth_retrying(reasons) {
+        return Attempt::Retry;
+    }
+    Attempt::Done(Err(storage_error(err)))
+}
