@@ -155,6 +155,35 @@ async fn only_the_token_hash_is_stored() {
         !text.contains(token.split('.').nth(1).unwrap()),
         "nor its secret part"
     );
+    // What a chat's refusal hands back to the chat function is this item:
+    // the password hash lives elsewhere.
+    assert!(!text.contains("argon2"), "no password hash in the account");
+    assert!(!account.contains_key("password_hash"));
+}
+
+#[tokio::test]
+async fn ending_all_sessions_is_one_write_and_every_token_stops_at_once() {
+    let (app, calls) = api_tests::calls::counted_app().await;
+    register(&app, "alice").await;
+    let tokens = [
+        logged_in(&app, "alice").await,
+        logged_in(&app, "alice").await,
+        logged_in(&app, "alice").await,
+    ];
+    calls.take();
+    let alice = Username::parse("alice").unwrap();
+    assert_eq!(app.store.end_all_sessions(&alice).await.unwrap(), Some(3));
+    assert_eq!(calls.take(), ["UpdateItem"]);
+    for token in &tokens {
+        assert_eq!(balance_as(&app, token).await.status(), 401);
+        assert_eq!(chat_as(&app, token, "hi").await.status(), 401);
+    }
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    // A new login works again; an unknown user has no sessions to end.
+    let fresh = logged_in(&app, "alice").await;
+    assert_eq!(balance_as(&app, &fresh).await.status(), 200);
+    let nobody = Username::parse("nobody").unwrap();
+    assert_eq!(app.store.end_all_sessions(&nobody).await.unwrap(), None);
 }
 
 #[tokio::test]
