@@ -15,7 +15,7 @@ use lambda_http::{Body, Response};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::metrics::{ChatCounts, MetricsSink, RequestMetrics, Stdout};
+use crate::metrics::{ChatAnswer, ChatCounts, MetricsSink, RequestMetrics, Stdout};
 use crate::responder::{DummyResponder, Responder};
 use crate::store::Store;
 
@@ -49,34 +49,40 @@ impl App {
         started: std::time::Instant,
         outcome: Result<Response<Body>, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        self.finish(function, started, outcome, None)
+        let response = outcome.unwrap_or_else(ApiError::into_response);
+        self.record(function, started, None);
+        Ok(response)
     }
 
     /// [`App::answer`] for chat, whose metrics also count chats charged,
-    /// tokens spent and refusals for lack of tokens.
+    /// the tokens they charged and refusals for lack of tokens, read off
+    /// what the handler says happened.
     pub fn answer_chat(
         &self,
         started: std::time::Instant,
-        outcome: Result<Response<Body>, ApiError>,
+        outcome: Result<ChatAnswer, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        self.finish("chat", started, outcome, Some(self.config.chat_cost))
+        let counts = ChatCounts::of(&outcome);
+        let response = match outcome {
+            Ok(answer) => answer.response,
+            Err(error) => error.into_response(),
+        };
+        self.record("chat", started, Some(counts));
+        Ok(response)
     }
 
-    fn finish(
+    fn record(
         &self,
         function: &'static str,
         started: std::time::Instant,
-        outcome: Result<Response<Body>, ApiError>,
-        chat_cost: Option<u32>,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        let response = outcome.unwrap_or_else(ApiError::into_response);
+        chat: Option<ChatCounts>,
+    ) {
         let metrics = RequestMetrics {
             function,
             latency: started.elapsed(),
-            chat: chat_cost.map(|cost| ChatCounts::of(&response, cost)),
+            chat,
         };
         metrics.write_to(self.metrics.as_ref(), &self.config.metrics_namespace);
-        Ok(response)
     }
 
     /// Logging, configuration and the DynamoDB client, for a function's

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::pricing::{Pricing, UsagePrices};
+
 /// Names of the three DynamoDB tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tables {
@@ -32,8 +34,13 @@ impl Tables {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub tables: Tables,
-    /// Tokens one chat costs.
+    /// Tokens one chat costs (flat pricing, and the default).
     pub chat_cost: u32,
+    /// How chats are priced: `CHAT_COST` each, or a model's usage.
+    pub pricing: Pricing,
+    /// How long a hold lasts before the sweeper gives it back: longer than
+    /// the chat function's timeout, so a live chat always settles first.
+    pub hold_ttl: Duration,
     /// Tokens a new user starts with.
     pub initial_tokens: u32,
     /// How long a login token stays valid.
@@ -46,6 +53,8 @@ pub const DEFAULT_CHAT_COST: u32 = 100;
 pub const DEFAULT_INITIAL_TOKENS: u32 = 4000;
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 24 * 60 * 60;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "ChatApi";
+/// The chat function's timeout with a model (29 s) plus a minute.
+pub const DEFAULT_HOLD_SECONDS: u64 = 90;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -89,13 +98,40 @@ impl Config {
         // Costs and grants stay well inside i64 so balance arithmetic in
         // DynamoDB can never overflow.
         let max_tokens = 1_000_000_000;
+        let chat_cost = number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32;
+        let price = |name: &'static str| -> Result<u32, ConfigError> {
+            match get(name).filter(|v| !v.trim().is_empty()) {
+                None => Err(ConfigError::Invalid {
+                    name,
+                    expected: "set with PRICING=usage (balance tokens per 1000 model tokens)",
+                    value: String::new(),
+                }),
+                Some(_) => Ok(number(name, 0, 0, 1_000_000)? as u32),
+            }
+        };
+        let pricing = match get("PRICING").as_deref().map(str::trim) {
+            None | Some("") | Some("flat") => Pricing::Flat(chat_cost),
+            Some("usage") => Pricing::Usage(UsagePrices {
+                input_per_1000: price("MODEL_INPUT_PRICE")?,
+                output_per_1000: price("MODEL_OUTPUT_PRICE")?,
+            }),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PRICING",
+                    expected: "flat or usage",
+                    value: other.to_owned(),
+                })
+            }
+        };
         Ok(Config {
+            pricing,
+            hold_ttl: Duration::from_secs(number("HOLD_SECONDS", DEFAULT_HOLD_SECONDS, 30, 3600)?),
             tables: Tables {
                 users: table("USERS_TABLE")?,
                 credentials: table("CREDENTIALS_TABLE")?,
                 chats: table("CHATS_TABLE")?,
             },
-            chat_cost: number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32,
+            chat_cost,
             initial_tokens: number(
                 "INITIAL_TOKENS",
                 DEFAULT_INITIAL_TOKENS.into(),
@@ -132,6 +168,8 @@ impl Config {
         Config {
             tables,
             chat_cost: DEFAULT_CHAT_COST,
+            pricing: Pricing::Flat(DEFAULT_CHAT_COST),
+            hold_ttl: Duration::from_secs(DEFAULT_HOLD_SECONDS),
             initial_tokens: DEFAULT_INITIAL_TOKENS,
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
@@ -193,6 +231,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn pricing_is_flat_by_default_and_usage_needs_both_prices() {
+        let config = Config::from_lookup(lookup(&TABLES)).unwrap();
+        assert_eq!(config.pricing, Pricing::Flat(100));
+        let mut pairs = TABLES.to_vec();
+        pairs.extend([("PRICING", "usage"), ("MODEL_INPUT_PRICE", "3")]);
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("MODEL_OUTPUT_PRICE"), "{err}");
+        pairs.push(("MODEL_OUTPUT_PRICE", "15"));
+        assert_eq!(
+            Config::from_lookup(lookup(&pairs)).unwrap().pricing,
+            Pricing::Usage(UsagePrices {
+                input_per_1000: 3,
+                output_per_1000: 15
+            })
+        );
+        let mut bad = TABLES.to_vec();
+        bad.push(("PRICING", "per-word"));
+        assert!(Config::from_lookup(lookup(&bad)).is_err());
     }
 
     #[test]

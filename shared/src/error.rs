@@ -33,9 +33,12 @@ pub enum ApiError {
     #[error("unable to log in with the provided credentials")]
     InvalidCredentials,
     #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
-    InsufficientTokens { balance: i64, cost: u32 },
+    InsufficientTokens { balance: i64, cost: u64 },
     #[error("this Idempotency-Key was used for a different message")]
     IdempotencyKeyReused,
+    /// A chat under the same key is still waiting for the model.
+    #[error("a chat with this Idempotency-Key is still being answered; retry shortly")]
+    IdempotencyKeyInProgress,
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed; use {allowed}")]
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
@@ -91,7 +95,7 @@ impl ApiError {
             ApiError::InvalidJson(_) | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::UsernameTaken => StatusCode::CONFLICT,
+            ApiError::UsernameTaken | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
             ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -150,7 +154,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::IdempotencyKeyInProgress => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             ApiError::ModelUnavailable(_) => {
@@ -220,6 +224,11 @@ mod tests {
                 ApiError::IdempotencyKeyReused,
                 422,
                 "idempotency_key_reused",
+            ),
+            (
+                ApiError::IdempotencyKeyInProgress,
+                409,
+                "idempotency_key_in_progress",
             ),
             (ApiError::NotFound, 404, "not_found"),
             (

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod passwords;
+pub mod pricing;
 pub mod responder;
 pub mod routes;
 pub mod store;

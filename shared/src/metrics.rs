@@ -10,9 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lambda_http::http::StatusCode;
-
-use crate::http::IDEMPOTENT_REPLAYED;
+use crate::error::ApiError;
 use lambda_http::{Body, Response};
 use serde_json::{json, Map, Value};
 
@@ -46,20 +44,33 @@ pub struct RequestMetrics {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatCounts {
     pub chats: u32,
-    pub tokens_spent: u32,
+    pub tokens_spent: u64,
     pub insufficient_tokens: u32,
 }
 
+/// What a chat request came to: its answer, and the tokens it charged
+/// (`None` for a replay, which charges nothing). The metrics read this, not
+/// the response.
+pub struct ChatAnswer {
+    pub response: Response<Body>,
+    pub charged: Option<u64>,
+}
+
 impl ChatCounts {
-    /// Read off the chat handler's answer: a 200 that is not a replay is a
-    /// charged chat; a 402 is a refusal for lack of tokens.
-    pub fn of(response: &Response<Body>, cost: u32) -> Self {
-        let replayed = response.headers().contains_key(IDEMPOTENT_REPLAYED);
-        let charged = u32::from(response.status() == StatusCode::OK && !replayed);
+    /// A charged chat counts with what it charged; a refusal for lack of
+    /// tokens counts as one; anything else (a replay, another error) as none.
+    pub fn of(outcome: &Result<ChatAnswer, ApiError>) -> Self {
+        let charged = match outcome {
+            Ok(answer) => answer.charged,
+            Err(_) => None,
+        };
         ChatCounts {
-            chats: charged,
-            tokens_spent: charged * cost,
-            insufficient_tokens: u32::from(response.status() == StatusCode::PAYMENT_REQUIRED),
+            chats: u32::from(charged.is_some()),
+            tokens_spent: charged.unwrap_or(0),
+            insufficient_tokens: u32::from(matches!(
+                outcome,
+                Err(ApiError::InsufficientTokens { .. })
+            )),
         }
     }
 }
@@ -74,9 +85,9 @@ impl RequestMetrics {
         document.insert("Latency".into(), json!(self.latency.as_secs_f64() * 1000.0));
         if let Some(chat) = self.chat {
             for (name, value) in [
-                ("Chats", chat.chats),
+                ("Chats", u64::from(chat.chats)),
                 ("TokensSpent", chat.tokens_spent),
-                ("InsufficientTokens", chat.insufficient_tokens),
+                ("InsufficientTokens", u64::from(chat.insufficient_tokens)),
             ] {
                 definitions.push(json!({"Name": name, "Unit": "Count"}));
                 document.insert(name.into(), json!(value));
@@ -108,32 +119,27 @@ impl RequestMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::http::HeaderValue;
 
-    fn response(status: u16, replayed: bool) -> Response<Body> {
-        let mut response = Response::new(Body::Empty);
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        if replayed {
-            response
-                .headers_mut()
-                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-        }
-        response
+    fn charged(tokens: Option<u64>) -> Result<ChatAnswer, ApiError> {
+        Ok(ChatAnswer {
+            response: Response::new(Body::Empty),
+            charged: tokens,
+        })
     }
 
     #[test]
-    fn only_a_charged_chat_counts_as_spending() {
-        let counts = |status, replayed| ChatCounts::of(&response(status, replayed), 100);
+    fn only_a_charged_chat_counts_as_spending_and_with_what_it_charged() {
+        let counts = |outcome| ChatCounts::of(&outcome);
         assert_eq!(
-            counts(200, false),
+            counts(charged(Some(37))),
             ChatCounts {
                 chats: 1,
-                tokens_spent: 100,
+                tokens_spent: 37,
                 insufficient_tokens: 0
             }
         );
         assert_eq!(
-            counts(200, true),
+            counts(charged(None)),
             ChatCounts {
                 chats: 0,
                 tokens_spent: 0,
@@ -141,7 +147,10 @@ mod tests {
             }
         );
         assert_eq!(
-            counts(402, false),
+            counts(Err(ApiError::InsufficientTokens {
+                balance: 5,
+                cost: 100
+            })),
             ChatCounts {
                 chats: 0,
                 tokens_spent: 0,
@@ -149,7 +158,7 @@ mod tests {
             }
         );
         assert_eq!(
-            counts(401, false),
+            counts(Err(ApiError::Unauthorized)),
             ChatCounts {
                 chats: 0,
                 tokens_spent: 0,

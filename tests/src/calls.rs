@@ -47,7 +47,15 @@ impl CallLog {
 }
 
 fn accesses(sent: &Sent) -> Vec<(String, String)> {
-    let table = |request: &Value| request["TableName"].as_str().unwrap_or_default().to_owned();
+    // A query of an index is authorised on the index's ARN,
+    // `<table ARN>/index/<name>`.
+    let table = |request: &Value| {
+        let name = request["TableName"].as_str().unwrap_or_default();
+        match request["IndexName"].as_str() {
+            Some(index) => format!("{name}/index/{index}"),
+            None => name.to_owned(),
+        }
+    };
     match sent.operation.as_str() {
         "TransactWriteItems" | "TransactGetItems" => sent.body["TransactItems"]
             .as_array()

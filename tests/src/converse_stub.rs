@@ -16,8 +16,14 @@ use serde_json::{json, Value};
 /// What the stand-in answers to one call.
 #[derive(Clone, Debug)]
 pub enum Answer {
-    /// A Converse reply whose message is this text.
+    /// A Converse reply whose message is this text (usage: 12 in, 5 out).
     Text(String),
+    /// A Converse reply with this text, reporting this usage.
+    Used {
+        text: String,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
     /// A Converse reply whose message has no content blocks.
     Empty,
     /// A Bedrock error: the status, and the type in `x-amzn-errortype`.
@@ -34,6 +40,16 @@ pub enum Answer {
 impl Answer {
     pub fn text(text: &str) -> Self {
         Answer::Text(text.to_owned())
+    }
+
+    /// A reply whose model reports `input_tokens` read and `output_tokens`
+    /// written.
+    pub fn used(text: &str, input_tokens: u64, output_tokens: u64) -> Self {
+        Answer::Used {
+            text: text.to_owned(),
+            input_tokens,
+            output_tokens,
+        }
     }
 
     pub fn error(status: u16, error_type: &'static str) -> Self {
@@ -215,8 +231,17 @@ fn write_answer(writer: &mut impl Write, answer: &Answer) -> std::io::Result<()>
             std::thread::sleep(*delay);
             return write_answer(writer, answer);
         }
-        Answer::Text(text) => (200, None, converse_reply(json!([{ "text": text }]))),
-        Answer::Empty => (200, None, converse_reply(json!([]))),
+        Answer::Text(text) => (200, None, converse_reply(json!([{ "text": text }]), 12, 5)),
+        Answer::Used {
+            text,
+            input_tokens,
+            output_tokens,
+        } => (
+            200,
+            None,
+            converse_reply(json!([{ "text": text }]), *input_tokens, *output_tokens),
+        ),
+        Answer::Empty => (200, None, converse_reply(json!([]), 12, 5)),
         Answer::Error { status, error_type } => (
             *status,
             Some(*error_type),
@@ -239,11 +264,11 @@ fn write_answer(writer: &mut impl Write, answer: &Answer) -> std::io::Result<()>
 }
 
 /// A Converse response with every field the SDK requires.
-fn converse_reply(content: Value) -> Value {
+fn converse_reply(content: Value, input: u64, output: u64) -> Value {
     json!({
         "output": { "message": { "role": "assistant", "content": content } },
         "stopReason": "end_turn",
-        "usage": { "inputTokens": 12, "outputTokens": 5, "totalTokens": 17 },
+        "usage": { "inputTokens": input, "outputTokens": output, "totalTokens": input + output },
         "metrics": { "latencyMs": 42 },
     })
 }

@@ -267,3 +267,21 @@ pub async fn item_counts(app: &App) -> [i32; 3] {
     }
     counts
 }
+
+/// The ledger invariant, as every test that moves tokens ends: `username`'s
+/// balance is the sum of their ledger entries, and no hold is left open.
+pub async fn assert_ledger_balances(app: &App, username: &str) {
+    let user = chat_core::domain::Username::parse(username).expect("a username");
+    let audit = app
+        .store
+        .audit(&user)
+        .await
+        .expect("the audit reads")
+        .unwrap_or_else(|| panic!("{username} has no account"));
+    assert_eq!(
+        audit.balance, audit.ledger_sum,
+        "{username}: the balance is not the sum of the ledger ({} entries)",
+        audit.entries
+    );
+    assert_eq!(audit.open_holds, 0, "{username}: a hold is still open");
+}

@@ -7,9 +7,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -64,6 +64,19 @@ pub fn cold_start(
     tables: &Tables,
     extra_env: &[(&str, &str)],
 ) -> ColdRun {
+    start(binary, event, tables, extra_env).answer()
+}
+
+/// A function process started by [`start`], handed its one event.
+pub struct Running {
+    binary: PathBuf,
+    child: Child,
+    seen: Receiver<Seen>,
+    started: Instant,
+}
+
+/// Starts `binary` with Lambda's environment and hands it `event`.
+pub fn start(binary: &Path, event: &str, tables: &Tables, extra_env: &[(&str, &str)]) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let runtime_api = listener.local_addr().unwrap().to_string();
     let (seen_tx, seen) = channel();
@@ -78,7 +91,7 @@ pub fn cold_start(
     });
 
     let started = Instant::now();
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .env_clear()
         // What Lambda sets for a provided.al2023 function; the credentials
         // are DynamoDB Local's dummies and the endpoint replaces DynamoDB's.
@@ -105,29 +118,64 @@ pub fn cold_start(
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
 
-    let mut to_init = None;
-    let outcome = loop {
-        match seen.recv_timeout(Duration::from_secs(60)) {
-            Ok(Seen::FirstNext(at)) => to_init = Some(at - started),
-            Ok(Seen::Answer(at, answer)) => break Ok((at - started, answer)),
-            Ok(Seen::Error(body)) => break Err(format!("the function reported an error: {body}")),
-            Err(_) => break Err("no answer within 60 s".to_owned()),
+    Running {
+        binary: binary.to_owned(),
+        child,
+        seen,
+        started,
+    }
+}
+
+impl Running {
+    /// Waits for the answer (60 s at most), then stops the process.
+    pub fn answer(mut self) -> ColdRun {
+        let mut to_init = None;
+        let outcome = loop {
+            match self.seen.recv_timeout(Duration::from_secs(60)) {
+                Ok(Seen::FirstNext(at)) => to_init = Some(at - self.started),
+                Ok(Seen::Answer(at, answer)) => break Ok((at - self.started, answer)),
+                Ok(Seen::Error(body)) => {
+                    break Err(format!("the function reported an error: {body}"))
+                }
+                Err(_) => break Err("no answer within 60 s".to_owned()),
+            }
+        };
+        let output = self.stop();
+        let (to_answer, answer) =
+            outcome.unwrap_or_else(|e| panic!("{}: {e}\n{output}", self.binary.display()));
+        ColdRun {
+            to_init: to_init.expect("the runtime asked for its event first"),
+            to_answer,
+            answer,
+            output,
         }
-    };
-    let _ = child.kill();
-    let mut output = String::new();
-    // One invocation's lines fit the pipes' buffers, so reading after the
-    // process is gone loses nothing.
-    let _ = child.stdout.take().unwrap().read_to_string(&mut output);
-    let _ = child.stderr.take().unwrap().read_to_string(&mut output);
-    let _ = child.wait();
-    let (to_answer, answer) =
-        outcome.unwrap_or_else(|e| panic!("{}: {e}\n{output}", binary.display()));
-    ColdRun {
-        to_init: to_init.expect("the runtime asked for its event first"),
-        to_answer,
-        answer,
-        output,
+    }
+
+    /// Kills the process where it is (SIGKILL, as Lambda ends a function
+    /// that timed out); what it wrote until then.
+    pub fn kill(mut self) -> String {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let mut output = String::new();
+        // One invocation's lines fit the pipes' buffers, so reading after
+        // the process is gone loses nothing.
+        let _ = self
+            .child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut output);
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut output);
+        let _ = self.child.wait();
+        output
     }
 }
 

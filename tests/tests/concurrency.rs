@@ -26,6 +26,7 @@ async fn a_hundred_simultaneous_chats_on_4000_tokens_give_exactly_40_replies() {
         json_of(&balance_as(&app, &token).await),
         serde_json::json!({"tokens": 0})
     );
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -57,6 +58,7 @@ async fn balance_reads_during_a_burst_of_chats_never_fail_or_go_negative() {
     }
     assert_eq!(stored_tokens(&app, "alice").await, Some(1000));
     assert_eq!(stored_chats(&app, "alice").await, 30);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -78,8 +80,9 @@ async fn twenty_simultaneous_registrations_of_one_name_make_one_user() {
     assert_eq!(statuses, expected);
     assert_eq!(
         item_counts(&app).await,
-        [1, 1, 0],
-        "one account, one credentials item"
+        [1, 1, 1],
+        "one account, one credentials item, one grant entry"
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
 }

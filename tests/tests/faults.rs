@@ -191,6 +191,7 @@ async fn a_dynamodb_outage_mid_burst_loses_and_double_charges_nothing() {
         stored_tokens(&checker, "alice").await,
         Some(4000 - 100 * CHATS as i64)
     );
+    assert_ledger_balances(&checker, "alice").await;
 }
 
 /// Chat number `i` of the burst, always sent with the same key and message,

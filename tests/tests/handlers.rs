@@ -50,6 +50,7 @@ async fn the_whole_journey_matches_the_contract() {
     assert_eq!(response.status(), 200);
     assert_eq!(json_of(&response), serde_json::json!({"tokens": 3900}));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -78,6 +79,7 @@ async fn a_duplicate_username_is_409_and_keeps_the_first_user() {
         Some(3900),
         "the balance was not reset"
     );
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -184,6 +186,7 @@ async fn ending_all_sessions_is_one_write_and_every_token_stops_at_once() {
     assert_eq!(balance_as(&app, &fresh).await.status(), 200);
     let nobody = Username::parse("nobody").unwrap();
     assert_eq!(app.store.end_all_sessions(&nobody).await.unwrap(), None);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -204,6 +207,7 @@ async fn an_empty_balance_gets_402_with_the_balance_and_is_not_charged() {
         json_of(&balance_as(&app, &token).await),
         serde_json::json!({"tokens": 0})
     );
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -302,6 +306,8 @@ async fn refused_chats_change_nothing() {
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_tokens(&app, "bob").await, Some(4000));
     assert_eq!(balance_as(&app, &other).await.status(), 200);
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
 }
 
 #[tokio::test]
@@ -324,6 +330,7 @@ async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
     assert_eq!(balance_as(&app, token.expose()).await.status(), 401);
     assert_eq!(item_counts(&app).await, before);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -468,4 +475,5 @@ async fn logout_ends_that_session_only() {
         "a forged token ends nothing"
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
 }

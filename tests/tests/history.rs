@@ -78,6 +78,7 @@ async fn pages_walk_every_chat_newest_first_exactly_once() {
         tokens_before,
         "reading history is free"
     );
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -169,6 +170,7 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
     assert_eq!(response.headers()["allow"], "GET");
     assert_eq!(item_counts(&app).await, before);
     assert_eq!(stored_tokens(&app, "carol").await, Some(3900));
+    assert_ledger_balances(&app, "carol").await;
 }
 
 #[tokio::test]

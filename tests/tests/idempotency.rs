@@ -23,6 +23,7 @@ async fn a_retry_with_the_same_key_gets_the_same_reply_and_is_charged_once() {
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -39,6 +40,7 @@ async fn the_same_key_with_another_message_is_422_and_charges_nothing() {
     assert_eq!(json_of(&response)["error"], "idempotency_key_reused");
     assert_eq!(item_counts(&app).await, before);
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -66,6 +68,7 @@ async fn a_replay_is_answered_even_when_the_balance_could_not_pay_again() {
             .status(),
         402
     );
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,6 +93,7 @@ async fn twenty_simultaneous_sends_of_one_key_charge_once() {
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -108,6 +112,8 @@ async fn keys_belong_to_their_user() {
     assert!(response.headers().get("idempotent-replayed").is_none());
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_eq!(stored_tokens(&app, "bob").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
 }
 
 #[tokio::test]

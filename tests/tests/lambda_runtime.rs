@@ -86,6 +86,7 @@ async fn chat_logs_json_with_the_request_id_and_writes_its_metrics() {
         assert!(!run.output.contains(needle), "the log holds {needle:?}");
     }
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 /// What CloudWatch Logs bills for a chat at the default level (README

@@ -75,4 +75,5 @@ async fn chat_metrics_add_up_to_the_balance() {
             .count(),
         1
     );
+    assert_ledger_balances(&app, "alice").await;
 }

@@ -87,6 +87,7 @@ async fn a_model_reply_is_answered_saved_and_charged_once() {
         "the message alone, no history"
     );
     assert_eq!(calls[0].body["inferenceConfig"]["maxTokens"], 1024);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -135,6 +136,7 @@ async fn a_model_that_answers_with_an_error_is_502_and_charges_nothing() {
         assert_eq!(stored_tokens(&app, "alice").await, Some(4000), "{name}");
         assert_eq!(stored_chats(&app, "alice").await, 0, "{name}");
     }
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -163,6 +165,7 @@ async fn a_model_slower_than_its_timeout_is_503_with_retry_after_and_charges_not
     assert_eq!(stub.call_count(), 1, "a timed-out call is not sent again");
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -190,6 +193,7 @@ async fn a_throttled_or_unavailable_model_is_503_and_charges_nothing() {
         assert_eq!(stored_tokens(&app, "alice").await, Some(4000), "{name}");
         assert_eq!(stored_chats(&app, "alice").await, 0, "{name}");
     }
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -206,6 +210,7 @@ async fn a_throttled_model_is_tried_once_more_and_a_recovered_one_is_charged_onc
     assert_eq!(stub.call_count(), 2);
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -254,6 +259,8 @@ async fn nobody_reaches_the_model_without_a_live_session_and_the_tokens_to_pay()
     assert_eq!(stored_tokens(&app, "bob").await, Some(99));
     assert_eq!(stored_chats(&app, "alice").await, 0);
     assert_eq!(stored_chats(&app, "bob").await, 0);
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
 }
 
 #[tokio::test]
@@ -271,10 +278,11 @@ async fn the_last_affordable_chat_reaches_the_model_and_the_next_does_not() {
     assert_eq!(stub.call_count(), 2);
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 2);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
-async fn a_paid_model_costs_one_read_before_the_charge_and_the_dummy_none() {
+async fn a_paid_model_costs_a_hold_and_a_settle_and_the_dummy_one_write() {
     let stub = ConverseStub::start(Answer::text("ok"));
     let (mut app, calls) = counted_app().await;
     let token = signed_up(&app, "alice").await;
@@ -288,7 +296,7 @@ async fn a_paid_model_costs_one_read_before_the_charge_and_the_dummy_none() {
     assert_eq!(chat_as(&app, &token, "paid").await.status(), 200);
     assert_eq!(
         calls.take(),
-        ["TransactGetItems", "TransactWriteItems"],
+        ["TransactWriteItems", "TransactWriteItems"],
         "model reply"
     );
     // Not signed by this server: refused before DynamoDB and the model.
@@ -326,6 +334,7 @@ async fn simultaneous_chats_with_a_model_are_still_charged_exactly() {
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 3);
     assert!((3..=8).contains(&stub.call_count()));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -364,4 +373,5 @@ async fn a_retry_with_an_idempotency_key_gets_the_first_reply_and_one_charge() {
         40,
         "1 + 39 spending chats, none for the retries"
     );
+    assert_ledger_balances(&app, "alice").await;
 }

@@ -604,9 +604,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::ModelError(_) => 11,
             ApiError::ModelUnavailable(_) => 12,
             ApiError::Internal(_) => 13,
+            ApiError::IdempotencyKeyInProgress => 14,
         }
     }
-    const VARIANTS: usize = 14;
+    const VARIANTS: usize = 15;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -627,6 +628,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::ModelError("refused".into()),
         ApiError::ModelUnavailable("throttled".into()),
         ApiError::Internal("bug".into()),
+        ApiError::IdempotencyKeyInProgress,
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

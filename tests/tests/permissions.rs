@@ -105,8 +105,48 @@ async fn needed() -> ByFunction {
     assert_eq!(stub.call_count(), 2);
     record("ChatFunction", &paid, &calls, true);
 
-    let paid = cold_start(&paid).await;
+    // A model that fails: the hold is given back and the key forgotten.
+    let failing = ConverseStub::start(Answer::error(400, "ValidationException"));
+    paid.responder = Arc::new(failing.responder(ModelConfig::new("test-model")));
+    assert_eq!(
+        keyed_chat_as(&paid, &token, "f", "fails").await.status(),
+        502
+    );
+    record("ChatFunction", &paid, &calls, true);
 
+    // The sweeper gives back a hold whose function died (taken here by
+    // the store, as the chat function would).
+    let sweeping = quiet_app(paid.config.clone(), paid.store.client().clone());
+    let verified = sweeping
+        .auth
+        .verify(chat_core::domain::AuthToken::parse(&token).unwrap())
+        .await
+        .unwrap();
+    let now = chat_core::clock::Instant::now();
+    let key = chat_core::domain::IdempotencyKey::parse("dead").unwrap();
+    let message = chat_core::domain::ChatMessage::parse("dead".into()).unwrap();
+    sweeping
+        .store
+        .take_hold(
+            &verified,
+            &message,
+            100,
+            Some(&key),
+            now,
+            now,
+            chat_core::store::Deadline::none(),
+        )
+        .await
+        .unwrap();
+    calls.take();
+    let later = now.plus(std::time::Duration::from_secs(5));
+    let swept = sweeper::sweep(&sweeping, later, chat_core::store::Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(swept.released, 1);
+    record("SweeperFunction", &sweeping, &calls, false);
+
+    let paid = cold_start(&paid).await;
     let response = logout::handle(&paid, with_auth(event("logout"), &token))
         .await
         .unwrap();
@@ -131,12 +171,19 @@ async fn cold_start(app: &App) -> App {
 }
 
 fn logical_id(app: &App, table: &str) -> String {
-    TABLES
+    let (table, index) = match table.split_once("/index/") {
+        Some((table, index)) => (table, Some(index)),
+        None => (table, None),
+    };
+    let id = TABLES
         .iter()
         .find(|spec| spec.name_in(app.store.tables()) == table)
         .unwrap_or_else(|| panic!("a call to a table of no known kind: {table}"))
-        .logical_id
-        .to_owned()
+        .logical_id;
+    match index {
+        Some(index) => format!("{id}/index/{index}"),
+        None => id.to_owned(),
+    }
 }
 
 /// What each function's policies grant, by function and by whether the
@@ -221,6 +268,12 @@ fn resource_of(action: &str, resource: &Value) -> String {
             .strip_suffix(".Arn")
             .unwrap_or_else(|| panic!("{text}: a grant on the table itself"))
             .to_owned(),
+        // `!Sub ${ChatsTable.Arn}/index/OpenHolds`: an index of a table.
+        (Some("dynamodb"), "Sub") => text
+            .strip_prefix("${")
+            .and_then(|rest| rest.split_once(".Arn}/index/"))
+            .map(|(table, index)| format!("{table}/index/{index}"))
+            .unwrap_or_else(|| panic!("{text}: not an index ARN")),
         (Some("bedrock"), "Sub") => text.rsplit("::").next().unwrap().to_owned(),
         (_, tag) => panic!("{action} on !{tag} {text}: not a grant this test knows"),
     }

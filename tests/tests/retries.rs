@@ -43,6 +43,7 @@ async fn a_chat_that_meets_conflicts_is_retried_and_charged_once() {
     assert_eq!(conflicts.sent(), 3);
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -55,6 +56,7 @@ async fn endless_conflicts_end_in_a_503_with_retry_after_and_nothing_charged() {
     assert_eq!(conflicts.sent(), MAX_ATTEMPTS as usize);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -65,11 +67,12 @@ async fn a_registration_that_meets_a_conflict_is_retried() {
     assert_eq!(conflicts.sent(), 2);
     assert_eq!(register(&app, "alice").await.status(), 409);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
-async fn the_read_before_a_model_gets_a_503_not_a_500_when_conflicts_persist() {
-    let (mut app, conflicts) = app_with_conflicts("TransactGetItems").await;
+async fn a_hold_that_meets_endless_conflicts_gets_a_503_and_the_model_is_not_called() {
+    let (mut app, conflicts) = app_with_conflicts("TransactWriteItems").await;
     let stub = ConverseStub::start(Answer::text("never asked"));
     app.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
     let token = signed_up(&app, "alice").await;
@@ -83,6 +86,26 @@ async fn the_read_before_a_model_gets_a_503_not_a_500_when_conflicts_persist() {
     assert_unavailable(&response);
     assert_eq!(stub.call_count(), 1, "the model is not paid for");
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_settle_that_meets_conflicts_is_retried_and_charges_once() {
+    let (mut app, conflicts) = app_with_conflicts("TransactWriteItems").await;
+    // The model's answer arms the conflicts: they fall on the settle.
+    let during_model = conflicts.clone();
+    let stub = ConverseStub::scripted(move |_| {
+        during_model.arm(3);
+        Answer::text("settled at last")
+    });
+    app.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
+    let token = signed_up(&app, "alice").await;
+    let response = chat_as(&app, &token, "hello").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!((conflicts.sent(), stub.call_count()), (3, 1));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -109,6 +132,7 @@ async fn retries_stop_in_time_for_our_answer_before_the_lambda_deadline() {
     assert_unavailable(&response);
     assert!(conflicts.sent() < MAX_ATTEMPTS as usize);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
 }
 
 #[tokio::test]
@@ -128,6 +152,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
         message: &message,
         response: "AI response",
         cost: 4000,
+        usage: Default::default(),
         created: Instant::now(),
     };
     let first = app
@@ -149,4 +174,5 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
 }

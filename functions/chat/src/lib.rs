@@ -1,15 +1,20 @@
-//! `POST /chat/`: answers a message, charging its cost and saving the chat
-//! in one atomic write.
+//! `POST /chat/`: answers a message, charging its cost and saving the chat.
+//!
+//! With the dummy reply (free to produce) that is one transaction: charge
+//! and save. With a paid model it is two: a hold on the most the chat can
+//! cost before the model is called, then a settle to what it did cost, so
+//! concurrent chats can never buy more model calls than the balance covers.
 
 pub mod model;
 
 use chat_core::clock::Instant;
-use chat_core::domain::{ChatMessage, Username};
+use chat_core::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use chat_core::http::{
     deadline, idempotency_key, json_body, json_response, require_method, required_string,
-    IDEMPOTENT_REPLAYED,
+    IDEMPOTENT_REPLAYED, TOKENS_CHARGED,
 };
-use chat_core::store::{ChatOutcome, ChatRecord, SavedChat};
+use chat_core::metrics::ChatAnswer;
+use chat_core::store::{ChatOutcome, ChatRecord, Deadline, HoldOutcome, ReleaseReason, SavedChat};
 use chat_core::{ApiError, App};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -26,7 +31,7 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
     app.answer_chat(started, chat(app, request).await)
 }
 
-async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
+async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
     require_method(&request, Method::POST)?;
     // The token is checked first: a caller without one learns nothing about
     // what a valid body would be.
@@ -35,55 +40,112 @@ async fn chat(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
     let key = idempotency_key(&request)?;
+    let deadline = deadline(&request);
     if app.responder.is_paid() {
-        // A model call costs us whether or not the charge below succeeds, so
-        // a forged token, an empty balance or a retry of a chat already
-        // answered must be settled before it, by one read.
-        let earlier = app
-            .store
-            .check_before_model(
-                &token,
-                &message,
-                key.as_ref(),
-                app.config.chat_cost,
-                Instant::now(),
-                deadline(&request),
-            )
-            .await?;
-        if let Some(saved) = earlier {
-            return Ok(replayed(token.username(), &message, saved));
-        }
+        return metered(app, &token, &message, key.as_ref(), deadline).await;
     }
-    // The reply is produced before the charge: a failing model costs nothing.
-    let response = app.responder.respond(token.username(), &message).await?;
-    let now = Instant::now();
+    // Free to produce, so produced first: the check and the charge are then
+    // one transaction.
+    let reply = app.responder.respond(token.username(), &message).await?;
     let record = ChatRecord {
         chat_id: uuid::Uuid::now_v7(),
         message: &message,
-        response: &response,
-        cost: app.config.chat_cost,
-        created: now,
+        response: &reply.text,
+        cost: u64::from(app.config.chat_cost),
+        usage: reply.usage,
+        created: Instant::now(),
     };
     let outcome = app
         .store
-        .charge_and_save_chat(&token, &record, key.as_ref(), deadline(&request))
+        .charge_and_save_chat(&token, &record, key.as_ref(), deadline)
         .await?;
     Ok(match outcome {
-        ChatOutcome::Saved => {
-            // Debug: at the default level the metrics line records the
-            // charge, and a chat's log bytes are a line item of its cost.
-            tracing::debug!(user = %token.username(), chat_id = %record.chat_id, cost = record.cost, "chat charged");
-            reply(token.username(), &message, response, now.iso8601(), false)
-        }
+        ChatOutcome::Saved => charged(token.username(), &record),
         ChatOutcome::Replayed(saved) => replayed(token.username(), &message, saved),
     })
 }
 
-/// The earlier answer to a retry under the same idempotency key, found
-/// before the model or by the charging transaction.
-fn replayed(user: &Username, message: &ChatMessage, saved: SavedChat) -> Response<Body> {
+/// A paid model's chat: hold, model, settle. A model that fails gives the
+/// whole hold back; a function that dies in between leaves its hold to
+/// the sweeper, which gives it back after the hold's deadline.
+async fn metered(
+    app: &App,
+    token: &VerifiedToken,
+    message: &ChatMessage,
+    key: Option<&IdempotencyKey>,
+    deadline: Deadline,
+) -> Result<ChatAnswer, ApiError> {
+    let pricing = app.config.pricing;
+    let most = pricing.hold(message.as_str().len(), app.responder.max_output_tokens());
+    let now = Instant::now();
+    let expires = now.plus(app.config.hold_ttl);
+    let hold = match app
+        .store
+        .take_hold(token, message, most, key, now, expires, deadline)
+        .await?
+    {
+        HoldOutcome::Held(hold) => hold,
+        HoldOutcome::Replayed(saved) => return Ok(replayed(token.username(), message, saved)),
+    };
+    let reply = match app.responder.respond(token.username(), message).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            // Nothing was produced to charge for. Should the release itself
+            // fail, the hold stays open and the sweeper gives it back.
+            if let Err(e) = app
+                .store
+                .release(&hold, ReleaseReason::ModelFailed, deadline)
+                .await
+            {
+                tracing::warn!(error = %e, "a hold was left to the sweeper");
+            }
+            return Err(error);
+        }
+    };
+    let record = ChatRecord {
+        chat_id: uuid::Uuid::now_v7(),
+        message,
+        response: &reply.text,
+        cost: pricing.cost(reply.usage, hold.amount),
+        usage: reply.usage,
+        created: Instant::now(),
+    };
+    app.store.settle(&hold, &record, deadline).await?;
+    Ok(charged(token.username(), &record))
+}
+
+/// The answer to a chat charged now.
+fn charged(user: &Username, record: &ChatRecord<'_>) -> ChatAnswer {
+    tracing::debug!(user = %user, chat_id = %record.chat_id, cost = record.cost, "chat charged");
+    let mut response = reply(
+        user,
+        record.message,
+        record.response.to_owned(),
+        record.created.iso8601(),
+    );
+    response
+        .headers_mut()
+        .insert(TOKENS_CHARGED, HeaderValue::from(record.cost));
+    ChatAnswer {
+        response,
+        charged: Some(record.cost),
+    }
+}
+
+/// The earlier answer to a retry under the same idempotency key: nothing
+/// charged now.
+fn replayed(user: &Username, message: &ChatMessage, saved: SavedChat) -> ChatAnswer {
     tracing::info!(user = %user, chat_id = %saved.chat_id, "chat replayed for its idempotency key");
-    reply(user, message, saved.response, saved.timestamp, true)
+    let mut response = reply(user, message, saved.response, saved.timestamp);
+    let headers = response.headers_mut();
+    // As Stripe and the IETF idempotency-key draft's users do: tells a
+    // client this is the earlier answer, not a second charge.
+    headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(0u64));
+    ChatAnswer {
+        response,
+        charged: None,
+    }
 }
 
 fn reply(
@@ -91,9 +153,8 @@ fn reply(
     message: &ChatMessage,
     response: String,
     timestamp: String,
-    replayed: bool,
 ) -> Response<Body> {
-    let mut reply = json_response(
+    json_response(
         StatusCode::OK,
         &json!({
             "user": user.as_str(),
@@ -101,13 +162,5 @@ fn reply(
             "response": response,
             "timestamp": timestamp,
         }),
-    );
-    if replayed {
-        // As Stripe and the IETF idempotency-key draft's users do: tells a
-        // client this is the earlier answer, not a second charge.
-        reply
-            .headers_mut()
-            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    }
-    reply
+    )
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chat::model::{BedrockResponder, ModelConfig};
+use chat_core::pricing::Pricing;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -15,9 +16,19 @@ async fn main() -> Result<(), lambda_http::Error> {
     // alone would not name the variable to fix.
     let model =
         ModelConfig::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
-    if let Some(model) = model {
-        tracing::info!(model = %model.model_id, "replies come from Bedrock");
-        app.responder = Arc::new(BedrockResponder::from_environment(&model).await);
+    match model {
+        Some(model) => {
+            tracing::info!(model = %model.model_id, "replies come from Bedrock");
+            app.responder = Arc::new(BedrockResponder::from_environment(&model).await);
+        }
+        // The dummy reply reports no usage: usage pricing would make every
+        // chat free.
+        None if matches!(app.config.pricing, Pricing::Usage(_)) => {
+            let error = "PRICING=usage needs a model: set MODEL_ID";
+            tracing::error!("invalid configuration: {error}");
+            return Err(error.into());
+        }
+        None => {}
     }
     lambda_http::run(lambda_http::service_fn(|request| {
         chat::handle(&app, request)

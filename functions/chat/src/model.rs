@@ -16,7 +16,8 @@ use aws_sdk_bedrockruntime::types::{
 use aws_sdk_bedrockruntime::Client;
 use chat_core::config::ConfigError;
 use chat_core::domain::{ChatMessage, Username};
-use chat_core::responder::{Responder, ResponseFuture};
+use chat_core::pricing::Usage;
+use chat_core::responder::{Reply, Responder, ResponseFuture};
 use chat_core::ApiError;
 
 /// The whole model call, retries included, must end before the function's
@@ -170,7 +171,7 @@ impl BedrockResponder {
         }
     }
 
-    async fn converse(&self, message: &ChatMessage) -> Result<String, ApiError> {
+    async fn converse(&self, message: &ChatMessage) -> Result<Reply, ApiError> {
         let prompt = Message::builder()
             .role(ConversationRole::User)
             .content(ContentBlock::Text(message.as_str().to_owned()))
@@ -189,7 +190,19 @@ impl BedrockResponder {
             .send()
             .await
             .map_err(model_failure)?;
-        let reply = reply_text(&output)?;
+        let text = reply_text(&output)?;
+        // A reply without usage cannot be priced by it: the hold's bound
+        // is charged then (see `Pricing::cost`), never nothing.
+        let usage = output.usage().map_or(
+            Usage {
+                input_tokens: u64::MAX,
+                output_tokens: u64::MAX,
+            },
+            |u| Usage {
+                input_tokens: u64::try_from(u.input_tokens()).unwrap_or(0),
+                output_tokens: u64::try_from(u.output_tokens()).unwrap_or(0),
+            },
+        );
         // For cost and latency dashboards; never the message or the reply.
         tracing::info!(
             model = %self.model_id,
@@ -199,7 +212,7 @@ impl BedrockResponder {
             stop_reason = output.stop_reason().as_str(),
             "model replied"
         );
-        Ok(reply)
+        Ok(Reply { text, usage })
     }
 }
 
@@ -210,6 +223,10 @@ impl Responder for BedrockResponder {
 
     fn is_paid(&self) -> bool {
         true
+    }
+
+    fn max_output_tokens(&self) -> u32 {
+        self.max_tokens.unsigned_abs()
     }
 }
 

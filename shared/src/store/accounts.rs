@@ -205,7 +205,7 @@ impl Store {
     pub(super) fn charge(
         &self,
         token: &VerifiedToken,
-        cost: u32,
+        cost: u64,
         now: Instant,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         aws_sdk_dynamodb::types::Update::builder()
@@ -224,18 +224,20 @@ impl Store {
             .map_err(ApiError::internal)
     }
 
-    /// A `Get` of the account in a transactional read, as
-    /// [`Store::live_account`] reads it; check it with [`require_live`].
-    pub(super) fn account_get(
+    /// The update that gives `amount` back to `username`'s account (a
+    /// hold's unused part, or all of it), in the transaction that closes
+    /// the hold. The account must exist: nothing is created.
+    pub(super) fn credit(
         &self,
-        token: &VerifiedToken,
-        projection: &str,
-    ) -> Result<aws_sdk_dynamodb::types::Get, ApiError> {
-        aws_sdk_dynamodb::types::Get::builder()
+        username: &str,
+        amount: u64,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
-            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}"))
-            .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
+            .key("username", s(username))
+            .update_expression("SET tokens = tokens + :amount")
+            .condition_expression("attribute_exists(username)")
+            .expression_attribute_values(":amount", n(amount))
             .build()
             .map_err(ApiError::internal)
     }

@@ -1,14 +1,18 @@
 //! The chats table, and the one transaction that charges for a chat.
+//!
+//! The chats table also holds, under each user's partition, the user's
+//! ledger entries (sort keys `ledger#...`) and idempotency markers
+//! (`idempotency#...`): both sort after every chat id, so a history query
+//! (`chat_id < "idempotency#"`) never lists them. A chat item carries its
+//! own ledger `amount`, so a flat chat stays one two-item transaction.
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Get, Put, ReturnValuesOnConditionCheckFailure,
-    TransactGetItem, TransactWriteItem,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use uuid::Uuid;
 
@@ -18,6 +22,7 @@ use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
+use crate::pricing::Usage;
 
 /// A chat about to be saved.
 pub struct ChatRecord<'a> {
@@ -25,8 +30,36 @@ pub struct ChatRecord<'a> {
     pub chat_id: Uuid,
     pub message: &'a ChatMessage,
     pub response: &'a str,
-    pub cost: u32,
+    /// What the chat costs the user, in balance tokens.
+    pub cost: u64,
+    /// What the model reported it used (zero for the dummy reply).
+    pub usage: Usage,
     pub created: Instant,
+}
+
+impl ChatRecord<'_> {
+    /// The chat item. `amount` is its ledger entry, what saving it moves:
+    /// minus the cost for a flat charge, what a hold gives back at a settle.
+    pub(super) fn put(&self, table: &str, user: &str, amount: i64) -> Result<Put, ApiError> {
+        Put::builder()
+            .table_name(table)
+            .item("username", s(user))
+            .item("chat_id", s(self.chat_id.to_string()))
+            .item("message", s(self.message.as_str()))
+            .item("response", s(self.response))
+            .item("cost", n(self.cost))
+            .item("input_tokens", n(self.usage.input_tokens))
+            .item("output_tokens", n(self.usage.output_tokens))
+            .item("amount", n(amount))
+            .item("created_at", s(self.created.iso8601()))
+            .condition_expression("attribute_not_exists(chat_id)")
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    pub(super) fn request_hash(&self) -> String {
+        sha256_hex(self.message.as_str().as_bytes())
+    }
 }
 
 /// A chat saved earlier under the same idempotency key: what its reply was.
@@ -40,7 +73,7 @@ pub struct SavedChat {
 /// What charging for a chat came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChatOutcome {
-    /// Charged, and saved as the new chat.
+    /// Charged (the record's cost), and saved as the new chat.
     Saved,
     /// The idempotency key was used before, for the same message: nothing
     /// was charged now, and this is the earlier reply.
@@ -73,28 +106,17 @@ impl Store {
     ) -> Result<ChatOutcome, ApiError> {
         let user = token.username().as_str();
         let charge = self.charge(token, chat.cost, chat.created)?;
-        let save = Put::builder()
-            .table_name(&self.tables.chats)
-            .item("username", s(user))
-            .item("chat_id", s(chat.chat_id.to_string()))
-            .item("message", s(chat.message.as_str()))
-            .item("response", s(chat.response))
-            .item("cost", n(chat.cost))
-            .item("created_at", s(chat.created.iso8601()))
-            .condition_expression("attribute_not_exists(chat_id)")
-            .build()
-            .map_err(ApiError::internal)?;
+        let cost = i64::try_from(chat.cost).map_err(ApiError::internal)?;
+        let save = chat.put(&self.tables.chats, user, -cost)?;
         let marker = key
             .map(|key| {
                 Put::builder()
                     .table_name(&self.tables.chats)
                     .item("username", s(user))
                     .item("chat_id", s(key.marker_id()))
+                    .item("state", s(MARKER_DONE))
                     .item("chat_ref", s(chat.chat_id.to_string()))
-                    .item(
-                        "request_hash",
-                        s(sha256_hex(chat.message.as_str().as_bytes())),
-                    )
+                    .item("request_hash", s(chat.request_hash()))
                     .item("response", s(chat.response))
                     .item("created_at", s(chat.created.iso8601()))
                     .condition_expression("attribute_not_exists(chat_id)")
@@ -131,90 +153,16 @@ impl Store {
     }
 }
 
-impl Store {
-    /// What a chat with a paid model must know before the model is called,
-    /// in one read: a live session, an earlier chat under the same
-    /// idempotency key (answered from the record, without the model), and a
-    /// balance that covers the cost. `Ok(None)` means: go ahead.
-    ///
-    /// It only filters: the charge that follows stays conditional, so
-    /// concurrent chats are still counted exactly.
-    pub async fn check_before_model(
-        &self,
-        token: &VerifiedToken,
-        message: &ChatMessage,
-        key: Option<&IdempotencyKey>,
-        cost: u32,
-        now: Instant,
-        deadline: Deadline,
-    ) -> Result<Option<SavedChat>, ApiError> {
-        let mut reads = vec![TransactGetItem::builder()
-            .get(self.account_get(token, "tokens")?)
-            .build()];
-        if let Some(key) = key {
-            let marker = Get::builder()
-                .table_name(&self.tables.chats)
-                .key("username", s(token.username().as_str()))
-                .key("chat_id", s(key.marker_id()))
-                .build()
-                .map_err(ApiError::internal)?;
-            reads.push(TransactGetItem::builder().get(marker).build());
-        }
-        let output = with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_get_items()
-                .set_transact_items(Some(reads.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(output) => Attempt::Done(Ok(output)),
-                // A read collides with a concurrent chat's write on the
-                // account (which finishes in milliseconds), or is throttled.
-                Err(err) if read_cancelled_retryably(&err) => Attempt::Retry,
-                Err(err) => Attempt::Done(Err(storage_error(err))),
-            }
-        })
-        .await?;
-        let mut items = output.responses().iter().map(|r| r.item());
-        let account = items.next().flatten().ok_or(ApiError::Unauthorized)?;
-        require_live(account, token, now)?;
-        // As in the charging transaction: a retry of a chat that went
-        // through gets its reply even when the balance is spent.
-        if let Some(marker) = items.next().flatten() {
-            return replay_of(marker, message).map(Some);
-        }
-        let balance = number_of(account, "tokens")?;
-        if balance < i64::from(cost) {
-            return Err(ApiError::InsufficientTokens { balance, cost });
-        }
-        Ok(None)
-    }
-}
-
-/// A read cancelled for a reason a later try does not share.
-fn read_cancelled_retryably<R>(err: &SdkError<TransactGetItemsError, R>) -> bool {
-    match err.as_service_error() {
-        Some(TransactGetItemsError::TransactionCanceledException(cancelled)) => {
-            worth_retrying(cancelled.cancellation_reasons())
-        }
-        _ => false,
-    }
-}
-
 fn classify(
     err: SdkError<TransactWriteItemsError, HttpResponse>,
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
 ) -> Attempt<ChatOutcome> {
-    let reasons: Vec<CancellationReason> = match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            cancelled.cancellation_reasons().to_vec()
-        }
-        _ => return Attempt::Done(Err(storage_error(err))),
+    let reasons = match cancellation_reasons(&err) {
+        Some(reasons) => reasons,
+        None => return Attempt::Done(Err(storage_error(err))),
     };
-    let failed =
-        |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+    let failed = |index: usize| condition_failed(&reasons, index);
     // First: this chat id is new to every request but this one, so if it is
     // saved, an earlier send of this same transaction committed after all
     // (and charged), whatever the other conditions now say of the account.
@@ -224,29 +172,20 @@ fn classify(
     // Before the balance: a retry of a chat that went through is answered
     // with its reply even when the balance could not pay for another.
     if failed(MARKER) {
-        return Attempt::Done(match reasons[MARKER].item() {
-            Some(marker) => replay_of(marker, chat.message).map(ChatOutcome::Replayed),
-            None => Err(ApiError::internal(
-                "an idempotency marker refused a put but came back empty",
-            )),
-        });
+        return Attempt::Done(
+            marker_of(&reasons, MARKER)
+                .and_then(|marker| replay_of(marker, chat.message))
+                .map(ChatOutcome::Replayed),
+        );
     }
     if failed(CHARGE) {
-        // The old account says which half of the condition failed; no
-        // account at all (a signed token for a deleted user) is a 401 too.
-        return Attempt::Done(Err(match reasons[CHARGE].item() {
-            Some(account) => match require_live(account, token, chat.created) {
-                Ok(()) => match number_of(account, "tokens") {
-                    Ok(balance) => ApiError::InsufficientTokens {
-                        balance,
-                        cost: chat.cost,
-                    },
-                    Err(e) => e,
-                },
-                Err(e) => e,
-            },
-            None => ApiError::Unauthorized,
-        }));
+        return Attempt::Done(Err(refusal_of(
+            &reasons,
+            CHARGE,
+            token,
+            chat.cost,
+            chat.created,
+        )));
     }
     if worth_retrying(&reasons) {
         return Attempt::Retry;
@@ -254,13 +193,75 @@ fn classify(
     Attempt::Done(Err(storage_error(err)))
 }
 
+/// Why a transaction was cancelled, item by item; `None` if it was not.
+pub(super) fn cancellation_reasons(
+    err: &SdkError<TransactWriteItemsError, HttpResponse>,
+) -> Option<Vec<CancellationReason>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            Some(cancelled.cancellation_reasons().to_vec())
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn condition_failed(reasons: &[CancellationReason], index: usize) -> bool {
+    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+}
+
+/// The refusal of an account update that asked for `cost`: the old account
+/// says which half of the condition failed; no account at all (a signed
+/// token for a deleted user) is a 401 too.
+pub(super) fn refusal_of(
+    reasons: &[CancellationReason],
+    index: usize,
+    token: &VerifiedToken,
+    cost: u64,
+    now: Instant,
+) -> ApiError {
+    let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
+        return ApiError::Unauthorized;
+    };
+    if let Err(e) = require_live(account, token, now) {
+        return e;
+    }
+    match number_of(account, "tokens") {
+        Ok(balance) => ApiError::InsufficientTokens { balance, cost },
+        Err(e) => e,
+    }
+}
+
+/// The marker a refused put handed back.
+pub(super) fn marker_of(
+    reasons: &[CancellationReason],
+    index: usize,
+) -> Result<&HashMap<String, AttributeValue>, ApiError> {
+    reasons[index].item().ok_or_else(|| {
+        ApiError::internal("an idempotency marker refused a put but came back empty")
+    })
+}
+
+/// A marker's `state`: answered, or taken by a chat whose model is still
+/// writing (only with a paid model).
+pub(super) const MARKER_DONE: &str = "done";
+pub(super) const MARKER_PENDING: &str = "pending";
+
 /// The earlier chat a marker stands for, if it was for the same message.
-fn replay_of(
+pub(super) fn replay_of(
     marker: &HashMap<String, AttributeValue>,
     message: &ChatMessage,
 ) -> Result<SavedChat, ApiError> {
     if string_of(marker, "request_hash")? != sha256_hex(message.as_str().as_bytes()) {
         return Err(ApiError::IdempotencyKeyReused);
+    }
+    // Markers from before holds existed carry no state: they are answered.
+    if marker
+        .get("state")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(MARKER_PENDING)
+    {
+        return Err(ApiError::IdempotencyKeyInProgress);
     }
     Ok(SavedChat {
         chat_id: string_of(marker, "chat_ref")?.to_owned(),

@@ -19,8 +19,9 @@ pub struct StoredCredentials {
 }
 
 impl Store {
-    /// Creates a user: the account with its initial grant and the
-    /// credentials, in one transaction, unless the name is taken. First
+    /// Creates a user: the account with its initial grant, the grant's
+    /// ledger entry and the credentials, in one transaction, unless the
+    /// name is taken. First
     /// writer wins, however many register the same name at once.
     pub async fn create_user(
         &self,
@@ -39,9 +40,12 @@ impl Store {
             .condition_expression("attribute_not_exists(username)")
             .build()
             .map_err(ApiError::internal)?;
+        let grant = self.grant_entry(username, initial_tokens.into(), "registration", now)?;
+        // The grant's ledger entry goes with the account it funds.
         let items = vec![
             TransactWriteItem::builder().put(account).build(),
             TransactWriteItem::builder().put(credentials).build(),
+            TransactWriteItem::builder().put(grant).build(),
         ];
         with_retries(deadline, || async {
             let result = self

@@ -5,7 +5,9 @@ mod accounts;
 mod chats;
 mod credentials;
 mod history;
+mod holds;
 mod keys;
+mod ledger;
 pub mod retry;
 pub mod schema;
 
@@ -21,7 +23,9 @@ pub use accounts::MAX_SESSIONS;
 pub use chats::{ChatOutcome, ChatRecord, SavedChat};
 pub use credentials::StoredCredentials;
 pub use history::{Cursor, HistoryEntry, HistoryPage};
+pub use holds::{Hold, HoldOutcome, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS};
 pub use keys::SIGNING_KEY_ITEM;
+pub use ledger::Audit;
 pub use retry::Deadline;
 
 /// The DynamoDB client (built once per cold start) and the table names.

@@ -3,8 +3,8 @@
 //! `make run` and the tests create are the ones AWS gets.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -28,7 +28,27 @@ pub struct TableSpec {
     pub range_key: Option<&'static str>,
     /// The epoch-seconds attribute DynamoDB's TTL deletes by.
     pub ttl_attribute: Option<&'static str>,
+    pub indexes: &'static [IndexSpec],
 }
+
+/// A global secondary index: a string partition key, a number sort key,
+/// and the attributes it carries besides the keys.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub projected: &'static [&'static str],
+}
+
+/// Open holds by deadline, for the sweeper: sparse, since a hold leaves it
+/// (loses `open_shard`) when it is settled or released.
+pub const OPEN_HOLDS: IndexSpec = IndexSpec {
+    name: crate::store::OPEN_HOLDS_INDEX,
+    hash_key: "open_shard",
+    range_key: "deadline",
+    projected: &["amount", "marker_id"],
+};
 
 pub const TABLES: [TableSpec; 3] = [
     TableSpec {
@@ -37,6 +57,7 @@ pub const TABLES: [TableSpec; 3] = [
         hash_key: "username",
         range_key: None,
         ttl_attribute: None,
+        indexes: &[],
     },
     TableSpec {
         table: Table::Credentials,
@@ -44,6 +65,7 @@ pub const TABLES: [TableSpec; 3] = [
         hash_key: "username",
         range_key: None,
         ttl_attribute: None,
+        indexes: &[],
     },
     TableSpec {
         table: Table::Chats,
@@ -51,6 +73,7 @@ pub const TABLES: [TableSpec; 3] = [
         hash_key: "username",
         range_key: Some("chat_id"),
         ttl_attribute: None,
+        indexes: &[OPEN_HOLDS],
     },
 ];
 
@@ -93,6 +116,46 @@ pub async fn create_missing_tables(
                     KeySchemaElement::builder()
                         .attribute_name(attribute)
                         .key_type(key_type)
+                        .build()?,
+                );
+        }
+        for index in spec.indexes {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(index.hash_key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(index.range_key)
+                        .attribute_type(ScalarAttributeType::N)
+                        .build()?,
+                )
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index.name)
+                        .key_schema(
+                            KeySchemaElement::builder()
+                                .attribute_name(index.hash_key)
+                                .key_type(KeyType::Hash)
+                                .build()?,
+                        )
+                        .key_schema(
+                            KeySchemaElement::builder()
+                                .attribute_name(index.range_key)
+                                .key_type(KeyType::Range)
+                                .build()?,
+                        )
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::Include)
+                                .set_non_key_attributes(Some(
+                                    index.projected.iter().map(|a| a.to_string()).collect(),
+                                ))
+                                .build(),
+                        )
                         .build()?,
                 );
         }

@@ -1,0 +1,21 @@
+//! The `sweeper` Lambda, run on a schedule: configuration and the DynamoDB
+//! client once per cold start, then one sweep per scheduled event.
+
+use chat_core::clock::Instant;
+use chat_core::store::Deadline;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let app = chat_core::App::start().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let app = &app;
+        async move {
+            let deadline = Deadline::from_epoch_millis(event.context.deadline);
+            let swept = sweeper::sweep(app, Instant::now(), deadline).await?;
+            Ok::<Value, lambda_runtime::Error>(swept.json())
+        }
+    }))
+    .await
+}

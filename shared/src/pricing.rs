@@ -1,0 +1,130 @@
+//! What a chat costs, in balance tokens: the one home of the price.
+//!
+//! `flat`: every chat costs `CHAT_COST`, whatever was said. `usage` (with a
+//! model only): the model's reported input and output tokens at per-model
+//! prices in balance tokens per 1000 model tokens, rounded up. Integers
+//! throughout: no floating point comes near a balance.
+
+/// Balance tokens per 1000 model tokens, for input and for output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsagePrices {
+    pub input_per_1000: u32,
+    pub output_per_1000: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pricing {
+    /// Every chat costs this many tokens.
+    Flat(u32),
+    /// A chat costs what the model reports it used.
+    Usage(UsagePrices),
+}
+
+/// What a model reports it read and wrote for one reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Tokens a model adds around what it is sent (role markers, the chat
+/// template): counted into the hold on top of the text itself.
+pub const INPUT_OVERHEAD_TOKENS: u64 = 64;
+
+impl Pricing {
+    /// The most a chat can cost, reserved before the model is called: the
+    /// input bounded by its UTF-8 size (no common tokenizer makes more
+    /// tokens than bytes), the output by the reply's cap.
+    pub fn hold(&self, input_bytes: usize, max_output_tokens: u32) -> u64 {
+        match self {
+            Pricing::Flat(cost) => u64::from(*cost),
+            Pricing::Usage(prices) => prices.cost(Usage {
+                input_tokens: input_bytes as u64 + INPUT_OVERHEAD_TOKENS,
+                output_tokens: u64::from(max_output_tokens),
+            }),
+        }
+    }
+
+    /// What a reply costs, never more than its hold: a model that reports
+    /// more than the bound is charged the bound (and the log says so).
+    pub fn cost(&self, usage: Usage, hold: u64) -> u64 {
+        let cost = match self {
+            Pricing::Flat(cost) => u64::from(*cost),
+            Pricing::Usage(prices) => prices.cost(usage),
+        };
+        if cost > hold {
+            tracing::warn!(
+                cost,
+                hold,
+                "a reply cost more than its hold; charged the hold"
+            );
+        }
+        cost.min(hold)
+    }
+}
+
+impl UsagePrices {
+    /// `ceil((input x input price + output x output price) / 1000)`.
+    pub fn cost(&self, usage: Usage) -> u64 {
+        let micro = usage
+            .input_tokens
+            .saturating_mul(u64::from(self.input_per_1000))
+            .saturating_add(
+                usage
+                    .output_tokens
+                    .saturating_mul(u64::from(self.output_per_1000)),
+            );
+        micro.div_ceil(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRICES: UsagePrices = UsagePrices {
+        input_per_1000: 3,
+        output_per_1000: 15,
+    };
+
+    fn usage(input_tokens: u64, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens,
+            output_tokens,
+        }
+    }
+
+    #[test]
+    fn usage_is_priced_per_thousand_and_rounded_up_once() {
+        // 1234 x 3 + 567 x 15 = 12207 thousandths: 13 tokens, not 4 + 9.
+        assert_eq!(PRICES.cost(usage(1234, 567)), 13);
+        assert_eq!(PRICES.cost(usage(0, 0)), 0);
+        assert_eq!(PRICES.cost(usage(1, 0)), 1);
+        assert_eq!(PRICES.cost(usage(1000, 0)), 3);
+        assert_eq!(PRICES.cost(usage(0, 1000)), 15);
+    }
+
+    #[test]
+    fn the_hold_bounds_input_by_bytes_plus_overhead_and_output_by_the_cap() {
+        let pricing = Pricing::Usage(PRICES);
+        // (100 + 64) x 3 + 1024 x 15 = 15852 thousandths.
+        assert_eq!(pricing.hold(100, 1024), 16);
+        assert_eq!(Pricing::Flat(100).hold(100_000, 8192), 100);
+    }
+
+    #[test]
+    fn a_cost_never_exceeds_its_hold() {
+        let pricing = Pricing::Usage(PRICES);
+        let hold = pricing.hold(10, 10);
+        assert_eq!(pricing.cost(usage(1_000_000, 1_000_000), hold), hold);
+        assert_eq!(Pricing::Flat(100).cost(usage(5, 5), 100), 100);
+    }
+
+    #[test]
+    fn absurd_usage_saturates_instead_of_wrapping() {
+        assert_eq!(
+            PRICES.cost(usage(u64::MAX, u64::MAX)),
+            u64::MAX.div_ceil(1000)
+        );
+    }
+}

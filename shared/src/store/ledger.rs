@@ -1,0 +1,178 @@
+//! The ledger: every movement of a balance as an immutable item in the
+//! user's partition of the chats table, each with a signed `amount`,
+//! written in the same transaction as the movement:
+//!
+//! - `ledger#grant#<uuid>`: tokens given (registration, later top-ups);
+//! - a chat item (its UUIDv7 id): a flat charge (`-cost`), or a settle
+//!   (what the hold gives back);
+//! - `ledger#hold#<uuid>`: a hold (`-held`);
+//! - `ledger#release#<uuid>`: a hold given back whole (`+held`).
+//!
+//! Invariant, for every user at every moment: balance = sum of amounts.
+//! [`Store::audit`] checks it.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use uuid::Uuid;
+
+use super::{n, number_of, s, storage_error, Store};
+use crate::clock::Instant;
+use crate::domain::Username;
+use crate::error::ApiError;
+
+const GRANT_PREFIX: &str = "ledger#grant#";
+
+/// One user's balance beside the sum of their ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    pub username: Username,
+    pub balance: i64,
+    pub ledger_sum: i64,
+    pub entries: usize,
+    /// Holds not yet settled or released (their amounts are in the sum).
+    pub open_holds: usize,
+}
+
+impl Audit {
+    pub fn balances(&self) -> bool {
+        self.balance == self.ledger_sum
+    }
+}
+
+impl Store {
+    /// The ledger entry of a grant of `amount` tokens to `username`, for
+    /// the transaction that adds them.
+    pub(super) fn grant_entry(
+        &self,
+        username: &Username,
+        amount: u64,
+        reason: &str,
+        now: Instant,
+    ) -> Result<Put, ApiError> {
+        Put::builder()
+            .table_name(&self.tables.chats)
+            .item("username", s(username.as_str()))
+            .item("chat_id", s(format!("{GRANT_PREFIX}{}", Uuid::now_v7())))
+            .item("kind", s("grant"))
+            .item("amount", n(amount))
+            .item("reason", s(reason))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(chat_id)")
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    /// `username`'s balance and ledger, read strongly consistent. `None`
+    /// if there is no such account. The balance is read before and after
+    /// the ledger, and the reading starts again if it moved in between, so
+    /// a user chatting meanwhile cannot make a sound ledger look unsound.
+    pub async fn audit(&self, username: &Username) -> Result<Option<Audit>, ApiError> {
+        for _ in 0..5 {
+            let Some(before) = self.stored_balance(username).await? else {
+                return Ok(None);
+            };
+            let (ledger_sum, entries, open_holds) = self.ledger_sum(username).await?;
+            if self.stored_balance(username).await? == Some(before) {
+                return Ok(Some(Audit {
+                    username: username.clone(),
+                    balance: before,
+                    ledger_sum,
+                    entries,
+                    open_holds,
+                }));
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the balance kept moving while its ledger was read".into(),
+        ))
+    }
+
+    /// Every account's username, a page at a time: `(names, next start)`.
+    pub async fn accounts_page(
+        &self,
+        start: Option<String>,
+    ) -> Result<(Vec<Username>, Option<String>), ApiError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.tables.users)
+            .projection_expression("username")
+            .set_exclusive_start_key(start.map(|name| {
+                std::iter::once(("username".to_owned(), AttributeValue::S(name))).collect()
+            }))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let names = page
+            .items()
+            .iter()
+            .filter_map(|item| item.get("username")?.as_s().ok())
+            // The signing key's item is not an account.
+            .filter_map(|name| Username::parse(name).ok().filter(|u| u.as_str() == name))
+            .collect();
+        let next = page
+            .last_evaluated_key()
+            .and_then(|key| key.get("username")?.as_s().ok().cloned());
+        Ok((names, next))
+    }
+
+    async fn stored_balance(&self, username: &Username) -> Result<Option<i64>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .projection_expression("tokens")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        output
+            .item()
+            .map(|item| number_of(item, "tokens"))
+            .transpose()
+    }
+
+    /// The sum of `username`'s ledger amounts, how many entries, and how
+    /// many holds are open.
+    async fn ledger_sum(&self, username: &Username) -> Result<(i64, usize, usize), ApiError> {
+        let (mut sum, mut entries, mut open) = (0i64, 0usize, 0usize);
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.chats)
+                .key_condition_expression("username = :user")
+                .expression_attribute_values(":user", s(username.as_str()))
+                .projection_expression("amount, #state, kind")
+                .expression_attribute_names("#state", "state")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(storage_error)?;
+            for item in page.items() {
+                // Idempotency markers carry no amount: they move nothing.
+                if item.contains_key("amount") {
+                    sum = sum
+                        .checked_add(number_of(item, "amount")?)
+                        .ok_or_else(|| ApiError::internal("a ledger sum overflowed"))?;
+                    entries += 1;
+                }
+                let is = |name: &str, value: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .map(String::as_str)
+                        == Some(value)
+                };
+                if is("kind", "hold") && is("state", "open") {
+                    open += 1;
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok((sum, entries, open));
+            }
+        }
+    }
+}

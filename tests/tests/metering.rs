@@ -1,0 +1,318 @@
+//! Metering a paid model: a hold before the model, a settle to what it
+//! used after, a release when it fails, the sweeper for a function that
+//! died in between, and the ledger that adds up through all of it. The
+//! production Bedrock responder talks to the local Converse stand-in; the
+//! books are DynamoDB Local's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_tests::calls::counted_app;
+use api_tests::converse_stub::{Answer, ConverseStub};
+use api_tests::runtime_api::{debug_binary, start};
+use api_tests::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat::model::ModelConfig;
+use chat_core::clock::Instant;
+use chat_core::domain::{AuthToken, ChatMessage};
+use chat_core::local::fresh_app;
+use chat_core::pricing::{Pricing, UsagePrices};
+use chat_core::store::{ChatRecord, Deadline, HoldOutcome};
+use chat_core::App;
+
+const MODEL_ID: &str = "test-model";
+
+/// The production settings, but one attempt, so call counts are exact.
+fn one_attempt() -> ModelConfig {
+    let mut model = ModelConfig::new(MODEL_ID);
+    model.max_attempts = 1;
+    model
+}
+
+async fn app_with(stub: &ConverseStub, pricing: Pricing, initial_tokens: u32) -> App {
+    let mut app = fresh_app().await;
+    app.config.pricing = pricing;
+    app.config.initial_tokens = initial_tokens;
+    app.responder = Arc::new(stub.responder(one_attempt()));
+    app
+}
+
+const PRICES: UsagePrices = UsagePrices {
+    input_per_1000: 3,
+    output_per_1000: 15,
+};
+
+/// Items of `username`'s partition whose sort key starts with `prefix`.
+async fn entries(
+    app: &App,
+    username: &str,
+    prefix: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    app.store
+        .client()
+        .query()
+        .table_name(&app.store.tables().chats)
+        .key_condition_expression("username = :u AND begins_with(chat_id, :p)")
+        .expression_attribute_values(":u", AttributeValue::S(username.into()))
+        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item[name].as_n().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn usage_pricing_charges_exactly_what_the_model_reports() {
+    let stub = ConverseStub::start(Answer::used("Bonjour !", 1234, 567));
+    let app = app_with(&stub, Pricing::Usage(PRICES), 4000).await;
+    let token = signed_up(&app, "alice").await;
+
+    let response = chat_as(&app, &token, "Hello, how are you?").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(&response)["response"], "Bonjour !");
+    // 1234 x 3 + 567 x 15 = 12207 thousandths of a token: 13.
+    assert_eq!(response.headers()["tokens-charged"], "13");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 13));
+
+    let page = chats::handle(&app, with_auth(event("chats"), &token))
+        .await
+        .unwrap();
+    let chat = &json_of(&page)["chats"][0];
+    assert_eq!(chat["cost"], 13);
+    let saved = &entries(&app, "alice", "0").await[0];
+    assert_eq!(
+        (
+            number(saved, "input_tokens"),
+            number(saved, "output_tokens")
+        ),
+        (1234, 567),
+        "the chat records the model's usage"
+    );
+    // Grant, hold, and the chat (which is the settle's entry).
+    let audit = app
+        .store
+        .audit(&chat_core::domain::Username::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit.entries, 3);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn the_hold_covers_the_message_and_the_reply_cap_and_the_rest_goes_back() {
+    let stub = ConverseStub::start(Answer::used("short", 10, 2));
+    let app = app_with(&stub, Pricing::Usage(PRICES), 4000).await;
+    let token = signed_up(&app, "alice").await;
+    let message = "x".repeat(1000);
+    assert_eq!(chat_as(&app, &token, &message).await.status(), 200);
+    let hold = &entries(&app, "alice", "ledger#hold#").await[0];
+    // (1000 bytes + 64) x 3 + 1024 x 15 = 18552 thousandths: 19.
+    assert_eq!(number(hold, "amount"), -19);
+    assert_eq!(hold["state"].as_s().unwrap(), "settled");
+    // 10 x 3 + 2 x 15 = 60 thousandths: 1 token charged, 18 given back.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3999));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_simultaneous_chats_on_three_holds_reach_the_model_three_times() {
+    let stub = ConverseStub::start(Answer::after(
+        Duration::from_millis(100),
+        Answer::text("worth it"),
+    ));
+    let app = Arc::new(app_with(&stub, Pricing::Flat(100), 300).await);
+    let token = signed_up(&app, "alice").await;
+    let responses = simultaneous_chats(&app, &token, 100).await;
+    let ok = responses.iter().filter(|r| r.status() == 200).count();
+    let refused = responses.iter().filter(|r| r.status() == 402).count();
+    assert_eq!((ok, refused), (3, 97));
+    assert_eq!(
+        stub.call_count(),
+        3,
+        "the model is reached only under a hold"
+    );
+    assert_eq!(stored_tokens(&app, "alice").await, Some(0));
+    assert_eq!(stored_chats(&app, "alice").await, 3);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_failing_model_gives_the_whole_hold_back() {
+    let stub = ConverseStub::start(Answer::error(400, "ValidationException"));
+    let app = app_with(&stub, Pricing::Usage(PRICES), 4000).await;
+    let token = signed_up(&app, "alice").await;
+    let response = chat_as(&app, &token, "hello").await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_eq!(stored_chats(&app, "alice").await, 0);
+    let holds = entries(&app, "alice", "ledger#hold#").await;
+    let releases = entries(&app, "alice", "ledger#release#").await;
+    assert_eq!(holds[0]["state"].as_s().unwrap(), "released");
+    assert_eq!(number(&releases[0], "amount"), -number(&holds[0], "amount"));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_model_chat_is_two_round_trips_hold_and_settle() {
+    let (mut app, calls) = counted_app().await;
+    let stub = ConverseStub::start(Answer::text("hi"));
+    app.responder = Arc::new(stub.responder(one_attempt()));
+    let token = signed_up(&app, "alice").await;
+    calls.take();
+    assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems", "TransactWriteItems"]);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_retried_key_holds_once_calls_the_model_once_and_replays() {
+    let stub = ConverseStub::start(Answer::after(
+        Duration::from_millis(800),
+        Answer::text("once"),
+    ));
+    let app = Arc::new(app_with(&stub, Pricing::Flat(100), 4000).await);
+    let token = signed_up(&app, "alice").await;
+
+    let first = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move { keyed_chat_as(&app, &token, "k1", "hello").await })
+    };
+    // While the first waits for the model, the same key is still being
+    // answered: the retry is told to wait, and holds nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early = keyed_chat_as(&app, &token, "k1", "hello").await;
+    assert_eq!(early.status(), 409);
+    assert_eq!(json_of(&early)["error"], "idempotency_key_in_progress");
+    assert!(early.headers().contains_key("retry-after"));
+
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    let replay = keyed_chat_as(&app, &token, "k1", "hello").await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.headers()["tokens-charged"], "0");
+    assert_eq!(json_of(&replay)["response"], "once");
+    assert_eq!(stub.call_count(), 1);
+    assert_eq!(entries(&app, "alice", "ledger#hold#").await.len(), 1);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_key_whose_model_failed_may_be_tried_again() {
+    let stub = ConverseStub::scripted(|n| match n {
+        0 => Answer::error(503, "ServiceUnavailableException"),
+        _ => Answer::text("second time lucky"),
+    });
+    let app = app_with(&stub, Pricing::Flat(100), 4000).await;
+    let token = signed_up(&app, "alice").await;
+    assert_eq!(keyed_chat_as(&app, &token, "k", "hi").await.status(), 503);
+    let again = keyed_chat_as(&app, &token, "k", "hi").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(json_of(&again)["response"], "second time lucky");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_settle_after_the_sweeper_gave_the_hold_back_applies_nothing() {
+    let stub = ConverseStub::start(Answer::text("unused"));
+    let app = app_with(&stub, Pricing::Flat(100), 4000).await;
+    let raw = signed_up(&app, "alice").await;
+    let token = app
+        .auth
+        .verify(AuthToken::parse(&raw).unwrap())
+        .await
+        .unwrap();
+    let message = ChatMessage::parse("late".into()).unwrap();
+    let now = Instant::now();
+    let HoldOutcome::Held(hold) = app
+        .store
+        .take_hold(&token, &message, 100, None, now, now, Deadline::none())
+        .await
+        .unwrap()
+    else {
+        panic!("a hold");
+    };
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    let later = now.plus(Duration::from_secs(5));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!(swept.released, 1);
+    let record = ChatRecord {
+        chat_id: uuid::Uuid::now_v7(),
+        message: &message,
+        response: "too late",
+        cost: 100,
+        usage: Default::default(),
+        created: Instant::now(),
+    };
+    let settle = app.store.settle(&hold, &record, Deadline::none()).await;
+    assert_eq!(settle.unwrap_err().code(), "unavailable");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_eq!(stored_chats(&app, "alice").await, 0);
+    // A second sweep finds nothing to give back.
+    let again = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!(again.released, 0);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_killed_functions_hold_comes_back_once_through_the_sweeper() {
+    let stub = ConverseStub::start(Answer::after(
+        Duration::from_secs(30),
+        Answer::text("never delivered"),
+    ));
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    start_events_session(&app).await.unwrap();
+    let event = std::fs::read_to_string(events_dir().join("chat.json")).unwrap();
+    let function = start(
+        &debug_binary("chat"),
+        &event,
+        app.store.tables(),
+        &[
+            ("MODEL_ID", MODEL_ID),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url()),
+        ],
+    );
+    // Wait until the function is inside the model call: its hold is open.
+    let began = std::time::Instant::now();
+    while stub.call_count() == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the function never reached the model"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    function.kill();
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900), "held");
+    // Mid-flight the books still add up, with the hold as its own entry.
+    let audit = app
+        .store
+        .audit(&chat_core::domain::Username::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(audit.balances());
+    assert_eq!(audit.open_holds, 1);
+
+    // Not yet past the hold's deadline: nothing to give back.
+    let now = Instant::now();
+    let early = sweeper::sweep(&app, now, Deadline::none()).await.unwrap();
+    assert_eq!(early.released, 0);
+    let late = now.plus(app.config.hold_ttl + Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, late, Deadline::none()).await.unwrap();
+    assert_eq!(swept.released, 1);
+    let again = sweeper::sweep(&app, late, Deadline::none()).await.unwrap();
+    assert_eq!(again.released, 0, "given back once");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
+}
