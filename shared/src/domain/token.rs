@@ -76,7 +76,8 @@ impl AuthToken {
             return None;
         }
         let name = String::from_utf8(URL_SAFE_NO_PAD.decode(user_part).ok()?).ok()?;
-        let username = Username::parse(&name).ok()?;
+        // Tokens of users registered under the earlier, Unicode rule work too.
+        let username = Username::parse_existing(&name).ok()?;
         Some(AuthToken {
             username,
             raw: token.to_owned(),
