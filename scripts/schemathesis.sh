@@ -26,7 +26,8 @@ bash scripts/tools.sh schemathesis
 # the ASCII the contract allows, and a password only this run knows.
 SCHEMATHESIS_USERNAME="schemathesis-$(date +%s)-$$"
 SCHEMATHESIS_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
-export SCHEMATHESIS_USERNAME SCHEMATHESIS_PASSWORD
+SCHEMATHESIS_BASE_URL="$url"
+export SCHEMATHESIS_USERNAME SCHEMATHESIS_PASSWORD SCHEMATHESIS_BASE_URL
 status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$url/register/" \
   -H 'Content-Type: application/json' \
   -d "{\"username\": \"$SCHEMATHESIS_USERNAME\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}") || status=none
