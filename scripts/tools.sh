@@ -46,7 +46,8 @@ for tool in "$@"; do
         (
           flock 9
           if ! "$venv/bin/st" --version 2>/dev/null | grep -qx "st, version $version"; then
-            "$python" -m venv --clear "$venv"
+            "$python" -m venv --clear "$venv" \
+              || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
             "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$version" >&2
           fi
         ) 9>"$root/.tools/.schemathesis.lock"
