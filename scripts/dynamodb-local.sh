@@ -6,6 +6,7 @@
 #   dynamodb-local.sh jar                   print the jar's path
 #   dynamodb-local.sh start-for PID PORT    start in memory on PORT in the
 #                                           background; it ends when PID does
+#                                           (its pid: $TMPDIR/dynamodb-local-PORT.pid)
 #   dynamodb-local.sh run PORT [DATA_DIR]   run in the foreground, keeping data
 #                                           in DATA_DIR (in memory without one)
 set -euo pipefail
@@ -62,6 +63,8 @@ case "${1:-}" in
     java_command "$jar"
     nohup "${java_cmd[@]}" -inMemory -port "$port" >"$log" 2>&1 &
     jpid=$!
+    # For the caller, to stop exactly this process.
+    echo "$jpid" >"${TMPDIR:-/tmp}/dynamodb-local-$port.pid"
     nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $jpid 2>/dev/null; do sleep 1; done; kill $jpid 2>/dev/null" >/dev/null 2>&1 &
     # Returns once it answers, so callers can use it at once.
     for _ in $(seq 1 600); do

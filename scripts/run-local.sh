@@ -3,7 +3,9 @@
 #
 # Starts DynamoDB Local (unless AWS_ENDPOINT_URL names a DynamoDB to use),
 # creates the tables if missing, builds the functions, and serves them as
-# real Lambda processes through `cargo lambda watch` at the contract's paths.
+# real Lambda processes through `cargo lambda watch` at the contract's paths,
+# behind local-gateway (devtools/), which shows the functions what API
+# Gateway would where the emulator cannot.
 # Ctrl-C stops everything it started. `run-local.sh build` only builds.
 #
 # Environment:
@@ -32,6 +34,9 @@ build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
   cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback
   cargo build --quiet -p chat-core --features local --bin create-tables
+  # Its own cargo run: built with the functions, it would change their
+  # feature set and so rebuild them when watch builds them alone.
+  cargo build --quiet "${profile[@]}" -p devtools --bin local-gateway
 }
 if [ "${1:-}" = build ]; then build; exit 0; fi
 
@@ -124,20 +129,33 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 build
 cargo run --quiet -p chat-core --features local --bin create-tables
 
-say "starting cargo lambda watch on 127.0.0.1:$api_port"
+# cargo lambda watch listens on a port of its own; local-gateway serves
+# API_PORT in front of it and passes everything through, except what the
+# emulator would answer with its own 500 before any function runs (a body or
+# header value that is not UTF-8), which it presents as API Gateway would.
+watch_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+say "starting cargo lambda watch on 127.0.0.1:$watch_port"
 env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,CREDENTIALS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
 # A model behind chat, when asked for (the dummy reply otherwise): e.g. a
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
-for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME; do
+for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME \
+  PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE HOLD_SECONDS; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
 done
 watch_env=()
 for name in ${env_vars//,/ }; do watch_env+=(--env-var "$name=${!name}"); done
 # Its own log stays at warnings; the functions log at RUST_LOG, passed below.
 RUST_LOG=warn setsid cargo lambda watch --quiet --ignore-changes "${profile[@]}" \
-  --concurrency "${CONCURRENCY:-1}" -A 127.0.0.1 -P "$api_port" "${watch_env[@]}" &
+  --concurrency "${CONCURRENCY:-1}" -A 127.0.0.1 -P "$watch_port" "${watch_env[@]}" &
 pids+=("$!")
-wait_for_port "$api_port" "cargo lambda watch" "$!"
+wait_for_port "$watch_port" "cargo lambda watch" "$!"
+
+say "starting local-gateway on 127.0.0.1:$api_port"
+gateway_dir=debug
+[ "${RELEASE:-}" = 1 ] && gateway_dir=release
+setsid "${CARGO_TARGET_DIR:-$root/target}/$gateway_dir/local-gateway" "$api_port" "$watch_port" &
+pids+=("$!")
+wait_for_port "$api_port" "local-gateway" "$!"
 
 # watch starts a function on its first request; start all of them now so
 # the first real request is answered at once.
@@ -149,5 +167,5 @@ cat >&2 <<MSG
 [run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)
 [run] try:   curl -s -X POST http://127.0.0.1:$api_port/register/ -H 'Content-Type: application/json' -d '{"username": "alice", "password": "correct-horse-battery"}'
 MSG
-# Whichever ends first (DynamoDB Local or the API) ends the run.
+# Whichever ends first (DynamoDB Local, watch or the gateway) ends the run.
 wait -n "${pids[@]}"

@@ -1,29 +1,70 @@
 #!/usr/bin/env bash
 # `make test`: every test, on a fresh machine too.
 #
-# Installs what is missing (cargo-lambda, the DynamoDB Local jar, and for the
-# template checks aws-sam-cli and cfn-lint), starts one
-# DynamoDB Local for the run (each test makes tables of its own in it), builds
-# the functions so the end-to-end test's `make run` starts at once, then runs
-# the whole workspace's tests, then lints the SAM template.
+# Installs what is missing (cargo-lambda, the DynamoDB Local jar,
+# Schemathesis, and for the template checks aws-sam-cli and cfn-lint), starts
+# one DynamoDB Local for the run (each test makes tables of its own in it),
+# builds the functions so the end-to-end test's `make run` starts at once,
+# runs the whole workspace's tests, then Schemathesis against a `make run` of
+# its own (scripts/schemathesis.sh), then lints the SAM template.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[test] $*" >&2; }
 
-bash scripts/tools.sh cargo-lambda dynamodb-local
+bash scripts/tools.sh cargo-lambda dynamodb-local schemathesis
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 say "starting DynamoDB Local for the tests on 127.0.0.1:$port"
 bash scripts/dynamodb-local.sh start-for $$ "$port"
+ddb_pid=$(cat "${TMPDIR:-/tmp}/dynamodb-local-$port.pid")
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-cleanup() { pkill -f -- "-inMemory -port $port\$" 2>/dev/null || true; }
+api_pid=""
+# Stops what this script started, by process id: the API's whole process
+# group (setsid made it its leader), then DynamoDB Local.
+cleanup() {
+  if [ -n "$api_pid" ]; then
+    kill -TERM -- "-$api_pid" 2>/dev/null || true
+    while kill -0 "$api_pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  kill "$ddb_pid" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 bash scripts/run-local.sh build
 
 say "running the tests"
 cargo test --workspace
+
+# Schemathesis drives a `make run` of its own, on the DynamoDB Local above
+# (its tables, users, sessions and chats, are none a test uses), with a data
+# folder of its own, so a developer's `make run` is left alone.
+api_port=$(free_port)
+api_dir=$(mktemp -d)
+say "starting make run for Schemathesis on 127.0.0.1:$api_port (log: $api_dir/run.log)"
+API_PORT="$api_port" DATA_DIR="$api_dir" RUN_OWNER_PID=$$ \
+  setsid bash scripts/run-local.sh >"$api_dir/run.log" 2>&1 &
+api_pid=$!
+until grep -q '^\[run\] ready:' "$api_dir/run.log"; do
+  if ! kill -0 "$api_pid" 2>/dev/null; then
+    cat "$api_dir/run.log" >&2
+    say "make run for Schemathesis exited before it was ready"
+    exit 1
+  fi
+  sleep 0.5
+done
+started=$SECONDS
+if bash scripts/schemathesis.sh "http://127.0.0.1:$api_port"; then
+  say "Schemathesis: no failures, in $((SECONDS - started)) s"
+else
+  say "Schemathesis failed after $((SECONDS - started)) s; the API's log is $api_dir/run.log"
+  exit 1
+fi
+kill -TERM -- "-$api_pid"
+while kill -0 "$api_pid" 2>/dev/null; do sleep 0.2; done
+api_pid=""
+rm -rf "$api_dir"
 
 say "linting template.yaml (cfn-lint, sam validate --lint)"
 make --no-print-directory validate

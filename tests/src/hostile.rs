@@ -105,12 +105,18 @@ fn one(kind: usize, rng: &mut Rng, material: &Material) -> HostileRequest {
             // Lone continuation bytes (0x80-0xBF): never valid UTF-8.
             body.extend(rng.bytes(len).into_iter().map(|b| (b & 0x3f) | 0x80));
             body.extend_from_slice(br#"", "password": "long-enough-password"}"#);
-            // Sent as octet-stream: cargo lambda's emulator answers a text body
-            // that is not UTF-8 with its own 500 before any function runs;
-            // as binary it hands the raw bytes on, base64-encoded, as API
-            // Gateway does, and the function must refuse them.
-            let octets = ("Content-Type", "application/octet-stream");
-            request("invalid utf-8", "POST", body_path(rng), &[octets], body)
+            // Under each kind of content type: cargo lambda's emulator took
+            // only a binary one (octet-stream) and answered the rest with
+            // its own 500; local-gateway now hands every one on as API
+            // Gateway does, base64-encoded, and the function must refuse it.
+            let content_types: [&[(&str, &str)]; 4] = [
+                &[JSON_CT],
+                &[("Content-Type", "text/plain")],
+                &[("Content-Type", "application/octet-stream")],
+                &[],
+            ];
+            let headers = content_types[rng.below(content_types.len())];
+            request("invalid utf-8", "POST", body_path(rng), headers, body)
         }
         1 => {
             let depth = 100 + rng.below(5000);

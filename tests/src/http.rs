@@ -43,6 +43,22 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    let headers: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_bytes()))
+        .collect();
+    send_raw(port, method, path, &headers, body)
+}
+
+/// [`send`] with header values as raw bytes, which need not be UTF-8 (HTTP
+/// allows any byte from 0x80 up in a value).
+pub fn send_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the local API");
     // A hang is a failure too: no request may take this long locally.
     stream
@@ -51,12 +67,15 @@ pub fn send(
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
-    );
+    )
+    .into_bytes();
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        request.extend_from_slice(format!("{name}: ").as_bytes());
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    request.extend_from_slice(b"\r\n");
+    stream.write_all(&request).unwrap();
     stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream

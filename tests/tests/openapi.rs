@@ -20,10 +20,11 @@ use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use chat::model::ModelConfig;
 use chat_core::config::DEFAULT_INITIAL_TOKENS;
-use chat_core::domain::{AuthToken, Username};
+use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
 use chat_core::local::{client, client_with_production_timeouts, free_port, quiet_app, repo_root};
 use chat_core::responder::DummyResponder;
 use chat_core::routes::ROUTES;
+use chat_core::store::Cursor;
 use chat_core::{ApiError, App, Config, Tables};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -736,4 +737,151 @@ fn every_example_in_the_spec_conforms_to_its_schema() {
     let mut checked = 0;
     walk(&spec, spec.doc(), "#", &mut checked);
     assert!(checked >= 10, "only {checked} examples found");
+}
+
+/// Each request field's limits in the spec are exactly the server's, both
+/// ways: every value its schema allows the server's own parser takes, and
+/// every value the schema refuses the parser refuses. Schemathesis (in
+/// `make test`) sends both kinds and fails on any disagreement; this holds
+/// the rules themselves, over whole alphabets and at every bound.
+#[test]
+fn every_request_limit_in_the_spec_is_the_servers() {
+    let spec = spec();
+    let schema = |reference: &str| {
+        spec.resolve(
+            spec.pointer(reference)
+                .unwrap_or_else(|| panic!("{reference}")),
+        )
+        .clone()
+    };
+    let agree = |what: &str, schema: &Value, value: &str, server: bool| {
+        let allowed = spec.validate(schema, &json!(value)).is_empty();
+        assert_eq!(
+            allowed, server,
+            "{what} {value:?}: the spec allows it: {allowed}, the server: {server}"
+        );
+    };
+    // A pattern decides alone for single characters, over all of Unicode;
+    // compiled once here, as validating each would recompile it.
+    let pattern = |schema: &Value| {
+        let source = schema["pattern"].as_str().expect("a pattern");
+        regex_lite::Regex::new(source).expect("the pattern compiles")
+    };
+    let every_char = || (0..=0x10FFFF_u32).filter_map(char::from_u32);
+
+    let username = schema("#/components/schemas/Username");
+    let name_pattern = pattern(&username);
+    for c in every_char() {
+        let one = c.to_string();
+        assert_eq!(
+            name_pattern.is_match(&one),
+            Username::parse(&one).is_ok(),
+            "username {c:?} (U+{:04X})",
+            c as u32
+        );
+    }
+    for value in [
+        String::new(),
+        "a".repeat(150),
+        "a".repeat(151),
+        "josé".into(),
+        "a b".into(),
+        "alice".into(),
+    ] {
+        agree(
+            "username",
+            &username,
+            &value,
+            Username::parse(&value).is_ok(),
+        );
+    }
+
+    let password = schema("#/components/schemas/Credentials/properties/password");
+    for c in ["a", "é", "用", "𝄞", " "] {
+        for n in [0, 1, 7, 8, 9, 255, 256, 257, 1024] {
+            let value = c.repeat(n);
+            agree(
+                "password",
+                &password,
+                &value,
+                Password::parse(value.clone()).is_ok(),
+            );
+        }
+    }
+
+    let message = schema("#/components/schemas/ChatRequest/properties/message");
+    let message_pattern = pattern(&message);
+    for c in every_char() {
+        let one = c.to_string();
+        assert_eq!(
+            message_pattern.is_match(&one),
+            ChatMessage::parse(one.clone()).is_ok(),
+            "message {c:?} (U+{:04X})",
+            c as u32
+        );
+    }
+    for value in [
+        String::new(),
+        " \n\t".into(),
+        "  x  ".into(),
+        "a".repeat(8000),
+        "𝄞".repeat(8000),
+        "a".repeat(8001),
+        format!("{} ", "a".repeat(8000)),
+    ] {
+        agree(
+            "message",
+            &message,
+            &value,
+            ChatMessage::parse(value.clone()).is_ok(),
+        );
+    }
+
+    let key = schema("#/components/parameters/IdempotencyKey/schema");
+    let key_chars: Vec<char> = (0..0x100_u32).filter_map(char::from_u32).collect();
+    for c in &key_chars {
+        for value in [
+            c.to_string(),
+            format!("a{c}b"),
+            format!("{c}ab"),
+            format!("ab{c}"),
+        ] {
+            agree(
+                "Idempotency-Key",
+                &key,
+                &value,
+                IdempotencyKey::parse(&value).is_ok(),
+            );
+        }
+    }
+    for n in [0, 1, 64, 65] {
+        let value = "k".repeat(n);
+        agree(
+            "Idempotency-Key",
+            &key,
+            &value,
+            IdempotencyKey::parse(&value).is_ok(),
+        );
+    }
+
+    let cursor = schema("#/components/schemas/Cursor");
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.";
+    for last in alphabet.chars() {
+        for prefix in [
+            "AZq8EjRWfe-BI0VniavN7",
+            "_____________________",
+            "AZq8EjRWfe-BI0VniavN",
+        ] {
+            let value = format!("{prefix}{last}");
+            agree("cursor", &cursor, &value, Cursor::parse(&value).is_ok());
+        }
+    }
+    for value in [
+        "",
+        "AZq8EjRWfe-BI0VniavN7wA",
+        "AZq8EjRWfe-BI0VniavN7w==",
+        "AZq8EjRWfe+BI0VniavN7w",
+    ] {
+        agree("cursor", &cursor, value, Cursor::parse(value).is_ok());
+    }
 }

@@ -21,9 +21,12 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
     let username = required_string(body.username, "username")?;
     let password = required_string(body.password, "password")?;
     // A name or password that could never have been registered cannot log
-    // in; it gets the same answer as a wrong password, not a hint.
-    let (Ok(username), Ok(password)) = (Username::parse(&username), Password::parse(password))
-    else {
+    // in; it gets the same answer as a wrong password, not a hint. Anything
+    // registration ever took can, including what earlier rules took.
+    let (Ok(username), Ok(password)) = (
+        Username::parse_existing(&username),
+        Password::parse_existing(password),
+    ) else {
         return Err(ApiError::InvalidCredentials);
     };
     let stored = app.store.find_credentials(&username).await?;

@@ -3,8 +3,9 @@ use sha2::{Digest, Sha256};
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 64;
 
 /// The client's name for one intended chat, from the `Idempotency-Key`
-/// header: 1-64 printable ASCII characters. A retry that carries the same
-/// key is answered with the first reply and is not charged again.
+/// header: 1-64 printable ASCII characters, no space at either end. A retry
+/// that carries the same key is answered with the first reply and is not
+/// charged again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
@@ -20,6 +21,11 @@ impl IdempotencyKey {
         }
         if !raw.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
             return Err("may contain only printable ASCII characters".into());
+        }
+        // HTTP drops white space around a header value, so such a key could
+        // not arrive as sent; refusing it keeps one rule for every way in.
+        if raw.starts_with(' ') || raw.ends_with(' ') {
+            return Err("may not start or end with a space".into());
         }
         Ok(IdempotencyKey(raw.to_owned()))
     }
@@ -52,7 +58,17 @@ mod tests {
 
     #[test]
     fn empty_long_and_non_printable_keys_are_rejected() {
-        for bad in ["", &"k".repeat(65), "tab\there", "new\nline", "é", "\u{7f}"] {
+        for bad in [
+            "",
+            &"k".repeat(65),
+            "tab\there",
+            "new\nline",
+            "é",
+            "\u{7f}",
+            " ",
+            " key",
+            "key ",
+        ] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,0 +1,412 @@
+//! Development tools for this workspace. Nothing here is deployed, and no
+//! function crate depends on it.
+//!
+//! [`serve`] is `local-gateway`, the HTTP front of `make run`.
+//!
+//! `make run` serves the functions through `cargo lambda watch`, whose
+//! emulator turns each HTTP request into an API Gateway (HTTP API, payload
+//! 2.0) event. cargo-lambda 1.9.2 cannot build that event for two kinds of
+//! request that API Gateway does pass on to a function, and answers them
+//! with its own `500 text/plain` before any function runs:
+//!
+//! - a body that is not UTF-8 under what it takes for a text content type
+//!   (none at all, `text/*`, `application/json...`): it reads such a body
+//!   as a `String`, and only other content types are passed on as binary
+//!   (base64) bodies;
+//! - a header value that is not UTF-8: the event's headers are JSON strings.
+//!
+//! The gateway repairs exactly those two, the way API Gateway presents them
+//! to a function: such a body becomes a binary body (its content type is
+//! sent as `application/octet-stream`, the one way to make the emulator
+//! base64-encode it; the bytes are untouched), and such a header value
+//! becomes Latin-1 text, each byte one character, so the function's own
+//! header parsing refuses it with our JSON 4xx. Everything else passes as it
+//! came, and response bodies are streamed through as they arrive.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// A body passed through as a stream, or one the gateway had to read whole.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Serves `listener` for ever, forwarding every request to `upstream`.
+pub async fn serve(listener: TcpListener, upstream: SocketAddr) {
+    let gateway = Arc::new(Gateway {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        upstream,
+    });
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                eprintln!("[local-gateway] accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let gateway = Arc::clone(&gateway);
+                async move { Ok::<_, Infallible>(gateway.forward(request).await) }
+            });
+            // An error here is the client's connection ending or sending
+            // something that is not HTTP (hyper answers that itself).
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+struct Gateway {
+    client: Client<HttpConnector, Body>,
+    upstream: SocketAddr,
+}
+
+impl Gateway {
+    async fn forward(&self, request: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        repair_headers(&mut parts.headers);
+        let body = if emulator_reads_as_text(&parts.headers) {
+            // Only a body the emulator would read as text is read here, to
+            // see whether it is UTF-8; the emulator reads it whole anyway.
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_json",
+                        "the request body could not be read",
+                    )
+                }
+            };
+            if std::str::from_utf8(&bytes).is_err() {
+                parts.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+            }
+            Either::Right(Full::new(bytes))
+        } else {
+            Either::Left(body)
+        };
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = match Uri::try_from(format!("http://{}{target}", self.upstream)) {
+            Ok(uri) => uri,
+            Err(_) => return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        };
+        // The emulator speaks HTTP/1.1; the client's own version stays
+        // between the client and this gateway.
+        parts.version = Version::HTTP_11;
+        match self.client.request(Request::from_parts(parts, body)).await {
+            Ok(response) => response.map(Either::Left),
+            Err(cause) => {
+                eprintln!("[local-gateway] cargo lambda watch did not answer: {cause}");
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the local API is not answering; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+        }
+    }
+}
+
+/// Whether cargo-lambda 1.9.2 reads this request's body as a UTF-8 string
+/// (and fails on one that is not), rather than passing it base64-encoded.
+/// Its own rule, kept exactly: byte-wise prefixes, case-sensitive.
+pub fn emulator_reads_as_text(headers: &HeaderMap) -> bool {
+    match headers.get(CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.to_str().is_ok_and(|content_type| {
+            content_type.starts_with("text/") || content_type.starts_with("application/json")
+        }),
+    }
+}
+
+/// Turns each header value that is not UTF-8 into the same bytes read as
+/// Latin-1 (ISO-8859-1), as text: `0xE9` becomes `é`, sent as UTF-8. Valid
+/// UTF-8 values, ASCII included, are left exactly as they are.
+pub fn repair_headers(headers: &mut HeaderMap) {
+    for value in headers.values_mut() {
+        if std::str::from_utf8(value.as_bytes()).is_ok() {
+            continue;
+        }
+        let latin1: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+        // The original passed hyper's checks (no control characters), and
+        // UTF-8 encodes every character from U+0080 up with bytes >= 0x80,
+        // which header values allow: this cannot fail.
+        let mut repaired =
+            HeaderValue::from_bytes(latin1.as_bytes()).expect("Latin-1 text is a valid value");
+        repaired.set_sensitive(value.is_sensitive());
+        *value = repaired;
+    }
+}
+
+/// Our error format, for the few answers the gateway gives itself.
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    // Neither string holds anything JSON must escape.
+    let body = format!(r#"{{"error":"{code}","message":"{message}"}}"#);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::{mpsc, oneshot};
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn non_utf8_header_values_become_latin1_text_and_the_rest_stay() {
+        let mut map = headers(&[
+            ("authorization", b"Token \xff\xfe"),
+            ("x-ascii", b"plain value"),
+            ("x-utf8", "caf\u{e9}".as_bytes()),
+            ("x-latin1", b"caf\xe9"),
+        ]);
+        repair_headers(&mut map);
+        assert_eq!(
+            map["authorization"].as_bytes(),
+            "Token \u{ff}\u{fe}".as_bytes()
+        );
+        assert_eq!(map["x-ascii"].as_bytes(), b"plain value");
+        assert_eq!(map["x-utf8"].as_bytes(), "caf\u{e9}".as_bytes());
+        assert_eq!(map["x-latin1"].as_bytes(), "caf\u{e9}".as_bytes());
+    }
+
+    #[test]
+    fn the_emulators_text_rule_is_kept_exactly() {
+        for (content_type, text) in [
+            (None, true),
+            (Some("application/json"), true),
+            (Some("application/json; charset=utf-8"), true),
+            (Some("text/plain"), true),
+            (Some("application/octet-stream"), false),
+            (Some("Application/JSON"), false),
+            (Some("application/x-www-form-urlencoded"), false),
+        ] {
+            let map = match content_type {
+                None => HeaderMap::new(),
+                Some(value) => headers(&[("content-type", value.as_bytes())]),
+            };
+            assert_eq!(emulator_reads_as_text(&map), text, "{content_type:?}");
+        }
+    }
+
+    /// A stand-in upstream: hands each raw request it reads (head and body,
+    /// as far as Content-Length says) to the test, then answers with
+    /// `response_head` and, once told to, with `response_rest`.
+    async fn upstream(
+        response_head: &'static [u8],
+        response_rest: &'static [u8],
+    ) -> (SocketAddr, mpsc::Receiver<Vec<u8>>, oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = mpsc::channel(4);
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let raw = read_request(&mut stream).await;
+            seen_tx.send(raw).await.unwrap();
+            stream.write_all(response_head).await.unwrap();
+            let _ = go_rx.await;
+            stream.write_all(response_rest).await.unwrap();
+        });
+        (address, seen_rx, go_tx)
+    }
+
+    async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+        let mut raw = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "the connection closed mid-request");
+            raw.extend_from_slice(&buffer[..n]);
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                if raw.len() >= end + 4 + length {
+                    return raw;
+                }
+            }
+        }
+    }
+
+    async fn gateway_to(upstream: SocketAddr) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, upstream));
+        address
+    }
+
+    const OK_EMPTY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+    async fn exchange(gateway: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let mut client = TcpStream::connect(gateway).await.unwrap();
+        client.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        answer
+    }
+
+    fn head_line<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        raw[..end].split(|&b| b == b'\n').find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            line[..colon]
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| line[colon + 1..].trim_ascii())
+        })
+    }
+
+    fn body_of(raw: &[u8]) -> &[u8] {
+        &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..]
+    }
+
+    #[tokio::test]
+    async fn a_valid_request_reaches_the_emulator_as_it_was_sent() {
+        let (upstream, mut seen, go) = upstream(OK_EMPTY, b"").await;
+        let gateway = gateway_to(upstream).await;
+        let body = "{\"message\": \"h\u{e9}llo\"}";
+        let request = format!(
+            "POST /chat/?limit=5&cursor=a%2Fb HTTP/1.1\r\nHost: example\r\n\
+             Content-Type: application/json\r\nAuthorization: Token abc.def\r\n\
+             X-Utf8: caf\u{e9}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        drop(go);
+        let answer = exchange(gateway, request.as_bytes()).await;
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        let raw = seen.recv().await.unwrap();
+        assert!(raw.starts_with(b"POST /chat/?limit=5&cursor=a%2Fb HTTP/1.1\r\n"));
+        for (name, value) in [
+            ("host", "example"),
+            ("content-type", "application/json"),
+            ("authorization", "Token abc.def"),
+            ("x-utf8", "caf\u{e9}"),
+        ] {
+            assert_eq!(head_line(&raw, name), Some(value.as_bytes()), "{name}");
+        }
+        assert_eq!(body_of(&raw), body.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_non_utf8_json_body_and_header_are_presented_as_api_gateway_does() {
+        let (upstream, mut seen, go) = upstream(OK_EMPTY, b"").await;
+        let gateway = gateway_to(upstream).await;
+        let body: &[u8] = b"{\"username\": \"a\xff\xfe\"}";
+        let mut request = format!(
+            "POST /register/ HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\nIdempotency-Key: ",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(b"k\xe9y\r\n\r\n");
+        request.extend_from_slice(body);
+        drop(go);
+        exchange(gateway, &request).await;
+        let raw = seen.recv().await.unwrap();
+        assert_eq!(
+            head_line(&raw, "content-type"),
+            Some(&b"application/octet-stream"[..])
+        );
+        assert_eq!(
+            head_line(&raw, "idempotency-key"),
+            Some("k\u{e9}y".as_bytes())
+        );
+        assert_eq!(body_of(&raw), body, "the body's bytes are untouched");
+    }
+
+    #[tokio::test]
+    async fn response_bodies_are_streamed_not_buffered() {
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+        let (upstream, _seen, go) = upstream(head, b"6\r\nsecond\r\n0\r\n\r\n").await;
+        let gateway = gateway_to(upstream).await;
+        let mut client = TcpStream::connect(gateway).await.unwrap();
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        // The upstream holds back the rest until told: a gateway that
+        // buffered the body would show nothing of it before then.
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 1024];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !answer.windows(5).any(|w| w == b"first") {
+                let n = client.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "closed before the first chunk");
+                answer.extend_from_slice(&buffer[..n]);
+            }
+        })
+        .await
+        .expect("the first chunk did not arrive before the body was complete");
+        assert!(!answer.windows(6).any(|w| w == b"second"));
+        go.send(()).unwrap();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.windows(6).any(|w| w == b"second"), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn an_emulator_that_does_not_answer_gets_our_json_503() {
+        // A port nothing listens on: bound, then closed.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let gateway = gateway_to(closed).await;
+        let answer = exchange(
+            gateway,
+            b"GET /balance/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+        assert_eq!(head_line(&answer, "retry-after"), Some(&b"1"[..]));
+        assert_eq!(
+            body_of(&answer),
+            br#"{"error":"unavailable","message":"the local API is not answering; retry later"}"#
+        );
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Schemathesis against a running local API (`make run`): openapi.yaml with
+# every check and every phase (examples, coverage, fuzzing, stateful), as
+# set in schemathesis.toml. `make test` runs it against a `make run` of its
+# own; with `make run` going, run it yourself:
+#
+#   bash scripts/schemathesis.sh                         # http://127.0.0.1:3000
+#   bash scripts/schemathesis.sh http://127.0.0.1:3100   # another port
+#
+# Installs the pinned Schemathesis into .tools/schemathesis if missing, and
+# registers a user of its own for the run, which Schemathesis logs in as
+# (again whenever a token stops working, as after a fuzzed /logout/). Any
+# further arguments go to `st run` (e.g. --max-examples 5). Exits non-zero
+# on any failure. Reports go to target/schemathesis/.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { echo "[schemathesis] $*" >&2; }
+
+url="${1:-http://127.0.0.1:${API_PORT:-3000}}"
+shift || true
+
+bash scripts/tools.sh schemathesis
+
+# A name no other run has used (the data of `make run` outlives a run), in
+# the ASCII the contract allows, and a password only this run knows.
+SCHEMATHESIS_USERNAME="schemathesis-$(date +%s)-$$"
+SCHEMATHESIS_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+SCHEMATHESIS_BASE_URL="$url"
+export SCHEMATHESIS_USERNAME SCHEMATHESIS_PASSWORD SCHEMATHESIS_BASE_URL
+status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$url/register/" \
+  -H 'Content-Type: application/json' \
+  -d "{\"username\": \"$SCHEMATHESIS_USERNAME\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}") || status=none
+if [ "$status" != 201 ]; then
+  say "registering the run's user at $url/register/ answered $status, not 201: is the API running (make run)?"
+  exit 1
+fi
+
+say "running against $url (settings: schemathesis.toml)"
+# --config-file comes before `run`; every phase and check is named here so
+# that the command says what it runs.
+exec "$root/.tools/schemathesis/bin/st" --config-file "$root/schemathesis.toml" run openapi.yaml \
+  --url "$url" --checks all --phases examples,coverage,fuzzing,stateful "$@"
