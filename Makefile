@@ -1,6 +1,6 @@
 # The front door. `make run` serves the API locally; `make test` runs every
 # test. Both install what they need on a fresh machine and say so.
-.PHONY: run test bench lint fmt build sam-build validate deploy clean
+.PHONY: run test bench lint fmt build sam-build validate deploy clean ops
 
 # One DynamoDB Local for the whole test run; each test makes its own tables.
 test:
@@ -8,6 +8,15 @@ test:
 
 run:
 	bash scripts/run-local.sh
+
+# The operator tool against `make run`'s DynamoDB Local (its tables and
+# port); in AWS run `cargo run -p chat-ops -- ...` with the stack's table
+# names and your own credentials. E.g. make ops ARGS="audit alice".
+ops:
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_PORT:-8000}} \
+	  AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	  USERS_TABLE=users CREDENTIALS_TABLE=credentials CHATS_TABLE=chats \
+	  cargo run --quiet -p chat-ops -- $(ARGS)
 
 # Figures, not pass/fail: tables on stdout, JSON in target/bench/perf.json.
 # PARTS="in-process cold-start" runs only those (see scripts/bench.sh).

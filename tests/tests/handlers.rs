@@ -477,3 +477,19 @@ async fn logout_ends_that_session_only() {
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_ledger_balances(&app, "alice").await;
 }
+
+#[tokio::test]
+async fn a_full_width_look_alike_cannot_register_a_second_alice_but_logs_in_as_her() {
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    let response = register(&app, "ａｌｉｃｅ").await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json_of(&response)["field"], "username");
+    // As Django's login form does: NFKC first, so it is alice's account.
+    let response = login_with(&app, "ａｌｉｃｅ", PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let token = json_of(&response)["token"].as_str().unwrap().to_owned();
+    assert_eq!(balance_as(&app, &token).await.status(), 200);
+    assert_eq!(item_counts(&app).await[0], 2, "alice and the signing key");
+    assert_ledger_balances(&app, "alice").await;
+}

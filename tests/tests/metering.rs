@@ -17,7 +17,7 @@ use chat_core::clock::Instant;
 use chat_core::domain::{AuthToken, ChatMessage};
 use chat_core::local::fresh_app;
 use chat_core::pricing::{Pricing, UsagePrices};
-use chat_core::store::{ChatRecord, Deadline, HoldOutcome};
+use chat_core::store::{ChatRecord, Deadline, HoldOutcome, HoldRequest};
 use chat_core::App;
 
 const MODEL_ID: &str = "test-model";
@@ -233,9 +233,16 @@ async fn a_settle_after_the_sweeper_gave_the_hold_back_applies_nothing() {
         .unwrap();
     let message = ChatMessage::parse("late".into()).unwrap();
     let now = Instant::now();
+    let request = HoldRequest {
+        message: &message,
+        amount: 100,
+        key: None,
+        taken: now,
+        expires: now,
+    };
     let HoldOutcome::Held(hold) = app
         .store
-        .take_hold(&token, &message, 100, None, now, now, Deadline::none())
+        .take_hold(&token, &request, Deadline::none())
         .await
         .unwrap()
     else {

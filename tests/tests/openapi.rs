@@ -436,6 +436,25 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     app.responder = model_answering(&throttled);
     let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
     run.expect(CHAT, &response, 503, "model_unavailable");
+    // A key whose first chat is still with the model (409).
+    let slow = ConverseStub::start(Answer::after(
+        std::time::Duration::from_millis(800),
+        Answer::text("in a moment"),
+    ));
+    app.responder = model_answering(&slow);
+    let keyed = || {
+        let mut request = request("chat", Some(&body), Some(&token));
+        request
+            .headers_mut()
+            .insert("idempotency-key", "slow-key".parse().unwrap());
+        request
+    };
+    let (first, second) = tokio::join!(call(&app, CHAT, keyed()), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        call(&app, CHAT, keyed()).await
+    });
+    assert_eq!(first.status(), 200);
+    run.expect(CHAT, &second, 409, "idempotency_key_in_progress");
     app.responder = Arc::new(DummyResponder);
 
     // GET /chats/

@@ -129,11 +129,13 @@ async fn needed() -> ByFunction {
         .store
         .take_hold(
             &verified,
-            &message,
-            100,
-            Some(&key),
-            now,
-            now,
+            &chat_core::store::HoldRequest {
+                message: &message,
+                amount: 100,
+                key: Some(&key),
+                taken: now,
+                expires: now,
+            },
             chat_core::store::Deadline::none(),
         )
         .await

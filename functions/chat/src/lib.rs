@@ -14,7 +14,9 @@ use chat_core::http::{
     IDEMPOTENT_REPLAYED, TOKENS_CHARGED,
 };
 use chat_core::metrics::ChatAnswer;
-use chat_core::store::{ChatOutcome, ChatRecord, Deadline, HoldOutcome, ReleaseReason, SavedChat};
+use chat_core::store::{
+    ChatOutcome, ChatRecord, Deadline, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
+};
 use chat_core::{ApiError, App};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -79,11 +81,14 @@ async fn metered(
     let most = pricing.hold(message.as_str().len(), app.responder.max_output_tokens());
     let now = Instant::now();
     let expires = now.plus(app.config.hold_ttl);
-    let hold = match app
-        .store
-        .take_hold(token, message, most, key, now, expires, deadline)
-        .await?
-    {
+    let request = HoldRequest {
+        message,
+        amount: most,
+        key,
+        taken: now,
+        expires,
+    };
+    let hold = match app.store.take_hold(token, &request, deadline).await? {
         HoldOutcome::Held(hold) => hold,
         HoldOutcome::Replayed(saved) => return Ok(replayed(token.username(), message, saved)),
     };

@@ -9,10 +9,7 @@ pub const USERNAME_MAX_CHARS: usize = 150;
 const SYMBOLS: &str = "@.+-_";
 
 /// A username: 1-150 characters, each a letter, a digit or one of `@.+-_`
-/// (Django's username rule), in Unicode NFKC as Django's
-/// `normalize_username` and its login form keep it, so "ａｌｉｃｅ"
-/// (full-width) or "𝐚𝐥𝐢𝐜𝐞" (mathematical bold) is the same user as "alice".
-/// Case is kept and significant.
+/// (Django's username rule). Case is kept and significant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
@@ -24,15 +21,19 @@ impl Username {
     /// regex engine built on an older Unicode, and no pattern could say
     /// exactly what the server takes. ASCII also keeps new look-alike names
     /// (Cyrillic "а" for Latin "a") out.
+    ///
+    /// Not normalised: a name that only NFKC would make ASCII ("ａｌｉｃｅ",
+    /// "𝐚𝐥𝐢𝐜𝐞") is refused, so no second "alice" can be registered, and the
+    /// contract's pattern still says exactly what is taken.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let name: String = raw.nfkc().collect();
-        Self::check(&name, |c| c.is_ascii_alphanumeric())?;
-        Ok(Username(name))
+        Self::check(raw, |c| c.is_ascii_alphanumeric())?;
+        Ok(Username(raw.to_owned()))
     }
 
     /// A username that may have been registered under the earlier rule,
     /// whose letters and digits were any of Unicode's: what login and the
-    /// tokens of those users still take.
+    /// tokens of those users still take. In Unicode NFKC, as Django's login
+    /// form normalises it, so "ａｌｉｃｅ" (full-width) logs in as "alice".
     pub fn parse_existing(raw: &str) -> Result<Self, String> {
         let name: String = raw.nfkc().collect();
         Self::check(&name, char::is_alphanumeric)?;
@@ -87,10 +88,13 @@ mod tests {
     }
 
     #[test]
-    fn compatibility_forms_normalise_to_the_plain_name() {
-        for look_alike in ["ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "ａlice"] {
-            assert_eq!(Username::parse(look_alike).unwrap().as_str(), "alice");
-            assert_eq!(Username::parse_existing(look_alike).unwrap().as_str(), "alice");
+    fn compatibility_forms_cannot_register_and_log_in_as_the_plain_name() {
+        for look_alike in ["ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "ａlice", "ªlice"] {
+            assert!(Username::parse(look_alike).is_err(), "{look_alike}");
+            assert_eq!(
+                Username::parse_existing(look_alike).unwrap().as_str(),
+                "alice"
+            );
         }
         // Composed and decomposed accents are one name too.
         assert_eq!(

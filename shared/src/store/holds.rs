@@ -53,6 +53,17 @@ pub struct Hold {
     pub marker_id: Option<String>,
 }
 
+/// A hold to take: for which message, how much, under which key, and
+/// from when until when.
+pub struct HoldRequest<'a> {
+    pub message: &'a ChatMessage,
+    pub amount: u64,
+    pub key: Option<&'a IdempotencyKey>,
+    pub taken: Instant,
+    /// When the sweeper may give it back.
+    pub expires: Instant,
+}
+
 /// What taking a hold came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HoldOutcome {
@@ -91,13 +102,16 @@ impl Store {
     pub async fn take_hold(
         &self,
         token: &VerifiedToken,
-        message: &ChatMessage,
-        amount: u64,
-        key: Option<&IdempotencyKey>,
-        now: Instant,
-        expires: Instant,
+        request: &HoldRequest<'_>,
         deadline: Deadline,
     ) -> Result<HoldOutcome, ApiError> {
+        let HoldRequest {
+            message,
+            amount,
+            key,
+            taken: now,
+            expires,
+        } = *request;
         let user = token.username().as_str();
         let hold_uuid = Uuid::now_v7();
         let hold_id = format!("{HOLD_PREFIX}{hold_uuid}");

@@ -23,7 +23,9 @@ pub use accounts::MAX_SESSIONS;
 pub use chats::{ChatOutcome, ChatRecord, SavedChat};
 pub use credentials::StoredCredentials;
 pub use history::{Cursor, HistoryEntry, HistoryPage};
-pub use holds::{Hold, HoldOutcome, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS};
+pub use holds::{
+    Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
+};
 pub use keys::SIGNING_KEY_ITEM;
 pub use ledger::Audit;
 pub use retry::Deadline;
