@@ -59,7 +59,8 @@ async fn main() -> ExitCode {
 /// a summary at the end; progress on stderr when it is a terminal.
 async fn audit(app: &App, user: Option<String>) -> Result<ExitCode, ApiError> {
     if let Some(name) = user {
-        let username = Username::parse(&name).map_err(|e| ApiError::invalid_field("user", e))?;
+        let username =
+            Username::parse_existing(&name).map_err(|e| ApiError::invalid_field("user", e))?;
         let Some(audit) = app.store.audit(&username).await? else {
             eprintln!("chat-ops: no account {name:?}");
             return Ok(ExitCode::from(2));

@@ -271,7 +271,7 @@ pub async fn item_counts(app: &App) -> [i32; 3] {
 /// The ledger invariant, as every test that moves tokens ends: `username`'s
 /// balance is the sum of their ledger entries, and no hold is left open.
 pub async fn assert_ledger_balances(app: &App, username: &str) {
-    let user = chat_core::domain::Username::parse(username).expect("a username");
+    let user = chat_core::domain::Username::from_stored(username).expect("a username");
     let audit = app
         .store
         .audit(&user)

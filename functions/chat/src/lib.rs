@@ -115,7 +115,19 @@ async fn metered(
         usage: reply.usage,
         created: Instant::now(),
     };
-    app.store.settle(&hold, &record, deadline).await?;
+    if let Err(error) = app.store.settle(&hold, &record, deadline).await {
+        // The hold must not stay taken until the sweeper comes. Settle and
+        // release both need it open, so at most one of them applies: if
+        // the settle did go through after all, this gives nothing back.
+        if let Err(e) = app
+            .store
+            .release(&hold, ReleaseReason::SettleFailed, deadline)
+            .await
+        {
+            tracing::warn!(error = %e, "a hold was left to the sweeper");
+        }
+        return Err(error);
+    }
     Ok(charged(token.username(), &record))
 }
 

@@ -21,11 +21,17 @@ pub struct Swept {
     pub released: usize,
     /// Holds that another writer closed first (a late settle).
     pub closed_meanwhile: usize,
+    /// Holds whose release failed; the next run tries them again.
+    pub failed: usize,
 }
 
 impl Swept {
     pub fn json(&self) -> Value {
-        json!({"released": self.released, "closed_meanwhile": self.closed_meanwhile})
+        json!({
+            "released": self.released,
+            "closed_meanwhile": self.closed_meanwhile,
+            "failed": self.failed,
+        })
     }
 }
 
@@ -33,17 +39,24 @@ impl Swept {
 pub async fn sweep(app: &App, now: Instant, deadline: Deadline) -> Result<Swept, ApiError> {
     let mut swept = Swept::default();
     for hold in app.store.expired_holds(now, MAX_PER_RUN).await? {
-        if app
+        match app
             .store
             .release(&hold, ReleaseReason::Expired, deadline)
-            .await?
+            .await
         {
-            tracing::info!(user = %hold.username, hold = %hold.hold_id, amount = hold.amount, "expired hold given back");
-            swept.released += 1;
-        } else {
+            Ok(true) => {
+                tracing::info!(user = %hold.username, hold = %hold.hold_id, amount = hold.amount, "expired hold given back");
+                swept.released += 1;
+            }
             // Closed between the index read and the release: settled
             // late, or swept by a run alongside. Nothing to give back.
-            swept.closed_meanwhile += 1;
+            Ok(false) => swept.closed_meanwhile += 1,
+            // One hold that cannot be released must not keep the others:
+            // the run goes on, and reports itself failed at the end.
+            Err(e) => {
+                tracing::error!(user = %hold.username, hold = %hold.hold_id, error = %e, "an expired hold could not be given back");
+                swept.failed += 1;
+            }
         }
     }
     Ok(swept)

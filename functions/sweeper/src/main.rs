@@ -14,6 +14,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline = Deadline::from_epoch_millis(event.context.deadline);
             let swept = sweeper::sweep(app, Instant::now(), deadline).await?;
+            // A run with a failed release ends as a Lambda error, which the
+            // stack's alarm on the sweeper's errors reports.
+            if swept.failed > 0 {
+                return Err(format!("{} holds could not be given back", swept.failed).into());
+            }
             Ok::<Value, lambda_runtime::Error>(swept.json())
         }
     }))

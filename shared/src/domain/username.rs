@@ -40,6 +40,14 @@ impl Username {
         Ok(Username(name))
     }
 
+    /// A name as our own tables hold it (a hold's, an account's key): taken
+    /// as it is, never normalised, since it names an item that exists under
+    /// exactly this spelling; still refused if it could never have been one.
+    pub fn from_stored(raw: &str) -> Result<Self, String> {
+        Self::check(raw, char::is_alphanumeric)?;
+        Ok(Username(raw.to_owned()))
+    }
+
     fn check(raw: &str, letter_or_digit: impl Fn(char) -> bool) -> Result<(), String> {
         let chars = raw.chars().count();
         if chars == 0 {

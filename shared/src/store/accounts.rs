@@ -50,6 +50,9 @@ impl Store {
             .item("tokens", n(initial_tokens))
             // Present from the start, so a login can SET one entry of it.
             .item("sessions", AttributeValue::M(HashMap::new()))
+            // Counts the balance's movements, so an audit can tell that
+            // none happened while it read the ledger.
+            .item("version", n(0))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .build()
@@ -108,8 +111,14 @@ impl Store {
                             )));
                         };
                         // Full: try again, making room from what is there now.
-                        *evict.lock().unwrap_or_else(|e| e.into_inner()) =
-                            evict_ids_to_fit(account, now);
+                        let ids = evict_ids_to_fit(account, now);
+                        if ids.is_empty() {
+                            // Nothing to make room with: no try would differ.
+                            return Attempt::Done(Err(ApiError::internal(
+                                "an account refused a session but holds none to end",
+                            )));
+                        }
+                        *evict.lock().unwrap_or_else(|e| e.into_inner()) = ids;
                         Attempt::Retry
                     }
                     _ => Attempt::Done(Err(storage_error(err))),
@@ -211,13 +220,14 @@ impl Store {
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()))
-            .update_expression("SET tokens = tokens - :cost")
+            .update_expression("SET tokens = tokens - :cost ADD version :one")
             // Also fails when the account is missing: nothing is created.
             .condition_expression(format!(
                 "sessions.{SESSION_NAME} > :now AND tokens >= :cost"
             ))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .expression_attribute_values(":cost", n(cost))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.unix_seconds()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -235,9 +245,10 @@ impl Store {
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(username))
-            .update_expression("SET tokens = tokens + :amount")
+            .update_expression("SET tokens = tokens + :amount ADD version :one")
             .condition_expression("attribute_exists(username)")
             .expression_attribute_values(":amount", n(amount))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(ApiError::internal)
     }

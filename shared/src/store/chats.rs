@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::accounts::require_live;
 use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{n, number_of, s, storage_error, string_of, transient, Store};
 use crate::clock::Instant;
 use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
@@ -160,6 +160,9 @@ fn classify(
 ) -> Attempt<ChatOutcome> {
     let reasons = match cancellation_reasons(&err) {
         Some(reasons) => reasons,
+        // Perhaps applied, perhaps not: sent again, the same items tell
+        // (a saved chat id means the first send went through).
+        None if transient(&err) => return Attempt::Retry,
         None => return Attempt::Done(Err(storage_error(err))),
     };
     let failed = |index: usize| condition_failed(&reasons, index);

@@ -27,7 +27,7 @@ use super::chats::{
     MARKER_PENDING,
 };
 use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{n, number_of, s, storage_error, string_of, transient, Store};
 use crate::clock::Instant;
 use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use crate::error::ApiError;
@@ -79,6 +79,9 @@ pub enum ReleaseReason {
     ModelFailed,
     /// Its deadline passed without a settle: the function died.
     Expired,
+    /// The settle failed (or its outcome is unknown): given back at once
+    /// if it is still open, rather than left to the sweeper.
+    SettleFailed,
 }
 
 impl ReleaseReason {
@@ -86,12 +89,14 @@ impl ReleaseReason {
         match self {
             ReleaseReason::ModelFailed => "model_failed",
             ReleaseReason::Expired => "expired",
+            ReleaseReason::SettleFailed => "settle_failed",
         }
     }
 }
 
 // Positions in the hold's transaction.
 const HOLD_ACCOUNT: usize = 0;
+const HOLD_ENTRY: usize = 1;
 const HOLD_MARKER: usize = 2;
 
 impl Store {
@@ -176,8 +181,17 @@ impl Store {
                 Err(err) => err,
             };
             let Some(reasons) = cancellation_reasons(&err) else {
+                // Perhaps applied: sent again, the hold's id tells.
+                if transient(&err) {
+                    return Attempt::Retry;
+                }
                 return Attempt::Done(Err(storage_error(err)));
             };
+            // The hold's id is new to this request alone: if it is taken,
+            // an earlier send of this same transaction went through.
+            if condition_failed(&reasons, HOLD_ENTRY) {
+                return Attempt::Done(Ok(HoldOutcome::Held(hold.clone())));
+            }
             // The key first: an answered retry is replayed even when the
             // balance could not pay for another chat.
             if condition_failed(&reasons, HOLD_MARKER) {
@@ -277,11 +291,13 @@ impl Store {
         deadline: Deadline,
     ) -> Result<bool, ApiError> {
         let user = hold.username.as_str();
-        let uuid = hold.hold_id.trim_start_matches(HOLD_PREFIX);
+        // An id of this call's own, so that finding it taken can only mean
+        // this call's earlier send went through (a release by anyone else
+        // shows as the hold being closed).
         let entry = Put::builder()
             .table_name(&self.tables.chats)
             .item("username", s(user))
-            .item("chat_id", s(format!("{RELEASE_PREFIX}{uuid}")))
+            .item("chat_id", s(format!("{RELEASE_PREFIX}{}", Uuid::now_v7())))
             .item("kind", s("release"))
             .item("amount", n(hold.amount))
             .item("reason", s(reason.as_str()))
@@ -331,7 +347,12 @@ impl Store {
                     .await
                     .map_err(storage_error)?;
                 for item in page.items() {
-                    found.push(hold_of(item)?);
+                    // One unreadable item must not keep every other hold
+                    // from being given back: it is logged and passed over.
+                    match hold_of(item) {
+                        Ok(hold) => found.push(hold),
+                        Err(e) => tracing::error!(error = %e, "an open hold could not be read"),
+                    }
                     if found.len() >= limit {
                         return Ok(found);
                     }
@@ -381,6 +402,10 @@ impl Store {
                 Err(err) => err,
             };
             let Some(reasons) = cancellation_reasons(&err) else {
+                // Perhaps applied: sent again, item 1 tells.
+                if transient(&err) {
+                    return Attempt::Retry;
+                }
                 return Attempt::Done(Err(storage_error(err)));
             };
             // Item 1 (the chat, or the release entry) is new to this
@@ -409,7 +434,7 @@ fn shard_of(hold: &Uuid) -> String {
 }
 
 fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
-    let username = Username::parse(string_of(item, "username")?)
+    let username = Username::from_stored(string_of(item, "username")?)
         .map_err(|e| ApiError::internal(format!("a hold's username: {e}")))?;
     Ok(Hold {
         username,

@@ -67,14 +67,16 @@ impl Store {
     /// a user chatting meanwhile cannot make a sound ledger look unsound.
     pub async fn audit(&self, username: &Username) -> Result<Option<Audit>, ApiError> {
         for _ in 0..5 {
-            let Some(before) = self.stored_balance(username).await? else {
+            let Some((balance, version)) = self.stored_balance(username).await? else {
                 return Ok(None);
             };
             let (ledger_sum, entries, open_holds) = self.ledger_sum(username).await?;
-            if self.stored_balance(username).await? == Some(before) {
+            // The version, not the balance: a hold and its release leave
+            // the balance as it was, but not the ledger a read crossed.
+            if self.stored_balance(username).await? == Some((balance, version)) {
                 return Ok(Some(Audit {
                     username: username.clone(),
-                    balance: before,
+                    balance,
                     ledger_sum,
                     entries,
                     open_holds,
@@ -107,7 +109,8 @@ impl Store {
             .iter()
             .filter_map(|item| item.get("username")?.as_s().ok())
             // The signing key's item is not an account.
-            .filter_map(|name| Username::parse(name).ok().filter(|u| u.as_str() == name))
+            .filter(|name| name.as_str() != super::SIGNING_KEY_ITEM)
+            .filter_map(|name| Username::from_stored(name).ok())
             .collect();
         let next = page
             .last_evaluated_key()
@@ -115,20 +118,21 @@ impl Store {
         Ok((names, next))
     }
 
-    async fn stored_balance(&self, username: &Username) -> Result<Option<i64>, ApiError> {
+    /// The balance and how many movements it has seen.
+    async fn stored_balance(&self, username: &Username) -> Result<Option<(i64, i64)>, ApiError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.users)
             .key("username", s(username.as_str()))
-            .projection_expression("tokens")
+            .projection_expression("tokens, version")
             .consistent_read(true)
             .send()
             .await
             .map_err(storage_error)?;
         output
             .item()
-            .map(|item| number_of(item, "tokens"))
+            .map(|item| Ok((number_of(item, "tokens")?, number_of(item, "version")?)))
             .transpose()
     }
 

@@ -70,7 +70,17 @@ pub(crate) fn storage_error<E>(err: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let transient = match &err {
+    if transient(&err) {
+        ApiError::Unavailable(Box::new(err))
+    } else {
+        ApiError::internal(err)
+    }
+}
+
+/// A timeout, a lost connection, throttling or the service's own failure:
+/// worth trying again later. The request may or may not have been applied.
+pub(crate) fn transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
@@ -83,11 +93,6 @@ where
                     .is_some_and(|code| TRANSIENT_CODES.contains(&code))
         }
         _ => false,
-    };
-    if transient {
-        ApiError::Unavailable(Box::new(err))
-    } else {
-        ApiError::internal(err)
     }
 }
 

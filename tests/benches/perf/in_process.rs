@@ -230,8 +230,23 @@ impl Bare<'_> {
             .item("username", s(&username))
             .item("tokens", n(4000))
             .item("sessions", AttributeValue::M(Default::default()))
+            .item("version", n(0))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
+            .build()
+            .unwrap();
+        let grant = Put::builder()
+            .table_name(&self.tables().chats)
+            .item("username", s(&username))
+            .item(
+                "chat_id",
+                s(format!("ledger#grant#{}", uuid::Uuid::now_v7())),
+            )
+            .item("kind", s("grant"))
+            .item("amount", n(4000))
+            .item("reason", s("registration"))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .unwrap();
         let credentials = Put::builder()
@@ -246,6 +261,7 @@ impl Bare<'_> {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(account).build())
             .transact_items(TransactWriteItem::builder().put(credentials).build())
+            .transact_items(TransactWriteItem::builder().put(grant).build())
             .send()
             .await
             .unwrap();
@@ -305,10 +321,11 @@ impl Bare<'_> {
         let charge = Update::builder()
             .table_name(&self.tables().users)
             .key("username", s(user))
-            .update_expression("SET tokens = tokens - :cost")
+            .update_expression("SET tokens = tokens - :cost ADD version :one")
             .condition_expression("sessions.#sid > :now AND tokens >= :cost")
             .expression_attribute_names("#sid", token.session_id().as_str())
             .expression_attribute_values(":cost", n(100))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now.unix_seconds()))
             .build()
             .unwrap();
@@ -319,6 +336,9 @@ impl Bare<'_> {
             .item("message", s(message))
             .item("response", s("AI response"))
             .item("cost", n(100))
+            .item("input_tokens", n(0))
+            .item("output_tokens", n(0))
+            .item("amount", n(-100))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
