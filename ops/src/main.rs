@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use chat_core::domain::Username;
-use chat_core::store::Audit;
+use chat_core::store::{Audit, Deadline, GrantOutcome};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
@@ -24,6 +24,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Add tokens to a user's balance (negative: take them back, never
+    /// below zero), with a ledger entry. Give the same --op-id to retry:
+    /// it applies once.
+    Grant {
+        user: String,
+        #[arg(allow_negative_numbers = true)]
+        tokens: i64,
+        /// Why, for the ledger.
+        #[arg(long)]
+        reason: String,
+        /// The operation's id (letters, digits, . - _); a new one when left
+        /// out, printed so a retry can give it.
+        #[arg(long)]
+        op_id: Option<String>,
+    },
+    /// A user's balance, state, sessions and newest ledger entries.
+    Show { user: String },
+    /// End every session of a user at once.
+    Revoke { user: String },
+    /// Stop a user from logging in, chatting or reading, from the next request.
+    Disable { user: String },
+    /// Undo `disable`.
+    Enable { user: String },
     /// Check that each balance equals the sum of its ledger: one user, or
     /// every account (a paginated scan). Exits 1 if any differs.
     Audit {
@@ -45,6 +68,16 @@ async fn main() -> ExitCode {
     let app = App::new(config, chat_core::app::dynamodb_client().await);
     let result = match cli.command {
         Command::Audit { user } => audit(&app, user).await,
+        Command::Grant {
+            user,
+            tokens,
+            reason,
+            op_id,
+        } => grant(&app, &user, tokens, &reason, op_id).await,
+        Command::Show { user } => show(&app, &user).await,
+        Command::Revoke { user } => revoke(&app, &user).await,
+        Command::Disable { user } => set_disabled(&app, &user, true).await,
+        Command::Enable { user } => set_disabled(&app, &user, false).await,
     };
     match result {
         Ok(code) => code,
@@ -55,12 +88,90 @@ async fn main() -> ExitCode {
     }
 }
 
+fn username(name: &str) -> Result<Username, ApiError> {
+    Username::parse_existing(name).map_err(|e| ApiError::invalid_field("user", e))
+}
+
+fn no_account(name: &str) -> ExitCode {
+    eprintln!("chat-ops: no account {name:?}");
+    ExitCode::from(2)
+}
+
+async fn grant(
+    app: &App,
+    name: &str,
+    tokens: i64,
+    reason: &str,
+    op_id: Option<String>,
+) -> Result<ExitCode, ApiError> {
+    let user = username(name)?;
+    let op_id = op_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let outcome = app
+        .store
+        .grant(&user, tokens, reason, &op_id, Deadline::none())
+        .await?;
+    Ok(match outcome {
+        GrantOutcome::Applied => {
+            println!("granted {tokens} to {user} (operation {op_id})");
+            ExitCode::SUCCESS
+        }
+        GrantOutcome::AlreadyApplied => {
+            println!("operation {op_id} was applied before; nothing changed");
+            ExitCode::SUCCESS
+        }
+        GrantOutcome::IdReused { amount } => {
+            eprintln!("chat-ops: operation {op_id} was a grant of {amount}, not {tokens}; nothing changed");
+            ExitCode::from(1)
+        }
+        GrantOutcome::NoAccount => no_account(name),
+        GrantOutcome::WouldGoNegative { balance } => {
+            eprintln!("chat-ops: {user} has {balance} tokens; a grant of {tokens} would go below zero; nothing changed");
+            ExitCode::from(1)
+        }
+    })
+}
+
+async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
+    let user = username(name)?;
+    let Some(view) = app.store.account_view(&user, 20).await? else {
+        return Ok(no_account(name));
+    };
+    println!("user:     {user}");
+    println!("balance:  {}", view.balance);
+    println!("state:    {}", if view.disabled { "disabled" } else { "active" });
+    println!("sessions: {} (expiries, epoch seconds: {:?})", view.sessions.len(), view.sessions);
+    println!("recent ledger entries, newest first:");
+    for line in &view.recent {
+        println!("  {}  {:>+8}  {:<8} {}", line.at, line.amount, line.kind, line.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(app: &App, name: &str) -> Result<ExitCode, ApiError> {
+    let user = username(name)?;
+    Ok(match app.store.end_all_sessions(&user).await? {
+        Some(ended) => {
+            println!("ended {ended} sessions of {user}");
+            ExitCode::SUCCESS
+        }
+        None => no_account(name),
+    })
+}
+
+async fn set_disabled(app: &App, name: &str, disabled: bool) -> Result<ExitCode, ApiError> {
+    let user = username(name)?;
+    if !app.store.set_disabled(&user, disabled).await? {
+        return Ok(no_account(name));
+    }
+    println!("{user} is {}", if disabled { "disabled" } else { "enabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One line per account that does not balance (or per user asked for),
 /// a summary at the end; progress on stderr when it is a terminal.
 async fn audit(app: &App, user: Option<String>) -> Result<ExitCode, ApiError> {
     if let Some(name) = user {
-        let username =
-            Username::parse_existing(&name).map_err(|e| ApiError::invalid_field("user", e))?;
+        let username = username(&name)?;
         let Some(audit) = app.store.audit(&username).await? else {
             eprintln!("chat-ops: no account {name:?}");
             return Ok(ExitCode::from(2));

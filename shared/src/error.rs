@@ -32,6 +32,9 @@ pub enum ApiError {
     UsernameTaken,
     #[error("unable to log in with the provided credentials")]
     InvalidCredentials,
+    /// The operator disabled the account (`chat-ops disable`).
+    #[error("this account is disabled")]
+    AccountDisabled,
     #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
     InsufficientTokens { balance: i64, cost: u64 },
     #[error("this Idempotency-Key was used for a different message")]
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UsernameTaken => "username_taken",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::UsernameTaken | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
+            ApiError::AccountDisabled => StatusCode::FORBIDDEN,
             ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -212,6 +217,7 @@ mod tests {
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::UsernameTaken, 409, "username_taken"),
             (ApiError::InvalidCredentials, 401, "invalid_credentials"),
+            (ApiError::AccountDisabled, 403, "account_disabled"),
             (
                 ApiError::InsufficientTokens {
                     balance: 0,

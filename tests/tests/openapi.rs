@@ -513,6 +513,20 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         }
     }
 
+    // A disabled account: login, chat, history and balance refuse it.
+    let alice = chat_core::domain::Username::parse("alice").unwrap();
+    assert!(app.store.set_disabled(&alice, true).await.unwrap());
+    let login = credentials("alice", PASSWORD);
+    let response = call(&app, LOGIN, request("login", Some(&login), None)).await;
+    run.expect(LOGIN, &response, 403, "account_disabled");
+    let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
+    run.expect(CHAT, &response, 403, "account_disabled");
+    let response = call(&app, CHATS, chats_request("", Some(&token))).await;
+    run.expect(CHATS, &response, 403, "account_disabled");
+    let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
+    run.expect(BALANCE, &response, 403, "account_disabled");
+    assert!(app.store.set_disabled(&alice, false).await.unwrap());
+
     // POST /logout/, last: it ends the session the cases above use.
     let response = call(&app, LOGOUT, request("logout", None, Some(&token))).await;
     run.expect(LOGOUT, &response, 204, "");
@@ -625,9 +639,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::ModelUnavailable(_) => 12,
             ApiError::Internal(_) => 13,
             ApiError::IdempotencyKeyInProgress => 14,
+            ApiError::AccountDisabled => 15,
         }
     }
-    const VARIANTS: usize = 15;
+    const VARIANTS: usize = 16;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -649,6 +664,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::ModelUnavailable("throttled".into()),
         ApiError::Internal("bug".into()),
         ApiError::IdempotencyKeyInProgress,
+        ApiError::AccountDisabled,
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

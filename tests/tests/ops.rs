@@ -1,5 +1,6 @@
 //! The operator tool, run as an operator runs it: the `chat-ops` binary
-//! with the table names in its environment, against DynamoDB Local.
+//! with the table names in its environment, against DynamoDB Local, and
+//! its effect on the API, through the handlers.
 
 use std::process::Output;
 
@@ -83,4 +84,95 @@ async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
 
     let nobody = chat_ops(&app, &["audit", "nobody"]);
     assert_eq!(nobody.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
+    let app = fresh_app().await;
+    signed_up(&app, "alice").await;
+    let grant = |args: &[&str]| {
+        let mut all = vec!["grant", "alice"];
+        all.extend_from_slice(args);
+        chat_ops(&app, &all)
+    };
+    let first = grant(&["500", "--reason", "top-up", "--op-id", "t1"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
+    // Retried: applied once.
+    let again = grant(&["500", "--reason", "top-up", "--op-id", "t1"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(stdout(&again).contains("applied before"), "{}", stdout(&again));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
+    // The same id for another amount is a mistake, not a second grant.
+    let other = grant(&["600", "--reason", "top-up", "--op-id", "t1"]);
+    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
+    // Taken back down to zero, and not below.
+    let all = grant(&["-4500", "--reason", "refund", "--op-id", "t2"]);
+    assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
+    let more = grant(&["-1", "--reason", "refund", "--op-id", "t3"]);
+    assert_eq!(more.status.code(), Some(1));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(0));
+    assert_eq!(
+        chat_ops(&app, &["grant", "nobody", "1", "--reason", "x"]).status.code(),
+        Some(2)
+    );
+
+    let shown = chat_ops(&app, &["show", "alice"]);
+    let text = stdout(&shown);
+    assert!(text.contains("balance:  0"), "{text}");
+    assert!(text.contains("-4500  grant"), "{text}");
+    assert!(text.contains("+500  grant"), "{text}");
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn revoke_ends_every_session_at_once() {
+    let app = fresh_app().await;
+    let first = signed_up(&app, "alice").await;
+    let second = logged_in(&app, "alice").await;
+    let revoked = chat_ops(&app, &["revoke", "alice"]);
+    assert_eq!(revoked.status.code(), Some(0));
+    assert!(stdout(&revoked).contains("ended 2 sessions"), "{}", stdout(&revoked));
+    for token in [&first, &second] {
+        assert_eq!(chat_as(&app, token, "hi").await.status(), 401);
+        assert_eq!(balance_as(&app, token).await.status(), 401);
+    }
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
+    let app = std::sync::Arc::new(fresh_app().await);
+    let token = signed_up(&app, "alice").await;
+    // Chats in flight while the operator disables: each is charged and
+    // saved or refused whole, and none after the disable goes through.
+    let burst = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move { simultaneous_chats(&app, &token, 20).await })
+    };
+    let disabled = chat_ops(&app, &["disable", "alice"]);
+    assert_eq!(disabled.status.code(), Some(0), "{}", stdout(&disabled));
+    let responses = burst.await.unwrap();
+    let charged = responses.iter().filter(|r| r.status() == 200).count();
+    assert!(responses.iter().all(|r| [200, 403].contains(&r.status().as_u16())));
+
+    let refused = chat_as(&app, &token, "after").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json_of(&refused)["error"], "account_disabled");
+    assert_eq!(balance_as(&app, &token).await.status(), 403);
+    let page = chats::handle(&app, with_auth(event("chats"), &token)).await;
+    assert_eq!(page.unwrap().status(), 403);
+    assert_eq!(login_with(&app, "alice", PASSWORD).await.status(), 403);
+    let shown = stdout(&chat_ops(&app, &["show", "alice"]));
+    assert!(shown.contains("state:    disabled"), "{shown}");
+
+    assert_eq!(chat_ops(&app, &["enable", "alice"]).status.code(), Some(0));
+    assert_eq!(chat_as(&app, &token, "back").await.status(), 200);
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - 100 * (charged as i64 + 1))
+    );
+    assert_ledger_balances(&app, "alice").await;
 }

@@ -76,8 +76,8 @@ impl Store {
             // The size is read before this write: with the evicted entries
             // gone and the new one in, at most MAX_SESSIONS. The evicted
             // entries must still be there, or a login alongside took them
-            // and this one must look again.
-            let mut condition = "size(sessions) < :room".to_owned();
+            // and this one must look again. A disabled account takes none.
+            let mut condition = "size(sessions) < :room AND attribute_not_exists(disabled)".to_owned();
             let mut request = self
                 .client
                 .update_item()
@@ -110,6 +110,9 @@ impl Store {
                                 "credentials without an account item",
                             )));
                         };
+                        if account.contains_key("disabled") {
+                            return Attempt::Done(Err(ApiError::AccountDisabled));
+                        }
                         // Full: try again, making room from what is there now.
                         let ids = evict_ids_to_fit(account, now);
                         if ids.is_empty() {
@@ -197,7 +200,9 @@ impl Store {
             .get_item()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()))
-            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}"))
+            .projection_expression(format!(
+                "{projection}, sessions.{SESSION_NAME}, disabled"
+            ))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .consistent_read(true)
             .send()
@@ -223,7 +228,7 @@ impl Store {
             .update_expression("SET tokens = tokens - :cost ADD version :one")
             // Also fails when the account is missing: nothing is created.
             .condition_expression(format!(
-                "sessions.{SESSION_NAME} > :now AND tokens >= :cost"
+                "sessions.{SESSION_NAME} > :now AND tokens >= :cost AND attribute_not_exists(disabled)"
             ))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .expression_attribute_values(":cost", n(cost))
@@ -255,12 +260,17 @@ impl Store {
 }
 
 /// An account item that lets `token` in: its session entry is there and
-/// has not expired. An entry that is not a number is our bug (500).
+/// has not expired, and the operator has not disabled the account. An entry
+/// that is not a number is our bug (500).
 pub(super) fn require_live(
     account: &Item,
     token: &VerifiedToken,
     now: Instant,
 ) -> Result<(), ApiError> {
+    // Before the session: a disabled user's every request says why.
+    if account.contains_key("disabled") {
+        return Err(ApiError::AccountDisabled);
+    }
     let expires_at = account
         .get("sessions")
         .and_then(|sessions| sessions.as_m().ok())

@@ -225,6 +225,8 @@ pub(super) fn refusal_of(
     let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
         return ApiError::Unauthorized;
     };
+    // The refused update's condition has three parts; the old account says
+    // which failed, the operator's disabling first.
     if let Err(e) = require_live(account, token, now) {
         return e;
     }

@@ -8,6 +8,7 @@ mod history;
 mod holds;
 mod keys;
 mod ledger;
+mod operator;
 pub mod retry;
 pub mod schema;
 
@@ -28,6 +29,7 @@ pub use holds::{
 };
 pub use keys::SIGNING_KEY_ITEM;
 pub use ledger::Audit;
+pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use retry::Deadline;
 
 /// The DynamoDB client (built once per cold start) and the table names.
