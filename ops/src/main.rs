@@ -138,11 +138,21 @@ async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
     };
     println!("user:     {user}");
     println!("balance:  {}", view.balance);
-    println!("state:    {}", if view.disabled { "disabled" } else { "active" });
-    println!("sessions: {} (expiries, epoch seconds: {:?})", view.sessions.len(), view.sessions);
+    println!(
+        "state:    {}",
+        if view.disabled { "disabled" } else { "active" }
+    );
+    println!(
+        "sessions: {} (expiries, epoch seconds: {:?})",
+        view.sessions.len(),
+        view.sessions
+    );
     println!("recent ledger entries, newest first:");
     for line in &view.recent {
-        println!("  {}  {:>+8}  {:<8} {}", line.at, line.amount, line.kind, line.id);
+        println!(
+            "  {}  {:>+8}  {:<8} {}",
+            line.at, line.amount, line.kind, line.id
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -163,7 +173,10 @@ async fn set_disabled(app: &App, name: &str, disabled: bool) -> Result<ExitCode,
     if !app.store.set_disabled(&user, disabled).await? {
         return Ok(no_account(name));
     }
-    println!("{user} is {}", if disabled { "disabled" } else { "enabled" });
+    println!(
+        "{user} is {}",
+        if disabled { "disabled" } else { "enabled" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

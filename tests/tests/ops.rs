@@ -101,7 +101,11 @@ async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
     // Retried: applied once.
     let again = grant(&["500", "--reason", "top-up", "--op-id", "t1"]);
     assert_eq!(again.status.code(), Some(0));
-    assert!(stdout(&again).contains("applied before"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("applied before"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
     // The same id for another amount is a mistake, not a second grant.
     let other = grant(&["600", "--reason", "top-up", "--op-id", "t1"]);
@@ -114,7 +118,9 @@ async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
     assert_eq!(more.status.code(), Some(1));
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(
-        chat_ops(&app, &["grant", "nobody", "1", "--reason", "x"]).status.code(),
+        chat_ops(&app, &["grant", "nobody", "1", "--reason", "x"])
+            .status
+            .code(),
         Some(2)
     );
 
@@ -133,7 +139,11 @@ async fn revoke_ends_every_session_at_once() {
     let second = logged_in(&app, "alice").await;
     let revoked = chat_ops(&app, &["revoke", "alice"]);
     assert_eq!(revoked.status.code(), Some(0));
-    assert!(stdout(&revoked).contains("ended 2 sessions"), "{}", stdout(&revoked));
+    assert!(
+        stdout(&revoked).contains("ended 2 sessions"),
+        "{}",
+        stdout(&revoked)
+    );
     for token in [&first, &second] {
         assert_eq!(chat_as(&app, token, "hi").await.status(), 401);
         assert_eq!(balance_as(&app, token).await.status(), 401);
@@ -156,7 +166,9 @@ async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
     assert_eq!(disabled.status.code(), Some(0), "{}", stdout(&disabled));
     let responses = burst.await.unwrap();
     let charged = responses.iter().filter(|r| r.status() == 200).count();
-    assert!(responses.iter().all(|r| [200, 403].contains(&r.status().as_u16())));
+    assert!(responses
+        .iter()
+        .all(|r| [200, 403].contains(&r.status().as_u16())));
 
     let refused = chat_as(&app, &token, "after").await;
     assert_eq!(refused.status(), 403);

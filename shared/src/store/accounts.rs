@@ -77,7 +77,8 @@ impl Store {
             // gone and the new one in, at most MAX_SESSIONS. The evicted
             // entries must still be there, or a login alongside took them
             // and this one must look again. A disabled account takes none.
-            let mut condition = "size(sessions) < :room AND attribute_not_exists(disabled)".to_owned();
+            let mut condition =
+                "size(sessions) < :room AND attribute_not_exists(disabled)".to_owned();
             let mut request = self
                 .client
                 .update_item()
@@ -200,9 +201,7 @@ impl Store {
             .get_item()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()))
-            .projection_expression(format!(
-                "{projection}, sessions.{SESSION_NAME}, disabled"
-            ))
+            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}, disabled"))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .consistent_read(true)
             .send()

@@ -23,10 +23,14 @@ pub enum GrantOutcome {
     /// The operation id was used before, for this amount: nothing now.
     AlreadyApplied,
     /// The operation id was used before, for another amount or user.
-    IdReused { amount: i64 },
+    IdReused {
+        amount: i64,
+    },
     NoAccount,
     /// A negative grant larger than the balance: refused, not clamped.
-    WouldGoNegative { balance: i64 },
+    WouldGoNegative {
+        balance: i64,
+    },
 }
 
 /// One line of an account's ledger, for `chat-ops show`.
@@ -157,7 +161,11 @@ impl Store {
     /// Disables (or enables again) `username`: a disabled account cannot
     /// log in, chat or read, effective with the next request. `false` if
     /// there is no such account.
-    pub async fn set_disabled(&self, username: &Username, disabled: bool) -> Result<bool, ApiError> {
+    pub async fn set_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<bool, ApiError> {
         let mut request = self
             .client
             .update_item()
