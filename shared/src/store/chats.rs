@@ -6,9 +6,6 @@
 //! (`chat_id < "idempotency#"`) never lists them. A chat item carries its
 //! own ledger `amount`, so a flat chat stays one two-item transaction.
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
@@ -17,8 +14,9 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use super::accounts::require_live;
-use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
-use super::{n, number_of, s, storage_error, string_of, transient, Store};
+use super::retry::Deadline;
+use super::transact::condition_failed;
+use super::{n, number_of, s, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
@@ -137,79 +135,48 @@ impl Store {
         ];
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
 
-        with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Attempt::Done(Ok(ChatOutcome::Saved)),
-                Err(err) => classify(err, token, chat),
-            }
-        })
+        self.transact(
+            items,
+            deadline,
+            || ChatOutcome::Saved,
+            |reasons| classify(reasons, token, chat),
+        )
         .await
     }
 }
 
+/// What a cancelled charge came to, if its conditions decide it.
 fn classify(
-    err: SdkError<TransactWriteItemsError, HttpResponse>,
+    reasons: &[CancellationReason],
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
-) -> Attempt<ChatOutcome> {
-    let reasons = match cancellation_reasons(&err) {
-        Some(reasons) => reasons,
-        // Perhaps applied, perhaps not: sent again, the same items tell
-        // (a saved chat id means the first send went through).
-        None if transient(&err) => return Attempt::Retry,
-        None => return Attempt::Done(Err(storage_error(err))),
-    };
-    let failed = |index: usize| condition_failed(&reasons, index);
+) -> Option<Result<ChatOutcome, ApiError>> {
+    let failed = |index: usize| condition_failed(reasons, index);
     // First: this chat id is new to every request but this one, so if it is
     // saved, an earlier send of this same transaction committed after all
     // (and charged), whatever the other conditions now say of the account.
     if failed(SAVE) {
-        return Attempt::Done(Ok(ChatOutcome::Saved));
+        return Some(Ok(ChatOutcome::Saved));
     }
     // Before the balance: a retry of a chat that went through is answered
     // with its reply even when the balance could not pay for another.
     if failed(MARKER) {
-        return Attempt::Done(
-            marker_of(&reasons, MARKER)
+        return Some(
+            marker_of(reasons, MARKER)
                 .and_then(|marker| replay_of(marker, chat.message))
                 .map(ChatOutcome::Replayed),
         );
     }
     if failed(CHARGE) {
-        return Attempt::Done(Err(refusal_of(
-            &reasons,
+        return Some(Err(refusal_of(
+            reasons,
             CHARGE,
             token,
             chat.cost,
             chat.created,
         )));
     }
-    if worth_retrying(&reasons) {
-        return Attempt::Retry;
-    }
-    Attempt::Done(Err(storage_error(err)))
-}
-
-/// Why a transaction was cancelled, item by item; `None` if it was not.
-pub(super) fn cancellation_reasons(
-    err: &SdkError<TransactWriteItemsError, HttpResponse>,
-) -> Option<Vec<CancellationReason>> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            Some(cancelled.cancellation_reasons().to_vec())
-        }
-        _ => None,
-    }
-}
-
-pub(super) fn condition_failed(reasons: &[CancellationReason], index: usize) -> bool {
-    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+    None
 }
 
 /// The refusal of an account update that asked for `cost`: the old account

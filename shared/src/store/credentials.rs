@@ -2,12 +2,10 @@
 //! login may touch it (IAM says so, and a test holds IAM to the code), so no
 //! other function can read a password hash, whatever it is made to do.
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
-use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
+use super::retry::Deadline;
+use super::transact::condition_failed;
 use super::{s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::Username;
@@ -47,19 +45,8 @@ impl Store {
             TransactWriteItem::builder().put(credentials).build(),
             TransactWriteItem::builder().put(grant).build(),
         ];
-        with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Attempt::Done(Ok(())),
-                Err(err) => registration_refused(err),
-            }
-        })
-        .await
+        self.transact(items, deadline, || (), registration_refused)
+            .await
     }
 
     /// The stored password hash, read strongly consistent so a login right
@@ -89,23 +76,22 @@ impl Store {
     }
 }
 
+// Positions in the registering transaction.
+const GRANT: usize = 2;
+
 /// A taken name is one refusal; a conflict (two registrations of one name
 /// at once) is tried again, and then the first one's put refuses this one.
-fn registration_refused(err: SdkError<TransactWriteItemsError, HttpResponse>) -> Attempt<()> {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        err.as_service_error()
-    else {
-        return Attempt::Done(Err(storage_error(err)));
-    };
-    let reasons = cancelled.cancellation_reasons();
+fn registration_refused(reasons: &[CancellationReason]) -> Option<Result<(), ApiError>> {
+    // The grant entry's id is new to this request: taken, it means an
+    // earlier send of this same registration went through.
+    if condition_failed(reasons, GRANT) {
+        return Some(Ok(()));
+    }
     if reasons
         .iter()
         .any(|r| r.code() == Some("ConditionalCheckFailed"))
     {
-        return Attempt::Done(Err(ApiError::UsernameTaken));
+        return Some(Err(ApiError::UsernameTaken));
     }
-    if worth_retrying(reasons) {
-        return Attempt::Retry;
-    }
-    Attempt::Done(Err(storage_error(err)))
+    None
 }

@@ -22,12 +22,10 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::chats::{
-    cancellation_reasons, condition_failed, marker_of, refusal_of, replay_of, MARKER_DONE,
-    MARKER_PENDING,
-};
-use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
-use super::{n, number_of, s, storage_error, string_of, transient, Store};
+use super::chats::{marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
+use super::retry::Deadline;
+use super::transact::condition_failed;
+use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use crate::error::ApiError;
@@ -169,45 +167,26 @@ impl Store {
             amount,
             marker_id,
         };
-        with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Attempt::Done(Ok(HoldOutcome::Held(hold.clone()))),
-                Err(err) => err,
-            };
-            let Some(reasons) = cancellation_reasons(&err) else {
-                // Perhaps applied: sent again, the hold's id tells.
-                if transient(&err) {
-                    return Attempt::Retry;
-                }
-                return Attempt::Done(Err(storage_error(err)));
-            };
+        let held = || HoldOutcome::Held(hold.clone());
+        self.transact(items, deadline, held, |reasons| {
             // The hold's id is new to this request alone: if it is taken,
             // an earlier send of this same transaction went through.
-            if condition_failed(&reasons, HOLD_ENTRY) {
-                return Attempt::Done(Ok(HoldOutcome::Held(hold.clone())));
+            if condition_failed(reasons, HOLD_ENTRY) {
+                return Some(Ok(held()));
             }
             // The key first: an answered retry is replayed even when the
             // balance could not pay for another chat.
-            if condition_failed(&reasons, HOLD_MARKER) {
-                return Attempt::Done(
-                    marker_of(&reasons, HOLD_MARKER)
+            if condition_failed(reasons, HOLD_MARKER) {
+                return Some(
+                    marker_of(reasons, HOLD_MARKER)
                         .and_then(|marker| replay_of(marker, message))
                         .map(HoldOutcome::Replayed),
                 );
             }
-            if condition_failed(&reasons, HOLD_ACCOUNT) {
-                return Attempt::Done(Err(refusal_of(&reasons, HOLD_ACCOUNT, token, amount, now)));
+            if condition_failed(reasons, HOLD_ACCOUNT) {
+                return Some(Err(refusal_of(reasons, HOLD_ACCOUNT, token, amount, now)));
             }
-            if worth_retrying(&reasons) {
-                return Attempt::Retry;
-            }
-            Attempt::Done(Err(storage_error(err)))
+            None
         })
         .await
     }
@@ -390,40 +369,25 @@ impl Store {
         items: Vec<TransactWriteItem>,
         deadline: Deadline,
     ) -> Result<bool, ApiError> {
-        with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Attempt::Done(Ok(true)),
-                Err(err) => err,
-            };
-            let Some(reasons) = cancellation_reasons(&err) else {
-                // Perhaps applied: sent again, item 1 tells.
-                if transient(&err) {
-                    return Attempt::Retry;
+        self.transact(
+            items,
+            deadline,
+            || true,
+            |reasons| {
+                // Item 1 (the chat, or the release entry) is new to this
+                // transaction alone: if it is there, an earlier send of this
+                // same transaction committed after all.
+                if condition_failed(reasons, 1) {
+                    return Some(Ok(true));
                 }
-                return Attempt::Done(Err(storage_error(err)));
-            };
-            // Item 1 (the chat, or the release entry) is new to this
-            // transaction alone: if it is there, an earlier send of this
-            // same transaction committed after all.
-            if condition_failed(&reasons, 1) {
-                return Attempt::Done(Ok(true));
-            }
-            // Otherwise a closed hold was closed by someone else (the
-            // sweeper, or the chat racing it): this one must not apply.
-            if condition_failed(&reasons, 0) {
-                return Attempt::Done(Ok(false));
-            }
-            if worth_retrying(&reasons) {
-                return Attempt::Retry;
-            }
-            Attempt::Done(Err(storage_error(err)))
-        })
+                // Otherwise a closed hold was closed by someone else (the
+                // sweeper, or the chat racing it): this one must not apply.
+                if condition_failed(reasons, 0) {
+                    return Some(Ok(false));
+                }
+                None
+            },
+        )
         .await
     }
 }

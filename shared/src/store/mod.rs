@@ -11,6 +11,7 @@ mod ledger;
 mod operator;
 pub mod retry;
 pub mod schema;
+mod transact;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::chats::{cancellation_reasons, condition_failed};
-use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
-use super::{n, number_of, s, storage_error, string_of, transient, Store};
+use super::retry::Deadline;
+use super::transact::condition_failed;
+use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::Username;
 use crate::error::ApiError;
@@ -112,49 +112,36 @@ impl Store {
             TransactWriteItem::builder().update(credit).build(),
             TransactWriteItem::builder().put(entry).build(),
         ];
-        with_retries(deadline, || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Attempt::Done(Ok(GrantOutcome::Applied)),
-                Err(err) => err,
-            };
-            let Some(reasons) = cancellation_reasons(&err) else {
-                // Perhaps applied: sent again, the entry tells.
-                if transient(&err) {
-                    return Attempt::Retry;
+        self.transact(
+            items,
+            deadline,
+            || GrantOutcome::Applied,
+            |reasons| {
+                // The entry first: a retried grant is answered as applied,
+                // even if the balance has since moved below what it would
+                // now need.
+                if condition_failed(reasons, ENTRY) {
+                    let earlier = reasons[ENTRY]
+                        .item()
+                        .map(|item| number_of(item, "amount"))
+                        .transpose();
+                    return Some(earlier.map(|earlier| match earlier {
+                        Some(earlier) if earlier != amount => {
+                            GrantOutcome::IdReused { amount: earlier }
+                        }
+                        _ => GrantOutcome::AlreadyApplied,
+                    }));
                 }
-                return Attempt::Done(Err(storage_error(err)));
-            };
-            // The entry first: a retried grant is answered as applied, even
-            // if the balance has since moved below what it would now need.
-            if condition_failed(&reasons, ENTRY) {
-                let earlier = reasons[ENTRY]
-                    .item()
-                    .map(|item| number_of(item, "amount"))
-                    .transpose();
-                return Attempt::Done(earlier.map(|earlier| match earlier {
-                    Some(earlier) if earlier == amount => GrantOutcome::AlreadyApplied,
-                    Some(earlier) => GrantOutcome::IdReused { amount: earlier },
-                    None => GrantOutcome::AlreadyApplied,
-                }));
-            }
-            if condition_failed(&reasons, ACCOUNT) {
-                return Attempt::Done(match reasons[ACCOUNT].item() {
-                    None => Ok(GrantOutcome::NoAccount),
-                    Some(account) => number_of(account, "tokens")
-                        .map(|balance| GrantOutcome::WouldGoNegative { balance }),
-                });
-            }
-            if worth_retrying(&reasons) {
-                return Attempt::Retry;
-            }
-            Attempt::Done(Err(storage_error(err)))
-        })
+                if condition_failed(reasons, ACCOUNT) {
+                    return Some(match reasons[ACCOUNT].item() {
+                        None => Ok(GrantOutcome::NoAccount),
+                        Some(account) => number_of(account, "tokens")
+                            .map(|balance| GrantOutcome::WouldGoNegative { balance }),
+                    });
+                }
+                None
+            },
+        )
         .await
     }
 
