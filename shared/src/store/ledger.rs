@@ -11,6 +11,8 @@
 //! Invariant, for every user at every moment: balance = sum of amounts.
 //! [`Store::audit`] checks it.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use uuid::Uuid;
 
@@ -140,42 +142,56 @@ impl Store {
     /// many holds are open.
     async fn ledger_sum(&self, username: &Username) -> Result<(i64, usize, usize), ApiError> {
         let (mut sum, mut entries, mut open) = (0i64, 0usize, 0usize);
+        for item in self.partition(username, "amount, #state, kind").await? {
+            // Idempotency markers carry no amount: they move nothing.
+            if item.contains_key("amount") {
+                sum = sum
+                    .checked_add(number_of(&item, "amount")?)
+                    .ok_or_else(|| ApiError::internal("a ledger sum overflowed"))?;
+                entries += 1;
+            }
+            let is = |name: &str, value: &str| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(value)
+            };
+            if is("kind", "hold") && is("state", "open") {
+                open += 1;
+            }
+        }
+        Ok((sum, entries, open))
+    }
+
+    /// Every item of `username`'s partition of the chats table (chats,
+    /// ledger entries, markers) with `projection`, read strongly consistent
+    /// a page at a time; `#state` in it stands for `state`, a reserved word.
+    pub(super) async fn partition(
+        &self,
+        username: &Username,
+        projection: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ApiError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.tables.chats)
                 .key_condition_expression("username = :user")
                 .expression_attribute_values(":user", s(username.as_str()))
-                .projection_expression("amount, #state, kind")
-                .expression_attribute_names("#state", "state")
+                .projection_expression(projection)
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(storage_error)?;
-            for item in page.items() {
-                // Idempotency markers carry no amount: they move nothing.
-                if item.contains_key("amount") {
-                    sum = sum
-                        .checked_add(number_of(item, "amount")?)
-                        .ok_or_else(|| ApiError::internal("a ledger sum overflowed"))?;
-                    entries += 1;
-                }
-                let is = |name: &str, value: &str| {
-                    item.get(name)
-                        .and_then(|v| v.as_s().ok())
-                        .map(String::as_str)
-                        == Some(value)
-                };
-                if is("kind", "hold") && is("state", "open") {
-                    open += 1;
-                }
+                .set_exclusive_start_key(start);
+            // DynamoDB refuses a name the expression does not use.
+            if projection.contains("#state") {
+                query = query.expression_attribute_names("#state", "state");
             }
+            let page = query.send().await.map_err(storage_error)?;
+            items.extend(page.items().iter().cloned());
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok((sum, entries, open));
+                return Ok(items);
             }
         }
     }

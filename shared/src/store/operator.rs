@@ -220,28 +220,12 @@ impl Store {
         recent: usize,
     ) -> Result<Vec<LedgerLine>, ApiError> {
         let mut lines = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.chats)
-                .key_condition_expression("username = :user")
-                .expression_attribute_values(":user", s(username.as_str()))
-                .projection_expression("chat_id, amount, kind, created_at")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(storage_error)?;
-            for item in page.items() {
-                if let Some(line) = ledger_line(item)? {
-                    lines.push(line);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
+        for item in self
+            .partition(username, "chat_id, amount, kind, created_at")
+            .await?
+        {
+            if let Some(line) = ledger_line(&item)? {
+                lines.push(line);
             }
         }
         // Chats and `ledger#` entries sort apart; their times order them.
