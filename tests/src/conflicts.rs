@@ -26,12 +26,21 @@ use serde_json::{json, Value};
 pub struct Conflicts {
     pending: Arc<AtomicUsize>,
     sent: Arc<AtomicUsize>,
+    /// How long each conflict takes to arrive, as a round trip would.
+    delay_ms: Arc<AtomicUsize>,
 }
 
 impl Conflicts {
     /// The next `count` requests of the operation are refused.
     pub fn arm(&self, count: usize) {
         self.pending.store(count, Ordering::SeqCst);
+    }
+
+    /// Each refusal from now on arrives after `delay`, so that a number of
+    /// attempts takes a known least time.
+    pub fn take(&self, delay: std::time::Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
     /// Conflicts answered so far.
@@ -109,7 +118,14 @@ impl HttpConnector for InjectingConnector {
             .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
             .and_then(|body| body["TransactItems"].as_array().map(Vec::len))
             .unwrap_or(1);
-        HttpConnectorFuture::ready(Ok(conflict_response(items)))
+        let delay = self.conflicts.delay_ms.load(Ordering::SeqCst) as u64;
+        if delay == 0 {
+            return HttpConnectorFuture::ready(Ok(conflict_response(items)));
+        }
+        HttpConnectorFuture::new(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            Ok(conflict_response(items))
+        })
     }
 }
 

@@ -173,10 +173,9 @@ async fn a_model_chat_is_two_round_trips_hold_and_settle() {
 
 #[tokio::test]
 async fn a_retried_key_holds_once_calls_the_model_once_and_replays() {
-    let stub = ConverseStub::start(Answer::after(
-        Duration::from_millis(800),
-        Answer::text("once"),
-    ));
+    // Slow enough that the retry below is always inside the model's call,
+    // however busy the emulator is.
+    let stub = ConverseStub::start(Answer::after(Duration::from_secs(3), Answer::text("once")));
     let app = Arc::new(app_with(&stub, Pricing::Flat(100), 4000).await);
     let token = signed_up(&app, "alice").await;
 
@@ -186,7 +185,7 @@ async fn a_retried_key_holds_once_calls_the_model_once_and_replays() {
     };
     // While the first waits for the model, the same key is still being
     // answered: the retry is told to wait, and holds nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_model_call(&stub).await;
     let early = keyed_chat_as(&app, &token, "k1", "hello").await;
     assert_eq!(early.status(), 409);
     assert_eq!(json_of(&early)["error"], "idempotency_key_in_progress");
@@ -322,6 +321,16 @@ async fn a_killed_functions_hold_comes_back_once_through_the_sweeper() {
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_chats(&app, "alice").await, 0);
     assert_ledger_balances(&app, "alice").await;
+}
+
+/// Returns once the stand-in has been asked: the chat that asked holds its
+/// tokens and is waiting for the model.
+async fn wait_for_model_call(stub: &ConverseStub) {
+    let began = std::time::Instant::now();
+    while stub.call_count() == 0 {
+        assert!(began.elapsed() < Duration::from_secs(60), "no model call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A hold taken directly, as the chat function takes it, expiring `now`.

@@ -438,7 +438,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     run.expect(CHAT, &response, 503, "model_unavailable");
     // A key whose first chat is still with the model (409).
     let slow = ConverseStub::start(Answer::after(
-        std::time::Duration::from_millis(800),
+        std::time::Duration::from_secs(3),
         Answer::text("in a moment"),
     ));
     app.responder = model_answering(&slow);
@@ -450,7 +450,10 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         request
     };
     let (first, second) = tokio::join!(call(&app, CHAT, keyed()), async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Once the first is with the model, it holds the key.
+        while slow.call_count() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         call(&app, CHAT, keyed()).await
     });
     assert_eq!(first.status(), 200);

@@ -181,8 +181,11 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap_err().code(), "unavailable");
-        assert!(calls.load(Ordering::SeqCst) < MAX_ATTEMPTS);
-        assert!(started.elapsed() < Duration::from_millis(300));
+        // 50 ms of budget at 20 ms an attempt: stopped for time, early.
+        assert!(calls.load(Ordering::SeqCst) <= 3);
+        // Loose: this machine's own pauses are not the code's; ten
+        // attempts alone would take 200 ms plus backoff.
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]
@@ -195,7 +198,9 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap_err().code(), "unavailable");
-        assert!(started.elapsed() < Duration::from_millis(400));
+        // Cut off near 150 ms, not after the attempt's 30 s; the bound is
+        // loose for this machine's own pauses.
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
