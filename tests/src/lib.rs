@@ -268,16 +268,21 @@ pub async fn item_counts(app: &App) -> [i32; 3] {
     counts
 }
 
-/// The ledger invariant, as every test that moves tokens ends: `username`'s
-/// balance is the sum of their ledger entries, and no hold is left open.
-pub async fn assert_ledger_balances(app: &App, username: &str) {
+/// `username`'s balance beside the sum of their ledger, as the audit reads
+/// it; the user must have an account.
+pub async fn audit_of(app: &App, username: &str) -> chat_core::store::Audit {
     let user = chat_core::domain::Username::from_stored(username).expect("a username");
-    let audit = app
-        .store
+    app.store
         .audit(&user)
         .await
         .expect("the audit reads")
-        .unwrap_or_else(|| panic!("{username} has no account"));
+        .unwrap_or_else(|| panic!("{username} has no account"))
+}
+
+/// The ledger invariant, as every test that moves tokens ends: `username`'s
+/// balance is the sum of their ledger entries, and no hold is left open.
+pub async fn assert_ledger_balances(app: &App, username: &str) {
+    let audit = audit_of(app, username).await;
     assert_eq!(
         audit.balance, audit.ledger_sum,
         "{username}: the balance is not the sum of the ledger ({} entries)",

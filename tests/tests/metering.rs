@@ -95,13 +95,7 @@ async fn usage_pricing_charges_exactly_what_the_model_reports() {
         "the chat records the model's usage"
     );
     // Grant, hold, and the chat (which is the settle's entry).
-    let audit = app
-        .store
-        .audit(&chat_core::domain::Username::parse("alice").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(audit.entries, 3);
+    assert_eq!(audit_of(&app, "alice").await.entries, 3);
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -300,12 +294,7 @@ async fn a_killed_functions_hold_comes_back_once_through_the_sweeper() {
     function.kill();
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900), "held");
     // Mid-flight the books still add up, with the hold as its own entry.
-    let audit = app
-        .store
-        .audit(&chat_core::domain::Username::parse("alice").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let audit = audit_of(&app, "alice").await;
     assert!(audit.balances());
     assert_eq!(audit.open_holds, 1);
 
