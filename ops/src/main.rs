@@ -147,6 +147,18 @@ async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
         view.sessions.len(),
         view.sessions
     );
+    println!("api keys: {}", view.keys.len());
+    for key in &view.keys {
+        println!(
+            "  {}  {:<20} {}  created {}  expires {}  last used {}",
+            key.id,
+            key.name,
+            key.prefix,
+            key.created_at,
+            key.expires_at.map_or("never".to_owned(), |at| at.to_string()),
+            key.last_used.as_deref().unwrap_or("never"),
+        );
+    }
     println!("recent ledger entries, newest first:");
     for line in &view.recent {
         println!(
@@ -161,7 +173,10 @@ async fn revoke(app: &App, name: &str) -> Result<ExitCode, ApiError> {
     let user = username(name)?;
     Ok(match app.store.end_all_sessions(&user).await? {
         Some(ended) => {
-            println!("ended {ended} sessions of {user}");
+            // The keys stopped working with the write above; their
+            // details are tidied after it.
+            app.store.forget_keys(&user).await?;
+            println!("ended {ended} sessions and API keys of {user}");
             ExitCode::SUCCESS
         }
         None => no_account(name),

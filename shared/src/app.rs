@@ -49,8 +49,9 @@ impl App {
         started: std::time::Instant,
         outcome: Result<Response<Body>, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
+        let throttled = outcome.as_ref().is_err_and(ApiError::is_throttling);
         let response = outcome.unwrap_or_else(ApiError::into_response);
-        self.record(function, started, None);
+        self.record(function, started, None, throttled);
         Ok(response)
     }
 
@@ -63,24 +64,30 @@ impl App {
         outcome: Result<ChatAnswer, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
         let counts = ChatCounts::of(&outcome);
+        let throttled = outcome.as_ref().is_err_and(ApiError::is_throttling);
         let response = match outcome {
             Ok(answer) => answer.response,
             Err(error) => error.into_response(),
         };
-        self.record("chat", started, Some(counts));
+        self.record("chat", started, Some(counts), throttled);
         Ok(response)
     }
 
-    fn record(
+    /// Writes one request's metrics: for a handler that answers without
+    /// [`App::answer`], such as a stream whose outcome is known only at its
+    /// end.
+    pub fn record(
         &self,
         function: &'static str,
         started: std::time::Instant,
         chat: Option<ChatCounts>,
+        throttled: bool,
     ) {
         let metrics = RequestMetrics {
             function,
             latency: started.elapsed(),
             chat,
+            throttled,
         };
         metrics.write_to(self.metrics.as_ref(), &self.config.metrics_namespace);
     }

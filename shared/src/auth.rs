@@ -8,7 +8,7 @@ use lambda_http::Request;
 use tokio::sync::OnceCell;
 
 use crate::clock::Instant;
-use crate::domain::{AuthToken, SigningKey, Username, VerifiedToken};
+use crate::domain::{AuthToken, SigningKey, TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 use crate::http::auth_token;
 use crate::store::Store;
@@ -54,12 +54,24 @@ impl Authenticator {
             .ok_or(ApiError::Unauthorized)
     }
 
-    /// A new token for `username` until `expires_at`; on a new deployment
-    /// the first login makes the key.
+    /// A new session token for `username` until `expires_at`; on a new
+    /// deployment the first login makes the key.
     pub async fn issue(
         &self,
         username: &Username,
         expires_at: Instant,
+    ) -> Result<VerifiedToken, ApiError> {
+        self.issue_kind(TokenKind::Session, username, expires_at.unix_seconds())
+            .await
+    }
+
+    /// A new token of `kind` for `username`, valid until `expires_at`
+    /// (epoch seconds).
+    pub async fn issue_kind(
+        &self,
+        kind: TokenKind,
+        username: &Username,
+        expires_at: i64,
     ) -> Result<VerifiedToken, ApiError> {
         let key = match self.key().await? {
             Some(key) => key,
@@ -69,7 +81,7 @@ impl Authenticator {
                 self.key.get_or_init(|| async { stored }).await
             }
         };
-        AuthToken::issue(username, expires_at.unix_seconds(), key).map_err(ApiError::internal)
+        AuthToken::issue_kind(kind, username, expires_at, key).map_err(ApiError::internal)
     }
 
     /// The key, read until found: a function that started before the first

@@ -8,6 +8,8 @@ use time::OffsetDateTime;
 const ISO_8601_MILLIS: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
+const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Instant(OffsetDateTime);
 
@@ -23,6 +25,18 @@ impl Instant {
 
     pub fn plus(self, duration: std::time::Duration) -> Self {
         Instant(self.0 + duration)
+    }
+
+    /// The UTC day, `2026-11-25`: an API key's "last used".
+    pub fn day(self) -> String {
+        self.0
+            .format(DAY)
+            .expect("formatting a UTC date with a static description cannot fail")
+    }
+
+    /// The instant `seconds` after the epoch, if it is a date at all.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(seconds).ok().map(Instant)
     }
 
     pub fn iso8601(self) -> String {
@@ -42,5 +56,6 @@ mod tests {
             Instant(OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap());
         assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
         assert_eq!(t.unix_seconds(), 1_795_615_387);
+        assert_eq!(t.day(), "2026-11-25");
     }
 }

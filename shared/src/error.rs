@@ -3,11 +3,13 @@
 //! Clients get a stable machine-readable `error` code and a plain `message`;
 //! the cause of a server-side failure goes to the log only.
 
-use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::http::json_response;
 use lambda_http::{Body, Response};
 use serde_json::{json, Map, Value};
+
+use std::borrow::Cow;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -23,7 +25,10 @@ pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("{field}: {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    InvalidField {
+        field: Cow<'static, str>,
+        reason: String,
+    },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("authentication credentials were not provided or are not valid")]
@@ -32,6 +37,12 @@ pub enum ApiError {
     UsernameTaken,
     #[error("unable to log in with the provided credentials")]
     InvalidCredentials,
+    /// Too many wrong passwords for this user lately: the next try waits.
+    #[error("too many failed logins for this user; retry after {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    /// The per-user chat rate (`CHATS_PER_MINUTE`) is reached.
+    #[error("too many chats this minute; retry after {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     /// The operator disabled the account (`chat-ops disable`).
     #[error("this account is disabled")]
     AccountDisabled,
@@ -44,8 +55,18 @@ pub enum ApiError {
     IdempotencyKeyInProgress,
     #[error("no such endpoint")]
     NotFound,
+    #[error("no such API key")]
+    KeyNotFound,
+    #[error("a user may hold at most {limit} API keys; revoke one first")]
+    TooManyKeys { limit: usize },
+    /// API keys are managed with a login session, never with a key.
+    #[error("API keys are managed with a login token, not with an API key")]
+    SessionRequired,
+    /// The OpenAI route was asked for a model this deployment does not serve.
+    #[error("the model `{0}` does not exist; GET /v1/models lists the one served here")]
+    UnknownModel(String),
     #[error("method not allowed; use {allowed}")]
-    MethodNotAllowed { allowed: &'static str },
+    MethodNotAllowed { allowed: Cow<'static, str> },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(#[source] BoxError),
     /// The model answered with an error, or with no text: retrying the same
@@ -65,11 +86,19 @@ impl ApiError {
         ApiError::Internal(source.into())
     }
 
-    pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn invalid_field(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         ApiError::InvalidField {
-            field,
+            field: field.into(),
             reason: reason.into(),
         }
+    }
+
+    /// Whether a limit against abuse refused the request.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self,
+            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. }
+        )
     }
 
     /// The stable code clients branch on. Never change one once released.
@@ -81,11 +110,17 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::UsernameTaken => "username_taken",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ApiError::NotFound => "not_found",
+            ApiError::KeyNotFound => "key_not_found",
+            ApiError::TooManyKeys { .. } => "too_many_keys",
+            ApiError::SessionRequired => "session_required",
+            ApiError::UnknownModel(_) => "model_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::ModelError(_) => "model_error",
@@ -103,7 +138,14 @@ impl ApiError {
             ApiError::AccountDisabled => StatusCode::FORBIDDEN,
             ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownModel(_) | ApiError::KeyNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::SessionRequired => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::ModelUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -127,7 +169,7 @@ impl ApiError {
                 body.insert("tokens".into(), json!(balance));
                 body.insert("cost".into(), json!(cost));
             }
-            ApiError::PayloadTooLarge { limit } => {
+            ApiError::PayloadTooLarge { limit } | ApiError::TooManyKeys { limit } => {
                 body.insert("limit".into(), json!(limit));
             }
             _ => {}
@@ -136,7 +178,16 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        match &self {
+        self.log();
+        let mut response = json_response(self.status(), &self.body());
+        self.add_headers(response.headers_mut());
+        response
+    }
+
+    /// Logs the error once, as it leaves for the client: a server-side cause
+    /// at warn or error, a refusal at info.
+    pub fn log(&self) {
+        match self {
             // The source chain goes to the log, never to the client.
             ApiError::Unavailable(source) => {
                 tracing::warn!(error = %ErrorChain(source.as_ref()), "storage unavailable")
@@ -152,9 +203,12 @@ impl ApiError {
             }
             _ => tracing::info!(code = self.code(), "request refused"),
         }
-        let mut response = json_response(self.status(), &self.body());
-        let headers = response.headers_mut();
-        match &self {
+    }
+
+    /// The headers a client needs to act on this error: the scheme to
+    /// authenticate with, when to retry, the methods allowed.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        match self {
             // RFC 9110: every 401 names the scheme; DRF clients know "Token".
             ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
@@ -168,12 +222,16 @@ impl ApiError {
                     HeaderValue::from(MODEL_RETRY_AFTER_SECONDS),
                 );
             }
+            ApiError::TooManyAttempts { retry_after } | ApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
             ApiError::MethodNotAllowed { allowed } => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+                if let Ok(value) = HeaderValue::from_str(allowed) {
+                    headers.insert(header::ALLOW, value);
+                }
             }
             _ => {}
         }
-        response
     }
 }
 
@@ -237,8 +295,20 @@ mod tests {
                 "idempotency_key_in_progress",
             ),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::UnknownModel("m".into()), 404, "model_not_found"),
+            (ApiError::KeyNotFound, 404, "key_not_found"),
             (
-                ApiError::MethodNotAllowed { allowed: "POST" },
+                ApiError::TooManyAttempts { retry_after: 4 },
+                429,
+                "too_many_attempts",
+            ),
+            (ApiError::RateLimited { retry_after: 9 }, 429, "rate_limited"),
+            (ApiError::TooManyKeys { limit: 10 }, 409, "too_many_keys"),
+            (ApiError::SessionRequired, 403, "session_required"),
+            (
+                ApiError::MethodNotAllowed {
+                    allowed: "POST".into(),
+                },
                 405,
                 "method_not_allowed",
             ),

@@ -46,7 +46,7 @@ pub fn require_method(request: &Request, method: Method) -> Result<(), ApiError>
         return Ok(());
     }
     Err(ApiError::MethodNotAllowed {
-        allowed: if method == Method::GET { "GET" } else { "POST" },
+        allowed: if method == Method::GET { "GET" } else { "POST" }.into(),
     })
 }
 

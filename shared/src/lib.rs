@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod openai;
 pub mod passwords;
 pub mod pricing;
 pub mod responder;

@@ -39,6 +39,9 @@ pub struct RequestMetrics {
     pub latency: Duration,
     /// Chat only: (chats charged, tokens spent, refusals for lack of tokens).
     pub chat: Option<ChatCounts>,
+    /// A limit against abuse refused it (a login slowed down, a chat over
+    /// the per-user rate): counted as `Throttled`, by function.
+    pub throttled: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +95,10 @@ impl RequestMetrics {
                 definitions.push(json!({"Name": name, "Unit": "Count"}));
                 document.insert(name.into(), json!(value));
             }
+        }
+        if self.throttled {
+            definitions.push(json!({"Name": "Throttled", "Unit": "Count"}));
+            document.insert("Throttled".into(), json!(1));
         }
         let timestamp = at
             .duration_since(UNIX_EPOCH)
@@ -177,6 +184,7 @@ mod tests {
                 tokens_spent: 100,
                 insufficient_tokens: 0,
             }),
+            throttled: false,
         };
         let at = UNIX_EPOCH + Duration::from_millis(1_795_615_387_000);
         let document = metrics.emf("ChatApi", at);
@@ -208,6 +216,7 @@ mod tests {
             function: "balance",
             latency: Duration::from_millis(3),
             chat: None,
+            throttled: false,
         };
         let document = metrics.emf("ChatApi", SystemTime::now());
         assert_eq!(

@@ -20,6 +20,104 @@ pub struct Reply {
 
 pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
 
+/// Who said a turn of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One turn: who said it and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+/// What a model is asked on `/v1/chat/completions`: the system prompts,
+/// then the turns, which alternate between user and assistant and start
+/// and end with the user (Bedrock's Converse requires as much; the OpenAI
+/// route merges consecutive turns of one role before it gets here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversation {
+    pub system: Vec<String>,
+    pub turns: Vec<Turn>,
+}
+
+impl Conversation {
+    /// The UTF-8 size of everything sent to the model: what bounds the
+    /// input part of a hold.
+    pub fn input_bytes(&self) -> usize {
+        let system: usize = self.system.iter().map(String::len).sum();
+        let turns: usize = self.turns.iter().map(|t| t.text.len()).sum();
+        system + turns
+    }
+
+    /// Every text sent to the model, system prompts first.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.system
+            .iter()
+            .map(String::as_str)
+            .chain(self.turns.iter().map(|t| t.text.as_str()))
+    }
+}
+
+/// How the model samples its reply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sampling {
+    /// The most tokens the reply may have; at most
+    /// [`Responder::max_output_tokens`].
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    /// Sequences that end the reply where they would begin.
+    pub stop: Vec<String>,
+}
+
+/// Why a reply ended, in OpenAI's terms (`finish_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// The model was done, or wrote a stop sequence.
+    Stop,
+    /// It reached `max_tokens` (or we stopped it for time).
+    Length,
+    /// A guardrail or content filter ended it.
+    ContentFilter,
+}
+
+impl Finish {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::ContentFilter => "content_filter",
+        }
+    }
+}
+
+/// One piece of a streamed reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// More of the reply's text.
+    Text(String),
+    /// The reply is over: why, and the usage the model reported, if it did
+    /// (a stream whose usage never arrives is charged a bound instead).
+    Finished { finish: Finish, usage: Option<Usage> },
+}
+
+pub type NextPiece<'a> = Pin<Box<dyn Future<Output = Result<Option<Piece>, ApiError>> + Send + 'a>>;
+
+/// A reply as it is written. `next` yields text pieces, then at most one
+/// [`Piece::Finished`], then `None`. An error after some text means the
+/// model failed midway: what it wrote until then is still charged.
+/// Dropping the stream stops the model.
+pub trait ReplyStream: Send {
+    fn next(&mut self) -> NextPiece<'_>;
+}
+
+pub type StreamFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Box<dyn ReplyStream>, ApiError>> + Send + 'a>>;
+
 /// Produces the reply to one message. Called before anything is charged, so
 /// a failing model costs the user nothing.
 ///
@@ -41,11 +139,53 @@ pub trait Responder: Send + Sync {
     fn max_output_tokens(&self) -> u32 {
         0
     }
+
+    /// The name clients use for this model (`model` on the OpenAI route).
+    fn model_name(&self) -> &str;
+
+    /// Starts a reply to a whole conversation, streamed. An error here
+    /// means the model wrote nothing (it is throttled, or refused the
+    /// request), so nothing is charged.
+    fn stream<'a>(&'a self, conversation: &'a Conversation, sampling: &'a Sampling)
+        -> StreamFuture<'a>;
 }
 
-/// Answers every message with [`DUMMY_RESPONSE`].
+/// The model name of the dummy reply on the OpenAI route.
+pub const DUMMY_MODEL: &str = "dummy";
+
+/// The dummy's streamed reply: [`DUMMY_RESPONSE`] a word at a time.
+pub const DUMMY_PIECES: [&str; 2] = ["AI", " response"];
+
+/// Answers every message with [`DUMMY_RESPONSE`]. Streamed, it reports a
+/// usage anyone can work out: one input token per white-space separated
+/// word of everything sent, one output token per piece written; it honours
+/// `max_tokens` (in pieces) and stop sequences as a model would.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DummyResponder;
+
+impl DummyResponder {
+    pub fn usage(conversation: &Conversation) -> Usage {
+        Usage {
+            input_tokens: conversation
+                .texts()
+                .map(|t| t.split_whitespace().count() as u64)
+                .sum(),
+            output_tokens: DUMMY_PIECES.len() as u64,
+        }
+    }
+}
+
+/// The dummy's pieces, in order, then the end with its usage.
+struct DummyStream {
+    pieces: std::vec::IntoIter<Piece>,
+}
+
+impl ReplyStream for DummyStream {
+    fn next(&mut self) -> NextPiece<'_> {
+        let piece = self.pieces.next();
+        Box::pin(async move { Ok(piece) })
+    }
+}
 
 impl Responder for DummyResponder {
     fn respond<'a>(&'a self, _user: &'a Username, _message: &'a ChatMessage) -> ResponseFuture<'a> {
@@ -55,5 +195,133 @@ impl Responder for DummyResponder {
                 usage: Usage::default(),
             })
         })
+    }
+
+    fn model_name(&self) -> &str {
+        DUMMY_MODEL
+    }
+
+    fn stream<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        sampling: &'a Sampling,
+    ) -> StreamFuture<'a> {
+        let pieces = dummy_pieces(conversation, sampling);
+        Box::pin(async move {
+            Ok(Box::new(DummyStream {
+                pieces: pieces.into_iter(),
+            }) as Box<dyn ReplyStream>)
+        })
+    }
+}
+
+/// The dummy's reply as a model would write it under `sampling`: cut at
+/// `max_tokens` pieces (`length`) or where a stop sequence would begin.
+fn dummy_pieces(conversation: &Conversation, sampling: &Sampling) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut finish = Finish::Stop;
+    for (written, piece) in DUMMY_PIECES.iter().enumerate() {
+        if written as u32 >= sampling.max_tokens {
+            finish = Finish::Length;
+            break;
+        }
+        let before = text.len();
+        text.push_str(piece);
+        let stop_at = sampling.stop.iter().filter_map(|s| text.find(s.as_str())).min();
+        if let Some(at) = stop_at {
+            if at > before {
+                pieces.push(Piece::Text(text[before..at].to_owned()));
+            }
+            break;
+        }
+        pieces.push(Piece::Text((*piece).to_owned()));
+    }
+    let written = pieces.len() as u64;
+    pieces.push(Piece::Finished {
+        finish,
+        usage: Some(Usage {
+            output_tokens: written,
+            ..DummyResponder::usage(conversation)
+        }),
+    });
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_streams_its_reply_in_pieces_with_a_usage_of_words() {
+        let conversation = Conversation {
+            system: vec!["Be brief.".into()],
+            turns: vec![Turn {
+                role: Role::User,
+                text: "  Hello there,\nfriend ".into(),
+            }],
+        };
+        let sampling = Sampling {
+            max_tokens: 100,
+            ..Sampling::default()
+        };
+        let mut stream = block_on(DummyResponder.stream(&conversation, &sampling)).unwrap();
+        let mut text = String::new();
+        let mut end = None;
+        while let Some(piece) = block_on(stream.next()).unwrap() {
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Finished { finish, usage } => end = Some((finish, usage)),
+            }
+        }
+        assert_eq!(text, DUMMY_RESPONSE);
+        let usage = Usage {
+            input_tokens: 5,
+            output_tokens: 2,
+        };
+        assert_eq!(end, Some((Finish::Stop, Some(usage))));
+    }
+
+    fn texts(sampling: Sampling) -> (Vec<Piece>, String) {
+        let conversation = Conversation::default();
+        let pieces = dummy_pieces(&conversation, &sampling);
+        let text = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Text(t) => Some(t.as_str()),
+                Piece::Finished { .. } => None,
+            })
+            .collect();
+        (pieces, text)
+    }
+
+    #[test]
+    fn the_dummy_stops_at_max_tokens_and_at_stop_sequences() {
+        let (pieces, text) = texts(Sampling {
+            max_tokens: 1,
+            ..Sampling::default()
+        });
+        assert_eq!(text, "AI");
+        assert!(matches!(
+            pieces.last(),
+            Some(Piece::Finished { finish: Finish::Length, usage: Some(u) }) if u.output_tokens == 1
+        ));
+        let (pieces, text) = texts(Sampling {
+            max_tokens: 10,
+            stop: vec!["pon".into()],
+            ..Sampling::default()
+        });
+        assert_eq!(text, "AI res");
+        assert!(matches!(
+            pieces.last(),
+            Some(Piece::Finished { finish: Finish::Stop, .. })
+        ));
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
     }
 }

@@ -1,30 +1,40 @@
-//! A local stand-in for Bedrock's Converse endpoint
-//! (`POST /model/{modelId}/converse`), on a loopback port of its own, so the
-//! chat function's model path runs through the real SDK (serialisation,
-//! error parsing, retries, timeouts) without AWS.
+//! A local stand-in for Bedrock's Converse and ConverseStream endpoints
+//! (`POST /model/{modelId}/converse` and `.../converse-stream`), on a
+//! loopback port of its own, so the model paths run through the real SDK
+//! (serialisation, event-stream framing, error parsing, retries, timeouts)
+//! without AWS.
+//!
+//! Every [`Answer`] serves both endpoints: a stream is the same reply event
+//! by event, a Converse reply is a stream's reply at once, and an error
+//! before the reply is the same HTTP error on both.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
-use chat::model::{BedrockResponder, ModelConfig};
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use chat_core::app::http_client;
+use chat_model::{BedrockResponder, ModelConfig};
 use serde_json::{json, Value};
 
 /// What the stand-in answers to one call.
 #[derive(Clone, Debug)]
 pub enum Answer {
-    /// A Converse reply whose message is this text (usage: 12 in, 5 out).
+    /// A reply whose message is this text (usage: 12 in, 5 out); streamed
+    /// as one piece.
     Text(String),
-    /// A Converse reply with this text, reporting this usage.
+    /// A reply with this text, reporting this usage.
     Used {
         text: String,
         input_tokens: u64,
         output_tokens: u64,
     },
-    /// A Converse reply whose message has no content blocks.
+    /// A reply without text: a Converse message with no content blocks, a
+    /// stream with no deltas.
     Empty,
     /// A Bedrock error: the status, and the type in `x-amzn-errortype`.
     Error {
@@ -33,8 +43,10 @@ pub enum Answer {
     },
     /// A bare status with a body that is not Bedrock's.
     Status(u16),
-    /// The answer, after a wait.
+    /// The answer, after a wait before the response head.
     After(Duration, Box<Answer>),
+    /// A reply told event by event: its pieces, pace, end and failures.
+    Stream(Streamed),
 }
 
 impl Answer {
@@ -59,6 +71,97 @@ impl Answer {
     pub fn after(delay: Duration, answer: Answer) -> Self {
         Answer::After(delay, Box::new(answer))
     }
+
+    /// The reply these answers share, as a stream: what a reply answer
+    /// streams (`None` for an error, which both endpoints answer alike).
+    fn streamed(&self) -> Option<Streamed> {
+        match self {
+            Answer::Text(text) => Some(Streamed::pieces(&[text.as_str()]).usage(12, 5)),
+            Answer::Used {
+                text,
+                input_tokens,
+                output_tokens,
+            } => Some(Streamed::pieces(&[text.as_str()]).usage(*input_tokens, *output_tokens)),
+            Answer::Empty => Some(Streamed::pieces(&[]).usage(12, 5)),
+            Answer::Stream(streamed) => Some(streamed.clone()),
+            Answer::Error { .. } | Answer::Status(_) | Answer::After(..) => None,
+        }
+    }
+}
+
+/// A ConverseStream reply. The events, as Bedrock sends them:
+/// `messageStart`, one `contentBlockDelta` per piece, `contentBlockStop`,
+/// `messageStop` with the stop reason, then `metadata` with the usage.
+#[derive(Clone, Debug)]
+pub struct Streamed {
+    pieces: Vec<String>,
+    stop_reason: &'static str,
+    usage: Option<(u64, u64)>,
+    first_event_after: Duration,
+    between_pieces: Duration,
+    failure: Option<(usize, &'static str)>,
+}
+
+impl Streamed {
+    /// These pieces at once, then `end_turn`, and a usage of 12 tokens in
+    /// and one out per piece.
+    pub fn pieces(pieces: &[&str]) -> Self {
+        Streamed {
+            pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+            stop_reason: "end_turn",
+            usage: Some((12, pieces.len() as u64)),
+            first_event_after: Duration::ZERO,
+            between_pieces: Duration::ZERO,
+            failure: None,
+        }
+    }
+
+    /// The usage the `metadata` event reports.
+    pub fn usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.usage = Some((input_tokens, output_tokens));
+        self
+    }
+
+    /// `messageStop`'s `stopReason`, as Bedrock spells it: `end_turn`,
+    /// `max_tokens`, `stop_sequence`, `guardrail_intervened`, ...
+    pub fn stop_reason(mut self, reason: &'static str) -> Self {
+        self.stop_reason = reason;
+        self
+    }
+
+    /// The stream ends after `messageStop`: no `metadata`, so no usage.
+    pub fn without_metadata(mut self) -> Self {
+        self.usage = None;
+        self
+    }
+
+    /// A slow model: the response head at once, its first event this much
+    /// later.
+    pub fn first_event_after(mut self, delay: Duration) -> Self {
+        self.first_event_after = delay;
+        self
+    }
+
+    /// A wait before every piece but the first.
+    pub fn between_pieces(mut self, delay: Duration) -> Self {
+        self.between_pieces = delay;
+        self
+    }
+
+    /// After `pieces` pieces, an exception event of this type
+    /// (`modelStreamErrorException`, `internalServerException`,
+    /// `throttlingException`, `serviceUnavailableException`,
+    /// `validationException`) instead of the rest, then the connection
+    /// closes.
+    pub fn failing_after(mut self, pieces: usize, exception_type: &'static str) -> Self {
+        self.failure = Some((pieces, exception_type));
+        self
+    }
+
+    /// The whole text, as Converse answers it.
+    fn text(&self) -> String {
+        self.pieces.concat()
+    }
 }
 
 /// One request the stand-in received.
@@ -66,7 +169,9 @@ impl Answer {
 pub struct Call {
     /// From the path, percent-decoded.
     pub model_id: String,
-    /// The JSON body as sent.
+    /// ConverseStream rather than Converse.
+    pub streamed: bool,
+    /// The JSON body as sent: `system`, `messages`, `inferenceConfig`.
     pub body: Value,
 }
 
@@ -79,9 +184,16 @@ impl Call {
 
 type Script = dyn Fn(usize) -> Answer + Send + Sync;
 
+/// What the stand-in's threads share with the test.
+struct Shared {
+    calls: Mutex<Vec<Call>>,
+    script: Box<Script>,
+    hang_ups: AtomicUsize,
+}
+
 pub struct ConverseStub {
     url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
+    shared: Arc<Shared>,
 }
 
 impl ConverseStub {
@@ -90,21 +202,24 @@ impl ConverseStub {
         Self::scripted(move |_| answer.clone())
     }
 
-    /// A stand-in whose answer to the n-th call (from 0) is `script(n)`.
+    /// A stand-in whose answer to the n-th call (from 0, both endpoints
+    /// counted together) is `script(n)`.
     pub fn scripted(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let script: Arc<Script> = Arc::new(script);
-        let recorded = calls.clone();
+        let shared = Arc::new(Shared {
+            calls: Mutex::new(Vec::new()),
+            script: Box::new(script),
+            hang_ups: AtomicUsize::new(0),
+        });
+        let served = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let calls = recorded.clone();
-                let script = script.clone();
-                std::thread::spawn(move || serve(stream, &calls, &*script));
+                let shared = served.clone();
+                std::thread::spawn(move || serve(stream, &shared));
             }
         });
-        ConverseStub { url, calls }
+        ConverseStub { url, shared }
     }
 
     pub fn url(&self) -> &str {
@@ -113,11 +228,28 @@ impl ConverseStub {
 
     /// Every call so far, in the order they arrived.
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
+        self.shared.calls.lock().unwrap().clone()
     }
 
     pub fn call_count(&self) -> usize {
-        self.calls.lock().unwrap().len()
+        self.shared.calls.lock().unwrap().len()
+    }
+
+    /// Streams whose remaining events could not be written because the
+    /// client had closed the connection: each is a model that was stopped.
+    pub fn hang_ups(&self) -> usize {
+        self.shared.hang_ups.load(Ordering::SeqCst)
+    }
+
+    /// Waits (without blocking the runtime, which must run the client's
+    /// connection to close it) until at least `count` streams were hung up
+    /// on, or `limit` passed; returns the count then.
+    pub async fn wait_for_hang_ups(&self, count: usize, limit: Duration) -> usize {
+        let started = Instant::now();
+        while self.hang_ups() < count && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.hang_ups()
     }
 
     /// The production responder, pointed at this stand-in with dummy
@@ -139,32 +271,73 @@ impl ConverseStub {
     }
 }
 
-/// Answers the requests of one connection, kept alive as the SDK expects.
-fn serve(stream: TcpStream, calls: &Mutex<Vec<Call>>, script: &Script) {
+/// Answers the requests of one connection, kept alive as the SDK expects,
+/// until the client closes it or a stream ends it.
+fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
     while let Some((path, body)) = read_request(&mut reader) {
+        let operation = operation_of(&path);
         let call = Call {
             model_id: model_id_of(&path),
+            streamed: operation == Some(Operation::ConverseStream),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         };
         let index = {
-            let mut calls = calls.lock().unwrap();
+            let mut calls = shared.calls.lock().unwrap();
             calls.push(call);
             calls.len() - 1
         };
-        let answer = if path.ends_with("/converse") {
-            script(index)
-        } else {
-            Answer::error(404, "UnknownOperationException")
+        let mut answer = match operation {
+            Some(_) => (shared.script)(index),
+            None => Answer::error(404, "UnknownOperationException"),
         };
-        // The client may have given up (a timeout test): nothing to do.
-        if write_answer(&mut writer, &answer).is_err() {
+        while let Answer::After(delay, later) = answer {
+            std::thread::sleep(delay);
+            answer = *later;
+        }
+        let streamed = answer.streamed();
+        let written = match (operation, streamed) {
+            (Some(Operation::ConverseStream), Some(streamed)) => {
+                match write_events(&mut writer, &streamed) {
+                    Ok(keep_open) => keep_open,
+                    Err(HungUp) => {
+                        shared.hang_ups.fetch_add(1, Ordering::SeqCst);
+                        false
+                    }
+                }
+            }
+            (_, Some(streamed)) => {
+                std::thread::sleep(streamed.first_event_after);
+                write_json(&mut writer, &converse_answer(&streamed)).is_ok()
+            }
+            (_, None) => write_json(&mut writer, &error_answer(&answer)).is_ok(),
+        };
+        // The client gave up (a timeout, a dropped stream), or a failed
+        // stream ends its connection as Bedrock's does.
+        if !written {
+            let _ = writer.shutdown(Shutdown::Both);
             return;
         }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    Converse,
+    ConverseStream,
+}
+
+fn operation_of(path: &str) -> Option<Operation> {
+    if path.ends_with("/converse") {
+        Some(Operation::Converse)
+    } else if path.ends_with("/converse-stream") {
+        Some(Operation::ConverseStream)
+    } else {
+        None
     }
 }
 
@@ -201,7 +374,10 @@ fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
 fn model_id_of(path: &str) -> String {
     let encoded = path
         .strip_prefix("/model/")
-        .and_then(|rest| rest.strip_suffix("/converse"))
+        .and_then(|rest| {
+            rest.strip_suffix("/converse")
+                .or_else(|| rest.strip_suffix("/converse-stream"))
+        })
         .unwrap_or_default();
     let bytes = encoded.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -225,36 +401,68 @@ fn model_id_of(path: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-fn write_answer(writer: &mut impl Write, answer: &Answer) -> std::io::Result<()> {
-    let (status, error_type, body) = match answer {
-        Answer::After(delay, answer) => {
-            std::thread::sleep(*delay);
-            return write_answer(writer, answer);
-        }
-        Answer::Text(text) => (200, None, converse_reply(json!([{ "text": text }]), 12, 5)),
-        Answer::Used {
-            text,
-            input_tokens,
-            output_tokens,
-        } => (
-            200,
-            None,
-            converse_reply(json!([{ "text": text }]), *input_tokens, *output_tokens),
-        ),
-        Answer::Empty => (200, None, converse_reply(json!([]), 12, 5)),
-        Answer::Error { status, error_type } => (
-            *status,
-            Some(*error_type),
-            json!({ "message": format!("stub {error_type}") }),
-        ),
-        Answer::Status(status) => (*status, None, json!({ "detail": "not Bedrock's shape" })),
+/// A JSON response: status, `x-amzn-errortype` if any, body.
+struct JsonAnswer {
+    status: u16,
+    error_type: Option<&'static str>,
+    body: Value,
+}
+
+/// A stream's reply all at once; a stream that would fail midway fails
+/// before the reply instead, with Converse's error for the same cause.
+fn converse_answer(streamed: &Streamed) -> JsonAnswer {
+    if let Some((_, exception_type)) = streamed.failure {
+        let (status, error_type) = match exception_type {
+            "throttlingException" => (429, "ThrottlingException"),
+            "serviceUnavailableException" => (503, "ServiceUnavailableException"),
+            "validationException" => (400, "ValidationException"),
+            "internalServerException" => (500, "InternalServerException"),
+            _ => (424, "ModelErrorException"),
+        };
+        return error_answer(&Answer::error(status, error_type));
+    }
+    let content = if streamed.pieces.is_empty() {
+        json!([])
+    } else {
+        json!([{ "text": streamed.text() }])
     };
-    let body = body.to_string();
+    let (input, output) = streamed.usage.unwrap_or((12, 5));
+    JsonAnswer {
+        status: 200,
+        error_type: None,
+        body: json!({
+            "output": { "message": { "role": "assistant", "content": content } },
+            "stopReason": streamed.stop_reason,
+            "usage": { "inputTokens": input, "outputTokens": output, "totalTokens": input + output },
+            "metrics": { "latencyMs": 42 },
+        }),
+    }
+}
+
+fn error_answer(answer: &Answer) -> JsonAnswer {
+    match answer {
+        Answer::Error { status, error_type } => JsonAnswer {
+            status: *status,
+            error_type: Some(error_type),
+            body: json!({ "message": format!("stub {error_type}") }),
+        },
+        Answer::Status(status) => JsonAnswer {
+            status: *status,
+            error_type: None,
+            body: json!({ "detail": "not Bedrock's shape" }),
+        },
+        other => unreachable!("not an error answer: {other:?}"),
+    }
+}
+
+fn write_json(writer: &mut impl Write, answer: &JsonAnswer) -> std::io::Result<()> {
+    let body = answer.body.to_string();
     let mut head = format!(
-        "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        answer.status,
         body.len()
     );
-    if let Some(error_type) = error_type {
+    if let Some(error_type) = answer.error_type {
         head.push_str(&format!("x-amzn-errortype: {error_type}\r\n"));
     }
     head.push_str("\r\n");
@@ -263,14 +471,106 @@ fn write_answer(writer: &mut impl Write, answer: &Answer) -> std::io::Result<()>
     writer.flush()
 }
 
-/// A Converse response with every field the SDK requires.
-fn converse_reply(content: Value, input: u64, output: u64) -> Value {
-    json!({
-        "output": { "message": { "role": "assistant", "content": content } },
-        "stopReason": "end_turn",
-        "usage": { "inputTokens": input, "outputTokens": output, "totalTokens": input + output },
-        "metrics": { "latencyMs": 42 },
-    })
+/// The client closed the connection while events were left to write.
+struct HungUp;
+
+/// Writes a ConverseStream response: the head, then each event as one
+/// HTTP chunk, as soon as it is due. `Ok(false)` when the stream ended the
+/// connection (after a failure), as Bedrock does.
+fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, HungUp> {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n\
+                transfer-encoding: chunked\r\nx-amzn-requestid: stub-stream\r\n\r\n";
+    write_now(writer, head.as_bytes()).map_err(|_| HungUp)?;
+    std::thread::sleep(streamed.first_event_after);
+    send(
+        writer,
+        event("messageStart", json!({ "role": "assistant" })),
+    )?;
+    let shown = streamed
+        .failure
+        .map_or(streamed.pieces.len(), |(after, _)| after);
+    for (index, piece) in streamed.pieces.iter().take(shown).enumerate() {
+        if index > 0 {
+            std::thread::sleep(streamed.between_pieces);
+        }
+        let delta = json!({ "contentBlockIndex": 0, "delta": { "text": piece } });
+        send(writer, event("contentBlockDelta", delta))?;
+    }
+    if let Some((_, exception_type)) = streamed.failure {
+        send(writer, exception(exception_type))?;
+        // The end of the body, then of the connection: nothing follows.
+        let _ = write_now(writer, b"0\r\n\r\n");
+        return Ok(false);
+    }
+    send(
+        writer,
+        event("contentBlockStop", json!({ "contentBlockIndex": 0 })),
+    )?;
+    send(
+        writer,
+        event("messageStop", json!({ "stopReason": streamed.stop_reason })),
+    )?;
+    if let Some((input, output)) = streamed.usage {
+        let metadata = json!({
+            "usage": { "inputTokens": input, "outputTokens": output, "totalTokens": input + output },
+            "metrics": { "latencyMs": 42 },
+        });
+        send(writer, event("metadata", metadata))?;
+    }
+    // Every event is out: a client that leaves now has not hung up on any.
+    Ok(write_now(writer, b"0\r\n\r\n").is_ok())
+}
+
+/// One event-stream message as one HTTP chunk.
+fn send(writer: &mut impl Write, message: Message) -> Result<(), HungUp> {
+    let mut frame = Vec::new();
+    write_message_to(&message, &mut frame).expect("an event-stream frame");
+    let mut chunk = format!("{:x}\r\n", frame.len()).into_bytes();
+    chunk.extend_from_slice(&frame);
+    chunk.extend_from_slice(b"\r\n");
+    write_now(writer, &chunk).map_err(|_| HungUp)
+}
+
+fn write_now(writer: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes)?;
+    writer.flush()
+}
+
+fn event(event_type: &'static str, payload: Value) -> Message {
+    Message::new(payload.to_string())
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(event_type.into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".into()),
+        ))
+}
+
+fn exception(exception_type: &'static str) -> Message {
+    let payload = json!({
+        "message": format!("stub {exception_type}"),
+        "originalStatusCode": 500,
+        "originalMessage": "stub model failure",
+    });
+    Message::new(payload.to_string())
+        .add_header(Header::new(
+            ":exception-type",
+            HeaderValue::String(exception_type.into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("exception".into()),
+        ))
 }
 
 #[cfg(test)]
@@ -281,6 +581,10 @@ mod tests {
     fn a_model_id_is_read_back_from_its_path() {
         assert_eq!(
             model_id_of("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            model_id_of("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"),
             "anthropic.claude-3-haiku-20240307-v1:0"
         );
     }

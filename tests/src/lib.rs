@@ -2,6 +2,7 @@
 //! handler calls, and direct reads of the tables to check what was stored.
 
 pub mod calls;
+pub mod completion;
 pub mod conflicts;
 pub mod converse_stub;
 pub mod hostile;
@@ -290,3 +291,20 @@ pub async fn assert_ledger_balances(app: &App, username: &str) {
     );
     assert_eq!(audit.open_holds, 0, "{username}: a hold is still open");
 }
+
+/// Another [`App`] on `app`'s tables and configuration, shareable: what a
+/// handler that outlives its call (a stream) takes.
+pub fn sharing(app: &App) -> Arc<App> {
+    let mut twin = chat_core::local::quiet_app(app.config.clone(), app.store.client().clone());
+    twin.responder = app.responder.clone();
+    Arc::new(twin)
+}
+
+/// A streamed answer read to its end, as the buffered answers are held.
+pub async fn buffered(response: Response<StreamBody>) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("the stream ends").to_bytes();
+    Response::from_parts(parts, Body::Binary(bytes.to_vec()))
+}
+
+pub use lambda_http::lambda_runtime::streaming::Body as StreamBody;

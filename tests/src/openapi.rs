@@ -2,6 +2,15 @@
 //! Schema (2020-12, the dialect of OpenAPI 3.1) the spec uses, and the
 //! OpenAPI lookups `tests/tests/openapi.rs` needs.
 //!
+//! Two readings go beyond what JSON Schema asserts by default, both as
+//! Schemathesis reads the spec, so that the two hold the API to the same
+//! rules: `contentMediaType: application/json` with `contentSchema` asserts
+//! that a string is JSON conforming to that schema (2020-12 makes them
+//! annotations only), and the `schema` of a `text/event-stream` response is
+//! the schema of each event as an event-stream parser gives it,
+//! `{"data": ..., "event": "message"}` (what OpenAPI 3.2 calls
+//! `itemSchema`; 3.1 has no word for it).
+//!
 //! The validator is strict about itself: a schema keyword or `format` it
 //! does not implement is reported as an error, never skipped, so the spec
 //! cannot start relying on a rule that nothing checks. Written here rather
@@ -50,18 +59,55 @@ const ASSERTIONS: &[&str] = &[
     "pattern",
     "format",
     "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contentMediaType",
+    "contentSchema",
 ];
+
+/// The media type of a stream of server-sent events.
+pub const EVENT_STREAM: &str = "text/event-stream";
 
 /// Response headers OpenAPI describes elsewhere: `Content-Type` is the key
 /// of `content` (and OpenAPI says a `Content-Type` header entry is ignored).
 const DESCRIBED_BY_CONTENT: &[&str] = &["content-type"];
 
 /// What the spec documents a response for: one operation, or the requests
-/// no operation matches (the root extension `x-fallback`).
+/// no operation matches (the root extensions `x-fallback`, and
+/// `x-openai-fallback` for those under `/v1/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target<'a> {
     Operation { method: &'a str, path: &'a str },
     Fallback,
+    OpenAiFallback,
+}
+
+impl Target<'_> {
+    /// Whether this target answers in OpenAI's error shape: the `/v1/`
+    /// routes and the requests under `/v1/` no operation matches.
+    pub fn is_openai(&self) -> bool {
+        match self {
+            Target::Operation { path, .. } => chat_core::routes::is_openai(path),
+            Target::Fallback => false,
+            Target::OpenAiFallback => true,
+        }
+    }
+
+    /// The target a `Display` string names: the inverse of `to_string`.
+    pub fn parse(text: &str) -> Target<'_> {
+        match text {
+            "x-fallback" => Target::Fallback,
+            "x-openai-fallback" => Target::OpenAiFallback,
+            _ => {
+                let (method, path) = text
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("not a target: {text}"));
+                Target::Operation { method, path }
+            }
+        }
+    }
 }
 
 impl fmt::Display for Target<'_> {
@@ -69,6 +115,7 @@ impl fmt::Display for Target<'_> {
         match self {
             Target::Operation { method, path } => write!(f, "{method} {path}"),
             Target::Fallback => f.write_str("x-fallback"),
+            Target::OpenAiFallback => f.write_str("x-openai-fallback"),
         }
     }
 }
@@ -107,11 +154,56 @@ impl Observed {
             .map(|(_, value)| value.as_str())
     }
 
-    /// The `error` code of a JSON error body, if this is one.
+    /// The code of a JSON error body, if this is one: `error` in ours,
+    /// `error.code` in OpenAI's (`{"error": {"code": ...}}`).
     pub fn error_code(&self) -> Option<String> {
         let body: Value = serde_json::from_slice(&self.body).ok()?;
-        body.get("error")?.as_str().map(str::to_owned)
+        error_code_of(&body)
     }
+
+    /// The field an `invalid_field` error names: `field` in ours,
+    /// `error.param` in OpenAI's.
+    pub fn error_field(&self) -> Option<String> {
+        let body: Value = serde_json::from_slice(&self.body).ok()?;
+        let field = match body.get("error")? {
+            Value::Object(error) => error.get("param")?,
+            _ => body.get("field")?,
+        };
+        field.as_str().map(str::to_owned)
+    }
+}
+
+/// The code of an error body in either shape (see [`Observed::error_code`]).
+pub fn error_code_of(body: &Value) -> Option<String> {
+    match body.get("error")? {
+        Value::String(code) => Some(code.clone()),
+        Value::Object(error) => error.get("code")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The `data` of each event of a `text/event-stream` body, or what is wrong
+/// with it. Every event this API sends is one `data: ` line and a blank
+/// line; anything else (another field, a comment, a multi-line event, a
+/// stream that stops mid-event) is reported rather than read leniently.
+pub fn event_data(body: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("the stream is not UTF-8: {e}"))?;
+    if !text.is_empty() && !text.ends_with("\n\n") {
+        return Err(format!("the stream does not end with a whole event: {text:?}"));
+    }
+    text.split_terminator("\n\n")
+        .map(|event| match event.strip_prefix("data: ") {
+            Some(data) if !data.contains(['\n', '\r']) => Ok(data.to_owned()),
+            _ => Err(format!("not one data line: {event:?}")),
+        })
+        .collect()
+}
+
+/// One event as an event-stream parser gives it, and as the spec's
+/// `text/event-stream` schemas describe it: its data, and its type, the
+/// default `message` since the API sends no `event:` field.
+pub fn event_object(data: &str) -> Value {
+    serde_json::json!({ "data": data, "event": "message" })
 }
 
 /// An OpenAPI 3.1 document, already parsed (the caller reads the YAML).
@@ -178,6 +270,7 @@ impl Spec {
                 .unwrap_or_else(|| panic!("openapi.yaml has no operation {target}"))
                 .get("responses"),
             Target::Fallback => self.doc.pointer("/x-fallback/responses"),
+            Target::OpenAiFallback => self.doc.pointer("/x-openai-fallback/responses"),
         };
         responses
             .and_then(Value::as_object)
@@ -191,16 +284,28 @@ impl Spec {
             .map(|response| self.resolve(response))
     }
 
-    /// The one media type of a response and its schema; `None` for a
-    /// response without a body.
+    /// The first media type of a response and its schema; `None` for a
+    /// response without a body. (Only a success has more than one.)
     pub fn content<'a>(&'a self, response: &'a Value) -> Option<(&'a str, &'a Value)> {
         let content = response.get("content")?.as_object()?;
         let (media_type, media) = content.iter().next()?;
         Some((media_type, media.get("schema")?))
     }
 
-    /// The error codes a response can carry: the `error` const of its body
-    /// schema, or of each `oneOf` branch. Empty for a success.
+    /// The media types a response documents and each one's schema.
+    pub fn media_types<'a>(&'a self, response: &'a Value) -> Vec<(&'a str, &'a Value)> {
+        let Some(content) = response.get("content").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        content
+            .iter()
+            .filter_map(|(media_type, media)| Some((media_type.as_str(), media.get("schema")?)))
+            .collect()
+    }
+
+    /// The error codes a response can carry: the code const of its body
+    /// schema, or of each `oneOf` branch (`error` in our shape, `error.code`
+    /// in OpenAI's). Empty for a success.
     pub fn error_codes(&self, response: &Value) -> BTreeSet<String> {
         let Some((_, schema)) = self.content(response) else {
             return BTreeSet::new();
@@ -213,7 +318,10 @@ impl Spec {
         branches
             .into_iter()
             .filter_map(|branch| {
-                let code = self.resolve(branch).pointer("/properties/error/const")?;
+                let branch = self.resolve(branch);
+                let code = branch
+                    .pointer("/properties/error/const")
+                    .or_else(|| branch.pointer("/properties/error/properties/code/const"))?;
                 code.as_str().map(str::to_owned)
             })
             .collect()
@@ -245,21 +353,32 @@ impl Spec {
                     ));
                 }
             }
-            Some((media_type, schema)) => {
+            Some(_) => {
                 let got = observed.header("content-type").unwrap_or("(none)");
                 let essence = got.split(';').next().unwrap_or("").trim();
-                if !essence.eq_ignore_ascii_case(media_type) {
-                    problems.push(format!(
-                        "{context}: Content-Type {got}, documented {media_type}"
-                    ));
-                }
-                match serde_json::from_slice::<Value>(&observed.body) {
-                    Err(e) => problems.push(format!("{context}: the body is not JSON: {e}")),
-                    Ok(body) => problems.extend(
-                        self.validate(schema, &body)
-                            .into_iter()
-                            .map(|e| format!("{context}: body {e}")),
-                    ),
+                let documented = self.media_types(response);
+                match documented
+                    .iter()
+                    .find(|(media_type, _)| essence.eq_ignore_ascii_case(media_type))
+                {
+                    None => {
+                        let names: Vec<&str> = documented.iter().map(|(m, _)| *m).collect();
+                        problems.push(format!(
+                            "{context}: Content-Type {got}, documented {}",
+                            names.join(" or ")
+                        ));
+                    }
+                    Some((media_type, schema)) if media_type.eq_ignore_ascii_case(EVENT_STREAM) => {
+                        problems.extend(self.check_events(schema, &observed.body, &context));
+                    }
+                    Some((_, schema)) => match serde_json::from_slice::<Value>(&observed.body) {
+                        Err(e) => problems.push(format!("{context}: the body is not JSON: {e}")),
+                        Ok(body) => problems.extend(
+                            self.validate(schema, &body)
+                                .into_iter()
+                                .map(|e| format!("{context}: body {e}")),
+                        ),
+                    },
                 }
             }
         }
@@ -298,6 +417,27 @@ impl Spec {
             }
         }
         problems
+    }
+
+    /// An event stream's problems: each event against the schema of one
+    /// event (see the module's documentation).
+    fn check_events(&self, schema: &Value, body: &[u8], context: &str) -> Vec<String> {
+        let events = match event_data(body) {
+            Ok(events) => events,
+            Err(e) => return vec![format!("{context}: {e}")],
+        };
+        if events.is_empty() {
+            return vec![format!("{context}: the stream holds no event")];
+        }
+        events
+            .iter()
+            .enumerate()
+            .flat_map(|(i, data)| {
+                self.validate(schema, &event_object(data))
+                    .into_iter()
+                    .map(move |e| format!("{context}: event {i} {e}"))
+            })
+            .collect()
     }
 
     /// A header value as the JSON instance its schema describes: headers are
@@ -499,6 +639,43 @@ impl Spec {
                 };
                 if !valid {
                     fail(format!("{instance} is not a valid {argument}"));
+                }
+            }
+            "not" => {
+                if self.validate(argument, instance).is_empty() {
+                    fail(format!("matches the schema it must not: {argument}"));
+                }
+            }
+            // `if` decides which of `then` and `else` applies; those two do
+            // nothing alone.
+            "if" => {
+                let branch = if self.validate(argument, instance).is_empty() {
+                    "then"
+                } else {
+                    "else"
+                };
+                if let Some(schema) = rules.get(branch) {
+                    self.check(schema, instance, at, errors);
+                }
+            }
+            "then" | "else" | "contentSchema" => {}
+            // As Schemathesis reads it: a string holding JSON that conforms
+            // to `contentSchema`.
+            "contentMediaType" => {
+                let Some(text) = instance.as_str() else {
+                    return;
+                };
+                if argument != "application/json" {
+                    fail(format!("unsupported contentMediaType {argument}"));
+                    return;
+                }
+                match serde_json::from_str::<Value>(text) {
+                    Err(e) => fail(format!("{instance} is not JSON: {e}")),
+                    Ok(content) => {
+                        if let Some(schema) = rules.get("contentSchema") {
+                            self.check(schema, &content, &format!("{at}(json)"), errors);
+                        }
+                    }
                 }
             }
             "oneOf" => {
@@ -732,7 +909,20 @@ fn lint_schema(schema: &Value, at: &str, found: &mut Vec<String>) {
                     lint_schema(sub, &format!("{here}/{name}"), found);
                 }
             }
-            "items" | "additionalProperties" => lint_schema(argument, &here, found),
+            "items" | "additionalProperties" | "not" | "if" | "then" | "else" => {
+                lint_schema(argument, &here, found)
+            }
+            "contentSchema" => {
+                if rules.get("contentMediaType") != Some(&Value::from("application/json")) {
+                    found.push(format!(
+                        "{here}: contentSchema without contentMediaType application/json"
+                    ));
+                }
+                lint_schema(argument, &here, found);
+            }
+            "contentMediaType" if argument != "application/json" => {
+                found.push(format!("{here}: unsupported contentMediaType {argument}"));
+            }
             "oneOf" => {
                 for (i, sub) in argument.as_array().into_iter().flatten().enumerate() {
                     lint_schema(sub, &format!("{here}/{i}"), found);

@@ -31,6 +31,16 @@ const EXPECTED: &[(&str, u16)] = &[
     ("chats", 200),
     ("chats-invalid-limit", 400),
     ("chats-missing-token", 401),
+    ("keys", 201),
+    ("keys-list", 200),
+    ("keys-missing-name", 400),
+    ("keys-delete-unknown", 404),
+    ("completions", 200),
+    ("completions-stream", 200),
+    ("completions-unsupported", 400),
+    ("completions-unknown-model", 404),
+    ("completions-missing-token", 401),
+    ("models", 200),
     // Last: logging out ends the session the events above use.
     ("logout-missing-token", 401),
     ("logout", 204),
@@ -52,6 +62,13 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "balance" => balance::handle(app, request).await,
         "logout" => logout::handle(app, request).await,
         "chats" => chats::handle(app, request).await,
+        "completions" => {
+            let app = sharing(app);
+            let response = completions::handle(app, request).await.unwrap();
+            return buffered(response).await;
+        }
+        "models" => models::handle(app, "dummy", request).await,
+        "keys" => keys::handle(app, request).await,
         other => panic!("events/{name}.json names no function ({other})"),
     };
     result.unwrap()
@@ -86,16 +103,24 @@ fn every_event_file_is_listed_and_every_listed_event_exists() {
 }
 
 #[test]
-fn every_event_is_an_http_api_v2_request_for_its_route() {
+fn every_event_is_a_request_for_its_route_as_its_api_sends_it() {
     for (name, _) in EXPECTED {
         let request = event(name);
         let function = name.split('-').next().unwrap();
-        assert_eq!(request.uri().path(), format!("/{function}/"), "{name}");
-        let method = chat_core::routes::ROUTES
-            .iter()
-            .find(|(_, _, serves)| *serves == function)
-            .map(|(method, _, _)| *method)
-            .unwrap_or_else(|| panic!("{name}: no route for {function}"));
-        assert_eq!(request.method().as_str(), method, "{name}");
+        let path = request.uri().path();
+        let (_, _, serves) = chat_core::routes::route_for(request.method().as_str(), path)
+            .unwrap_or_else(|| panic!("{name}: {} {path} is no route", request.method()));
+        assert_eq!(*serves, function, "{name}");
+        // The OpenAI routes' events come from the REST API (stage v1, which
+        // lambda_http puts back in front of the path), the others' from
+        // the HTTP API.
+        let text = std::fs::read_to_string(events_dir().join(format!("{name}.json"))).unwrap();
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if chat_core::routes::is_openai(path) {
+            assert_eq!(raw["requestContext"]["stage"], "v1", "{name}");
+            assert!(raw.get("version").is_none(), "{name}: a REST API event");
+        } else {
+            assert_eq!(raw["version"], "2.0", "{name}: an HTTP API event");
+        }
     }
 }

@@ -12,7 +12,7 @@ use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::runtime_api::{debug_binary, start};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat::model::ModelConfig;
+use chat_model::ModelConfig;
 use chat_core::clock::Instant;
 use chat_core::domain::{AuthToken, ChatMessage};
 use chat_core::local::fresh_app;

@@ -11,7 +11,7 @@ use api_tests::calls::counted_app;
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat::model::ModelConfig;
+use chat_model::ModelConfig;
 use chat_core::domain::{AuthToken, SigningKey, Username};
 use chat_core::local::fresh_app;
 use chat_core::App;

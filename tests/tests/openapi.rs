@@ -1,31 +1,36 @@
 //! `openapi.yaml` held to the code in both directions, so neither can drift:
 //!
 //! - every response the spec documents (each operation's statuses and
-//!   error codes, and the fallback's 404 and 405) is produced here by a real
+//!   error codes, and the fallbacks' 404 and 405) is produced here by a real
 //!   request to the real handler, DynamoDB Local and a stand-in model behind
 //!   it, and each response is validated against the spec: a documented
-//!   status, the body against its schema, every documented header present
+//!   status, the body against its schema (a stream event by event, each
+//!   chunk against `ChatCompletionChunk`), every documented header present
 //!   and valid, no undocumented header;
-//! - every operation is a route in `chat_core::routes::ROUTES` and every
-//!   route an operation; every error code in the spec is one `ApiError`
-//!   produces and every `ApiError` is in the spec, with its status and
-//!   headers.
+//! - every operation is a route in `chat_core::routes::ROUTES` or
+//!   `OPENAI_ROUTES` and every route an operation; every error code in the
+//!   spec is one `ApiError` produces (in OpenAI's shape under `/v1/`) and
+//!   every `ApiError` is in the spec, with its status and headers;
+//! - the completion request's schema takes exactly what the server's
+//!   parser takes, but for the rules no schema can state, each listed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use api_tests::converse_stub::{Answer, ConverseStub};
-use api_tests::openapi::{Observed, Spec, Target};
+use api_tests::completion::{completion_request, streamed_text};
+use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::openapi::{error_code_of, event_data, Observed, Spec, Target};
 use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use chat::model::ModelConfig;
 use chat_core::config::DEFAULT_INITIAL_TOKENS;
 use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
 use chat_core::local::{client, client_with_production_timeouts, free_port, quiet_app, repo_root};
+use chat_core::openai::OpenAiError;
 use chat_core::responder::DummyResponder;
-use chat_core::routes::ROUTES;
+use chat_core::routes::{OPENAI_ROUTES, ROUTES};
 use chat_core::store::Cursor;
 use chat_core::{ApiError, App, Config, Tables};
+use chat_model::ModelConfig;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -53,6 +58,16 @@ const CHAT: Target<'static> = operation("POST", "/chat/");
 const CHATS: Target<'static> = operation("GET", "/chats/");
 const BALANCE: Target<'static> = operation("GET", "/balance/");
 const LOGOUT: Target<'static> = operation("POST", "/logout/");
+const COMPLETIONS: Target<'static> = operation("POST", "/v1/chat/completions");
+const MODELS: Target<'static> = operation("GET", "/v1/models");
+
+/// Every route: the API's and the OpenAI-compatible ones.
+fn all_routes() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    ROUTES.iter().chain(OPENAI_ROUTES.iter())
+}
+
+/// The model of the stand-in Bedrock (any id does; this is the default's).
+const MODEL_ID: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 /// Every (target, status, error code) the spec documents; "" as the code
 /// of a response that is not an error.
@@ -63,6 +78,7 @@ fn documented(spec: &Spec) -> BTreeSet<(String, u16, String)> {
         .map(|(method, path)| operation(method, path))
         .collect();
     targets.push(Target::Fallback);
+    targets.push(Target::OpenAiFallback);
     let mut all = BTreeSet::new();
     for target in targets {
         for (status, response) in spec.responses(target) {
@@ -98,6 +114,41 @@ impl Run {
         status: u16,
         code: &str,
     ) -> Value {
+        let observed = self.observe(target, response, status, code);
+        if code == "invalid_field" {
+            let field = observed.error_field().unwrap_or_default();
+            assert!(
+                self.inputs(target).contains(&field),
+                "{target}: invalid_field names {field:?}, not one of its documented inputs"
+            );
+        }
+        serde_json::from_slice(&observed.body).unwrap_or(Value::Null)
+    }
+
+    /// A 400 `invalid_field` for `name`, a field the operation does not
+    /// document and whose body schema refuses undocumented fields: the
+    /// one `invalid_field` that names no documented input.
+    fn expect_unknown_field(&mut self, target: Target<'_>, response: &Response<Body>, name: &str) {
+        let observed = self.observe(target, response, 400, "invalid_field");
+        assert_eq!(observed.error_field().as_deref(), Some(name), "{target}");
+        assert!(!self.inputs(target).contains(name), "{target}: {name} is documented");
+        let schema = self.spec.resolve(self.request_schema(target).unwrap());
+        assert_eq!(
+            schema["additionalProperties"],
+            false,
+            "{target} refuses {name} but documents no additionalProperties: false"
+        );
+    }
+
+    /// Asserts the status and code, checks the response against the spec,
+    /// and records it.
+    fn observe(
+        &mut self,
+        target: Target<'_>,
+        response: &Response<Body>,
+        status: u16,
+        code: &str,
+    ) -> Observed {
         let observed = Observed::of(response);
         let body = String::from_utf8_lossy(&observed.body).into_owned();
         assert_eq!(
@@ -111,17 +162,89 @@ impl Run {
             "{target} {status} {code} breaks openapi.yaml:\n  {}\nbody: {body}",
             problems.join("\n  ")
         );
-        let json: Value = serde_json::from_slice(&observed.body).unwrap_or(Value::Null);
-        if code == "invalid_field" {
-            let field = json["field"].as_str().unwrap_or_default();
-            assert!(
-                self.inputs(target).contains(field),
-                "{target}: invalid_field names {field:?}, not one of its documented inputs"
-            );
-        }
         self.seen
             .insert((target.to_string(), status, code.to_owned()));
-        json
+        observed
+    }
+
+    /// A completion streamed with status 200, checked against the spec as
+    /// every response is (each event against the event schema), and then
+    /// against the stream's order, which no schema states: the role
+    /// first, then the text, then the finish, then (with `include_usage`)
+    /// the usage, then `[DONE]`; or, when the stream failed, an error
+    /// event last and no `[DONE]`. Every chunk is also held to
+    /// `ChatCompletionChunk` itself. Returns the chunks and the error
+    /// event, if any.
+    fn expect_stream(
+        &mut self,
+        response: &Response<Body>,
+        include_usage: bool,
+    ) -> (Vec<Value>, Option<Value>) {
+        let observed = self.observe(COMPLETIONS, response, 200, "");
+        assert!(
+            observed.header("tokens-charged").is_none(),
+            "a stream cannot say what it charged in a header"
+        );
+        assert_eq!(observed.header("cache-control"), Some("no-cache"));
+        let events = event_data(&observed.body).unwrap();
+        let (last, rest) = events.split_last().expect("at least one event");
+        let ending = match last.as_str() {
+            "[DONE]" => None,
+            error => {
+                let error: Value = serde_json::from_str(error).unwrap();
+                let schema = json!({"$ref": "#/components/schemas/CompletionStreamError"});
+                let errors = self.spec.validate(&schema, &error);
+                assert!(errors.is_empty(), "the last event {error}: {errors:?}");
+                Some(error)
+            }
+        };
+        let chunk_schema = json!({"$ref": "#/components/schemas/ChatCompletionChunk"});
+        let chunks: Vec<Value> = rest
+            .iter()
+            .map(|data| {
+                let chunk: Value = serde_json::from_str(data)
+                    .unwrap_or_else(|e| panic!("a chunk that is not JSON ({e}): {data}"));
+                let errors = self.spec.validate(&chunk_schema, &chunk);
+                assert!(errors.is_empty(), "chunk {chunk}: {errors:?}");
+                chunk
+            })
+            .collect();
+        let first = chunks.first().expect("a stream begins with a chunk");
+        assert_eq!(first["choices"][0]["delta"]["role"], "assistant", "{first}");
+        for chunk in &chunks {
+            for field in ["id", "created", "model"] {
+                assert_eq!(chunk[field], first[field], "one {field} for the whole stream");
+            }
+            assert_eq!(
+                chunk.get("usage").is_some(),
+                include_usage,
+                "usage (null until the last) exactly with include_usage: {chunk}"
+            );
+        }
+        if ending.is_none() {
+            let replying = if include_usage {
+                let (usage, before) = chunks.split_last().unwrap();
+                assert_eq!(usage["choices"], json!([]), "the usage chunk last");
+                assert!(usage["usage"].is_object(), "{usage}");
+                before
+            } else {
+                &chunks[..]
+            };
+            let finish = replying.last().unwrap();
+            assert_eq!(finish["choices"][0]["delta"], json!({}), "{finish}");
+            assert!(finish["choices"][0]["finish_reason"].is_string(), "{finish}");
+            let finishes = replying
+                .iter()
+                .filter(|c| !c["choices"][0]["finish_reason"].is_null())
+                .count();
+            assert_eq!(finishes, 1, "one finish, in the chunk before the end");
+        } else {
+            assert!(
+                chunks.iter().all(|c| c["choices"][0]["finish_reason"].is_null()),
+                "a failed stream has no finish"
+            );
+        }
+        (chunks, ending)
     }
 
     /// The body and parameter names an operation documents.
@@ -156,13 +279,23 @@ impl Run {
 
     /// A body the handler accepted conforms to the documented request.
     fn accepted_body(&self, target: Target<'_>, body: &str) {
+        let errors = self.body_errors(target, body);
+        assert!(errors.is_empty(), "{target} request {body}: {errors:?}");
+    }
+
+    /// A body the handler refused as malformed breaks the documented
+    /// request.
+    fn refused_body(&self, target: Target<'_>, body: &str) {
+        let errors = self.body_errors(target, body);
+        assert!(!errors.is_empty(), "{target} documents {body} as valid");
+    }
+
+    fn body_errors(&self, target: Target<'_>, body: &str) -> Vec<String> {
         let schema = self
             .request_schema(target)
             .unwrap_or_else(|| panic!("{target} documents no request body"));
-        let errors = self
-            .spec
-            .validate(schema, &serde_json::from_str(body).unwrap());
-        assert!(errors.is_empty(), "{target} request {body}: {errors:?}");
+        self.spec
+            .validate(schema, &serde_json::from_str(body).unwrap())
     }
 
     /// A parameter value (`place` is `query` or `header`) the handler
@@ -253,9 +386,50 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         "/chats/" => chats::handle(app, request).await,
         "/balance/" => balance::handle(app, request).await,
         "/logout/" => logout::handle(app, request).await,
+        // The answer may be a stream, which a task of its own writes: read
+        // to its end, it is held to the spec as the others are.
+        "/v1/chat/completions" => {
+            let response = completions::handle(sharing(app), request).await.unwrap();
+            return buffered(response).await;
+        }
+        // As its `main` serves it: the name of the model the app answers with.
+        "/v1/models" => models::handle(app, app.responder.model_name(), request).await,
         other => panic!("no handler for {other}"),
     };
     result.unwrap()
+}
+
+/// `POST /v1/chat/completions` with this body and `Authorization` (none
+/// for `None`).
+fn completion(body: &Value, authorization: Option<&str>) -> Request {
+    completion_request(authorization, &body.to_string())
+}
+
+/// `events/models.json` with this `Authorization` (none for `None`).
+fn models_request(authorization: Option<&str>) -> Request {
+    request("models", None, authorization)
+}
+
+/// A conversation the server takes: a system prompt, then one user turn.
+fn hello(model: &str) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "Answer in one sentence."},
+            {"role": "user", "content": "Hello, how are you?"},
+        ],
+    })
+}
+
+/// `body` with `fields` added (or replaced).
+fn with(mut body: Value, fields: Value) -> Value {
+    let fields = fields.as_object().unwrap().clone();
+    body.as_object_mut().unwrap().extend(fields);
+    body
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 /// A valid request for each operation, with `token` where one is needed.
@@ -267,8 +441,165 @@ fn valid_request(target: Target<'_>, token: &str, username: &str) -> Request {
         CHATS => chats_request("", Some(token)),
         BALANCE => request("balance", None, Some(token)),
         LOGOUT => request("logout", None, Some(token)),
+        COMPLETIONS => completion(&hello("dummy"), Some(&bearer(token))),
+        MODELS => models_request(Some(&bearer(token))),
         other => panic!("no valid request for {other}"),
     }
+}
+
+/// A completion request with every field the spec documents, each in a
+/// value the server takes (the unsupported ones in a value that asks for
+/// nothing), streamed with its usage.
+fn every_field() -> Value {
+    json!({
+        "model": "dummy",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "Be kind."}]},
+            {"role": "user", "content": "Hi", "name": "alice"},
+            {"role": "assistant", "content": "Hello", "refusal": null, "tool_calls": [],
+             "function_call": null, "audio": null},
+            {"role": "user", "content": [{"type": "text", "text": "How "}, {"type": "text", "text": "are you?"}]},
+        ],
+        "max_completion_tokens": 5,
+        "max_tokens": null,
+        "temperature": 0.7,
+        "top_p": 1,
+        "stop": ["END", "\n\n"],
+        "stream": true,
+        "stream_options": {"include_usage": true, "include_obfuscation": false},
+        "n": 1,
+        "user": "alice-1",
+        "metadata": {"team": "a"},
+        "store": false,
+        "service_tier": "auto",
+        "parallel_tool_calls": true,
+        "safety_identifier": "s-1",
+        "prompt_cache_key": "k-1",
+        "tools": [],
+        "tool_choice": null,
+        "functions": [],
+        "function_call": null,
+        "logprobs": false,
+        "top_logprobs": null,
+        "logit_bias": {},
+        "seed": null,
+        "audio": null,
+        "prediction": null,
+        "web_search_options": {},
+        "reasoning_effort": null,
+        "verbosity": null,
+        "frequency_penalty": 0,
+        "presence_penalty": 0.0,
+        "modalities": ["text"],
+        "response_format": {"type": "text"},
+    })
+}
+
+/// Completion requests the schema refuses, and the field the server's
+/// 400 names: one per rule the schema states.
+fn refused_fields() -> Vec<(Value, &'static str)> {
+    let user = |content: Value| json!({"model": "dummy", "messages": [{"role": "user", "content": content}]});
+    let hi = || hello("dummy");
+    vec![
+        (json!({"model": "dummy"}), "messages"),
+        (json!({"messages": [{"role": "user", "content": "Hi"}]}), "model"),
+        (with(hi(), json!({"model": " \t"})), "model"),
+        (with(hi(), json!({"model": 4})), "model"),
+        (with(hi(), json!({"messages": []})), "messages"),
+        (with(hi(), json!({"messages": "Hi"})), "messages"),
+        (user(json!(" \n")), "messages"),
+        (user(json!("a".repeat(8001))), "messages"),
+        (user(json!([])), "messages"),
+        (user(json!([{"type": "image_url", "image_url": {"url": "x"}}])), "messages"),
+        (user(json!([{"type": "text", "text": "x", "extra": 1}])), "messages"),
+        (
+            with(hi(), json!({"messages": [{"role": "tool", "content": "x"}]})),
+            "messages",
+        ),
+        (
+            with(hi(), json!({"messages": [{"role": "user", "content": "x", "refusal": "no"}]})),
+            "messages",
+        ),
+        (
+            with(hi(), json!({"messages": [{"role": "user", "content": "x", "tool_calls": [{}]}]})),
+            "messages",
+        ),
+        (with(hi(), json!({"n": 2})), "n"),
+        (with(hi(), json!({"temperature": 2.5})), "temperature"),
+        (with(hi(), json!({"top_p": -0.5})), "top_p"),
+        (with(hi(), json!({"max_tokens": 0})), "max_tokens"),
+        (with(hi(), json!({"max_completion_tokens": 8193})), "max_completion_tokens"),
+        (
+            with(hi(), json!({"max_tokens": 5, "max_completion_tokens": 5})),
+            "max_tokens",
+        ),
+        (with(hi(), json!({"stop": ""})), "stop"),
+        (with(hi(), json!({"stop": ["a", "b", "c", "d", "e"]})), "stop"),
+        (with(hi(), json!({"stream": "yes"})), "stream"),
+        (
+            with(hi(), json!({"stream_options": {"include_usage": true}})),
+            "stream_options",
+        ),
+        (
+            with(hi(), json!({"stream": false, "stream_options": {}})),
+            "stream_options",
+        ),
+        (
+            with(hi(), json!({"stream": true, "stream_options": {"nope": true}})),
+            "stream_options",
+        ),
+        (with(hi(), json!({"tools": [{"type": "function"}]})), "tools"),
+        (with(hi(), json!({"seed": 0})), "seed"),
+        (with(hi(), json!({"logprobs": true})), "logprobs"),
+        (with(hi(), json!({"presence_penalty": 0.5})), "presence_penalty"),
+        (with(hi(), json!({"modalities": ["text", "audio"]})), "modalities"),
+        (
+            with(hi(), json!({"response_format": {"type": "json_object"}})),
+            "response_format",
+        ),
+    ]
+}
+
+/// Completion requests the schema allows and the server refuses, each for
+/// a rule no schema can state (the description says each): the order of
+/// the turns, and limits over several parts or messages. Schemathesis's
+/// hooks keep its valid requests clear of each.
+fn beyond_the_schema() -> Vec<(&'static str, Value)> {
+    let conversation = |messages: Value| json!({"model": "dummy", "messages": messages});
+    let say = |role: &str, content: Value| json!({"role": role, "content": content});
+    let part = |text: String| json!({"type": "text", "text": text});
+    vec![
+        (
+            "the turns start with the assistant",
+            conversation(json!([say("assistant", json!("Hi")), say("user", json!("Hi"))])),
+        ),
+        (
+            "the turns end with the assistant",
+            conversation(json!([say("user", json!("Hi")), say("assistant", json!("Hi"))])),
+        ),
+        (
+            "no turn, only a system prompt",
+            conversation(json!([say("system", json!("Be brief."))])),
+        ),
+        (
+            "text parts that join into blank text",
+            conversation(json!([say("user", json!([part(" ".into()), part("\n".into())]))])),
+        ),
+        (
+            "text parts that join into more than 8000 characters",
+            conversation(json!([say(
+                "user",
+                json!([part("a".repeat(4000)), part("b".repeat(4001))])
+            )])),
+        ),
+        (
+            "messages of more than 32000 characters in all",
+            conversation(json!((0..5)
+                .map(|_| say("user", json!("c".repeat(8000))))
+                .collect::<Vec<_>>())),
+        ),
+    ]
 }
 
 /// An app whose tables were never created: every storage call is refused
@@ -292,8 +623,8 @@ fn app_without_dynamodb() -> App {
 }
 
 /// The production model responder against `stub`, one attempt per call.
-fn model_answering(stub: &ConverseStub) -> Arc<chat::model::BedrockResponder> {
-    let mut model = ModelConfig::new("anthropic.claude-3-haiku-20240307-v1:0");
+fn model_answering(stub: &ConverseStub) -> Arc<chat_model::BedrockResponder> {
+    let mut model = ModelConfig::new(MODEL_ID);
     model.max_attempts = 1;
     Arc::new(stub.responder(model))
 }
@@ -497,22 +828,147 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
     run.expect(BALANCE, &response, 200, "");
 
-    // Every operation that takes a token refuses a missing or forged one.
-    for target in [CHAT, CHATS, BALANCE, LOGOUT] {
+    // POST /v1/chat/completions, answered by the dummy: whole, then
+    // streamed with and without the usage chunk.
+    let auth = bearer(&token);
+    let whole = hello("dummy");
+    run.accepted_body(COMPLETIONS, &whole.to_string());
+    let response = call(&app, COMPLETIONS, completion(&whole, Some(&auth))).await;
+    let answer = run.expect(COMPLETIONS, &response, 200, "");
+    assert_eq!(answer["choices"][0]["message"]["content"], "AI response");
+    assert_eq!(response.headers()["tokens-charged"], "100");
+    for include_usage in [true, false] {
+        let mut body = with(hello("dummy"), json!({"stream": true}));
+        if include_usage {
+            body = with(body, json!({"stream_options": {"include_usage": true}}));
+        }
+        run.accepted_body(COMPLETIONS, &body.to_string());
+        let response = call(&app, COMPLETIONS, completion(&body, Some(&auth))).await;
+        let (chunks, error) = run.expect_stream(&response, include_usage);
+        assert_eq!((streamed_text(&chunks), error), ("AI response".into(), None));
+    }
+    // Every field the request documents at once, each in a value the
+    // server takes: nothing documented is refused.
+    let everything = every_field();
+    let fields: BTreeSet<String> = run.inputs(COMPLETIONS);
+    let sent: BTreeSet<String> = everything.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(sent, fields, "every_field() sends every documented field");
+    run.accepted_body(COMPLETIONS, &everything.to_string());
+    let response = call(&app, COMPLETIONS, completion(&everything, Some(&auth))).await;
+    let (chunks, _) = run.expect_stream(&response, true);
+    assert_eq!(streamed_text(&chunks), "AI response");
+    // Malformed requests, which the schema refuses too.
+    for body in ["{", "[]", ""] {
+        let response = call(&app, COMPLETIONS, completion_request(Some(&auth), body)).await;
+        run.expect(COMPLETIONS, &response, 400, "invalid_json");
+    }
+    for (body, param) in refused_fields() {
+        run.refused_body(COMPLETIONS, &body.to_string());
+        let response = call(&app, COMPLETIONS, completion(&body, Some(&auth))).await;
+        let error = run.expect(COMPLETIONS, &response, 400, "invalid_field");
+        assert_eq!(error["error"]["param"], param, "{body}");
+    }
+    let unknown = with(hello("dummy"), json!({"frobnicate": 1}));
+    run.refused_body(COMPLETIONS, &unknown.to_string());
+    let response = call(&app, COMPLETIONS, completion(&unknown, Some(&auth))).await;
+    run.expect_unknown_field(COMPLETIONS, &response, "frobnicate");
+    // What no schema can say: the schema allows these, the server refuses
+    // them (so Schemathesis's hooks keep its valid requests clear of them).
+    for (why, body) in beyond_the_schema() {
+        run.accepted_body(COMPLETIONS, &body.to_string());
+        let response = call(&app, COMPLETIONS, completion(&body, Some(&auth))).await;
+        let error = run.expect(COMPLETIONS, &response, 400, "invalid_field");
+        assert_eq!(error["error"]["param"], "messages", "{why}");
+    }
+    let other_model = hello("gpt-4o");
+    run.accepted_body(COMPLETIONS, &other_model.to_string());
+    let response = call(&app, COMPLETIONS, completion(&other_model, Some(&auth))).await;
+    run.expect(COMPLETIONS, &response, 404, "model_not_found");
+    let filler = "a".repeat(completions::request::MAX_BODY_BYTES);
+    let huge = json!({"model": "dummy", "messages": [{"role": "user", "content": filler}]});
+    let response = call(&app, COMPLETIONS, completion(&huge, Some(&auth))).await;
+    run.expect(COMPLETIONS, &response, 413, "payload_too_large");
+    // The user granted nothing: OpenAI's exhausted quota.
+    let response = call(&app, COMPLETIONS, completion(&whole, Some(&bearer(&pauper)))).await;
+    run.expect(COMPLETIONS, &response, 429, "insufficient_quota");
+
+    // GET /v1/models
+    let response = call(&app, MODELS, models_request(Some(&auth))).await;
+    assert_eq!(run.expect(MODELS, &response, 200, "")["data"][0]["id"], "dummy");
+
+    // A paid model (the stand-in Bedrock): hold, model, settle; whole and
+    // streamed, as the model lists itself.
+    let replying = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["Hel", "lo"]).usage(9, 2),
+    ));
+    app.responder = model_answering(&replying);
+    let response = call(&app, MODELS, models_request(Some(&auth))).await;
+    assert_eq!(run.expect(MODELS, &response, 200, "")["data"][0]["id"], MODEL_ID);
+    let paid = hello(MODEL_ID);
+    let response = call(&app, COMPLETIONS, completion(&paid, Some(&auth))).await;
+    let answer = run.expect(COMPLETIONS, &response, 200, "");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(response.headers()["tokens-charged"], "100");
+    let streamed = with(
+        paid.clone(),
+        json!({"stream": true, "stream_options": {"include_usage": true}}),
+    );
+    let response = call(&app, COMPLETIONS, completion(&streamed, Some(&auth))).await;
+    let (chunks, error) = run.expect_stream(&response, true);
+    assert_eq!((streamed_text(&chunks), error), ("Hello".into(), None));
+    assert_eq!(
+        chunks.last().unwrap()["usage"],
+        json!({"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11})
+    );
+    // The model fails after its first piece: what it wrote was sent (and
+    // is charged), then an error event ends the stream, without [DONE].
+    let failing = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["Hel", "lo"]).failing_after(1, "modelStreamErrorException"),
+    ));
+    app.responder = model_answering(&failing);
+    let streamed = with(paid.clone(), json!({"stream": true}));
+    let response = call(&app, COMPLETIONS, completion(&streamed, Some(&auth))).await;
+    let (chunks, error) = run.expect_stream(&response, false);
+    assert_eq!(streamed_text(&chunks), "Hel");
+    assert_eq!(error_code_of(&error.unwrap()).as_deref(), Some("model_error"));
+    // The model fails before anything was sent: an error status (502),
+    // or busy (503), even for a stream.
+    for (answer, status, code) in [
+        (Answer::error(400, "ValidationException"), 502, "model_error"),
+        (Answer::error(429, "ThrottlingException"), 503, "model_unavailable"),
+    ] {
+        let stub = ConverseStub::start(answer);
+        app.responder = model_answering(&stub);
+        for body in [&paid, &streamed] {
+            let response = call(&app, COMPLETIONS, completion(body, Some(&auth))).await;
+            run.expect(COMPLETIONS, &response, status, code);
+        }
+    }
+    app.responder = Arc::new(DummyResponder);
+
+    // Every operation that takes a token refuses a missing or forged one:
+    // `unauthorized`, or OpenAI's `invalid_api_key` under /v1/.
+    let forged = well_formed_token();
+    for target in [CHAT, CHATS, BALANCE, LOGOUT, COMPLETIONS, MODELS] {
+        let (scheme, code) = match target.is_openai() {
+            true => ("Bearer", "invalid_api_key"),
+            false => ("Token", "unauthorized"),
+        };
         for auth in [
             None,
-            Some("Token garbage"),
-            Some(well_formed_token().as_str()),
+            Some(format!("{scheme} garbage")),
+            Some(format!("{scheme} {forged}")),
+            Some(forged.clone()),
         ] {
             let mut request = valid_request(target, "x", "alice");
             match auth {
                 None => {
                     request.headers_mut().remove("authorization");
                 }
-                Some(auth) => request = with_auth(request, auth),
+                Some(auth) => request = with_auth(request, &auth),
             }
             let response = call(&app, target, request).await;
-            run.expect(target, &response, 401, "unauthorized");
+            run.expect(target, &response, 401, code);
         }
     }
 
@@ -528,6 +984,10 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     run.expect(CHATS, &response, 403, "account_disabled");
     let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
     run.expect(BALANCE, &response, 403, "account_disabled");
+    for target in [COMPLETIONS, MODELS] {
+        let response = call(&app, target, valid_request(target, &token, "alice")).await;
+        run.expect(target, &response, 403, "account_disabled");
+    }
     assert!(app.store.set_disabled(&alice, false).await.unwrap());
 
     // POST /logout/, last: it ends the session the cases above use.
@@ -535,15 +995,40 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     run.expect(LOGOUT, &response, 204, "");
 
     // Requests no operation matches, through the fallback and through each
-    // handler invoked with the wrong method.
+    // handler invoked with the wrong method; under /v1/ in OpenAI's shape.
+    // (Over the spec's operations: that they are the routes is
+    // every_route_is_an_operation_and_every_operation_a_route's to say.)
     let response = call(&app, Target::Fallback, aimed("GET", "/nope/")).await;
     run.expect(Target::Fallback, &response, 404, "not_found");
-    for (method, path, _) in ROUTES {
-        let wrong = if method == "GET" { "POST" } else { "GET" };
-        for target in [Target::Fallback, operation(method, path)] {
-            let response = call(&app, target, aimed(wrong, path)).await;
-            run.expect(Target::Fallback, &response, 405, "method_not_allowed");
-            assert_eq!(response.headers()["allow"], method, "{wrong} {path}");
+    for path in ["/v1/nope", "/v1/chat", "/v1"] {
+        let response = call(&app, Target::Fallback, aimed("GET", path)).await;
+        run.expect(Target::OpenAiFallback, &response, 404, "not_found");
+    }
+    let operations = run.spec.operations();
+    for (method, path) in &operations {
+        let served: BTreeSet<&str> = operations
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        let wrong = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+            .into_iter()
+            .find(|m| !served.contains(m))
+            .unwrap();
+        let target = operation(method, path);
+        let documented = match target.is_openai() {
+            true => Target::OpenAiFallback,
+            false => Target::Fallback,
+        };
+        for to in [Target::Fallback, target] {
+            let response = call(&app, to, aimed(wrong, path)).await;
+            run.expect(documented, &response, 405, "method_not_allowed");
+            let allow = response.headers()["allow"].to_str().unwrap();
+            assert_eq!(
+                allow.split(", ").collect::<BTreeSet<_>>(),
+                served,
+                "{wrong} {path}: Allow"
+            );
         }
     }
 
@@ -552,7 +1037,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         (app_without_tables(), 500, "internal_error"),
         (app_without_dynamodb(), 503, "unavailable"),
     ] {
-        for (method, path, _) in ROUTES {
+        for (method, path) in &operations {
             let target = operation(method, path);
             let request = valid_request(target, &well_formed_token(), "carol");
             let response = call(&broken, target, request).await;
@@ -591,16 +1076,20 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
 #[test]
 fn every_route_is_an_operation_and_every_operation_a_route() {
     let spec = spec();
-    let routes: BTreeSet<(String, String)> = ROUTES
-        .iter()
+    let routes: BTreeSet<(String, String)> = all_routes()
         .map(|(method, path, _)| (method.to_string(), path.to_string()))
         .collect();
     let operations: BTreeSet<(String, String)> = spec.operations().into_iter().collect();
     assert_eq!(operations, routes);
-    // The operation is named after the function that serves it.
-    for (method, path, function) in ROUTES {
+    // The operation is named after the function that serves it, and the
+    // OpenAI-compatible ones are tagged so.
+    for (method, path, function) in all_routes() {
         let operation = spec.operation(method, path).unwrap();
-        assert_eq!(operation["operationId"], function, "{method} {path}");
+        assert_eq!(operation["operationId"], *function, "{method} {path}");
+        let tagged = operation["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.contains(&json!("openai")));
+        assert_eq!(tagged, OPENAI_ROUTES.iter().any(|(_, p, _)| p == path), "{path}");
     }
 }
 
@@ -610,13 +1099,24 @@ fn an_operation_takes_a_token_exactly_when_it_can_refuse_one() {
     for (method, path) in spec.operations() {
         let target = operation(&method, &path);
         let op = spec.operation(&method, &path).unwrap();
-        let secured = op["security"]
+        // Under /v1/ the token is an OpenAI API key: a bearer token, and
+        // refused as OpenAI refuses a key.
+        let (scheme, code) = match target.is_openai() {
+            true => ("BearerAuth", "invalid_api_key"),
+            false => ("TokenAuth", "unauthorized"),
+        };
+        let schemes: BTreeSet<&str> = op["security"]
             .as_array()
-            .is_some_and(|requirements| requirements.iter().any(|r| r.get("TokenAuth").is_some()));
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .flat_map(|requirement| requirement.keys().map(String::as_str))
+            .collect();
         let refuses = spec
             .response(target, 401)
-            .is_some_and(|r| spec.error_codes(r).contains("unauthorized"));
-        assert_eq!(secured, refuses, "{target}: security vs 401 unauthorized");
+            .is_some_and(|r| spec.error_codes(r).contains(code));
+        let expected: BTreeSet<&str> = refuses.then_some(scheme).into_iter().collect();
+        assert_eq!(schemes, expected, "{target}: security vs 401 {code}");
     }
 }
 
@@ -643,9 +1143,13 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::Internal(_) => 13,
             ApiError::IdempotencyKeyInProgress => 14,
             ApiError::AccountDisabled => 15,
+            ApiError::UnknownModel(_) => 16,
+            ApiError::KeyNotFound => 17,
+            ApiError::TooManyKeys { .. } => 18,
+            ApiError::SessionRequired => 19,
         }
     }
-    const VARIANTS: usize = 16;
+    const VARIANTS: usize = 20;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -661,52 +1165,65 @@ fn every_api_error() -> Vec<ApiError> {
         },
         ApiError::IdempotencyKeyReused,
         ApiError::NotFound,
-        ApiError::MethodNotAllowed { allowed: "POST" },
+        ApiError::MethodNotAllowed {
+            allowed: "POST".into(),
+        },
         ApiError::Unavailable("throttled".into()),
         ApiError::ModelError("refused".into()),
         ApiError::ModelUnavailable("throttled".into()),
         ApiError::Internal("bug".into()),
         ApiError::IdempotencyKeyInProgress,
         ApiError::AccountDisabled,
+        ApiError::UnknownModel("gpt-4o".into()),
+        ApiError::KeyNotFound,
+        ApiError::TooManyKeys { limit: 10 },
+        ApiError::SessionRequired,
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");
     all
 }
 
+/// Each `ApiError` in both of its shapes: ours everywhere but under
+/// `/v1/`, OpenAI's there (with its own code and status for a few).
 #[test]
 fn every_error_code_is_an_api_error_and_every_api_error_is_documented_as_it_responds() {
     let spec = spec();
-    // (target, status) of every response that lists each code.
-    let mut listed_at: BTreeMap<String, Vec<(String, u16)>> = BTreeMap::new();
+    // (target, status) of every response that lists each code, per shape
+    // (keyed by whether it is OpenAI's).
+    let mut listed_at: BTreeMap<(bool, String), Vec<(String, u16)>> = BTreeMap::new();
     for (target, status, code) in documented(&spec) {
         if !code.is_empty() {
-            listed_at.entry(code).or_default().push((target, status));
+            let openai = Target::parse(&target).is_openai();
+            listed_at
+                .entry((openai, code))
+                .or_default()
+                .push((target, status));
         }
     }
     let mut produced = BTreeSet::new();
     for error in every_api_error() {
-        let code = error.code();
-        produced.insert(code.to_owned());
-        let observed = Observed::of(&error.into_response());
-        let places = listed_at
-            .get(code)
-            .unwrap_or_else(|| panic!("ApiError code {code} is not in openapi.yaml"));
-        for (target, status) in places {
-            assert_eq!(*status, observed.status, "{code} at {target}");
-            let target = match target.split_once(' ') {
-                Some((method, path)) => operation(method, path),
-                None => Target::Fallback,
-            };
-            let problems = spec.check_response(target, &observed);
-            assert!(problems.is_empty(), "{code}: {problems:?}");
+        let openai = Observed::of(&OpenAiError::of(&error).into_response());
+        let name = format!("{error:?}");
+        let ours = Observed::of(&error.into_response());
+        let mut places = 0;
+        for (shape, observed) in [(false, &ours), (true, &openai)] {
+            let code = observed.error_code().expect("an error body");
+            produced.insert((shape, code.clone()));
+            for (target, status) in listed_at.get(&(shape, code.clone())).into_iter().flatten() {
+                places += 1;
+                assert_eq!(*status, observed.status, "{code} at {target}");
+                let problems = spec.check_response(Target::parse(target), observed);
+                assert!(problems.is_empty(), "{code}: {problems:?}");
+            }
         }
+        assert!(places > 0, "{name} is not in openapi.yaml, in either shape");
     }
-    let documented: BTreeSet<String> = listed_at.into_keys().collect();
-    assert_eq!(
-        documented, produced,
-        "error codes: openapi.yaml vs ApiError"
-    );
+    // Every documented code is one some ApiError answers with in that
+    // shape. (An error may be one only /v1/ meets, or only the rest.)
+    let documented: BTreeSet<(bool, String)> = listed_at.into_keys().collect();
+    let strays: Vec<_> = documented.difference(&produced).collect();
+    assert!(strays.is_empty(), "documented, no ApiError's: {strays:?}");
 }
 
 #[test]
@@ -722,6 +1239,12 @@ fn the_spec_is_openapi_3_1_with_what_clients_need() {
         (&scheme["type"], &scheme["in"], &scheme["name"]),
         (&json!("apiKey"), &json!("header"), &json!("Authorization"))
     );
+    // What OpenAI's SDKs send: `Authorization: Bearer <key>`.
+    let scheme = &doc["components"]["securitySchemes"]["BearerAuth"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"]),
+        (&json!("http"), &json!("bearer"))
+    );
     for (at, reference) in spec.references() {
         assert!(
             spec.pointer(&reference).is_some(),
@@ -734,9 +1257,11 @@ fn the_spec_is_openapi_3_1_with_what_clients_need() {
         "the validator must check every rule"
     );
     // Every status is a number a client can branch on, and every response
-    // of the fallback is an error.
-    for (status, _) in spec.responses(Target::Fallback) {
-        assert!(status.starts_with('4'), "x-fallback {status}");
+    // of the fallbacks is an error.
+    for target in [Target::Fallback, Target::OpenAiFallback] {
+        for (status, _) in spec.responses(target) {
+            assert!(status.starts_with('4'), "{target} {status}");
+        }
     }
 }
 
@@ -751,11 +1276,21 @@ fn every_example_in_the_spec_conforms_to_its_schema() {
             }
             return;
         };
-        // A media type or parameter: `example` beside `schema`.
+        // A media type or parameter: `example` beside `schema`, or named
+        // Example Objects in `examples`.
         if let (Some(schema), Some(example)) = (map.get("schema"), map.get("example")) {
             let errors = spec.validate(schema, example);
             assert!(errors.is_empty(), "{at}/example: {errors:?}");
             *checked += 1;
+        }
+        if let (Some(schema), Some(Value::Object(examples))) =
+            (map.get("schema"), map.get("examples"))
+        {
+            for (name, example) in examples {
+                let errors = spec.validate(schema, &example["value"]);
+                assert!(errors.is_empty(), "{at}/examples/{name}: {errors:?}");
+                *checked += 1;
+            }
         }
         // A schema with `examples`.
         if let (Some(Value::Array(examples)), true) =
@@ -922,4 +1457,176 @@ fn every_request_limit_in_the_spec_is_the_servers() {
     ] {
         agree("cursor", &cursor, value, Cursor::parse(value).is_ok());
     }
+}
+
+/// The completion request's schema against the server's own parser
+/// (`completions::request::parse`), both ways: every body the schema
+/// allows the parser takes, and every body it refuses the parser refuses,
+/// naming the same field; but for `beyond_the_schema()`, the rules no
+/// schema can state. Schemathesis sends many more bodies over HTTP; this
+/// holds each rule at its bounds.
+#[test]
+fn the_completion_request_schema_takes_what_the_parser_takes() {
+    use completions::request::{parse, MAX_MESSAGES, MAX_STOP_SEQUENCES};
+    let spec = spec();
+    let schema = json!({"$ref": "#/components/schemas/CompletionRequest"});
+    // The dummy's cap, and the most MODEL_MAX_TOKENS may be: the spec's
+    // maximum.
+    let cap = chat_model::MAX_MAX_TOKENS;
+    let server = |body: &Value| -> Result<(), String> {
+        let map = body.as_object().cloned().unwrap_or_default();
+        match parse(map, cap) {
+            Ok(_) => Ok(()),
+            Err(ApiError::InvalidField { field, .. }) => Err(field.into_owned()),
+            Err(other) => panic!("{body}: {other:?}"),
+        }
+    };
+    let agree = |body: Value| {
+        let errors = spec.validate(&schema, &body);
+        let verdict = server(&body);
+        assert_eq!(
+            errors.is_empty(),
+            verdict.is_ok(),
+            "{body}: the spec says {errors:?}, the server {verdict:?}"
+        );
+    };
+
+    agree(hello("dummy"));
+    agree(every_field());
+    for (body, param) in refused_fields() {
+        assert!(!spec.validate(&schema, &body).is_empty(), "{body}");
+        assert_eq!(server(&body), Err(param.to_owned()), "{body}");
+    }
+    for (why, body) in beyond_the_schema() {
+        assert!(spec.validate(&schema, &body).is_empty(), "{why}");
+        assert_eq!(server(&body), Err("messages".to_owned()), "{why}");
+    }
+
+    // Each number at and past its bounds, and null for each optional field.
+    let hi = || hello("dummy");
+    for (field, values) in [
+        ("temperature", json!([0, 0.0, 2, 2.0, 1.5, -0.0, -0.001, 2.001, "1", true])),
+        ("top_p", json!([0, 1, 0.5, 1.001, -1, "0.5"])),
+        ("max_tokens", json!([1, cap, cap + 1, 0, -1, 1.5, "5"])),
+        ("max_completion_tokens", json!([1, cap, cap + 1, 0, 2.5])),
+        ("n", json!([1, 0, 2, -1, "1", true])),
+        ("stream", json!([true, false, 0, "true"])),
+    ] {
+        for value in values.as_array().unwrap().iter().chain([&Value::Null]) {
+            agree(with(hi(), json!({ field: value })));
+        }
+    }
+    for (field, value) in [("model", json!(null)), ("messages", json!(null))] {
+        agree(with(hi(), json!({ field: value })));
+    }
+    // `stop`: a string or up to MAX_STOP_SEQUENCES strings, none empty.
+    let many = |n: usize| json!((0..n).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    for stop in [
+        json!("END"),
+        json!(""),
+        json!([]),
+        many(MAX_STOP_SEQUENCES),
+        many(MAX_STOP_SEQUENCES + 1),
+        json!(["a", ""]),
+        json!(["a", 1]),
+        json!(1),
+        json!({}),
+    ] {
+        agree(with(hi(), json!({ "stop": stop })));
+    }
+    // `stream_options` and `stream`, in every combination.
+    for stream in [json!(true), json!(false), json!(null)] {
+        for options in [
+            json!(null),
+            json!({}),
+            json!({"include_usage": true}),
+            json!({"include_usage": null, "include_obfuscation": true}),
+            json!({"include_usage": "yes"}),
+            json!({"other": true}),
+            json!([]),
+            json!(true),
+        ] {
+            agree(with(hi(), json!({"stream": stream, "stream_options": options})));
+            agree(with(hi(), json!({"stream_options": options})));
+        }
+    }
+    // Both maximums: refused only when neither is null.
+    for (a, b) in [(json!(5), json!(5)), (json!(5), json!(null)), (json!(null), json!(5)), (json!(null), json!(null))] {
+        agree(with(hi(), json!({"max_tokens": a, "max_completion_tokens": b})));
+    }
+    // Fields taken in any value, and the unsupported ones, in values that
+    // ask for nothing and in values that ask for something.
+    let values = json!([null, false, true, 0, 0.0, 1, -0.0, "", "x", [], ["text"], [1], {}, {"type": "text"}, {"a": 1}]);
+    let properties = spec.pointer("#/components/schemas/CompletionRequest/properties").unwrap();
+    for (field, property) in properties.as_object().unwrap() {
+        let resolved = spec.resolve(property);
+        if resolved.get("enum").is_none() && resolved.get("type").is_some() {
+            continue; // the honoured fields, held above
+        }
+        if ["n", "stop"].contains(&field.as_str()) {
+            continue;
+        }
+        for value in values.as_array().unwrap() {
+            agree(with(hi(), json!({ field.as_str(): value })));
+        }
+    }
+    // Messages: their count, roles, fields, content and its limits.
+    let user = |content: Value| json!({"role": "user", "content": content});
+    let messages = |list: Vec<Value>| json!({"model": "dummy", "messages": list});
+    for n in [1, MAX_MESSAGES, MAX_MESSAGES + 1] {
+        agree(messages((0..n).map(|_| user(json!("Hi"))).collect()));
+    }
+    for role in ["system", "developer", "user", "assistant", "tool", "function", "User", ""] {
+        // Between two user turns, so that the turns' order is right.
+        agree(messages(vec![
+            user(json!("Hi")),
+            json!({"role": role, "content": "Hi"}),
+            user(json!("Hi")),
+        ]));
+    }
+    for (name, value) in [
+        ("name", json!("alice")),
+        ("name", json!(7)),
+        ("refusal", json!(null)),
+        ("refusal", json!([])),
+        ("refusal", json!("no")),
+        ("tool_calls", json!([])),
+        ("tool_calls", json!([{"id": "1"}])),
+        ("function_call", json!({})),
+        ("audio", json!(null)),
+        ("audio", json!({"id": "a"})),
+        ("content_parts", json!([])),
+    ] {
+        let mut message = user(json!("Hi"));
+        message[name] = value;
+        agree(messages(vec![message]));
+    }
+    let limit = chat_core::domain::MESSAGE_MAX_CHARS;
+    for content in [
+        json!("a".repeat(limit)),
+        json!("\u{1D11E}".repeat(limit)),
+        json!("a".repeat(limit + 1)),
+        json!(""),
+        json!(" \u{3000}\u{2029}"),
+        json!("\u{200B}"),
+        json!(null),
+        json!(7),
+        json!([{"type": "text", "text": "a".repeat(limit)}]),
+        json!([{"type": "text", "text": "a".repeat(limit + 1)}]),
+        json!([{"type": "text", "text": "Hi"}, {"type": "text", "text": ""}]),
+        json!([{"type": "text"}]),
+        json!([{"text": "Hi"}]),
+        json!([{"type": "text", "text": 7}]),
+        json!(["Hi"]),
+    ] {
+        agree(messages(vec![user(content)]));
+    }
+    // Past the bodies the schema can judge: the same pattern as
+    // ChatRequest's message, which every_request_limit_in_the_spec_is_the_servers
+    // holds to the server over all of Unicode (the parser's blank test is
+    // ChatMessage's).
+    let pattern = |at: &str| spec.pointer(at).unwrap()["pattern"].clone();
+    let message = pattern("#/components/schemas/ChatRequest/properties/message");
+    assert_eq!(pattern("#/components/schemas/CompletionText"), message);
+    assert_eq!(pattern("#/components/schemas/CompletionRequest/properties/model"), message);
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use api_tests::calls::{counted_app, CallLog};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat::model::ModelConfig;
+use chat_model::ModelConfig;
 use chat_core::local::{quiet_app, repo_root};
 use chat_core::store::schema::TABLES;
 use chat_core::App;

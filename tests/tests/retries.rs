@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api_tests::conflicts::{with_conflicts, Conflicts};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat::model::ModelConfig;
+use chat_model::ModelConfig;
 use chat_core::clock::Instant;
 use chat_core::domain::ChatMessage;
 use chat_core::local::{client, fresh_tables, quiet_app};

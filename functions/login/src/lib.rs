@@ -30,13 +30,31 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
         return Err(ApiError::InvalidCredentials);
     };
     let stored = app.store.find_credentials(&username).await?;
+    let now = Instant::now();
+    let failures = stored.as_ref().map(|c| c.failures).unwrap_or_default();
+    // Checked before the hash: a guesser waiting out the slow-down costs
+    // no argon2id either.
+    if let Some(wait) = failures.wait(now.unix_seconds()) {
+        tracing::info!("login slowed down");
+        return Err(ApiError::TooManyAttempts {
+            retry_after: wait.unsigned_abs(),
+        });
+    }
+    let exists = stored.is_some();
     if !passwords::verify(password, stored.map(|c| c.password_hash)).await? {
         // No username here: a refused login's "username" is now and then a
         // password typed into the wrong field.
         tracing::info!("login refused");
+        if exists {
+            app.store
+                .record_login_failure(&username, &failures, now.unix_seconds())
+                .await?;
+        }
         return Err(ApiError::InvalidCredentials);
     }
-    let now = Instant::now();
+    if failures.count > 0 {
+        app.store.clear_login_failures(&username).await?;
+    }
     let token = app
         .auth
         .issue(&username, now.plus(app.config.session_ttl))

@@ -10,5 +10,5 @@ mod username;
 pub use idempotency::{sha256_hex, IdempotencyKey, MARKER_PREFIX};
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
-pub use token::{AuthToken, SessionId, SigningKey, VerifiedToken};
+pub use token::{AuthToken, SessionId, SigningKey, TokenKind, VerifiedToken, API_KEY_PREFIX};
 pub use username::{Username, USERNAME_MAX_CHARS};

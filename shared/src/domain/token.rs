@@ -21,9 +21,40 @@ const PAYLOAD_BYTES: usize = SECRET_BYTES + EXPIRY_BYTES + 1 + MAC_BYTES;
 /// are as hard to find a preimage for as a token is to guess, and 22
 /// characters per session keep the account item small.
 const SESSION_ID_BYTES: usize = 16;
-/// Domain separation: a MAC made for a token can never stand for anything
-/// else the same key might one day sign.
+/// Domain separation: a MAC made for a session token can never stand for
+/// an API key or anything else the same key might one day sign.
 const MAC_CONTEXT: &[u8] = b"chat-api token v1\0";
+const KEY_MAC_CONTEXT: &[u8] = b"chat-api key v1\0";
+
+/// What an API key starts with, as OpenAI's do, so secret scanners and
+/// people tell a key from a session token at a glance.
+pub const API_KEY_PREFIX: &str = "sk-";
+
+/// A login session's token, or an API key made with `POST /keys/`. Both
+/// authenticate the same way; they live in different maps of the account
+/// (`sessions`, `keys`), so logins never push keys out and a key can be
+/// listed and revoked by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    ApiKey,
+}
+
+impl TokenKind {
+    fn mac_context(self) -> &'static [u8] {
+        match self {
+            TokenKind::Session => MAC_CONTEXT,
+            TokenKind::ApiKey => KEY_MAC_CONTEXT,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Session => "",
+            TokenKind::ApiKey => API_KEY_PREFIX,
+        }
+    }
+}
 
 /// The server's key for signing tokens, loaded once per cold start.
 ///
@@ -61,10 +92,10 @@ impl SigningKey {
         &self.secret
     }
 
-    fn mac(&self, username: &Username, signed: &[u8]) -> Hmac<Sha256> {
+    fn mac(&self, kind: TokenKind, username: &Username, signed: &[u8]) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
             .expect("HMAC takes a key of any length");
-        mac.update(MAC_CONTEXT);
+        mac.update(kind.mac_context());
         // The length first, so no (name, payload) pair reads as another.
         mac.update(&(username.as_str().len() as u32).to_be_bytes());
         mac.update(username.as_str().as_bytes());
@@ -88,6 +119,7 @@ impl fmt::Debug for SigningKey {
 /// it has not been revoked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthToken {
+    kind: TokenKind,
     username: Username,
     raw: String,
     payload: [u8; PAYLOAD_BYTES],
@@ -105,8 +137,19 @@ impl SessionId {
 }
 
 impl AuthToken {
-    /// A new token for `username`, valid until `expires_at` (epoch seconds).
+    /// A new session token for `username`, valid until `expires_at`
+    /// (epoch seconds).
     pub fn issue(
+        username: &Username,
+        expires_at: i64,
+        key: &SigningKey,
+    ) -> Result<VerifiedToken, getrandom::Error> {
+        Self::issue_kind(TokenKind::Session, username, expires_at, key)
+    }
+
+    /// A new token of `kind` for `username`, valid until `expires_at`.
+    pub fn issue_kind(
+        kind: TokenKind,
         username: &Username,
         expires_at: i64,
         key: &SigningKey,
@@ -118,16 +161,18 @@ impl AuthToken {
         payload[SECRET_BYTES + EXPIRY_BYTES] = key.id;
         let signed_len = PAYLOAD_BYTES - MAC_BYTES;
         let tag = key
-            .mac(username, &payload[..signed_len])
+            .mac(kind, username, &payload[..signed_len])
             .finalize()
             .into_bytes();
         payload[signed_len..].copy_from_slice(&tag[..MAC_BYTES]);
         let raw = format!(
-            "{}.{}",
+            "{}{}.{}",
+            kind.prefix(),
             URL_SAFE_NO_PAD.encode(username.as_str()),
             URL_SAFE_NO_PAD.encode(payload)
         );
         Ok(VerifiedToken(AuthToken {
+            kind,
             username: username.clone(),
             raw,
             payload,
@@ -154,7 +199,11 @@ impl AuthToken {
     /// A token of the right form; whether the server issued it is for
     /// [`AuthToken::verify`] to say.
     pub fn parse(token: &str) -> Option<Self> {
-        let (user_part, payload_part) = token.split_once('.')?;
+        let (kind, body) = match token.strip_prefix(API_KEY_PREFIX) {
+            Some(body) => (TokenKind::ApiKey, body),
+            None => (TokenKind::Session, token),
+        };
+        let (user_part, payload_part) = body.split_once('.')?;
         // Decoding also rejects padding and non-canonical trailing bits, so a
         // token has exactly one spelling and thus exactly one hash.
         let payload = URL_SAFE_NO_PAD.decode(payload_part).ok()?;
@@ -167,6 +216,7 @@ impl AuthToken {
             return None;
         }
         Some(AuthToken {
+            kind,
             username,
             raw: token.to_owned(),
             payload,
@@ -180,7 +230,7 @@ impl AuthToken {
             return None;
         }
         let signed_len = PAYLOAD_BYTES - MAC_BYTES;
-        key.mac(&self.username, &self.payload[..signed_len])
+        key.mac(self.kind, &self.username, &self.payload[..signed_len])
             .verify_truncated_left(&self.payload[signed_len..])
             .ok()?;
         Some(VerifiedToken(self))
@@ -188,6 +238,10 @@ impl AuthToken {
 
     pub fn username(&self) -> &Username {
         &self.username
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.kind
     }
 
     /// Epoch seconds after which the token no longer works.
@@ -220,6 +274,10 @@ pub struct VerifiedToken(AuthToken);
 impl VerifiedToken {
     pub fn username(&self) -> &Username {
         self.0.username()
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.0.kind()
     }
 
     pub fn expires_at(&self) -> i64 {
@@ -308,6 +366,21 @@ mod tests {
             .unwrap()
             .verify(&key(), NOW)
             .is_none());
+    }
+
+    #[test]
+    fn an_api_key_starts_with_sk_and_is_no_session_token_nor_the_reverse() {
+        let api_key = AuthToken::issue_kind(TokenKind::ApiKey, &alice(), NOW + 60, &key()).unwrap();
+        assert!(api_key.expose().starts_with("sk-"));
+        let parsed = AuthToken::parse(api_key.expose()).unwrap();
+        assert_eq!(parsed.kind(), TokenKind::ApiKey);
+        assert!(parsed.verify(&key(), NOW).is_some());
+        // The same bytes under the other kind: the MAC does not match.
+        let as_session = api_key.expose().strip_prefix("sk-").unwrap();
+        assert!(AuthToken::parse(as_session).unwrap().verify(&key(), NOW).is_none());
+        let session = issued();
+        let as_key = format!("sk-{}", session.expose());
+        assert!(AuthToken::parse(&as_key).unwrap().verify(&key(), NOW).is_none());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The users table: one account item per user, which both holds the
 //! balance and guards it.
 //!
-//! `{username, tokens, sessions: {<session id>: expires_at}, created_at}`
+//! `{username, tokens, sessions: {<session id>: expires_at},
+//! api_keys: {<key id>: [expires_at, last used day]}, version, created_at}`
 //!
-//! A session is an entry of the account, so a chat's charge checks the
+//! A session (or an API key) is an entry of the account, so a chat's charge checks the
 //! session and the balance in one condition on one item, and a balance is
 //! one `GetItem`. Password hashes live in the credentials table, out of
 //! reach of every function but register and login.
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use super::retry::{with_retries, Attempt, Deadline};
 use super::{n, number_of, s, storage_error, Store};
 use crate::clock::Instant;
-use crate::domain::{Username, VerifiedToken};
+use crate::domain::{TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -35,6 +36,18 @@ pub const MAX_SESSIONS: usize = 10;
 /// `#sid` in every expression that names the caller's session entry.
 const SESSION_NAME: &str = "#sid";
 
+/// Where a token's entry lives in the account, and the path of its expiry
+/// there (`keys` is a DynamoDB reserved word, hence `api_keys`): a
+/// session's entry is its expiry; an API key's is
+/// `[expires_at, last used day]`, so a charge can note the day in the same
+/// write that checks the key.
+fn entry_of(token: &VerifiedToken) -> (&'static str, &'static str) {
+    match token.kind() {
+        TokenKind::Session => ("sessions", "sessions.#sid"),
+        TokenKind::ApiKey => ("api_keys", "api_keys.#sid[0]"),
+    }
+}
+
 impl Store {
     /// The new account's item, for the registering transaction: the initial
     /// grant and no sessions yet. First writer wins the name.
@@ -48,8 +61,10 @@ impl Store {
             .table_name(&self.tables.users)
             .item("username", s(username.as_str()))
             .item("tokens", n(initial_tokens))
-            // Present from the start, so a login can SET one entry of it.
+            // Present from the start, so a login (or a new key) can SET one
+            // entry of each.
             .item("sessions", AttributeValue::M(HashMap::new()))
+            .item("api_keys", AttributeValue::M(HashMap::new()))
             // Counts the balance's movements, so an audit can tell that
             // none happened while it read the ledger.
             .item("version", n(0))
@@ -132,8 +147,14 @@ impl Store {
         .await
     }
 
-    /// Ends `token`'s session at once; refused if it has ended already.
+    /// Ends `token`'s session at once; refused if it has ended already. An
+    /// API key logging out is revoked, as `DELETE /keys/{id}` would.
     pub async fn end_session(&self, token: &VerifiedToken) -> Result<(), ApiError> {
+        if token.kind() == TokenKind::ApiKey {
+            return self
+                .revoke_key(token.username(), token.session_id().as_str())
+                .await;
+        }
         let result = self
             .client
             .update_item()
@@ -148,28 +169,31 @@ impl Store {
         super::refused_as(result, ApiError::Unauthorized).map(|_| ())
     }
 
-    /// Ends every session of `username` in one write; how many there were.
-    /// `None` if there is no such user.
+    /// Ends every session and API key of `username` in one write; how many
+    /// there were. `None` if there is no such user.
     pub async fn end_all_sessions(&self, username: &Username) -> Result<Option<usize>, ApiError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.users)
             .key("username", s(username.as_str()))
-            .update_expression("SET sessions = :none")
+            .update_expression("SET sessions = :none, api_keys = :none")
             .condition_expression("attribute_exists(username)")
             .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
             .return_values(ReturnValue::UpdatedOld)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(Some(
-                output
-                    .attributes()
-                    .and_then(|old| old.get("sessions"))
-                    .and_then(|sessions| sessions.as_m().ok())
-                    .map_or(0, HashMap::len),
-            )),
+            Ok(output) => {
+                let count = |map: &str| {
+                    output
+                        .attributes()
+                        .and_then(|old| old.get(map))
+                        .and_then(|entries| entries.as_m().ok())
+                        .map_or(0, HashMap::len)
+                };
+                Ok(Some(count("sessions") + count("api_keys")))
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -196,12 +220,13 @@ impl Store {
         projection: &str,
         now: Instant,
     ) -> Result<Item, ApiError> {
+        let (map, _) = entry_of(token);
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()))
-            .projection_expression(format!("{projection}, sessions.{SESSION_NAME}, disabled"))
+            .projection_expression(format!("{projection}, {map}.{SESSION_NAME}, disabled"))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .consistent_read(true)
             .send()
@@ -221,13 +246,21 @@ impl Store {
         cost: u64,
         now: Instant,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        aws_sdk_dynamodb::types::Update::builder()
+        let (_, expiry) = entry_of(token);
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
-            .update_expression("SET tokens = tokens - :cost ADD version :one")
+            .key("username", s(token.username().as_str()));
+        update = match token.kind() {
+            TokenKind::Session => update.update_expression("SET tokens = tokens - :cost ADD version :one"),
+            // The key's last used day, in the same write: no extra cost.
+            TokenKind::ApiKey => update
+                .update_expression("SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one")
+                .expression_attribute_values(":day", s(now.day())),
+        };
+        update
             // Also fails when the account is missing: nothing is created.
             .condition_expression(format!(
-                "sessions.{SESSION_NAME} > :now AND tokens >= :cost AND attribute_not_exists(disabled)"
+                "{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)"
             ))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .expression_attribute_values(":cost", n(cost))
@@ -270,12 +303,19 @@ pub(super) fn require_live(
     if account.contains_key("disabled") {
         return Err(ApiError::AccountDisabled);
     }
-    let expires_at = account
-        .get("sessions")
-        .and_then(|sessions| sessions.as_m().ok())
-        .and_then(|sessions| sessions.get(token.session_id().as_str()));
-    let Some(expires_at) = expires_at else {
-        return Err(ApiError::Unauthorized);
+    let (map, _) = entry_of(token);
+    let entry = account
+        .get(map)
+        .and_then(|entries| entries.as_m().ok())
+        .and_then(|entries| entries.get(token.session_id().as_str()));
+    let expires_at = match (token.kind(), entry) {
+        (_, None) => return Err(ApiError::Unauthorized),
+        (TokenKind::Session, Some(expires_at)) => expires_at,
+        (TokenKind::ApiKey, Some(entry)) => entry
+            .as_l()
+            .ok()
+            .and_then(|entry| entry.first())
+            .ok_or_else(|| ApiError::internal("a key entry is not [expires_at, day]"))?,
     };
     let expires_at: i64 = expires_at
         .as_n()

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
 use super::retry::Deadline;
 use super::transact::condition_failed;
-use super::{s, storage_error, string_of, Store};
+use super::{n, s, storage_error, string_of, Store};
 use crate::clock::Instant;
 use crate::domain::Username;
 use crate::error::ApiError;
@@ -14,6 +14,8 @@ use crate::error::ApiError;
 /// What login needs of a user.
 pub struct StoredCredentials {
     pub password_hash: String,
+    /// Recent wrong passwords, which slow the next logins down.
+    pub failures: LoginFailures,
 }
 
 impl Store {
@@ -60,7 +62,7 @@ impl Store {
             .get_item()
             .table_name(&self.tables.credentials)
             .key("username", s(username.as_str()))
-            .projection_expression("password_hash")
+            .projection_expression("password_hash, failures, last_failure_at")
             .consistent_read(true)
             .send()
             .await
@@ -68,11 +70,139 @@ impl Store {
         output
             .item()
             .map(|item| {
+                let number = |name| {
+                    item.get(name)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
                 Ok(StoredCredentials {
                     password_hash: string_of(item, "password_hash")?.to_owned(),
+                    failures: LoginFailures {
+                        count: number("failures") as u32,
+                        last_at: number("last_failure_at"),
+                    },
                 })
             })
             .transpose()
+    }
+
+    /// Counts one more wrong password for `username` at `now`, on top of
+    /// `before` (what the login read): a run of failures that had lapsed
+    /// starts again at one. Never creates an item for a name that has none.
+    pub async fn record_login_failure(
+        &self,
+        username: &Username,
+        before: &LoginFailures,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        // ADD keeps concurrent failures all counted; a lapsed run is reset.
+        let update = if before.current(now) == 0 {
+            "SET failures = :one, last_failure_at = :now"
+        } else {
+            "ADD failures :one SET last_failure_at = :now"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.credentials)
+            .key("username", s(username.as_str()))
+            .update_expression(update)
+            .condition_expression("attribute_exists(username)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        super::refused_as(result, ApiError::InvalidCredentials).map(|_| ())
+    }
+
+    /// Forgets `username`'s failures after a login that got in.
+    pub async fn clear_login_failures(&self, username: &Username) -> Result<(), ApiError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.credentials)
+            .key("username", s(username.as_str()))
+            .update_expression("REMOVE failures, last_failure_at")
+            .condition_expression("attribute_exists(username)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+}
+
+/// Wrong passwords in a row that cost nothing: typos.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest one failure makes the next login wait. A stranger who keeps
+/// failing can hold a user up for this long at most, while a guesser gets
+/// at most one try per this long (on top of argon2id's cost and the
+/// stage's throttling).
+pub const MAX_WAIT_SECONDS: i64 = 60;
+/// A run of failures lapses after this long without one.
+pub const FAILURES_LAPSE_SECONDS: i64 = 900;
+
+/// A user's recent wrong passwords: how many in a row, and when the last.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub count: u32,
+    /// Epoch seconds.
+    pub last_at: i64,
+}
+
+impl LoginFailures {
+    /// The failures that still count at `now`.
+    pub fn current(&self, now: i64) -> u32 {
+        if now - self.last_at >= FAILURES_LAPSE_SECONDS {
+            0
+        } else {
+            self.count
+        }
+    }
+
+    /// Seconds the next login must wait at `now`, if it must: after
+    /// [`FREE_FAILURES`], 1 s, then doubling with each failure up to
+    /// [`MAX_WAIT_SECONDS`], counted from the last failure.
+    pub fn wait(&self, now: i64) -> Option<i64> {
+        let count = self.current(now);
+        if count < FREE_FAILURES {
+            return None;
+        }
+        let doublings = (count - FREE_FAILURES).min(16);
+        let delay = (1i64 << doublings).min(MAX_WAIT_SECONDS);
+        let until = self.last_at + delay;
+        (until > now).then_some(until - now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn after(count: u32, ago: i64) -> LoginFailures {
+        LoginFailures {
+            count,
+            last_at: NOW - ago,
+        }
+    }
+
+    #[test]
+    fn five_failures_are_free_then_the_wait_doubles_up_to_a_minute() {
+        assert_eq!(after(4, 0).wait(NOW), None);
+        assert_eq!(after(5, 0).wait(NOW), Some(1));
+        assert_eq!(after(6, 0).wait(NOW), Some(2));
+        assert_eq!(after(9, 0).wait(NOW), Some(16));
+        assert_eq!(after(11, 0).wait(NOW), Some(60));
+        assert_eq!(after(500, 0).wait(NOW), Some(60));
+    }
+
+    #[test]
+    fn the_wait_runs_from_the_last_failure_and_a_run_lapses() {
+        assert_eq!(after(11, 59).wait(NOW), Some(1));
+        assert_eq!(after(11, 60).wait(NOW), None);
+        assert_eq!(after(11, FAILURES_LAPSE_SECONDS).current(NOW), 0);
+        assert_eq!(after(11, FAILURES_LAPSE_SECONDS - 1).current(NOW), 11);
     }
 }
 

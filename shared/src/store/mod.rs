@@ -2,6 +2,7 @@
 //! `AttributeValue` mapping and the conditions that guard its writes.
 
 mod accounts;
+mod api_keys;
 mod chats;
 mod credentials;
 mod history;
@@ -22,8 +23,9 @@ use crate::config::Tables;
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
+pub use api_keys::{may_manage_keys, KeyInfo, NewKey, MAX_API_KEYS, NEVER};
 pub use chats::{ChatOutcome, ChatRecord, SavedChat};
-pub use credentials::StoredCredentials;
+pub use credentials::{LoginFailures, StoredCredentials, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{Cursor, HistoryEntry, HistoryPage};
 pub use holds::{
     Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,

@@ -49,6 +49,7 @@ pub struct AccountView {
     pub disabled: bool,
     /// Expiry (epoch seconds) of each session, soonest first.
     pub sessions: Vec<i64>,
+    pub keys: Vec<super::KeyInfo>,
     /// The newest ledger entries, newest first.
     pub recent: Vec<LedgerLine>,
 }
@@ -210,6 +211,7 @@ impl Store {
             balance: number_of(&account, "tokens")?,
             disabled: account.contains_key("disabled"),
             sessions,
+            keys: self.keys_of(username, &account).await?,
             recent: self.recent_entries(username, recent).await?,
         }))
     }

@@ -51,6 +51,11 @@ impl Deadline {
         }
     }
 
+    /// When it falls, if there is one.
+    pub fn instant(&self) -> Option<std::time::Instant> {
+        self.0
+    }
+
     /// Time left for work, the answer's margin kept back; `None` without a
     /// deadline.
     fn budget(&self) -> Option<Duration> {

@@ -1,4 +1,5 @@
-//! A real model behind `/chat/`: Amazon Bedrock's Converse API, turned on by
+//! A real model behind `/chat/` and `/v1/chat/completions`: Amazon Bedrock's
+//! Converse and ConverseStream APIs, turned on by
 //! setting `MODEL_ID`. Without it the chat keeps the dummy reply, so nothing
 //! needs AWS to run locally.
 
@@ -11,13 +12,21 @@ use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::converse::{ConverseError, ConverseOutput};
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message,
+    ContentBlock, ConversationRole, InferenceConfiguration, Message, TokenUsage,
 };
 use aws_sdk_bedrockruntime::Client;
+use std::sync::Arc;
+
 use chat_core::config::ConfigError;
 use chat_core::domain::{ChatMessage, Username};
+use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
-use chat_core::responder::{Reply, Responder, ResponseFuture};
+use chat_core::responder::{
+    Conversation, Reply, Responder, ResponseFuture, Sampling, StreamFuture,
+};
+use chat_core::App;
+
+mod stream;
 use chat_core::ApiError;
 
 /// The whole model call, retries included, must end before the function's
@@ -44,7 +53,9 @@ const MAX_MODEL_ID_LENGTH: usize = 2048;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
     pub model_id: String,
-    /// For the whole call, retries included.
+    /// For the whole call, retries included. Streamed, for everything up to
+    /// the first piece of the reply, then for each wait between events: a
+    /// long reply may take longer, a stalled one may not.
     pub timeout: Duration,
     /// The most tokens a reply may have.
     pub max_tokens: u32,
@@ -122,13 +133,42 @@ impl ModelConfig {
     }
 }
 
-/// Replies with what a Bedrock model answers to the message alone: no
-/// history, no system prompt.
+/// Puts the model `MODEL_ID` names behind `app`, for a function's `main`:
+/// without one the dummy stays, which usage pricing refuses (the dummy
+/// reports no usage, so every chat would be free). The error is logged
+/// here, where its sentence names the variable to fix.
+pub async fn install_from_env(app: &mut App) -> Result<(), ConfigError> {
+    let model =
+        ModelConfig::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
+    match model {
+        Some(model) => {
+            tracing::info!(model = %model.model_id, "replies come from Bedrock");
+            app.responder = Arc::new(BedrockResponder::from_environment(&model).await);
+        }
+        None if matches!(app.config.pricing, Pricing::Usage(_)) => {
+            let error = ConfigError::Invalid {
+                name: "MODEL_ID",
+                expected: "set when PRICING=usage (the dummy reply reports no usage)",
+                value: String::new(),
+            };
+            tracing::error!("invalid configuration: {error}");
+            return Err(error);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Replies with what a Bedrock model answers: on `/chat/` to the message
+/// alone (no history, no system prompt), streamed to a whole conversation.
 #[derive(Clone, Debug)]
 pub struct BedrockResponder {
     client: Client,
     model_id: String,
     max_tokens: i32,
+    /// The SDK bounds a call until the response head; a stream's events
+    /// come after it, so the stream bounds its waits with this itself.
+    timeout: Duration,
 }
 
 impl BedrockResponder {
@@ -168,6 +208,7 @@ impl BedrockResponder {
             model_id: model.model_id.clone(),
             // Validated at start-up to at most MAX_MAX_TOKENS.
             max_tokens: i32::try_from(model.max_tokens).unwrap_or(i32::MAX),
+            timeout: model.timeout,
         }
     }
 
@@ -198,10 +239,7 @@ impl BedrockResponder {
                 input_tokens: u64::MAX,
                 output_tokens: u64::MAX,
             },
-            |u| Usage {
-                input_tokens: u64::try_from(u.input_tokens()).unwrap_or(0),
-                output_tokens: u64::try_from(u.output_tokens()).unwrap_or(0),
-            },
+            usage_of,
         );
         // For cost and latency dashboards; never the message or the reply.
         tracing::info!(
@@ -227,6 +265,26 @@ impl Responder for BedrockResponder {
 
     fn max_output_tokens(&self) -> u32 {
         self.max_tokens.unsigned_abs()
+    }
+
+    fn model_name(&self) -> &str {
+        &self.model_id
+    }
+
+    fn stream<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        sampling: &'a Sampling,
+    ) -> StreamFuture<'a> {
+        Box::pin(stream::converse_stream(self, conversation, sampling))
+    }
+}
+
+/// Bedrock counts in `i32`; a negative count is nonsense and prices as 0.
+fn usage_of(usage: &TokenUsage) -> Usage {
+    Usage {
+        input_tokens: u64::try_from(usage.input_tokens()).unwrap_or(0),
+        output_tokens: u64::try_from(usage.output_tokens()).unwrap_or(0),
     }
 }
 
@@ -265,16 +323,43 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "ModelTimeoutException",
 ];
 
+/// Bedrock's name for an error, spelt as in [`UNAVAILABLE_CODES`].
+trait ErrorCode: std::error::Error + Send + Sync + 'static {
+    fn error_code(&self) -> Option<&str>;
+}
+
+impl ErrorCode for ConverseError {
+    fn error_code(&self) -> Option<&str> {
+        self.code()
+    }
+}
+
+/// The HTTP status a failure came with, if it came with one (an exception
+/// event inside a stream has none).
+trait RawStatus: std::fmt::Debug + Send + Sync + 'static {
+    fn status(&self) -> Option<u16>;
+}
+
+impl RawStatus for HttpResponse {
+    fn status(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+}
+
 /// A model that is busy, slow or out of reach is 503; one that answered with
 /// an error (a refusal, a bad model id, an internal failure, a reply we
-/// cannot read) is 502.
-fn model_failure(err: SdkError<ConverseError, HttpResponse>) -> ApiError {
+/// cannot read) is 502. The same split for a call and for a stream's events.
+fn model_failure<E: ErrorCode, R: RawStatus>(err: SdkError<E, R>) -> ApiError {
     let unavailable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
         SdkError::ServiceError(service) => {
-            matches!(service.raw().status().as_u16(), 429 | 503)
-                || err
-                    .code()
+            service
+                .raw()
+                .status()
+                .is_some_and(|status| matches!(status, 429 | 503))
+                || service
+                    .err()
+                    .error_code()
                     .is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
         }
         _ => false,

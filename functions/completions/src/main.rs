@@ -1,0 +1,16 @@
+//! The `completions` Lambda: as `chat`'s, but its answers stream (Lambda
+//! response streaming), so the app is shared with each stream's task.
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let mut app = chat_core::App::start().await?;
+    app.auth.warm_up().await;
+    chat_model::install_from_env(&mut app).await?;
+    let app = Arc::new(app);
+    lambda_http::run_with_streaming_response(lambda_http::service_fn(|request| {
+        completions::handle(app.clone(), request)
+    }))
+    .await
+}

@@ -1,0 +1,9 @@
+//! The `keys` Lambda: configuration, the DynamoDB client and the
+//! token-signing key once per cold start, then one handler call per request.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let app = chat_core::App::start().await?;
+    app.auth.warm_up().await;
+    lambda_http::run(lambda_http::service_fn(|request| keys::handle(&app, request))).await
+}

@@ -1,0 +1,41 @@
+//! `GET /v1/models`: the one model this deployment serves, in OpenAI's
+//! list shape, so OpenAI clients can find its name before they chat.
+
+use chat_core::clock::Instant;
+use chat_core::http::{json_response, require_method};
+use chat_core::openai::OpenAiError;
+use chat_core::{ApiError, App};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::{json, Value};
+
+/// Who the model list says owns the model: this API, which serves it.
+const OWNER: &str = "chat-api";
+
+/// `created` in the model object: OpenAI gives the model's release; ours
+/// is a fixed date (2025-01-01), so the answer never changes between calls.
+const CREATED: u64 = 1_735_689_600;
+
+pub async fn handle(app: &App, model: &str, request: Request) -> Result<Response<Body>, Error> {
+    let started = std::time::Instant::now();
+    let response = match models(app, model, &request).await {
+        Ok(response) => response,
+        Err(error) => OpenAiError::of(&error).into_response(),
+    };
+    app.record("models", started, None, false);
+    Ok(response)
+}
+
+async fn models(app: &App, model: &str, request: &Request) -> Result<Response<Body>, ApiError> {
+    require_method(request, Method::GET)?;
+    let token = app.auth.authenticate(request).await?;
+    // A revoked or disabled caller is refused here as everywhere else:
+    // the balance's read is the one that checks the session is live.
+    app.store.balance(&token, Instant::now()).await?;
+    let body = json!({ "object": "list", "data": [model_object(model)] });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn model_object(model: &str) -> Value {
+    json!({ "id": model, "object": "model", "created": CREATED, "owned_by": OWNER })
+}

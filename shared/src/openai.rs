@@ -1,0 +1,143 @@
+//! OpenAI's conventions for the `/v1/` routes: the same [`ApiError`]s as
+//! everywhere else, in the error shape OpenAI's SDKs parse
+//! (`{"error": {"message", "type", "param", "code"}}`), with the status
+//! codes they map to their exception classes.
+
+use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use lambda_http::Response;
+
+use crate::error::ApiError;
+use crate::responder::DUMMY_MODEL;
+
+/// OpenAI's SDKs honour this header before their own retry rules: a 429
+/// for an empty balance must not be retried (it stays empty), a 503 may.
+pub const SHOULD_RETRY: &str = "x-should-retry";
+
+/// An error as OpenAI's clients expect it.
+pub struct OpenAiError {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl OpenAiError {
+    /// The error, logged once, in OpenAI's shape.
+    pub fn of(error: &ApiError) -> Self {
+        error.log();
+        let status = match error {
+            // OpenAI answers an exhausted quota with 429, which its SDKs
+            // raise as RateLimitError; 402 would be an unknown APIStatusError.
+            ApiError::InsufficientTokens { .. } => StatusCode::TOO_MANY_REQUESTS,
+            _ => error.status(),
+        };
+        let (kind, code) = match error {
+            ApiError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
+            ApiError::InsufficientTokens { .. } => ("insufficient_quota", "insufficient_quota"),
+            _ if status.is_server_error() => ("server_error", error.code()),
+            _ => ("invalid_request_error", error.code()),
+        };
+        let param = match error {
+            ApiError::InvalidField { field, .. } => json!(field),
+            ApiError::UnknownModel(_) => json!("model"),
+            _ => Value::Null,
+        };
+        let mut headers = HeaderMap::new();
+        error.add_headers(&mut headers);
+        if matches!(error, ApiError::Unauthorized) {
+            // What the SDKs send; `Token` stays valid too.
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        let retry = status == StatusCode::SERVICE_UNAVAILABLE
+            || matches!(error, ApiError::IdempotencyKeyInProgress);
+        headers.insert(
+            SHOULD_RETRY,
+            HeaderValue::from_static(if retry { "true" } else { "false" }),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        OpenAiError {
+            status,
+            headers,
+            body: json!({
+                "error": {
+                    "message": error.to_string(),
+                    "type": kind,
+                    "param": param,
+                    "code": code,
+                }
+            }),
+        }
+    }
+}
+
+impl OpenAiError {
+    /// The response, with any body type that holds a string: the buffered
+    /// one of `lambda_http` and the streamed one alike.
+    pub fn into_response<B: From<String>>(self) -> Response<B> {
+        let mut response = Response::new(B::from(self.body.to_string()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
+/// The model's name on the OpenAI route: `MODEL_ID` when a Bedrock model
+/// answers, else [`DUMMY_MODEL`]. Read without the Bedrock client, so
+/// `/v1/models` does not link it.
+pub fn served_model(get: impl Fn(&str) -> Option<String>) -> String {
+    get("MODEL_ID")
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| DUMMY_MODEL.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_balance_is_openais_insufficient_quota_and_not_retried() {
+        let e = OpenAiError::of(&ApiError::InsufficientTokens {
+            balance: 0,
+            cost: 100,
+        });
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.body["error"]["type"], "insufficient_quota");
+        assert_eq!(e.body["error"]["code"], "insufficient_quota");
+        assert_eq!(e.headers[SHOULD_RETRY], "false");
+    }
+
+    #[test]
+    fn a_bad_token_is_invalid_api_key_with_the_bearer_scheme() {
+        let e = OpenAiError::of(&ApiError::Unauthorized);
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(e.body["error"]["code"], "invalid_api_key");
+        assert_eq!(e.headers[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn a_bad_field_names_its_param_and_server_errors_say_so() {
+        let e = OpenAiError::of(&ApiError::invalid_field("temperature", "too hot"));
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.body["error"]["param"], "temperature");
+        assert_eq!(e.body["error"]["type"], "invalid_request_error");
+        let e = OpenAiError::of(&ApiError::ModelUnavailable("quota detail".into()));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.body["error"]["type"], "server_error");
+        assert_eq!(e.headers[SHOULD_RETRY], "true");
+        assert_eq!(e.headers[header::RETRY_AFTER], "5");
+        assert!(!e.body.to_string().contains("quota detail"));
+    }
+
+    #[test]
+    fn an_unknown_model_is_model_not_found() {
+        let e = OpenAiError::of(&ApiError::UnknownModel("gpt-x".into()));
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.body["error"]["code"], "model_not_found");
+        assert_eq!(e.body["error"]["param"], "model");
+    }
+}

@@ -1,0 +1,348 @@
+//! API keys: long-lived tokens for programs, made, listed and revoked by
+//! their owner's login session.
+//!
+//! A key is a signed token of its own kind (`sk-...`, see
+//! [`crate::domain::TokenKind`]). What lets it in is its entry in the
+//! account item, `api_keys.<key id> = [expires_at, last used day]`, so a chat
+//! with a key is the same one transaction as with a session, and noting
+//! the day it was used rides in that same write. Its name, prefix and dates
+//! are an item of their own in the chats table (`key#<key id>` under the
+//! user's partition: after the idempotency markers, so history never lists
+//! it, and without an `amount`, so the ledger never counts it), written and
+//! deleted in the same transaction as the entry.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+
+use super::accounts::require_live;
+use super::retry::Deadline;
+use super::transact::condition_failed;
+use super::{n, s, storage_error, string_of, Store};
+use crate::clock::Instant;
+use crate::domain::{TokenKind, Username, VerifiedToken};
+use crate::error::ApiError;
+
+/// Keys a user may hold at once. Each entry is ~45 bytes of the account
+/// item that every chat rewrites; ten keep it near its 1 KB write unit.
+pub const MAX_API_KEYS: usize = 10;
+
+/// A key's expiry when it has none: the token format's field must hold a
+/// date, and this one (9999-12-31) never comes.
+pub const NEVER: i64 = 253_402_300_799;
+
+const KEY_ITEM_PREFIX: &str = "key#";
+
+/// A key to add: the key itself (only its id is stored), and what its
+/// owner will see of it.
+pub struct NewKey<'a> {
+    pub key: &'a VerifiedToken,
+    pub name: &'a str,
+    /// The first characters of the key, enough to tell keys apart.
+    pub prefix: &'a str,
+    pub created: Instant,
+}
+
+/// A key as its owner sees it: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    /// Epoch seconds; `None` for a key that never expires.
+    pub expires_at: Option<i64>,
+    /// The last UTC day a chat was charged with it.
+    pub last_used: Option<String>,
+}
+
+/// What adding a key came to, short of an error.
+enum Created {
+    Done,
+    /// The account has no `api_keys` map yet.
+    NoMap,
+}
+
+// Positions in the transactions below.
+const ACCOUNT: usize = 0;
+const DETAILS: usize = 1;
+
+impl Store {
+    /// Adds `new.key` to the account of `owner`, a live session, if the
+    /// account holds fewer than [`MAX_API_KEYS`].
+    pub async fn create_key(
+        &self,
+        owner: &VerifiedToken,
+        new: &NewKey<'_>,
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        let user = owner.username().as_str();
+        let id = new.key.session_id();
+        let expires_at = new.key.expires_at();
+        let entry = AttributeValue::L(vec![n(expires_at), AttributeValue::Null(true)]);
+        let account = Update::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(user))
+            .update_expression("SET api_keys.#kid = :entry")
+            .condition_expression(
+                "sessions.#sid > :now AND attribute_not_exists(disabled) AND size(api_keys) < :max",
+            )
+            .expression_attribute_names("#kid", id.as_str())
+            .expression_attribute_names("#sid", owner.session_id().as_str())
+            .expression_attribute_values(":entry", entry)
+            .expression_attribute_values(":now", n(new.created.unix_seconds()))
+            .expression_attribute_values(":max", n(MAX_API_KEYS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut details = Put::builder()
+            .table_name(&self.tables.chats)
+            .item("username", s(user))
+            .item("chat_id", s(format!("{KEY_ITEM_PREFIX}{}", id.as_str())))
+            .item("kind", s("api_key"))
+            .item("name", s(new.name))
+            .item("prefix", s(new.prefix))
+            .item("created_at", s(new.created.iso8601()))
+            .condition_expression("attribute_not_exists(chat_id)");
+        if expires_at < NEVER {
+            details = details.item("expires_at", n(expires_at));
+        }
+        let items = vec![
+            TransactWriteItem::builder().update(account).build(),
+            TransactWriteItem::builder()
+                .put(details.build().map_err(ApiError::internal)?)
+                .build(),
+        ];
+        let judge = |reasons: &[CancellationReason]| {
+            // The key is new to this request: finding it saved means an
+            // earlier send of this transaction went through.
+            if condition_failed(reasons, DETAILS) {
+                return Some(Ok(Created::Done));
+            }
+            if !condition_failed(reasons, ACCOUNT) {
+                return None;
+            }
+            let Some(account) = reasons[ACCOUNT].item() else {
+                return Some(Err(ApiError::Unauthorized));
+            };
+            if let Err(e) = require_live(account, owner, new.created) {
+                return Some(Err(e));
+            }
+            Some(match account.get("api_keys") {
+                None => Ok(Created::NoMap),
+                Some(_) => Err(ApiError::TooManyKeys {
+                    limit: MAX_API_KEYS,
+                }),
+            })
+        };
+        match self
+            .transact(items.clone(), deadline, || Created::Done, judge)
+            .await?
+        {
+            Created::Done => Ok(()),
+            // An account made before keys existed: given its map, then
+            // the same transaction once more.
+            Created::NoMap => {
+                self.add_key_map(user).await?;
+                match self.transact(items, deadline, || Created::Done, judge).await? {
+                    Created::Done => Ok(()),
+                    Created::NoMap => Err(ApiError::internal("an account's key map vanished")),
+                }
+            }
+        }
+    }
+
+    /// Gives an account made before API keys existed its (empty) map.
+    async fn add_key_map(&self, user: &str) -> Result<(), ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key("username", s(user))
+            .update_expression("SET api_keys = :none")
+            .condition_expression("attribute_exists(username) AND attribute_not_exists(api_keys)")
+            .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
+            .send()
+            .await;
+        match result {
+            // Someone else gave it one first: as good.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(storage_error),
+        }
+    }
+
+    /// The keys of `owner`'s account, oldest first; the account's entries
+    /// say which are live and when each was last used.
+    pub async fn list_keys(
+        &self,
+        owner: &VerifiedToken,
+        now: Instant,
+    ) -> Result<Vec<KeyInfo>, ApiError> {
+        let account = self.live_account(owner, "api_keys", now).await?;
+        self.keys_of(owner.username(), &account).await
+    }
+
+    /// The keys `account` (an account item, with its `api_keys`) holds,
+    /// with their details, oldest first.
+    pub(super) async fn keys_of(
+        &self,
+        username: &Username,
+        account: &HashMap<String, AttributeValue>,
+    ) -> Result<Vec<KeyInfo>, ApiError> {
+        let empty = HashMap::new();
+        let entries = account
+            .get("api_keys")
+            .and_then(|keys| keys.as_m().ok())
+            .unwrap_or(&empty);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.chats)
+            .key_condition_expression("username = :user AND begins_with(chat_id, :prefix)")
+            .expression_attribute_values(":user", s(username.as_str()))
+            .expression_attribute_values(":prefix", s(KEY_ITEM_PREFIX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let mut keys = Vec::new();
+        for item in output.items() {
+            let id = string_of(item, "chat_id")?
+                .trim_start_matches(KEY_ITEM_PREFIX)
+                .to_owned();
+            // Details whose entry is gone belong to a key being revoked.
+            let Some(entry) = entries.get(&id).and_then(|e| e.as_l().ok()) else {
+                continue;
+            };
+            keys.push(KeyInfo {
+                name: string_of(item, "name")?.to_owned(),
+                prefix: string_of(item, "prefix")?.to_owned(),
+                created_at: string_of(item, "created_at")?.to_owned(),
+                expires_at: item
+                    .get("expires_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok()),
+                last_used: entry.get(1).and_then(|d| d.as_s().ok()).cloned(),
+                id,
+            });
+        }
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(keys)
+    }
+
+    /// Revokes key `key_id` of `owner`'s account, a live session: 404 if
+    /// there is no such key.
+    pub async fn delete_key(
+        &self,
+        owner: &VerifiedToken,
+        key_id: &str,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let condition = "sessions.#sid > :now AND attribute_exists(api_keys.#kid)";
+        let account = Update::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(owner.username().as_str()))
+            .update_expression("REMOVE api_keys.#kid")
+            .condition_expression(condition)
+            .expression_attribute_names("#kid", key_id)
+            .expression_attribute_names("#sid", owner.session_id().as_str())
+            .expression_attribute_values(":now", n(now.unix_seconds()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)?;
+        let items = vec![
+            TransactWriteItem::builder().update(account).build(),
+            self.delete_details(owner.username().as_str(), key_id)?,
+        ];
+        self.transact(items, Deadline::none(), || (), |reasons| {
+            if !condition_failed(reasons, ACCOUNT) {
+                return None;
+            }
+            let Some(account) = reasons[ACCOUNT].item() else {
+                return Some(Err(ApiError::Unauthorized));
+            };
+            if let Err(e) = require_live(account, owner, now) {
+                return Some(Err(e));
+            }
+            Some(Err(ApiError::KeyNotFound))
+        })
+        .await
+    }
+
+    /// Revokes key `key_id` of `username` whatever the caller (the key
+    /// itself logging out): 401 if it is already gone.
+    pub async fn revoke_key(&self, username: &Username, key_id: &str) -> Result<(), ApiError> {
+        let account = Update::builder()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .update_expression("REMOVE api_keys.#kid")
+            .condition_expression("attribute_exists(api_keys.#kid)")
+            .expression_attribute_names("#kid", key_id)
+            .build()
+            .map_err(ApiError::internal)?;
+        let items = vec![
+            TransactWriteItem::builder().update(account).build(),
+            self.delete_details(username.as_str(), key_id)?,
+        ];
+        self.transact(items, Deadline::none(), || (), |reasons| {
+            condition_failed(reasons, ACCOUNT).then_some(Err(ApiError::Unauthorized))
+        })
+        .await
+    }
+
+    /// Deletes the details of every key of `username` (after `chat-ops
+    /// revoke` emptied the account's map); how many there were.
+    pub async fn forget_keys(&self, username: &Username) -> Result<usize, ApiError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.chats)
+            .key_condition_expression("username = :user AND begins_with(chat_id, :prefix)")
+            .expression_attribute_values(":user", s(username.as_str()))
+            .expression_attribute_values(":prefix", s(KEY_ITEM_PREFIX))
+            .projection_expression("chat_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        for item in output.items() {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.chats)
+                .key("username", s(username.as_str()))
+                .key("chat_id", s(string_of(item, "chat_id")?))
+                .send()
+                .await
+                .map_err(storage_error)?;
+        }
+        Ok(output.items().len())
+    }
+
+    fn delete_details(&self, user: &str, key_id: &str) -> Result<TransactWriteItem, ApiError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.chats)
+            .key("username", s(user))
+            .key("chat_id", s(format!("{KEY_ITEM_PREFIX}{key_id}")))
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+}
+
+/// Whether a token may manage keys: only a login session may, so a key
+/// that leaks cannot make more keys its revocation would miss.
+pub fn may_manage_keys(token: &VerifiedToken) -> Result<(), ApiError> {
+    match token.kind() {
+        TokenKind::Session => Ok(()),
+        TokenKind::ApiKey => Err(ApiError::SessionRequired),
+    }
+}

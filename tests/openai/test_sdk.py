@@ -1,0 +1,519 @@
+"""The OpenAI-compatible routes (/v1/models, /v1/chat/completions) through
+the official `openai` Python SDK, against a running local API.
+
+scripts/openai-sdk.sh runs these (make test does, against a `make run` of
+its own); by hand, with `make run` going:
+
+    bash scripts/openai-sdk.sh                                # :3000, DynamoDB Local on :8000
+    bash scripts/openai-sdk.sh http://127.0.0.1:3100 8100     # another make run
+
+Environment:
+    CHAT_API_URL      the API's base URL (http://127.0.0.1:3000)
+    CHAT_DYNAMODB_URL the DynamoDB that API uses (http://127.0.0.1:8000),
+                      which `chat-ops audit` reads
+    CHAT_OPS          the chat-ops binary (target/debug/chat-ops)
+
+Each test registers a user of its own (4000 tokens), so the tests are
+independent of each other and of whatever else the API holds. The model is
+`make run`'s dummy: it always answers "AI response" (streamed as "AI" and
+" response"), counts the prompt's white-space-separated words as
+prompt_tokens and 2 completion tokens, and each completion costs 100
+balance tokens. Every test ends by checking the balance, the saved chats and
+the ledger (`chat-ops audit <user>`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+import pytest
+
+# The SDK's own HTTP client: openai 3.x brings httpx2 (httpx's successor,
+# same API), earlier releases httpx.
+try:
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover
+    import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_URL = os.environ.get("CHAT_API_URL", "http://127.0.0.1:3000").rstrip("/")
+DYNAMODB_URL = os.environ.get(
+    "CHAT_DYNAMODB_URL", f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8000')}"
+)
+CHAT_OPS = os.environ.get("CHAT_OPS") or str(
+    Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "chat-ops"
+)
+
+MODEL = "dummy"
+REPLY = "AI response"
+REPLY_PIECES = ["AI", " response"]
+HI = [{"role": "user", "content": "Hi"}]
+COMPLETION_TOKENS = 2
+INITIAL_TOKENS = 4000
+COST = 100
+# A generous bound for one request: the first request to a function that
+# `make run` has not started yet waits for it to start.
+TIMEOUT = 120.0
+
+# The SDK reads these; a developer's own must not reach the local API.
+for _name in list(os.environ):
+    if _name.startswith("OPENAI_"):
+        del os.environ[_name]
+
+
+def words(*texts: str) -> int:
+    return sum(len(text.split()) for text in texts)
+
+
+@dataclass
+class User:
+    """A registered, logged-in user, with the plain HTTP client used for the
+    API's own routes and an SDK client (no retries) for /v1."""
+
+    name: str
+    token: str
+    http: httpx.Client
+    sdk: openai.OpenAI
+    requests: list = field(default_factory=list)
+
+    def client(self, *, api_key: str | None = None, max_retries: int | None = 0) -> openai.OpenAI:
+        """An SDK client for this API (max_retries None: the SDK's default);
+        every request it sends, retries included, is appended to
+        self.requests."""
+        return sdk_client(api_key or self.token, max_retries, self.requests)
+
+    def balance(self) -> int:
+        r = self.http.get("/balance/", headers={"Authorization": f"Token {self.token}"})
+        assert r.status_code == 200, r.text
+        return r.json()["tokens"]
+
+    def chats(self) -> list[dict]:
+        """Every saved chat, through every page of GET /chats/."""
+        chats, cursor = [], None
+        while True:
+            params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+            r = self.http.get(
+                "/chats/", params=params, headers={"Authorization": f"Token {self.token}"}
+            )
+            assert r.status_code == 200, r.text
+            page = r.json()
+            chats += page["chats"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return chats
+
+    def audit(self) -> str:
+        """`chat-ops audit <user>`: exits 0 and reports no difference."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "AWS_ENDPOINT_URL": DYNAMODB_URL,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            # The tables `make run` creates (scripts/run-local.sh).
+            "USERS_TABLE": "users",
+            "CREDENTIALS_TABLE": "credentials",
+            "CHATS_TABLE": "chats",
+        }
+        if not os.access(CHAT_OPS, os.X_OK):
+            pytest.fail(f"{CHAT_OPS} is missing: cargo build -p chat-ops")
+        run = subprocess.run(
+            [CHAT_OPS, "audit", self.name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        out = run.stdout.strip()
+        assert run.returncode == 0, f"chat-ops audit exited {run.returncode}: {out} {run.stderr}"
+        assert "DIFFERS" not in out, out
+        m = re.fullmatch(
+            re.escape(self.name)
+            + r": balance (-?\d+), ledger (-?\d+) \((\d+) entries, (\d+) open holds\): ok",
+            out,
+        )
+        assert m, f"unexpected chat-ops audit output: {out!r}"
+        assert m[1] == m[2], out
+        assert m[4] == "0", f"open holds left after every request ended: {out}"
+        return out
+
+    def check_books(self, completions: int, last_message: str | None = None) -> None:
+        """Balance, saved chats and ledger after `completions` completions."""
+        assert self.balance() == INITIAL_TOKENS - COST * completions
+        chats = self.chats()
+        assert len(chats) == completions, chats
+        assert all(chat["response"] == REPLY for chat in chats), chats
+        if last_message is not None:
+            # Newest first.
+            assert chats[0]["message"] == last_message, chats
+        out = self.audit()
+        assert f"balance {INITIAL_TOKENS - COST * completions}," in out, out
+
+
+def sdk_client(api_key: str, max_retries: int | None, requests: list) -> openai.OpenAI:
+    retries = {} if max_retries is None else {"max_retries": max_retries}
+    return openai.OpenAI(
+        base_url=f"{BASE_URL}/v1",
+        api_key=api_key,
+        **retries,
+        timeout=TIMEOUT,
+        http_client=openai.DefaultHttpxClient(
+            timeout=TIMEOUT,
+            trust_env=False,
+            event_hooks={"request": [requests.append]},
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def http():
+    with httpx.Client(base_url=BASE_URL, timeout=TIMEOUT, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def user(http) -> Iterator[User]:
+    """A fresh user per test: registered, logged in, with an SDK client."""
+    name = f"sdk-{uuid.uuid4().hex}"
+    password = secrets.token_urlsafe(18)
+    credentials = {"username": name, "password": password}
+    try:
+        r = http.post("/register/", json=credentials)
+    except httpx.TransportError as e:
+        pytest.fail(f"cannot reach the API at {BASE_URL} ({e}): is make run going?")
+    assert r.status_code == 201, f"register: {r.status_code} {r.text}"
+    r = http.post("/login/", json=credentials)
+    assert r.status_code == 200, f"login: {r.status_code} {r.text}"
+    token = r.json()["token"]
+    requests: list = []
+    u = User(name, token, http, sdk_client(token, 0, requests), requests)
+    yield u
+    u.sdk.close()
+
+
+def check_error(e: openai.APIStatusError, status: int) -> dict:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    assert e.status_code == status, (e.status_code, e.response.text)
+    body = e.response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert isinstance(error["type"], str) and error["type"], body
+    return error
+
+
+# --- /v1/models --------------------------------------------------------------
+
+
+def test_models_list(user):
+    models = user.sdk.models.list()
+    assert [m.id for m in models.data] == [MODEL]
+    model = models.data[0]
+    assert model.object == "model"
+    assert model.owned_by == "chat-api"
+    assert isinstance(model.created, int) and model.created >= 0
+    # The exact body, beyond what the SDK's models read.
+    r = user.http.get("/v1/models", headers={"Authorization": f"Bearer {user.token}"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list"
+    assert body["data"] == [
+        {"id": MODEL, "object": "model", "created": model.created, "owned_by": "chat-api"}
+    ]
+    user.check_books(0)
+
+
+# --- completions -------------------------------------------------------------
+
+
+def test_plain_completion(user):
+    message = "Hello, how are you?"
+    completion = user.sdk.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": message}]
+    )
+    assert completion.id.startswith("chatcmpl-"), completion.id
+    assert completion.object == "chat.completion"
+    assert isinstance(completion.created, int) and completion.created > 0
+    assert completion.model == MODEL
+    assert len(completion.choices) == 1
+    choice = completion.choices[0]
+    assert choice.index == 0
+    assert choice.message.role == "assistant"
+    assert choice.message.content == REPLY
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == words(message) == 4
+    assert completion.usage.completion_tokens == COMPLETION_TOKENS
+    assert completion.usage.total_tokens == 4 + COMPLETION_TOKENS
+    assert len(user.requests) == 1
+    user.check_books(1, last_message=message)
+
+
+def test_stream_with_usage(user):
+    message = "Tell me a story about a lighthouse keeper"
+    stream = user.sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": message}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks, "no chunks"
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1, [c.id for c in chunks]
+    assert chunks[0].id.startswith("chatcmpl-"), chunks[0].id
+    assert all(c.model == MODEL for c in chunks)
+
+    # Exactly one usage chunk, the last, with no choices.
+    with_usage = [c for c in chunks if c.usage is not None]
+    assert len(with_usage) == 1, with_usage
+    assert chunks[-1] is with_usage[0]
+    assert chunks[-1].choices == []
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens == words(message) == 8
+    assert usage.completion_tokens == COMPLETION_TOKENS
+    assert usage.total_tokens == 8 + COMPLETION_TOKENS
+
+    content_chunks = chunks[:-1]
+    assert all(len(c.choices) == 1 and c.choices[0].index == 0 for c in content_chunks)
+    # First the role, with empty content.
+    first = content_chunks[0].choices[0]
+    assert first.delta.role == "assistant"
+    assert first.delta.content == ""
+    # Then the pieces of the reply.
+    pieces = [c.choices[0].delta.content for c in content_chunks if c.choices[0].delta.content]
+    assert pieces == REPLY_PIECES
+    assert "".join(c.choices[0].delta.content or "" for c in content_chunks) == REPLY
+    # Then an empty delta that finishes; nothing else finishes.
+    last = content_chunks[-1].choices[0]
+    assert last.finish_reason == "stop"
+    assert not last.delta.content and last.delta.role is None
+    assert all(c.choices[0].finish_reason is None for c in content_chunks[:-1])
+    assert len(user.requests) == 1
+    user.check_books(1, last_message=message)
+
+
+def test_stream_without_usage(user):
+    message = "Hello there"
+    stream = user.sdk.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": message}], stream=True
+    )
+    chunks = list(stream)
+    assert all(c.usage is None for c in chunks), chunks
+    assert all(len(c.choices) == 1 for c in chunks), chunks
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == REPLY
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    user.check_books(1, last_message=message)
+
+
+def test_stream_raw_sse(user):
+    """The wire format the SDK parses: SSE data lines ending in [DONE]."""
+    with user.http.stream(
+        "POST",
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {user.token}"},
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].split(";")[0].strip() == "text/event-stream"
+        data = [line[len("data:"):].strip() for line in r.iter_lines() if line.startswith("data:")]
+    assert data[-1] == "[DONE]", data
+    assert "[DONE]" not in data[:-1], data
+    user.check_books(1, last_message="Hi")
+
+
+def test_multi_turn_conversation(user):
+    messages = [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": "What is two plus two?"},
+        {"role": "assistant", "content": "Four."},
+        {"role": "user", "content": "And three plus three, please?"},
+    ]
+    completion = user.sdk.chat.completions.create(model=MODEL, messages=messages)
+    expected = words(*(m["content"] for m in messages))
+    assert expected == 16
+    assert completion.choices[0].message.content == REPLY
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.prompt_tokens == expected
+    assert completion.usage.completion_tokens == COMPLETION_TOKENS
+    assert completion.usage.total_tokens == expected + COMPLETION_TOKENS
+    user.check_books(1, last_message=messages[-1]["content"])
+
+
+def test_text_content_parts(user):
+    """A message's content as a list of text parts, as the SDK allows."""
+    text = "Hello from a text part"
+    completion = user.sdk.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": [{"type": "text", "text": text}]}],
+    )
+    assert completion.choices[0].message.content == REPLY
+    assert completion.usage.prompt_tokens == words(text) == 5
+    user.check_books(1, last_message=text)
+
+
+def test_several_completions_are_each_charged_and_saved(user):
+    for i in range(3):
+        completion = user.sdk.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"message number {i}"}]
+        )
+        assert completion.choices[0].message.content == REPLY
+    ids = {c["chat_id"] for c in user.chats()}
+    assert len(ids) == 3
+    assert {c["message"] for c in user.chats()} == {f"message number {i}" for i in range(3)}
+    user.check_books(3, last_message="message number 2")
+
+
+# --- errors ------------------------------------------------------------------
+
+
+def test_bad_token(user):
+    with user.client(api_key="not-a-valid-token") as bad:
+        for stream in (False, True):
+            with pytest.raises(openai.AuthenticationError) as info:
+                bad.chat.completions.create(model=MODEL, messages=HI, stream=stream)
+            error = check_error(info.value, 401)
+            assert error["code"] == "invalid_api_key", error
+            assert info.value.code == "invalid_api_key"
+        with pytest.raises(openai.AuthenticationError) as info:
+            bad.models.list()
+        check_error(info.value, 401)
+    user.check_books(0)
+
+
+def test_absent_token(user):
+    r = user.http.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert r.status_code == 401, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert error["code"] == "invalid_api_key", error
+    r = user.http.get("/v1/models")
+    assert r.status_code == 401, r.text
+    user.check_books(0)
+
+
+def test_empty_balance(user):
+    affordable = INITIAL_TOKENS // COST
+    assert affordable == 40
+    for i in range(affordable):
+        completion = user.sdk.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"paid message {i}"}]
+        )
+        assert completion.choices[0].message.content == REPLY, i
+    assert user.balance() == 0
+
+    # With the SDK's default retries (2), which it would spend on a 429,
+    # x-should-retry: false must stop them: exactly one request is sent.
+    with user.client(max_retries=None) as client:
+        assert client.max_retries == openai.DEFAULT_MAX_RETRIES >= 1
+        for stream in (False, True):
+            user.requests.clear()
+            with pytest.raises(openai.RateLimitError) as info:
+                client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": "one too many"}],
+                    stream=stream,
+                )
+            error = check_error(info.value, 429)
+            assert error["type"] == "insufficient_quota", error
+            assert error["code"] == "insufficient_quota", error
+            assert info.value.code == "insufficient_quota"
+            assert info.value.response.headers.get("x-should-retry") == "false"
+            sent = len(user.requests)
+            assert sent == 1, f"the SDK sent {sent} requests (stream={stream})"
+    user.check_books(affordable, last_message=f"paid message {affordable - 1}")
+
+BAD_REQUESTS = {
+    "unknown field": ({"messages": HI, "extra_body": {"frobnicate": True}}, "frobnicate"),
+    "n 2": ({"messages": HI, "n": 2}, "n"),
+    "tools": (
+        {
+            "messages": HI,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {}},
+                    },
+                }
+            ],
+        },
+        "tools",
+    ),
+    "image part": (
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
+                        },
+                    ],
+                }
+            ]
+        },
+        "messages",
+    ),
+    "empty messages": ({"messages": []}, "messages"),
+    "temperature 3": ({"messages": HI, "temperature": 3}, "temperature"),
+    "ends with assistant": (
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+            ]
+        },
+        "messages",
+    ),
+    "ends with system": ({"messages": [{"role": "system", "content": "Be brief."}]}, "messages"),
+    "max_tokens above the cap": ({"messages": HI, "max_tokens": 1_000_000_000}, "max_tokens"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request(user, case):
+    kwargs, param = BAD_REQUESTS[case]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as info:
+            user.sdk.chat.completions.create(model=MODEL, stream=stream, **kwargs)
+        error = check_error(info.value, 400)
+        # A field of a message may be named by its path (messages[0].content...).
+        if param == "messages":
+            assert error["param"] and error["param"].startswith("messages"), error
+        else:
+            assert error["param"] == param, error
+        assert info.value.param == error["param"]
+    user.check_books(0)
+
+
+def test_unknown_model(user):
+    for stream in (False, True):
+        with pytest.raises(openai.NotFoundError) as info:
+            user.sdk.chat.completions.create(
+                model="no-such-model", messages=HI, stream=stream
+            )
+        error = check_error(info.value, 404)
+        assert error["code"] == "model_not_found", error
+        assert info.value.code == "model_not_found"
+    user.check_books(0)
