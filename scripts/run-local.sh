@@ -139,7 +139,7 @@ env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,US
 # A model behind chat, when asked for (the dummy reply otherwise): e.g. a
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
 for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME \
-  PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE HOLD_SECONDS; do
+  PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
 done
 watch_env=()

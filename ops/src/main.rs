@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use chat_core::clock::Instant;
 use chat_core::domain::Username;
 use chat_core::store::{Audit, Deadline, GrantOutcome};
 use chat_core::{ApiError, App, Config};
@@ -41,8 +42,18 @@ enum Command {
     },
     /// A user's balance, state, sessions and newest ledger entries.
     Show { user: String },
-    /// End every session of a user at once.
+    /// End every session and API key of a user at once.
     Revoke { user: String },
+    /// Make single-use invite codes, for REGISTRATION=invite. Each is
+    /// printed once; only its hash is kept.
+    Invite {
+        /// How many codes.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        /// A note kept with each code, e.g. whom it is for.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// Stop a user from logging in, chatting or reading, from the next request.
     Disable { user: String },
     /// Undo `disable`.
@@ -76,6 +87,7 @@ async fn main() -> ExitCode {
         } => grant(&app, &user, tokens, &reason, op_id).await,
         Command::Show { user } => show(&app, &user).await,
         Command::Revoke { user } => revoke(&app, &user).await,
+        Command::Invite { count, note } => invite(&app, count, &note).await,
         Command::Disable { user } => set_disabled(&app, &user, true).await,
         Command::Enable { user } => set_disabled(&app, &user, false).await,
     };
@@ -181,6 +193,13 @@ async fn revoke(app: &App, name: &str) -> Result<ExitCode, ApiError> {
         }
         None => no_account(name),
     })
+}
+
+async fn invite(app: &App, count: u32, note: &str) -> Result<ExitCode, ApiError> {
+    for _ in 0..count {
+        println!("{}", app.store.create_invite(note, Instant::now()).await?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn set_disabled(app: &App, name: &str, disabled: bool) -> Result<ExitCode, ApiError> {

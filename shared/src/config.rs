@@ -47,12 +47,32 @@ pub struct Config {
     pub session_ttl: Duration,
     /// CloudWatch namespace of the functions' embedded metrics.
     pub metrics_namespace: String,
+    /// Chats (and completions) one user may start per minute; 0: no cap.
+    pub chats_per_minute: u32,
+    /// Who may register.
+    pub registration: Registration,
+}
+
+/// Who may register (`REGISTRATION`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Nobody: the operator's existing users only.
+    Closed,
+    /// Whoever has an invite code from `chat-ops invite`.
+    Invite,
 }
 
 pub const DEFAULT_CHAT_COST: u32 = 100;
 pub const DEFAULT_INITIAL_TOKENS: u32 = 4000;
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 24 * 60 * 60;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "ChatApi";
+/// One user's fair share of the stage's default 50 requests a second: one
+/// chat a second sustained, far above what a person types, and a cap on
+/// what one script can take from everyone else.
+pub const DEFAULT_CHATS_PER_MINUTE: u32 = 60;
 /// The chat function's timeout with a model (29 s) plus a minute.
 pub const DEFAULT_HOLD_SECONDS: u64 = 90;
 
@@ -132,6 +152,24 @@ impl Config {
                 chats: table("CHATS_TABLE")?,
             },
             chat_cost,
+            registration: match get("REGISTRATION").as_deref().map(str::trim) {
+                None | Some("") | Some("open") => Registration::Open,
+                Some("closed") => Registration::Closed,
+                Some("invite") => Registration::Invite,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "REGISTRATION",
+                        expected: "open, closed or invite",
+                        value: other.to_owned(),
+                    })
+                }
+            },
+            chats_per_minute: number(
+                "CHATS_PER_MINUTE",
+                DEFAULT_CHATS_PER_MINUTE.into(),
+                0,
+                1_000_000,
+            )? as u32,
             initial_tokens: number(
                 "INITIAL_TOKENS",
                 DEFAULT_INITIAL_TOKENS.into(),
@@ -173,6 +211,8 @@ impl Config {
             initial_tokens: DEFAULT_INITIAL_TOKENS,
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
+            chats_per_minute: DEFAULT_CHATS_PER_MINUTE,
+            registration: Registration::Open,
         }
     }
 }

@@ -35,6 +35,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("a user with that username already exists")]
     UsernameTaken,
+    /// `REGISTRATION=closed`: nobody may register.
+    #[error("registration is closed")]
+    RegistrationClosed,
+    /// `REGISTRATION=invite`: the invite code is missing, unknown or spent.
+    #[error("registration needs a valid, unused invite code")]
+    InvalidInvite,
     #[error("unable to log in with the provided credentials")]
     InvalidCredentials,
     /// Too many wrong passwords for this user lately: the next try waits.
@@ -109,6 +115,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::UsernameTaken => "username_taken",
+            ApiError::RegistrationClosed => "registration_closed",
+            ApiError::InvalidInvite => "invalid_invite",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -145,7 +153,9 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::SessionRequired => StatusCode::FORBIDDEN,
+            ApiError::SessionRequired
+            | ApiError::RegistrationClosed
+            | ApiError::InvalidInvite => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::ModelUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -274,6 +284,8 @@ mod tests {
             ),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::UsernameTaken, 409, "username_taken"),
+            (ApiError::RegistrationClosed, 403, "registration_closed"),
+            (ApiError::InvalidInvite, 403, "invalid_invite"),
             (ApiError::InvalidCredentials, 401, "invalid_credentials"),
             (ApiError::AccountDisabled, 403, "account_disabled"),
             (

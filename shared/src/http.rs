@@ -78,6 +78,8 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
 pub struct CredentialsBody {
     pub username: Option<Value>,
     pub password: Option<Value>,
+    /// Registration only, with `REGISTRATION=invite`.
+    pub invite: Option<Value>,
 }
 
 /// A field that must be present and a JSON string: numbers, booleans, null,

@@ -379,7 +379,7 @@ async fn a_hold_of_a_user_named_under_the_earlier_unicode_rule_is_swept_too() {
     .await
     .unwrap();
     app.store
-        .create_user(&jose, hash, 4000, Instant::now(), Deadline::none())
+        .create_user(&jose, hash, 4000, None, Instant::now(), Deadline::none())
         .await
         .unwrap();
     let token = logged_in(&app, "josé").await;

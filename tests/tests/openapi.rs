@@ -1147,9 +1147,13 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::KeyNotFound => 17,
             ApiError::TooManyKeys { .. } => 18,
             ApiError::SessionRequired => 19,
+            ApiError::TooManyAttempts { .. } => 20,
+            ApiError::RateLimited { .. } => 21,
+            ApiError::RegistrationClosed => 22,
+            ApiError::InvalidInvite => 23,
         }
     }
-    const VARIANTS: usize = 20;
+    const VARIANTS: usize = 24;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -1178,6 +1182,10 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::KeyNotFound,
         ApiError::TooManyKeys { limit: 10 },
         ApiError::SessionRequired,
+        ApiError::TooManyAttempts { retry_after: 4 },
+        ApiError::RateLimited { retry_after: 9 },
+        ApiError::RegistrationClosed,
+        ApiError::InvalidInvite,
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

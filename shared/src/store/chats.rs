@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::accounts::require_live;
 use super::retry::Deadline;
+use super::rate::rate_limited;
 use super::transact::condition_failed;
 use super::{n, number_of, s, string_of, Store};
 use crate::clock::Instant;
@@ -128,18 +129,24 @@ impl Store {
             })
             .transpose()?;
 
-        // In the order of CHARGE, SAVE and MARKER above.
+        // In the order of CHARGE, SAVE and MARKER above, then the count.
         let mut items = vec![
             TransactWriteItem::builder().update(charge).build(),
             TransactWriteItem::builder().put(save).build(),
         ];
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
+        let count = items.len();
+        items.extend(self.count_chat(user, chat.created)?);
 
         self.transact(
             items,
             deadline,
             || ChatOutcome::Saved,
-            |reasons| classify(reasons, token, chat),
+            |reasons| {
+                classify(reasons, token, chat).or_else(|| {
+                    condition_failed(reasons, count).then(|| Err(rate_limited(chat.created)))
+                })
+            },
         )
         .await
     }

@@ -28,6 +28,7 @@ impl Store {
         username: &Username,
         password_hash: String,
         initial_tokens: u32,
+        invite: Option<&str>,
         now: Instant,
         deadline: Deadline,
     ) -> Result<(), ApiError> {
@@ -42,11 +43,14 @@ impl Store {
             .map_err(ApiError::internal)?;
         let grant = self.grant_entry(username, initial_tokens.into(), "registration", now)?;
         // The grant's ledger entry goes with the account it funds.
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(account).build(),
             TransactWriteItem::builder().put(credentials).build(),
             TransactWriteItem::builder().put(grant).build(),
         ];
+        if let Some(code) = invite {
+            items.push(self.spend_invite(code)?);
+        }
         self.transact(items, deadline, || (), registration_refused)
             .await
     }
@@ -208,6 +212,7 @@ mod tests {
 
 // Positions in the registering transaction.
 const GRANT: usize = 2;
+const INVITE: usize = 3;
 
 /// A taken name is one refusal; a conflict (two registrations of one name
 /// at once) is tried again, and then the first one's put refuses this one.
@@ -216,6 +221,13 @@ fn registration_refused(reasons: &[CancellationReason]) -> Option<Result<(), Api
     // earlier send of this same registration went through.
     if condition_failed(reasons, GRANT) {
         return Some(Ok(()));
+    }
+    // A taken name is said first: the invite was not spent on it.
+    if condition_failed(reasons, 0) || condition_failed(reasons, 1) {
+        return Some(Err(ApiError::UsernameTaken));
+    }
+    if condition_failed(reasons, INVITE) {
+        return Some(Err(ApiError::InvalidInvite));
     }
     if reasons
         .iter()

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::chats::{marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
 use super::retry::Deadline;
+use super::rate::rate_limited;
 use super::transact::condition_failed;
 use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
@@ -161,6 +162,8 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
+        let count = items.len();
+        items.extend(self.count_chat(user, now)?);
         let hold = Hold {
             username: token.username().clone(),
             hold_id,
@@ -185,6 +188,9 @@ impl Store {
             }
             if condition_failed(reasons, HOLD_ACCOUNT) {
                 return Some(Err(refusal_of(reasons, HOLD_ACCOUNT, token, amount, now)));
+            }
+            if condition_failed(reasons, count) {
+                return Some(Err(rate_limited(now)));
             }
             None
         })

@@ -7,9 +7,11 @@ mod chats;
 mod credentials;
 mod history;
 mod holds;
+mod invites;
 mod keys;
 mod ledger;
 mod operator;
+mod rate;
 pub mod retry;
 pub mod schema;
 mod transact;
@@ -30,6 +32,7 @@ pub use history::{Cursor, HistoryEntry, HistoryPage};
 pub use holds::{
     Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
 };
+pub use invites::INVITE_CODE_PREFIX;
 pub use keys::SIGNING_KEY_ITEM;
 pub use ledger::Audit;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
@@ -40,11 +43,23 @@ pub use retry::Deadline;
 pub struct Store {
     client: Client,
     tables: Tables,
+    /// Chats a user may start per minute; 0: no cap.
+    chats_per_minute: u32,
 }
 
 impl Store {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Store { client, tables }
+        Store {
+            client,
+            tables,
+            chats_per_minute: 0,
+        }
+    }
+
+    /// The same store, capping each user's chats per minute (0: no cap).
+    pub fn with_chats_per_minute(mut self, cap: u32) -> Self {
+        self.chats_per_minute = cap;
+        self
     }
 
     pub fn client(&self) -> &Client {

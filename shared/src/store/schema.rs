@@ -72,7 +72,8 @@ pub const TABLES: [TableSpec; 3] = [
         logical_id: "ChatsTable",
         hash_key: "username",
         range_key: Some("chat_id"),
-        ttl_attribute: None,
+        // The per-minute chat counts (store/rate.rs) expire.
+        ttl_attribute: Some("expires_at"),
         indexes: &[OPEN_HOLDS],
     },
 ];

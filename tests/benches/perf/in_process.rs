@@ -23,8 +23,10 @@ type Response = lambda_http::Response<Body>;
 pub async fn run(iterations: usize) -> Value {
     let client = client();
     let mut config = Config::with_tables(fresh_tables(&client).await);
-    // One user pays for every chat of the run.
+    // One user pays for every chat of the run, faster than the per-user
+    // rate allows: the cap is off, so its item is not in these figures.
     config.initial_tokens = 1_000_000_000;
+    config.chats_per_minute = 0;
     let app = quiet_app(config, client.clone());
     let bare = Bare { app: &app, client };
     let token = signed_up(&app, "alice").await;
