@@ -35,6 +35,8 @@ impl OpenAiError {
         let (kind, code) = match error {
             ApiError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
             ApiError::InsufficientTokens { .. } => ("insufficient_quota", "insufficient_quota"),
+            // OpenAI's own names for a request-rate limit.
+            ApiError::RateLimited { .. } => ("requests", "rate_limit_exceeded"),
             _ if status.is_server_error() => ("server_error", error.code()),
             _ => ("invalid_request_error", error.code()),
         };
@@ -50,7 +52,10 @@ impl OpenAiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         let retry = status == StatusCode::SERVICE_UNAVAILABLE
-            || matches!(error, ApiError::IdempotencyKeyInProgress);
+            || matches!(
+                error,
+                ApiError::IdempotencyKeyInProgress | ApiError::RateLimited { .. }
+            );
         headers.insert(
             SHOULD_RETRY,
             HeaderValue::from_static(if retry { "true" } else { "false" }),

@@ -1293,4 +1293,120 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn not_and_if_then_else_are_checked() {
+        let spec = spec();
+        let both = json!({"not": {"required": ["a", "b"]}});
+        assert!(spec.validate(&both, &json!({"a": 1})).is_empty());
+        let errors = spec.validate(&both, &json!({"a": 1, "b": 2}));
+        assert!(errors[0].contains("must not"), "{errors:?}");
+        let conditional = json!({
+            "if": {"required": ["options"]},
+            "then": {"required": ["stream"]},
+            "else": {"properties": {"stream": {"const": false}}}
+        });
+        assert!(spec
+            .validate(&conditional, &json!({"options": {}, "stream": true}))
+            .is_empty());
+        assert!(!spec.validate(&conditional, &json!({"options": {}})).is_empty());
+        assert!(spec.validate(&conditional, &json!({"stream": false})).is_empty());
+        assert!(!spec.validate(&conditional, &json!({"stream": true})).is_empty());
+    }
+
+    #[test]
+    fn json_content_in_a_string_is_held_to_its_content_schema() {
+        let spec = spec();
+        let schema = json!({
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"type": "object", "required": ["id"]}
+        });
+        assert!(spec.validate(&schema, &json!(r#"{"id": 1}"#)).is_empty());
+        let errors = spec.validate(&schema, &json!(r#"{"x": 1}"#));
+        assert!(errors[0].contains("required property id"), "{errors:?}");
+        let errors = spec.validate(&schema, &json!("[DONE"));
+        assert!(errors[0].contains("is not JSON"), "{errors:?}");
+        let odd = Spec::new(json!({"components": {"schemas": {
+            "A": {"contentMediaType": "text/csv"},
+            "B": {"contentSchema": {"type": "object"}}
+        }}}));
+        assert_eq!(odd.unsupported().len(), 2, "{:?}", odd.unsupported());
+    }
+
+    #[test]
+    fn openai_error_bodies_are_read_by_their_code() {
+        let body = json!({"error": {"message": "m", "type": "t", "param": "temperature", "code": "invalid_field"}});
+        let observed = observed(400, &[], &body.to_string());
+        assert_eq!(observed.error_code().as_deref(), Some("invalid_field"));
+        assert_eq!(observed.error_field().as_deref(), Some("temperature"));
+        let ours = observed_body(r#"{"error": "invalid_field", "message": "m", "field": "limit"}"#);
+        assert_eq!(ours.error_code().as_deref(), Some("invalid_field"));
+        assert_eq!(ours.error_field().as_deref(), Some("limit"));
+        let spec = Spec::new(json!({"paths": {"/v1/x": {"get": {"responses": {"404": {
+            "description": "no",
+            "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"error": {"type": "object", "properties": {"code": {"const": "model_not_found"}}}}
+            }}}
+        }}}}}}));
+        let target = Target::Operation { method: "GET", path: "/v1/x" };
+        assert!(target.is_openai());
+        let codes = spec.error_codes(spec.response(target, 404).unwrap());
+        assert_eq!(codes.into_iter().collect::<Vec<_>>(), ["model_not_found"]);
+    }
+
+    fn observed_body(body: &str) -> Observed {
+        observed(400, &[], body)
+    }
+
+    /// A spec with an operation answering JSON or a stream of events, each
+    /// event's data `[DONE]` or JSON with an `n`.
+    fn streaming_spec() -> Spec {
+        Spec::new(json!({"paths": {"/s": {"post": {"responses": {"200": {
+            "description": "ok",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/event-stream": {"schema": {
+                    "required": ["data"],
+                    "properties": {"data": {"oneOf": [
+                        {"const": "[DONE]"},
+                        {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"type": "object", "required": ["n"]}}
+                    ]}}
+                }}
+            }
+        }}}}}}))
+    }
+
+    #[test]
+    fn an_event_stream_is_checked_event_by_event() {
+        let spec = streaming_spec();
+        let target = Target::Operation { method: "POST", path: "/s" };
+        let sse = ("content-type", "text/event-stream");
+        let good = observed(200, &[sse], "data: {\"n\": 1}\n\ndata: [DONE]\n\n");
+        assert_eq!(spec.check_response(target, &good), Vec::<String>::new());
+        let json = observed(200, &[("content-type", "application/json")], "{}");
+        assert_eq!(spec.check_response(target, &json), Vec::<String>::new());
+        for (body, expected) in [
+            ("data: {\"m\": 1}\n\ndata: [DONE]\n\n", "event 0"),
+            ("data: [DONE]\n\ndata: nope\n\n", "event 1"),
+            ("data: {\"n\": 1}\n\n: a comment\n\n", "not one data line"),
+            ("data: {\"n\": 1}\ndata: {\"n\": 2}\n\n", "not one data line"),
+            ("data: {\"n\": 1}\n\ndata: [DO", "a whole event"),
+            ("", "no event"),
+        ] {
+            let problems = spec.check_response(target, &observed(200, &[sse], body));
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{body:?}: {expected} in {problems:?}"
+            );
+        }
+        let html = observed(200, &[("content-type", "text/html")], "x");
+        let problems = spec.check_response(target, &html);
+        assert!(
+            problems[0].contains("documented application/json or text/event-stream"),
+            "{problems:?}"
+        );
+    }
 }

@@ -134,27 +134,38 @@ impl Store {
             TransactWriteItem::builder().update(charge).build(),
             TransactWriteItem::builder().put(save).build(),
         ];
+        let positions = Positions {
+            marker: marker.is_some().then_some(MARKER),
+            count: None,
+        };
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
-        let count = items.len();
-        items.extend(self.count_chat(user, chat.created)?);
+        let count = self.count_chat(user, chat.created)?;
+        let positions = Positions {
+            count: count.as_ref().map(|_| items.len()),
+            ..positions
+        };
+        items.extend(count);
 
         self.transact(
             items,
             deadline,
             || ChatOutcome::Saved,
-            |reasons| {
-                classify(reasons, token, chat).or_else(|| {
-                    condition_failed(reasons, count).then(|| Err(rate_limited(chat.created)))
-                })
-            },
+            |reasons| classify(reasons, &positions, token, chat),
         )
         .await
     }
 }
 
+/// Where the optional items of a chat's transaction are, if present.
+struct Positions {
+    marker: Option<usize>,
+    count: Option<usize>,
+}
+
 /// What a cancelled charge came to, if its conditions decide it.
 fn classify(
     reasons: &[CancellationReason],
+    positions: &Positions,
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
 ) -> Option<Result<ChatOutcome, ApiError>> {
@@ -167,7 +178,7 @@ fn classify(
     }
     // Before the balance: a retry of a chat that went through is answered
     // with its reply even when the balance could not pay for another.
-    if failed(MARKER) {
+    if positions.marker.is_some_and(failed) {
         return Some(
             marker_of(reasons, MARKER)
                 .and_then(|marker| replay_of(marker, chat.message))
@@ -182,6 +193,10 @@ fn classify(
             chat.cost,
             chat.created,
         )));
+    }
+    // Last: a chat the account refuses is not one the cap refuses.
+    if positions.count.is_some_and(failed) {
+        return Some(Err(rate_limited(chat.created)));
     }
     None
 }

@@ -162,8 +162,10 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
-        let count = items.len();
-        items.extend(self.count_chat(user, now)?);
+        let keyed = marker_id.is_some();
+        let counted = self.count_chat(user, now)?;
+        let count = counted.as_ref().map(|_| items.len());
+        items.extend(counted);
         let hold = Hold {
             username: token.username().clone(),
             hold_id,
@@ -179,7 +181,7 @@ impl Store {
             }
             // The key first: an answered retry is replayed even when the
             // balance could not pay for another chat.
-            if condition_failed(reasons, HOLD_MARKER) {
+            if keyed && condition_failed(reasons, HOLD_MARKER) {
                 return Some(
                     marker_of(reasons, HOLD_MARKER)
                         .and_then(|marker| replay_of(marker, message))
@@ -189,7 +191,7 @@ impl Store {
             if condition_failed(reasons, HOLD_ACCOUNT) {
                 return Some(Err(refusal_of(reasons, HOLD_ACCOUNT, token, amount, now)));
             }
-            if condition_failed(reasons, count) {
+            if count.is_some_and(|at| condition_failed(reasons, at)) {
                 return Some(Err(rate_limited(now)));
             }
             None
