@@ -8,7 +8,7 @@
 #   bash scripts/schemathesis.sh http://127.0.0.1:3100   # another port
 #
 # Installs the pinned Schemathesis into .tools/schemathesis if missing, and
-# registers a user of its own for the run, which Schemathesis logs in as
+# registers users of its own for the run, which Schemathesis logs in as
 # (again whenever a token stops working, as after a fuzzed /logout/). Any
 # further arguments go to `st run` (e.g. --max-examples 5). Exits non-zero
 # on any failure. Reports go to target/schemathesis/.
@@ -22,19 +22,25 @@ shift || true
 
 bash scripts/tools.sh schemathesis
 
-# A name no other run has used (the data of `make run` outlives a run), in
-# the ASCII the contract allows, and a password only this run knows.
+# Names no other run has used (the data of `make run` outlives a run), in
+# the ASCII the contract allows, and a password only this run knows. Two
+# users: the OpenAI-compatible /v1/ operations spend a balance of their own,
+# so that their completions do not leave /chat/ nothing to charge (each
+# user's 4000 tokens pay for 40 chats).
 SCHEMATHESIS_USERNAME="schemathesis-$(date +%s)-$$"
+SCHEMATHESIS_OPENAI_USERNAME="$SCHEMATHESIS_USERNAME-v1"
 SCHEMATHESIS_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 SCHEMATHESIS_BASE_URL="$url"
-export SCHEMATHESIS_USERNAME SCHEMATHESIS_PASSWORD SCHEMATHESIS_BASE_URL
-status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$url/register/" \
-  -H 'Content-Type: application/json' \
-  -d "{\"username\": \"$SCHEMATHESIS_USERNAME\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}") || status=none
-if [ "$status" != 201 ]; then
-  say "registering the run's user at $url/register/ answered $status, not 201: is the API running (make run)?"
-  exit 1
-fi
+export SCHEMATHESIS_USERNAME SCHEMATHESIS_OPENAI_USERNAME SCHEMATHESIS_PASSWORD SCHEMATHESIS_BASE_URL
+for username in "$SCHEMATHESIS_USERNAME" "$SCHEMATHESIS_OPENAI_USERNAME"; do
+  status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 120 -X POST "$url/register/" \
+    -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$username\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}") || status=none
+  if [ "$status" != 201 ]; then
+    say "registering the run's user at $url/register/ answered $status, not 201: is the API running (make run)?"
+    exit 1
+  fi
+done
 
 say "running against $url (settings: schemathesis.toml)"
 # --config-file comes before `run`; every phase and check is named here so

@@ -1,9 +1,10 @@
 """Schemathesis hooks for this API, loaded through schemathesis.toml.
 
-Authentication. Every request that needs a token gets the token of the
-user scripts/schemathesis.sh registered for the run, from a login made
-here; a 401 makes a new login and one retry, since a fuzzed /logout/ ends
-the token in use. A request that already carries a token some /login/
+Authentication. Every request that needs a token gets the token of a user
+scripts/schemathesis.sh registered for the run, from a login made here:
+one user for the OpenAI-compatible /v1/ operations, another for the rest,
+so that each has a balance of its own to spend. A 401 makes new logins and
+one retry, since a fuzzed /logout/ ends the token in use. A request that already carries a token some /login/
 answered in this run keeps it: it got it through an OpenAPI link, as in the
 stateful phase's register -> log in -> chat / history / balance / log out,
 where each user's calls must go with that user's own token (Schemathesis's
@@ -48,13 +49,21 @@ def after_call(context, case, response):
         _MINTED.add(token)
 
 
-@schemathesis.auth(retry_on=[401])
+def _user_of(case, context=None):
+    """The environment variable naming the user `case` goes as."""
+    if case.operation.path.startswith("/v1/"):
+        return "SCHEMATHESIS_OPENAI_USERNAME"
+    return "SCHEMATHESIS_USERNAME"
+
+
+# One cached token per user (`cache_by_key`).
+@schemathesis.auth(retry_on=[401], cache_by_key=_user_of)
 class RunUser:
     def get(self, case, context):
         response = requests.post(
             f"{os.environ['SCHEMATHESIS_BASE_URL']}/login/",
             json={
-                "username": os.environ["SCHEMATHESIS_USERNAME"],
+                "username": os.environ[_user_of(case)],
                 "password": os.environ["SCHEMATHESIS_PASSWORD"],
             },
             timeout=60,

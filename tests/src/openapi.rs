@@ -189,7 +189,9 @@ pub fn error_code_of(body: &Value) -> Option<String> {
 pub fn event_data(body: &[u8]) -> Result<Vec<String>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("the stream is not UTF-8: {e}"))?;
     if !text.is_empty() && !text.ends_with("\n\n") {
-        return Err(format!("the stream does not end with a whole event: {text:?}"));
+        return Err(format!(
+            "the stream does not end with a whole event: {text:?}"
+        ));
     }
     text.split_terminator("\n\n")
         .map(|event| match event.strip_prefix("data: ") {
@@ -1309,9 +1311,15 @@ mod tests {
         assert!(spec
             .validate(&conditional, &json!({"options": {}, "stream": true}))
             .is_empty());
-        assert!(!spec.validate(&conditional, &json!({"options": {}})).is_empty());
-        assert!(spec.validate(&conditional, &json!({"stream": false})).is_empty());
-        assert!(!spec.validate(&conditional, &json!({"stream": true})).is_empty());
+        assert!(!spec
+            .validate(&conditional, &json!({"options": {}}))
+            .is_empty());
+        assert!(spec
+            .validate(&conditional, &json!({"stream": false}))
+            .is_empty());
+        assert!(!spec
+            .validate(&conditional, &json!({"stream": true}))
+            .is_empty());
     }
 
     #[test]
@@ -1350,7 +1358,10 @@ mod tests {
                 "properties": {"error": {"type": "object", "properties": {"code": {"const": "model_not_found"}}}}
             }}}
         }}}}}}));
-        let target = Target::Operation { method: "GET", path: "/v1/x" };
+        let target = Target::Operation {
+            method: "GET",
+            path: "/v1/x",
+        };
         assert!(target.is_openai());
         let codes = spec.error_codes(spec.response(target, 404).unwrap());
         assert_eq!(codes.into_iter().collect::<Vec<_>>(), ["model_not_found"]);
@@ -1382,7 +1393,10 @@ mod tests {
     #[test]
     fn an_event_stream_is_checked_event_by_event() {
         let spec = streaming_spec();
-        let target = Target::Operation { method: "POST", path: "/s" };
+        let target = Target::Operation {
+            method: "POST",
+            path: "/s",
+        };
         let sse = ("content-type", "text/event-stream");
         let good = observed(200, &[sse], "data: {\"n\": 1}\n\ndata: [DONE]\n\n");
         assert_eq!(spec.check_response(target, &good), Vec::<String>::new());
@@ -1392,7 +1406,10 @@ mod tests {
             ("data: {\"m\": 1}\n\ndata: [DONE]\n\n", "event 0"),
             ("data: [DONE]\n\ndata: nope\n\n", "event 1"),
             ("data: {\"n\": 1}\n\n: a comment\n\n", "not one data line"),
-            ("data: {\"n\": 1}\ndata: {\"n\": 2}\n\n", "not one data line"),
+            (
+                "data: {\"n\": 1}\ndata: {\"n\": 2}\n\n",
+                "not one data line",
+            ),
             ("data: {\"n\": 1}\n\ndata: [DO", "a whole event"),
             ("", "no event"),
         ] {

@@ -131,11 +131,13 @@ impl Run {
     fn expect_unknown_field(&mut self, target: Target<'_>, response: &Response<Body>, name: &str) {
         let observed = self.observe(target, response, 400, "invalid_field");
         assert_eq!(observed.error_field().as_deref(), Some(name), "{target}");
-        assert!(!self.inputs(target).contains(name), "{target}: {name} is documented");
+        assert!(
+            !self.inputs(target).contains(name),
+            "{target}: {name} is documented"
+        );
         let schema = self.spec.resolve(self.request_schema(target).unwrap());
         assert_eq!(
-            schema["additionalProperties"],
-            false,
+            schema["additionalProperties"], false,
             "{target} refuses {name} but documents no additionalProperties: false"
         );
     }
@@ -213,7 +215,10 @@ impl Run {
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant", "{first}");
         for chunk in &chunks {
             for field in ["id", "created", "model"] {
-                assert_eq!(chunk[field], first[field], "one {field} for the whole stream");
+                assert_eq!(
+                    chunk[field], first[field],
+                    "one {field} for the whole stream"
+                );
             }
             assert_eq!(
                 chunk.get("usage").is_some(),
@@ -232,7 +237,10 @@ impl Run {
             };
             let finish = replying.last().unwrap();
             assert_eq!(finish["choices"][0]["delta"], json!({}), "{finish}");
-            assert!(finish["choices"][0]["finish_reason"].is_string(), "{finish}");
+            assert!(
+                finish["choices"][0]["finish_reason"].is_string(),
+                "{finish}"
+            );
             let finishes = replying
                 .iter()
                 .filter(|c| !c["choices"][0]["finish_reason"].is_null())
@@ -240,7 +248,9 @@ impl Run {
             assert_eq!(finishes, 1, "one finish, in the chunk before the end");
         } else {
             assert!(
-                chunks.iter().all(|c| c["choices"][0]["finish_reason"].is_null()),
+                chunks
+                    .iter()
+                    .all(|c| c["choices"][0]["finish_reason"].is_null()),
                 "a failed stream has no finish"
             );
         }
@@ -503,7 +513,10 @@ fn refused_fields() -> Vec<(Value, &'static str)> {
     let hi = || hello("dummy");
     vec![
         (json!({"model": "dummy"}), "messages"),
-        (json!({"messages": [{"role": "user", "content": "Hi"}]}), "model"),
+        (
+            json!({"messages": [{"role": "user", "content": "Hi"}]}),
+            "model",
+        ),
         (with(hi(), json!({"model": " \t"})), "model"),
         (with(hi(), json!({"model": 4})), "model"),
         (with(hi(), json!({"messages": []})), "messages"),
@@ -511,31 +524,52 @@ fn refused_fields() -> Vec<(Value, &'static str)> {
         (user(json!(" \n")), "messages"),
         (user(json!("a".repeat(8001))), "messages"),
         (user(json!([])), "messages"),
-        (user(json!([{"type": "image_url", "image_url": {"url": "x"}}])), "messages"),
-        (user(json!([{"type": "text", "text": "x", "extra": 1}])), "messages"),
         (
-            with(hi(), json!({"messages": [{"role": "tool", "content": "x"}]})),
+            user(json!([{"type": "image_url", "image_url": {"url": "x"}}])),
             "messages",
         ),
         (
-            with(hi(), json!({"messages": [{"role": "user", "content": "x", "refusal": "no"}]})),
+            user(json!([{"type": "text", "text": "x", "extra": 1}])),
             "messages",
         ),
         (
-            with(hi(), json!({"messages": [{"role": "user", "content": "x", "tool_calls": [{}]}]})),
+            with(
+                hi(),
+                json!({"messages": [{"role": "tool", "content": "x"}]}),
+            ),
+            "messages",
+        ),
+        (
+            with(
+                hi(),
+                json!({"messages": [{"role": "user", "content": "x", "refusal": "no"}]}),
+            ),
+            "messages",
+        ),
+        (
+            with(
+                hi(),
+                json!({"messages": [{"role": "user", "content": "x", "tool_calls": [{}]}]}),
+            ),
             "messages",
         ),
         (with(hi(), json!({"n": 2})), "n"),
         (with(hi(), json!({"temperature": 2.5})), "temperature"),
         (with(hi(), json!({"top_p": -0.5})), "top_p"),
         (with(hi(), json!({"max_tokens": 0})), "max_tokens"),
-        (with(hi(), json!({"max_completion_tokens": 8193})), "max_completion_tokens"),
+        (
+            with(hi(), json!({"max_completion_tokens": 8193})),
+            "max_completion_tokens",
+        ),
         (
             with(hi(), json!({"max_tokens": 5, "max_completion_tokens": 5})),
             "max_tokens",
         ),
         (with(hi(), json!({"stop": ""})), "stop"),
-        (with(hi(), json!({"stop": ["a", "b", "c", "d", "e"]})), "stop"),
+        (
+            with(hi(), json!({"stop": ["a", "b", "c", "d", "e"]})),
+            "stop",
+        ),
         (with(hi(), json!({"stream": "yes"})), "stream"),
         (
             with(hi(), json!({"stream_options": {"include_usage": true}})),
@@ -546,14 +580,26 @@ fn refused_fields() -> Vec<(Value, &'static str)> {
             "stream_options",
         ),
         (
-            with(hi(), json!({"stream": true, "stream_options": {"nope": true}})),
+            with(
+                hi(),
+                json!({"stream": true, "stream_options": {"nope": true}}),
+            ),
             "stream_options",
         ),
-        (with(hi(), json!({"tools": [{"type": "function"}]})), "tools"),
+        (
+            with(hi(), json!({"tools": [{"type": "function"}]})),
+            "tools",
+        ),
         (with(hi(), json!({"seed": 0})), "seed"),
         (with(hi(), json!({"logprobs": true})), "logprobs"),
-        (with(hi(), json!({"presence_penalty": 0.5})), "presence_penalty"),
-        (with(hi(), json!({"modalities": ["text", "audio"]})), "modalities"),
+        (
+            with(hi(), json!({"presence_penalty": 0.5})),
+            "presence_penalty",
+        ),
+        (
+            with(hi(), json!({"modalities": ["text", "audio"]})),
+            "modalities",
+        ),
         (
             with(hi(), json!({"response_format": {"type": "json_object"}})),
             "response_format",
@@ -572,11 +618,17 @@ fn beyond_the_schema() -> Vec<(&'static str, Value)> {
     vec![
         (
             "the turns start with the assistant",
-            conversation(json!([say("assistant", json!("Hi")), say("user", json!("Hi"))])),
+            conversation(json!([
+                say("assistant", json!("Hi")),
+                say("user", json!("Hi"))
+            ])),
         ),
         (
             "the turns end with the assistant",
-            conversation(json!([say("user", json!("Hi")), say("assistant", json!("Hi"))])),
+            conversation(json!([
+                say("user", json!("Hi")),
+                say("assistant", json!("Hi"))
+            ])),
         ),
         (
             "no turn, only a system prompt",
@@ -584,7 +636,10 @@ fn beyond_the_schema() -> Vec<(&'static str, Value)> {
         ),
         (
             "text parts that join into blank text",
-            conversation(json!([say("user", json!([part(" ".into()), part("\n".into())]))])),
+            conversation(json!([say(
+                "user",
+                json!([part(" ".into()), part("\n".into())])
+            )])),
         ),
         (
             "text parts that join into more than 8000 characters",
@@ -845,7 +900,10 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         run.accepted_body(COMPLETIONS, &body.to_string());
         let response = call(&app, COMPLETIONS, completion(&body, Some(&auth))).await;
         let (chunks, error) = run.expect_stream(&response, include_usage);
-        assert_eq!((streamed_text(&chunks), error), ("AI response".into(), None));
+        assert_eq!(
+            (streamed_text(&chunks), error),
+            ("AI response".into(), None)
+        );
     }
     // Every field the request documents at once, each in a value the
     // server takes: nothing documented is refused.
@@ -857,7 +915,8 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     let response = call(&app, COMPLETIONS, completion(&everything, Some(&auth))).await;
     let (chunks, _) = run.expect_stream(&response, true);
     assert_eq!(streamed_text(&chunks), "AI response");
-    // Malformed requests, which the schema refuses too.
+    // Bodies that are not one JSON object, then bodies the schema refuses,
+    // each refused naming the field the schema refuses it for.
     for body in ["{", "[]", ""] {
         let response = call(&app, COMPLETIONS, completion_request(Some(&auth), body)).await;
         run.expect(COMPLETIONS, &response, 400, "invalid_json");
@@ -889,21 +948,31 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     let response = call(&app, COMPLETIONS, completion(&huge, Some(&auth))).await;
     run.expect(COMPLETIONS, &response, 413, "payload_too_large");
     // The user granted nothing: OpenAI's exhausted quota.
-    let response = call(&app, COMPLETIONS, completion(&whole, Some(&bearer(&pauper)))).await;
+    let response = call(
+        &app,
+        COMPLETIONS,
+        completion(&whole, Some(&bearer(&pauper))),
+    )
+    .await;
     run.expect(COMPLETIONS, &response, 429, "insufficient_quota");
 
     // GET /v1/models
     let response = call(&app, MODELS, models_request(Some(&auth))).await;
-    assert_eq!(run.expect(MODELS, &response, 200, "")["data"][0]["id"], "dummy");
+    assert_eq!(
+        run.expect(MODELS, &response, 200, "")["data"][0]["id"],
+        "dummy"
+    );
 
     // A paid model (the stand-in Bedrock): hold, model, settle; whole and
     // streamed, as the model lists itself.
-    let replying = ConverseStub::start(Answer::Stream(
-        Streamed::pieces(&["Hel", "lo"]).usage(9, 2),
-    ));
+    let replying =
+        ConverseStub::start(Answer::Stream(Streamed::pieces(&["Hel", "lo"]).usage(9, 2)));
     app.responder = model_answering(&replying);
     let response = call(&app, MODELS, models_request(Some(&auth))).await;
-    assert_eq!(run.expect(MODELS, &response, 200, "")["data"][0]["id"], MODEL_ID);
+    assert_eq!(
+        run.expect(MODELS, &response, 200, "")["data"][0]["id"],
+        MODEL_ID
+    );
     let paid = hello(MODEL_ID);
     let response = call(&app, COMPLETIONS, completion(&paid, Some(&auth))).await;
     let answer = run.expect(COMPLETIONS, &response, 200, "");
@@ -930,12 +999,23 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     let response = call(&app, COMPLETIONS, completion(&streamed, Some(&auth))).await;
     let (chunks, error) = run.expect_stream(&response, false);
     assert_eq!(streamed_text(&chunks), "Hel");
-    assert_eq!(error_code_of(&error.unwrap()).as_deref(), Some("model_error"));
+    assert_eq!(
+        error_code_of(&error.unwrap()).as_deref(),
+        Some("model_error")
+    );
     // The model fails before anything was sent: an error status (502),
     // or busy (503), even for a stream.
     for (answer, status, code) in [
-        (Answer::error(400, "ValidationException"), 502, "model_error"),
-        (Answer::error(429, "ThrottlingException"), 503, "model_unavailable"),
+        (
+            Answer::error(400, "ValidationException"),
+            502,
+            "model_error",
+        ),
+        (
+            Answer::error(429, "ThrottlingException"),
+            503,
+            "model_unavailable",
+        ),
     ] {
         let stub = ConverseStub::start(answer);
         app.responder = model_answering(&stub);
@@ -1089,7 +1169,11 @@ fn every_route_is_an_operation_and_every_operation_a_route() {
         let tagged = operation["tags"]
             .as_array()
             .is_some_and(|tags| tags.contains(&json!("openai")));
-        assert_eq!(tagged, OPENAI_ROUTES.iter().any(|(_, p, _)| p == path), "{path}");
+        assert_eq!(
+            tagged,
+            OPENAI_ROUTES.iter().any(|(_, p, _)| p == path),
+            "{path}"
+        );
     }
 }
 
@@ -1520,7 +1604,10 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
     // Each number at and past its bounds, and null for each optional field.
     let hi = || hello("dummy");
     for (field, values) in [
-        ("temperature", json!([0, 0.0, 2, 2.0, 1.5, -0.0, -0.001, 2.001, "1", true])),
+        (
+            "temperature",
+            json!([0, 0.0, 2, 2.0, 1.5, -0.0, -0.001, 2.001, "1", true]),
+        ),
         ("top_p", json!([0, 1, 0.5, 1.001, -1, "0.5"])),
         ("max_tokens", json!([1, cap, cap + 1, 0, -1, 1.5, "5"])),
         ("max_completion_tokens", json!([1, cap, cap + 1, 0, 2.5])),
@@ -1561,18 +1648,31 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
             json!([]),
             json!(true),
         ] {
-            agree(with(hi(), json!({"stream": stream, "stream_options": options})));
+            agree(with(
+                hi(),
+                json!({"stream": stream, "stream_options": options}),
+            ));
             agree(with(hi(), json!({"stream_options": options})));
         }
     }
     // Both maximums: refused only when neither is null.
-    for (a, b) in [(json!(5), json!(5)), (json!(5), json!(null)), (json!(null), json!(5)), (json!(null), json!(null))] {
-        agree(with(hi(), json!({"max_tokens": a, "max_completion_tokens": b})));
+    for (a, b) in [
+        (json!(5), json!(5)),
+        (json!(5), json!(null)),
+        (json!(null), json!(5)),
+        (json!(null), json!(null)),
+    ] {
+        agree(with(
+            hi(),
+            json!({"max_tokens": a, "max_completion_tokens": b}),
+        ));
     }
     // Fields taken in any value, and the unsupported ones, in values that
     // ask for nothing and in values that ask for something.
     let values = json!([null, false, true, 0, 0.0, 1, -0.0, "", "x", [], ["text"], [1], {}, {"type": "text"}, {"a": 1}]);
-    let properties = spec.pointer("#/components/schemas/CompletionRequest/properties").unwrap();
+    let properties = spec
+        .pointer("#/components/schemas/CompletionRequest/properties")
+        .unwrap();
     for (field, property) in properties.as_object().unwrap() {
         let resolved = spec.resolve(property);
         if resolved.get("enum").is_none() && resolved.get("type").is_some() {
@@ -1591,7 +1691,16 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
     for n in [1, MAX_MESSAGES, MAX_MESSAGES + 1] {
         agree(messages((0..n).map(|_| user(json!("Hi"))).collect()));
     }
-    for role in ["system", "developer", "user", "assistant", "tool", "function", "User", ""] {
+    for role in [
+        "system",
+        "developer",
+        "user",
+        "assistant",
+        "tool",
+        "function",
+        "User",
+        "",
+    ] {
         // Between two user turns, so that the turns' order is right.
         agree(messages(vec![
             user(json!("Hi")),
@@ -1643,5 +1752,8 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
     let pattern = |at: &str| spec.pointer(at).unwrap()["pattern"].clone();
     let message = pattern("#/components/schemas/ChatRequest/properties/message");
     assert_eq!(pattern("#/components/schemas/CompletionText"), message);
-    assert_eq!(pattern("#/components/schemas/CompletionRequest/properties/model"), message);
+    assert_eq!(
+        pattern("#/components/schemas/CompletionRequest/properties/model"),
+        message
+    );
 }

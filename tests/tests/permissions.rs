@@ -22,30 +22,56 @@ use serde_yaml::Value;
 /// ARN (`foundation-model/${ModelId}`).
 type Grants = BTreeSet<(String, String)>;
 
-/// What a function needs, by function and by whether a model is set.
-type ByFunction = BTreeMap<(String, bool), Grants>;
+/// What a function needs, by function and by the template condition under
+/// which it does (`None`: always; `Some("HasModel")`: with a model; ...).
+type ByFunction = BTreeMap<(String, Option<String>), Grants>;
 
 const MODEL_GRANT: (&str, &str) = ("bedrock:InvokeModel", "foundation-model/${ModelId}");
+const STREAM_GRANT: (&str, &str) = (
+    "bedrock:InvokeModelWithResponseStream",
+    "foundation-model/${ModelId}",
+);
+const WITH_MODEL: Option<&str> = Some("HasModel");
+const ALWAYS: Option<&str> = None;
+
+/// The conditions a grant may depend on.
+const CONDITIONS: [&str; 2] = ["HasModel", "InviteOnly"];
 
 /// What each function needs, from its runs.
 async fn needed() -> ByFunction {
     let (app, calls) = counted_app().await;
     let mut needed = ByFunction::new();
-    let mut record = |function: &str, app: &App, calls: &CallLog, with_model: bool| {
+    let mut record = |function: &str, app: &App, calls: &CallLog, condition: Option<&str>| {
         let by_logical_id: Grants = calls
             .take_accesses()
             .into_iter()
             .map(|(action, table)| (action, logical_id(app, &table)))
             .collect();
         needed
-            .entry((function.to_owned(), with_model))
+            .entry((function.to_owned(), condition.map(str::to_owned)))
             .or_default()
             .extend(by_logical_id);
     };
 
     assert_eq!(register(&app, "alice").await.status(), 201);
     assert_eq!(register(&app, "alice").await.status(), 409);
-    record("RegisterFunction", &app, &calls, false);
+    record("RegisterFunction", &app, &calls, ALWAYS);
+
+    // With invites: the code is spent in the registering transaction.
+    let mut inviting = quiet_app(app.config.clone(), app.store.client().clone());
+    inviting.config.registration = chat_core::config::Registration::Invite;
+    let code = inviting
+        .store
+        .create_invite("", chat_core::clock::Instant::now())
+        .await
+        .unwrap();
+    calls.take();
+    let body = serde_json::json!({"username": "invited", "password": PASSWORD, "invite": code});
+    let response = register::handle(&inviting, with_body(event("register"), &body.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    record("RegisterFunction", &inviting, &calls, Some("InviteOnly"));
 
     // Each function below starts cold, as in Lambda: it reads the signing
     // key, and the first login of a deployment also stores it.
@@ -59,7 +85,9 @@ async fn needed() -> ByFunction {
         login_with(&app, "nobody", "wrong-password").await.status(),
         401
     );
-    record("LoginFunction", &app, &calls, false);
+    // A login that gets in after a failure forgets the failures.
+    assert_eq!(login_with(&app, "alice", PASSWORD).await.status(), 200);
+    record("LoginFunction", &app, &calls, ALWAYS);
 
     let app = cold_start(&app).await;
 
@@ -73,12 +101,59 @@ async fn needed() -> ByFunction {
         200
     );
     assert_eq!(chat_as(&app, "YWxpY2U.AAAA", "forged").await.status(), 401);
-    record("ChatFunction", &app, &calls, false);
+    record("ChatFunction", &app, &calls, ALWAYS);
+
+    // The OpenAI route with the dummy, streamed and not, and the list.
+    let app = cold_start(&app).await;
+    let shared = sharing(&app);
+    shared.auth.warm_up().await;
+    for stream in [false, true] {
+        let body = serde_json::json!({
+            "model": "dummy",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}],
+        });
+        let answer = api_tests::completion::complete(&shared, &token, body).await;
+        assert_eq!(answer.status, 200);
+    }
+    record("CompletionsFunction", &shared, &calls, ALWAYS);
+    let app = cold_start(&app).await;
+    let list = models::handle(&app, "dummy", with_auth(event("models"), &token))
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    record("ModelsFunction", &app, &calls, ALWAYS);
+
+    // API keys: made, listed, used, revoked; and one that logs out.
+    let app = cold_start(&app).await;
+    let created = keys::handle(&app, with_auth(event("keys"), &token))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let key_id = json_of(&created)["id"].as_str().unwrap().to_owned();
+    let listed = keys::handle(&app, with_auth(event("keys-list"), &token))
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let mut delete = with_auth(event("keys-delete-unknown"), &token);
+    *delete.uri_mut() = format!("/keys/{key_id}").parse().unwrap();
+    assert_eq!(keys::handle(&app, delete).await.unwrap().status(), 204);
+    let second = keys::handle(&app, with_auth(event("keys"), &token))
+        .await
+        .unwrap();
+    let api_key = json_of(&second)["key"].as_str().unwrap().to_owned();
+    record("KeysFunction", &app, &calls, ALWAYS);
+    let app = cold_start(&app).await;
+    let response = logout::handle(&app, with_auth(event("logout"), &api_key))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    record("LogoutFunction", &app, &calls, ALWAYS);
 
     let app = cold_start(&app).await;
 
     assert_eq!(balance_as(&app, &token).await.status(), 200);
-    record("BalanceFunction", &app, &calls, false);
+    record("BalanceFunction", &app, &calls, ALWAYS);
 
     let app = cold_start(&app).await;
 
@@ -86,7 +161,7 @@ async fn needed() -> ByFunction {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    record("ChatsFunction", &app, &calls, false);
+    record("ChatsFunction", &app, &calls, ALWAYS);
 
     // With a model: the read before the model, keyed and not, and the
     // model itself.
@@ -103,7 +178,7 @@ async fn needed() -> ByFunction {
     );
     assert_eq!(chat_as(&paid, &token, "model").await.status(), 200);
     assert_eq!(stub.call_count(), 2);
-    record("ChatFunction", &paid, &calls, true);
+    record("ChatFunction", &paid, &calls, WITH_MODEL);
 
     // A model that fails: the hold is given back and the key forgotten.
     let failing = ConverseStub::start(Answer::error(400, "ValidationException"));
@@ -112,7 +187,28 @@ async fn needed() -> ByFunction {
         keyed_chat_as(&paid, &token, "f", "fails").await.status(),
         502
     );
-    record("ChatFunction", &paid, &calls, true);
+    record("ChatFunction", &paid, &calls, WITH_MODEL);
+
+    // The OpenAI route with a model: hold, stream, settle; and a release.
+    let streaming = ConverseStub::scripted(|n| match n {
+        0 => Answer::text("streamed"),
+        _ => Answer::error(400, "ValidationException"),
+    });
+    let mut completing = cold_start(&paid).await;
+    completing.responder = Arc::new(streaming.responder(ModelConfig::new("test-model")));
+    let completing = sharing(&completing);
+    completing.auth.warm_up().await;
+    calls.take();
+    for status in [200, 502] {
+        let body = serde_json::json!({
+            "model": "test-model",
+            "stream": true,
+            "messages": [{"role": "user", "content": "hi"}],
+        });
+        let answer = api_tests::completion::complete(&completing, &token, body).await;
+        assert_eq!(answer.status, status);
+    }
+    record("CompletionsFunction", &completing, &calls, WITH_MODEL);
 
     // The sweeper gives back a hold whose function died (taken here by
     // the store, as the chat function would).
@@ -146,20 +242,25 @@ async fn needed() -> ByFunction {
         .await
         .unwrap();
     assert_eq!(swept.released, 1);
-    record("SweeperFunction", &sweeping, &calls, false);
+    record("SweeperFunction", &sweeping, &calls, ALWAYS);
 
     let paid = cold_start(&paid).await;
     let response = logout::handle(&paid, with_auth(event("logout"), &token))
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    record("LogoutFunction", &paid, &calls, false);
+    record("LogoutFunction", &paid, &calls, ALWAYS);
     // The stand-in is no IAM check: the model's call is needed by count.
     assert!(stub.call_count() > 0);
     needed
-        .entry(("ChatFunction".to_owned(), true))
+        .entry(("ChatFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
         .or_default()
         .insert((MODEL_GRANT.0.to_owned(), MODEL_GRANT.1.to_owned()));
+    assert!(streaming.call_count() > 0);
+    needed
+        .entry(("CompletionsFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
+        .or_default()
+        .insert((STREAM_GRANT.0.to_owned(), STREAM_GRANT.1.to_owned()));
     needed
 }
 
@@ -199,16 +300,16 @@ fn granted() -> ByFunction {
             continue;
         }
         let id = id.as_str().unwrap().to_owned();
-        granted.entry((id.clone(), false)).or_default();
+        granted.entry((id.clone(), None)).or_default();
         for policy in resource["Properties"]["Policies"]
             .as_sequence()
             .into_iter()
             .flatten()
         {
             for statement in policy["Statement"].as_sequence().unwrap() {
-                let (statement, with_model) = condition_of(statement);
+                let (statement, condition) = condition_of(statement);
                 assert_eq!(statement["Effect"], "Allow");
-                let grants = granted.entry((id.clone(), with_model)).or_default();
+                let grants = granted.entry((id.clone(), condition)).or_default();
                 for action in strings(&statement["Action"]) {
                     for resource in one_or_many(&statement["Resource"]) {
                         grants.insert((action.clone(), resource_of(&action, resource)));
@@ -220,24 +321,25 @@ fn granted() -> ByFunction {
     granted
 }
 
-/// A statement and whether it holds only with a model: an
-/// `!If [HasModel, statement, !Ref AWS::NoValue]`.
-fn condition_of(statement: &Value) -> (&Value, bool) {
+/// A statement and the condition it holds under, if any: an
+/// `!If [Condition, statement, !Ref AWS::NoValue]`.
+fn condition_of(statement: &Value) -> (&Value, Option<String>) {
     match statement {
         Value::Tagged(tagged) if tagged.tag == "If" => {
             let branches = tagged.value.as_sequence().unwrap();
-            assert_eq!(
-                branches[0], "HasModel",
-                "the only condition a grant depends on"
+            let condition = branches[0].as_str().unwrap();
+            assert!(
+                CONDITIONS.contains(&condition),
+                "{condition}: not a condition a grant may depend on"
             );
             assert_eq!(
                 serde_yaml::to_string(&branches[2]).unwrap().trim(),
                 "!Ref AWS::NoValue",
                 "a conditional grant is nothing when its condition is false"
             );
-            (&branches[1], true)
+            (&branches[1], Some(condition.to_owned()))
         }
-        other => (other, false),
+        other => (other, None),
     }
 }
 
@@ -286,37 +388,41 @@ async fn every_function_is_granted_exactly_what_it_uses() {
     let needed = needed().await;
     let granted = granted();
     let empty = Grants::new();
-    for ((function, with_model), grants) in &granted {
-        // With a model a function needs what it always needs and more; the
-        // conditional grants must be just the more.
-        let always = needed.get(&(function.clone(), false)).unwrap_or(&empty);
-        let wanted: Grants = if *with_model {
-            let with = needed.get(&(function.clone(), true)).unwrap_or(&empty);
-            with.difference(always).cloned().collect()
-        } else {
-            always.clone()
+    for ((function, condition), grants) in &granted {
+        // Under a condition a function needs what it always needs and
+        // more; the conditional grants must be just the more.
+        let always = needed.get(&(function.clone(), None)).unwrap_or(&empty);
+        let wanted: Grants = match condition {
+            Some(_) => {
+                let with = needed
+                    .get(&(function.clone(), condition.clone()))
+                    .unwrap_or(&empty);
+                with.difference(always).cloned().collect()
+            }
+            None => always.clone(),
         };
+        let with_model = condition.as_deref().unwrap_or("always");
         let missing: Vec<_> = wanted.difference(grants).collect();
         assert!(
             missing.is_empty(),
-            "{function} (model: {with_model}) calls without a grant (AccessDenied in AWS): {missing:?}"
+            "{function} ({with_model}) calls without a grant (AccessDenied in AWS): {missing:?}"
         );
         let unused: Vec<_> = grants.difference(&wanted).collect();
         assert!(
             unused.is_empty(),
-            "{function} (model: {with_model}) is granted what no code path uses: {unused:?}"
+            "{function} ({with_model}) is granted what no code path uses: {unused:?}"
         );
     }
     for (function, _) in needed.keys() {
         assert!(
-            granted.contains_key(&(function.clone(), false)),
+            granted.contains_key(&(function.clone(), None)),
             "{function} is not in the template"
         );
     }
     // Every function with a grant was exercised above.
     for ((function, _), grants) in &granted {
         assert!(
-            grants.is_empty() || needed.contains_key(&(function.clone(), false)),
+            grants.is_empty() || needed.contains_key(&(function.clone(), None)),
             "{function} has grants this test does not exercise"
         );
     }

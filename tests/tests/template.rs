@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chat_core::local::repo_root;
-use chat_core::routes::ROUTES;
+use chat_core::routes::{OPENAI_ROUTES, ROUTES};
 use chat_core::store::schema::TABLES;
 use serde_yaml::Value;
 
@@ -113,32 +113,54 @@ fn every_function_crate_is_deployed_and_every_route_reaches_its_function() {
         );
         let binary = text(&function["Metadata"]["BuildProperties"]["Binary"]).to_owned();
         let events = function["Properties"]["Events"].as_mapping().unwrap();
-        assert_eq!(events.len(), 1, "{id} serves one route");
-        let event = events.values().next().unwrap();
         if binary == "sweeper" {
             // Not behind the API: run every minute by EventBridge.
+            assert_eq!(events.len(), 1, "{id}");
+            let event = events.values().next().unwrap();
             assert_eq!(event["Type"], "Schedule", "{id}");
             assert_eq!(text(&event["Properties"]["Schedule"]), "rate(1 minute)");
             deployed.insert(binary);
             continue;
         }
-        let event = &event["Properties"];
-        assert_eq!(event["PayloadFormatVersion"], "2.0", "{id}");
-        match ROUTES.iter().find(|(_, _, f)| *f == binary) {
-            // HTTP APIs take no route key ending in "/" and route /chat/ to
-            // /chat, so the template names each path without its slash.
-            Some((method, path, _)) => {
-                assert_eq!(text(&event["Method"]), *method, "{id}");
-                assert_eq!(text(&event["Path"]), path.trim_end_matches('/'), "{id}");
-            }
-            None => {
-                assert_eq!(binary, "fallback", "{id} serves no route of the contract");
-                assert!(
-                    event["Path"].is_null() && event["Method"].is_null(),
-                    "fallback is the $default route"
-                );
+        if binary == "fallback" {
+            assert_eq!(events.len(), 1, "{id}");
+            let event = &events.values().next().unwrap()["Properties"];
+            assert!(
+                event["Path"].is_null() && event["Method"].is_null(),
+                "fallback is the $default route"
+            );
+            deployed.insert(binary);
+            continue;
+        }
+        // Each route of the function's, and nothing else, on its API:
+        // the contract's on the HTTP API (HTTP APIs take no route key
+        // ending in "/" and route /chat/ to /chat, so the template names
+        // each path without its slash), OpenAI's on the REST API's stage
+        // v1 (so the path drops the /v1 the stage puts in front).
+        let mut served = BTreeSet::new();
+        for event in events.values() {
+            let properties = &event["Properties"];
+            let path = text(&properties["Path"]).to_owned();
+            let method = text(&properties["Method"]).to_owned();
+            match text(&event["Type"]) {
+                "HttpApi" => {
+                    assert_eq!(properties["PayloadFormatVersion"], "2.0", "{id}");
+                    served.insert((method, path));
+                }
+                "Api" => {
+                    assert_eq!(text(&properties["RestApiId"]), "OpenAiApi", "{id}");
+                    served.insert((method, format!("/v1{path}")));
+                }
+                other => panic!("{id}: an event of type {other}"),
             }
         }
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .chain(OPENAI_ROUTES.iter())
+            .filter(|(_, _, f)| *f == binary)
+            .map(|(method, path, _)| (method.to_string(), path.trim_end_matches('/').to_owned()))
+            .collect();
+        assert_eq!(served, routes, "{id}");
         deployed.insert(binary);
     }
     assert_eq!(
@@ -157,9 +179,18 @@ fn the_local_router_serves_the_same_routes_as_the_template() {
     let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
         .as_table()
         .expect("[workspace.metadata.lambda.watch.router]");
+    let mut paths = BTreeSet::new();
     for (_, path, function) in ROUTES {
         for path in [path, path.trim_end_matches('/')] {
             let served = router.get(path).and_then(|f| f.as_str());
+            assert_eq!(served, Some(function), "{path}");
+            paths.insert(path);
+        }
+    }
+    // OpenAI's paths, each also with a trailing slash, as the others.
+    for (_, path, function) in OPENAI_ROUTES {
+        for path in [path.to_owned(), format!("{path}/")] {
+            let served = router.get(&path).and_then(|f| f.as_str());
             assert_eq!(served, Some(function), "{path}");
         }
     }
@@ -172,7 +203,7 @@ fn the_local_router_serves_the_same_routes_as_the_template() {
     }
     assert_eq!(
         router.len(),
-        2 * ROUTES.len() + 2,
+        paths.len() + 2 * OPENAI_ROUTES.len() + 2,
         "no route the contract does not have"
     );
 }
