@@ -1,0 +1,119 @@
+//! The OpenAI route and API keys over HTTP, through `make run` as a user
+//! starts it, with a paid model: the ConverseStream stand-in behind it. A
+//! client that closes its connection after the first chunk is charged for
+//! what was written, never more than the hold, and the ledger holds.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::http::send;
+use api_tests::local_api::LocalApi;
+use api_tests::{assert_ledger_balances, stored_tokens};
+use serde_json::json;
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const MODEL_ID: &str = "stand-in";
+/// Far longer than anything here takes on a slow machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
+    let pieces: Vec<String> = (0..50).map(|i| format!("word{i} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&pieces).between_pieces(Duration::from_millis(200)),
+    ));
+    let api = LocalApi::start_with(&[
+        ("MODEL_ID", MODEL_ID),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url()),
+        ("PRICING", "usage"),
+        ("MODEL_INPUT_PRICE", "3"),
+        ("MODEL_OUTPUT_PRICE", "15"),
+    ]);
+    let port = api.port;
+    let credentials = json!({"username": "alice", "password": "correct-horse-battery"}).to_string();
+    assert_eq!(send(port, "POST", "/register/", &[JSON], credentials.as_bytes()).status, 201);
+    let login = send(port, "POST", "/login/", &[JSON], credentials.as_bytes());
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let created = send(
+        port,
+        "POST",
+        "/keys/",
+        &[JSON, ("Authorization", &format!("Token {token}"))],
+        br#"{"name": "streams"}"#,
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+
+    // The model list names the model the stand-in plays.
+    let models = send(port, "GET", "/v1/models", &[("Authorization", &format!("Bearer {key}"))], b"");
+    assert_eq!(models.json()["data"][0]["id"], MODEL_ID);
+
+    // A stream, read until its first piece of text, then the connection
+    // closed, as a client that gives up does.
+    let body = json!({
+        "model": MODEL_ID,
+        "stream": true,
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Count for me"}],
+    })
+    .to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("word0") {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the stream ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
+    drop(stream);
+
+    // Whether the hang-up reaches the function or the model is read to its
+    // end, the hold is settled for what was written, within the hold.
+    let tables = api.tables();
+    let started = std::time::Instant::now();
+    loop {
+        let audit = api_tests::audit_of(&tables, "alice").await;
+        if audit.open_holds == 0 && stored_tokens(&tables, "alice").await < Some(4000) {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the stream was never settled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let spent = 4000 - stored_tokens(&tables, "alice").await.unwrap();
+    let input = "Count for me".len() as u64 + chat_core::pricing::INPUT_OVERHEAD_TOKENS;
+    let hold = (input * 3 + 200 * 15).div_ceil(1000) as i64;
+    assert!(spent > 0 && spent <= hold, "{spent} of {hold}");
+    assert_ledger_balances(&tables, "alice").await;
+    eprintln!(
+        "hang-ups the stand-in saw: {} (0: the function read the model to its end)",
+        stub.hang_ups()
+    );
+
+    // The key is revoked: the next request with it is refused.
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let revoked = send(
+        port,
+        "DELETE",
+        &format!("/keys/{id}"),
+        &[("Authorization", &format!("Token {token}"))],
+        b"",
+    );
+    assert_eq!(revoked.status, 204);
+    let refused = send(port, "GET", "/v1/models", &[("Authorization", &format!("Bearer {key}"))], b"");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["error"]["code"], "invalid_api_key");
+}
