@@ -167,7 +167,8 @@ async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
             key.name,
             key.prefix,
             key.created_at,
-            key.expires_at.map_or("never".to_owned(), |at| at.to_string()),
+            key.expires_at
+                .map_or("never".to_owned(), |at| at.to_string()),
             key.last_used.as_deref().unwrap_or("never"),
         );
     }

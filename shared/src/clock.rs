@@ -36,7 +36,9 @@ impl Instant {
 
     /// The instant `seconds` after the epoch, if it is a date at all.
     pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp(seconds).ok().map(Instant)
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(Instant)
     }
 
     pub fn iso8601(self) -> String {

@@ -153,9 +153,9 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::SessionRequired
-            | ApiError::RegistrationClosed
-            | ApiError::InvalidInvite => StatusCode::FORBIDDEN,
+            ApiError::SessionRequired | ApiError::RegistrationClosed | ApiError::InvalidInvite => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::ModelUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -314,7 +314,11 @@ mod tests {
                 429,
                 "too_many_attempts",
             ),
-            (ApiError::RateLimited { retry_after: 9 }, 429, "rate_limited"),
+            (
+                ApiError::RateLimited { retry_after: 9 },
+                429,
+                "rate_limited",
+            ),
             (ApiError::TooManyKeys { limit: 10 }, 409, "too_many_keys"),
             (ApiError::SessionRequired, 403, "session_required"),
             (

@@ -102,7 +102,10 @@ pub enum Piece {
     Text(String),
     /// The reply is over: why, and the usage the model reported, if it did
     /// (a stream whose usage never arrives is charged a bound instead).
-    Finished { finish: Finish, usage: Option<Usage> },
+    Finished {
+        finish: Finish,
+        usage: Option<Usage>,
+    },
 }
 
 pub type NextPiece<'a> = Pin<Box<dyn Future<Output = Result<Option<Piece>, ApiError>> + Send + 'a>>;
@@ -146,8 +149,11 @@ pub trait Responder: Send + Sync {
     /// Starts a reply to a whole conversation, streamed. An error here
     /// means the model wrote nothing (it is throttled, or refused the
     /// request), so nothing is charged.
-    fn stream<'a>(&'a self, conversation: &'a Conversation, sampling: &'a Sampling)
-        -> StreamFuture<'a>;
+    fn stream<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        sampling: &'a Sampling,
+    ) -> StreamFuture<'a>;
 }
 
 /// The model name of the dummy reply on the OpenAI route.
@@ -228,7 +234,11 @@ fn dummy_pieces(conversation: &Conversation, sampling: &Sampling) -> Vec<Piece> 
         }
         let before = text.len();
         text.push_str(piece);
-        let stop_at = sampling.stop.iter().filter_map(|s| text.find(s.as_str())).min();
+        let stop_at = sampling
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min();
         if let Some(at) = stop_at {
             if at > before {
                 pieces.push(Piece::Text(text[before..at].to_owned()));
@@ -314,7 +324,10 @@ mod tests {
         assert_eq!(text, "AI res");
         assert!(matches!(
             pieces.last(),
-            Some(Piece::Finished { finish: Finish::Stop, .. })
+            Some(Piece::Finished {
+                finish: Finish::Stop,
+                ..
+            })
         ));
     }
 

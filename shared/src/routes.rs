@@ -43,7 +43,9 @@ pub fn route_for(
     routes_for(path).find(|(served, _, _)| *served == method)
 }
 
-fn routes_for(path: &str) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> + '_ {
+fn routes_for(
+    path: &str,
+) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> + '_ {
     let wanted = path.trim_end_matches('/');
     ROUTES
         .iter()

@@ -77,7 +77,9 @@ async fn a_stream_sends_role_pieces_finish_usage_and_done() {
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
     let ids: std::collections::BTreeSet<_> = chunks.iter().map(|c| c["id"].to_string()).collect();
     assert_eq!(ids.len(), 1, "one id for the whole stream");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -137,25 +139,37 @@ async fn refusals_take_openais_shape_and_change_nothing() {
     let bearer = format!("Bearer {token}");
     let token = bearer.as_str();
     let cases: Vec<(Option<&str>, Value, u16, &str, Value)> = vec![
-        (Some("Bearer nope"), hello(), 401, "invalid_api_key", Value::Null),
-        (None, hello(), 401, "invalid_api_key", Value::Null),
-        (Some(token), json!({"model": "dummy"}), 400, "invalid_field", json!("messages")),
         (
-            Some(&token),
+            Some("Bearer nope"),
+            hello(),
+            401,
+            "invalid_api_key",
+            Value::Null,
+        ),
+        (None, hello(), 401, "invalid_api_key", Value::Null),
+        (
+            Some(token),
+            json!({"model": "dummy"}),
+            400,
+            "invalid_field",
+            json!("messages"),
+        ),
+        (
+            Some(token),
             json!({"model": "dummy", "messages": [{"role": "user", "content": "x"}], "n": 3}),
             400,
             "invalid_field",
             json!("n"),
         ),
         (
-            Some(&token),
+            Some(token),
             json!({"model": "dummy", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}),
             400,
             "invalid_field",
             json!("tools"),
         ),
         (
-            Some(&token),
+            Some(token),
             json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
             404,
             "model_not_found",

@@ -52,10 +52,14 @@ fn request(stream: bool) -> Value {
 }
 
 /// The UTF-8 bytes of everything `request` sends the model.
-const INPUT_BYTES: u64 = ("Be brief.".len() + "Hi".len() + "Hello!".len() + "How are you?".len()) as u64;
+const INPUT_BYTES: u64 =
+    ("Be brief.".len() + "Hi".len() + "Hello!".len() + "How are you?".len()) as u64;
 
 /// The hold's entry of `username`'s only completion, once it is closed.
-async fn closed_hold(app: &App, username: &str) -> std::collections::HashMap<String, AttributeValue> {
+async fn closed_hold(
+    app: &App,
+    username: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
     let started = std::time::Instant::now();
     loop {
         let holds = app
@@ -115,7 +119,10 @@ async fn a_stream_is_charged_the_models_usage_before_done_and_saved() {
     // 100 x 3 + 500 x 15 = 7800 thousandths: 8, under the hold's
     // (37 + 64) x 3 + 1000 x 15 = 15303 thousandths: 16.
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 8));
-    assert_eq!(closed_hold(&app, "alice").await["state"].as_s().unwrap(), "settled");
+    assert_eq!(
+        closed_hold(&app, "alice").await["state"].as_s().unwrap(),
+        "settled"
+    );
     let page = chats::handle(&app, with_auth(event("chats"), &token))
         .await
         .unwrap();
@@ -165,8 +172,14 @@ async fn a_client_that_hangs_up_after_the_first_chunk_pays_for_what_was_written(
     let page = chats::handle(&app, with_auth(event("chats"), &token))
         .await
         .unwrap();
-    let saved = json_of(&page)["chats"][0]["response"].as_str().unwrap().to_owned();
-    assert!(saved.starts_with("word0 ") && !saved.contains("word39"), "{saved}");
+    let saved = json_of(&page)["chats"][0]["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        saved.starts_with("word0 ") && !saved.contains("word39"),
+        "{saved}"
+    );
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -192,7 +205,10 @@ async fn a_model_failing_midway_charges_the_text_and_ends_with_an_error_event() 
         input_tokens: INPUT_BYTES + INPUT_OVERHEAD_TOKENS,
         output_tokens: "one two ".len() as u64,
     });
-    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - expected as i64));
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - expected as i64)
+    );
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -254,7 +270,11 @@ async fn fifty_simultaneous_streams_on_a_model_hold_exactly_what_the_balance_cov
     for answer in answers.iter().filter(|a| a.status == 429) {
         assert_eq!(answer.json()["error"]["code"], "insufficient_quota");
     }
-    assert_eq!(stub.call_count(), 40, "the model is reached only under a hold");
+    assert_eq!(
+        stub.call_count(),
+        40,
+        "the model is reached only under a hold"
+    );
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 40);
     assert_ledger_balances(&app, "alice").await;

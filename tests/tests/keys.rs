@@ -69,13 +69,22 @@ async fn a_key_is_shown_once_listed_without_itself_chats_and_stops_when_revoked(
     let list = listed(&app, &session).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], id.as_str());
-    assert!(list[0].get("key").is_none(), "a listed key never shows the key");
+    assert!(
+        list[0].get("key").is_none(),
+        "a listed key never shows the key"
+    );
     assert!(!list[0].to_string().contains(&key[key.len() - 20..]));
     assert_eq!(list[0]["last_used"], Value::Null);
 
     // A key works wherever a session token does, with either scheme.
-    assert_eq!(chat_as(&app, &format!("Bearer {key}"), "hi").await.status(), 200);
-    assert_eq!(chat_as(&app, &format!("Token {key}"), "hi").await.status(), 200);
+    assert_eq!(
+        chat_as(&app, &format!("Bearer {key}"), "hi").await.status(),
+        200
+    );
+    assert_eq!(
+        chat_as(&app, &format!("Token {key}"), "hi").await.status(),
+        200
+    );
     let balance = balance_as(&app, &key).await;
     assert_eq!(json_of(&balance)["tokens"], 3800);
     let list = listed(&app, &session).await;
@@ -151,9 +160,18 @@ async fn bad_requests_and_strangers_change_nothing() {
         (json!({"name": ""}), "name"),
         (json!({"name": 7}), "name"),
         (json!({"name": "x".repeat(65)}), "name"),
-        (json!({"name": "ci", "expires_in_days": 0}), "expires_in_days"),
-        (json!({"name": "ci", "expires_in_days": 3651}), "expires_in_days"),
-        (json!({"name": "ci", "expires_in_days": "30"}), "expires_in_days"),
+        (
+            json!({"name": "ci", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "ci", "expires_in_days": 3651}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "ci", "expires_in_days": "30"}),
+            "expires_in_days",
+        ),
     ] {
         let response = keys(&app, create_request(&session, body.clone())).await;
         assert_eq!(response.status(), 400, "{body}");
@@ -249,6 +267,9 @@ where
         }
     }
     assert_eq!(stored_chats(app, "alice").await, ok);
-    assert_eq!(stored_tokens(app, "alice").await, Some(4000 - 100 * ok as i64));
+    assert_eq!(
+        stored_tokens(app, "alice").await,
+        Some(4000 - 100 * ok as i64)
+    );
     assert_ledger_balances(app, "alice").await;
 }

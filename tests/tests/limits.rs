@@ -59,7 +59,10 @@ async fn failed_logins_slow_the_next_down_and_a_success_forgets_them() {
     assert_eq!(login_with(&app, "alice", PASSWORD).await.status(), 200);
     // Forgotten: five more wrong passwords are plain 401s again.
     for _ in 0..5 {
-        assert_eq!(login_with(&app, "alice", "wrong-password-1").await.status(), 401);
+        assert_eq!(
+            login_with(&app, "alice", "wrong-password-1").await.status(),
+            401
+        );
     }
     assert_ledger_balances(&app, "alice").await;
 }
@@ -76,7 +79,12 @@ fn retry_after(response: &lambda_http::Response<lambda_http::Body>) -> u64 {
 async fn a_name_nobody_has_is_never_slowed_down_nor_given_an_item() {
     let app = fresh_app().await;
     for _ in 0..8 {
-        assert_eq!(login_with(&app, "nobody", "wrong-password-1").await.status(), 401);
+        assert_eq!(
+            login_with(&app, "nobody", "wrong-password-1")
+                .await
+                .status(),
+            401
+        );
     }
     assert_eq!(item_counts(&app).await, [0, 0, 0]);
 }
@@ -113,7 +121,11 @@ async fn the_cap_counts_completions_too_and_refusals_are_not_counted() {
     // Two paid for, then the balance refuses: those refusals use no slot.
     let answers = simultaneous_completions(&shared, &token, &body, 6).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 4);
     for answer in answers.iter().filter(|a| a.status == 429) {
         assert_eq!(answer.json()["error"]["code"], "insufficient_quota");
@@ -165,7 +177,11 @@ async fn an_invite_registers_exactly_one_user() {
     let app = Arc::new(app_with(|config| config.registration = Registration::Invite).await);
     assert_eq!(register_with(&app, "alice", None).await, 403);
     assert_eq!(register_with(&app, "alice", Some("inv_nope")).await, 403);
-    let code = app.store.create_invite("for the test", Instant::now()).await.unwrap();
+    let code = app
+        .store
+        .create_invite("for the test", Instant::now())
+        .await
+        .unwrap();
     assert!(code.starts_with("inv_"));
     // Five at once with one code: one account.
     let tasks: Vec<_> = (0..5)

@@ -34,7 +34,10 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     ]);
     let port = api.port;
     let credentials = json!({"username": "alice", "password": "correct-horse-battery"}).to_string();
-    assert_eq!(send(port, "POST", "/register/", &[JSON], credentials.as_bytes()).status, 201);
+    assert_eq!(
+        send(port, "POST", "/register/", &[JSON], credentials.as_bytes()).status,
+        201
+    );
     let login = send(port, "POST", "/login/", &[JSON], credentials.as_bytes());
     let token = login.json()["token"].as_str().unwrap().to_owned();
     let created = send(
@@ -48,7 +51,13 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     let key = created.json()["key"].as_str().unwrap().to_owned();
 
     // The model list names the model the stand-in plays.
-    let models = send(port, "GET", "/v1/models", &[("Authorization", &format!("Bearer {key}"))], b"");
+    let models = send(
+        port,
+        "GET",
+        "/v1/models",
+        &[("Authorization", &format!("Bearer {key}"))],
+        b"",
+    );
     assert_eq!(models.json()["data"][0]["id"], MODEL_ID);
 
     // A stream, read until its first piece of text, then the connection
@@ -73,12 +82,20 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     let mut buffer = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("word0") {
         let read = stream.read(&mut buffer).unwrap();
-        assert!(read > 0, "the stream ended early: {}", String::from_utf8_lossy(&seen));
+        assert!(
+            read > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
         seen.extend_from_slice(&buffer[..read]);
     }
     let head = String::from_utf8_lossy(&seen).into_owned();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
     drop(stream);
 
     // Whether the hang-up reaches the function or the model is read to its
@@ -113,7 +130,13 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
         b"",
     );
     assert_eq!(revoked.status, 204);
-    let refused = send(port, "GET", "/v1/models", &[("Authorization", &format!("Bearer {key}"))], b"");
+    let refused = send(
+        port,
+        "GET",
+        "/v1/models",
+        &[("Authorization", &format!("Bearer {key}"))],
+        b"",
+    );
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["error"]["code"], "invalid_api_key");
 }

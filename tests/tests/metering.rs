@@ -12,13 +12,13 @@ use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::runtime_api::{debug_binary, start};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_model::ModelConfig;
 use chat_core::clock::Instant;
 use chat_core::domain::{AuthToken, ChatMessage};
 use chat_core::local::fresh_app;
 use chat_core::pricing::{Pricing, UsagePrices};
 use chat_core::store::{ChatRecord, Deadline, HoldOutcome, HoldRequest, ReleaseReason};
 use chat_core::App;
+use chat_model::ModelConfig;
 
 const MODEL_ID: &str = "test-model";
 

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use api_tests::calls::{counted_app, CallLog};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat_model::ModelConfig;
 use chat_core::local::{quiet_app, repo_root};
 use chat_core::store::schema::TABLES;
 use chat_core::App;
+use chat_model::ModelConfig;
 use serde_yaml::Value;
 
 /// (action, resource): the logical id of a table, or the tail of a model's
@@ -258,7 +258,10 @@ async fn needed() -> ByFunction {
         .insert((MODEL_GRANT.0.to_owned(), MODEL_GRANT.1.to_owned()));
     assert!(streaming.call_count() > 0);
     needed
-        .entry(("CompletionsFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
+        .entry((
+            "CompletionsFunction".to_owned(),
+            WITH_MODEL.map(str::to_owned),
+        ))
         .or_default()
         .insert((STREAM_GRANT.0.to_owned(), STREAM_GRANT.1.to_owned()));
     needed

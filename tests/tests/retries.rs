@@ -10,13 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api_tests::conflicts::{with_conflicts, Conflicts};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat_model::ModelConfig;
 use chat_core::clock::Instant;
 use chat_core::domain::ChatMessage;
 use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::store::retry::MAX_ATTEMPTS;
 use chat_core::store::{ChatOutcome, ChatRecord, Deadline};
 use chat_core::{App, Config};
+use chat_model::ModelConfig;
 use lambda_http::{Context, RequestExt};
 
 /// An app whose `operation` requests meet conflicts when armed.

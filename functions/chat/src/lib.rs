@@ -5,7 +5,6 @@
 //! cost before the model is called, then a settle to what it did cost, so
 //! concurrent chats can never buy more model calls than the balance covers.
 
-
 use chat_core::clock::Instant;
 use chat_core::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use chat_core::http::{

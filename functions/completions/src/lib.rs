@@ -20,7 +20,9 @@ use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
 use chat_core::pricing::{Usage, INPUT_OVERHEAD_TOKENS};
 use chat_core::responder::{Finish, Piece, ReplyStream};
-use chat_core::store::{ChatOutcome, ChatRecord, Deadline, Hold, HoldOutcome, HoldRequest, ReleaseReason};
+use chat_core::store::{
+    ChatOutcome, ChatRecord, Deadline, Hold, HoldOutcome, HoldRequest, ReleaseReason,
+};
 use chat_core::{ApiError, App};
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -65,7 +67,10 @@ pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, E
 /// A request the caller may make: a live-looking token, a valid body and
 /// the model served here. The session itself is checked by the charge or
 /// the hold, in the same call.
-async fn accept(app: &App, request: &Request) -> Result<(VerifiedToken, CompletionRequest), ApiError> {
+async fn accept(
+    app: &App,
+    request: &Request,
+) -> Result<(VerifiedToken, CompletionRequest), ApiError> {
     require_method(request, Method::POST)?;
     let token = app.auth.authenticate(request).await?;
     let body = body_object(request)?;
@@ -98,14 +103,19 @@ fn body_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::InvalidJson("the body must be a JSON object".into())),
+        Ok(_) => Err(ApiError::InvalidJson(
+            "the body must be a JSON object".into(),
+        )),
         Err(e) => Err(ApiError::InvalidJson(e.to_string())),
     }
 }
 
 enum Answer {
     /// Answered in full, with what it charged.
-    Now { response: Response<Body>, charged: u64 },
+    Now {
+        response: Response<Body>,
+        charged: u64,
+    },
     /// A stream under way; its task settles and counts it.
     Streaming(Response<Body>),
 }
@@ -143,7 +153,9 @@ async fn free(
         ChatOutcome::Saved => {}
         // Only a request with an idempotency key can replay, and this
         // route sends none.
-        ChatOutcome::Replayed(_) => return Err(ApiError::internal("a chat without a key replayed")),
+        ChatOutcome::Replayed(_) => {
+            return Err(ApiError::internal("a chat without a key replayed"))
+        }
     }
     let name = app.responder.model_name();
     let wire = Completion::new(record.chat_id, record.created.unix_seconds(), name);
@@ -199,7 +211,9 @@ async fn metered(
     };
     let hold = match app.store.take_hold(&token, &hold_request, deadline).await? {
         HoldOutcome::Held(hold) => hold,
-        HoldOutcome::Replayed(_) => return Err(ApiError::internal("a hold without a key replayed")),
+        HoldOutcome::Replayed(_) => {
+            return Err(ApiError::internal("a hold without a key replayed"))
+        }
     };
     let reply = match app
         .responder
@@ -348,7 +362,9 @@ impl Produced {
                 Ok(Some(Piece::Text(text))) => {
                     produced.text.push_str(&text);
                     if let Some(sink) = sink.as_mut() {
-                        let chunk = sink.wire.chunk(wire::text_delta(&text), None, sink.include_usage);
+                        let chunk =
+                            sink.wire
+                                .chunk(wire::text_delta(&text), None, sink.include_usage);
                         if sink.sender.send_data(chunk.into()).await.is_err() {
                             produced.hung_up = true;
                             break;
@@ -462,9 +478,6 @@ fn json_answer(body: &Value, charged: u64) -> Response<Body> {
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(
-        chat_core::http::TOKENS_CHARGED,
-        HeaderValue::from(charged),
-    );
+    headers.insert(chat_core::http::TOKENS_CHARGED, HeaderValue::from(charged));
     response
 }

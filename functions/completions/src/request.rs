@@ -97,7 +97,7 @@ pub fn parse(body: Map<String, Value>, max_tokens_cap: u32) -> Result<Completion
         Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
     };
     if let Some(n) = present(&body, "n") {
-        if n.as_u64() != Some(1) {
+        if whole(n) != Some(1) {
             return Err(ApiError::invalid_field("n", "only n = 1 is supported"));
         }
     }
@@ -116,7 +116,12 @@ pub fn parse(body: Map<String, Value>, max_tokens_cap: u32) -> Result<Completion
             ))
         }
         Some(Value::Object(options)) => stream_options(options)?,
-        Some(_) => return Err(ApiError::invalid_field("stream_options", "must be an object")),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "stream_options",
+                "must be an object",
+            ))
+        }
     };
     let sampling = Sampling {
         max_tokens: max_tokens(&body, max_tokens_cap)?,
@@ -165,6 +170,17 @@ fn neutral(name: &str, value: &Value) -> bool {
     }
 }
 
+/// A whole number, written as one or as a number with no fraction (`5.0`):
+/// JSON Schema's `integer` takes both, and so do OpenAI's servers.
+fn whole(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= u32::MAX as f64)
+            .map(|x| x as u64)
+    })
+}
+
 /// A field's value unless absent or null: OpenAI treats null as unset.
 fn present<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
@@ -197,7 +213,10 @@ fn stream_options(options: &Map<String, Value>) -> Result<bool, ApiError> {
 /// `max_completion_tokens` (OpenAI's current name) or `max_tokens` (the
 /// older one), 1 up to the model's cap; absent means the cap.
 fn max_tokens(body: &Map<String, Value>, cap: u32) -> Result<u32, ApiError> {
-    let (field, value) = match (present(body, "max_completion_tokens"), present(body, "max_tokens")) {
+    let (field, value) = match (
+        present(body, "max_completion_tokens"),
+        present(body, "max_tokens"),
+    ) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid_field(
                 "max_tokens",
@@ -208,7 +227,7 @@ fn max_tokens(body: &Map<String, Value>, cap: u32) -> Result<u32, ApiError> {
         (None, Some(v)) => ("max_tokens", v),
         (None, None) => return Ok(cap),
     };
-    match value.as_u64() {
+    match whole(value) {
         Some(n) if (1..=u64::from(cap)).contains(&n) => Ok(n as u32),
         _ => Err(ApiError::invalid_field(
             field,
@@ -302,12 +321,10 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
     }
     match (conversation.turns.first(), conversation.turns.last()) {
         (Some(first), Some(last)) if first.role == Role::User && last.role == Role::User => {}
-        _ => {
-            return Err(ApiError::invalid_field(
-                "messages",
-                "the conversation must start and end with a user message (after any system messages)",
-            ))
-        }
+        _ => return Err(ApiError::invalid_field(
+            "messages",
+            "the conversation must start and end with a user message (after any system messages)",
+        )),
     }
     let last = last_user.expect("a conversation that ends with a user turn has a user message");
     // Each message is at most MESSAGE_MAX_CHARS and not blank, so this
@@ -348,7 +365,11 @@ fn message_of(i: usize, message: &Value) -> Result<(Option<Role>, String), ApiEr
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(parts)) => text_of_parts(parts).map_err(at)?,
         None | Some(Value::Null) => return Err(at("content is required".into())),
-        Some(_) => return Err(at("content must be a string or an array of text parts".into())),
+        Some(_) => {
+            return Err(at(
+                "content must be a string or an array of text parts".into()
+            ))
+        }
     };
     if text.trim().is_empty() {
         return Err(at("content may not be blank".into()));
@@ -370,11 +391,19 @@ fn text_of_parts(parts: &[Value]) -> Result<String, String> {
     let mut text = String::new();
     for part in parts {
         match (part.get("type").and_then(Value::as_str), part.get("text")) {
-            (Some("text"), Some(Value::String(t))) if part.as_object().is_some_and(|o| o.len() == 2) => {
+            (Some("text"), Some(Value::String(t)))
+                if part.as_object().is_some_and(|o| o.len() == 2) =>
+            {
                 text.push_str(t)
             }
-            (Some("text"), _) => return Err("a text part is {\"type\": \"text\", \"text\": string}".into()),
-            (Some(other), _) => return Err(format!("content parts of type {other} are not supported by this API")),
+            (Some("text"), _) => {
+                return Err("a text part is {\"type\": \"text\", \"text\": string}".into())
+            }
+            (Some(other), _) => {
+                return Err(format!(
+                    "content parts of type {other} are not supported by this API"
+                ))
+            }
             (None, _) => return Err("each content part needs a type".into()),
         }
     }
@@ -452,6 +481,10 @@ mod tests {
         let request = parse_json(json!({"model": "m", "messages": [user("x")]})).unwrap();
         assert_eq!(request.sampling.max_tokens, 1024);
         assert!(!request.stream);
+        let request =
+            parse_json(json!({"model": "m", "messages": [user("x")], "max_tokens": 5.0, "n": 1.0}))
+                .unwrap();
+        assert_eq!(request.sampling.max_tokens, 5);
         for body in [
             json!({"model": "m", "messages": [user("x")], "max_tokens": 1025}),
             json!({"model": "m", "messages": [user("x")], "max_tokens": 0}),
@@ -471,11 +504,20 @@ mod tests {
             (json!({"logprobs": true}), "logprobs"),
             (json!({"presence_penalty": 0.5}), "presence_penalty"),
             (json!({"seed": 7}), "seed"),
-            (json!({"response_format": {"type": "json_object"}}), "response_format"),
+            (
+                json!({"response_format": {"type": "json_object"}}),
+                "response_format",
+            ),
             (json!({"stop": ["a", "b", "c", "d", "e"]}), "stop"),
-            (json!({"stream_options": {"include_usage": true}}), "stream_options"),
+            (
+                json!({"stream_options": {"include_usage": true}}),
+                "stream_options",
+            ),
             (json!({"frobnicate": 1}), "frobnicate"),
-            (json!({"max_tokens": 5, "max_completion_tokens": 5}), "max_tokens"),
+            (
+                json!({"max_tokens": 5, "max_completion_tokens": 5}),
+                "max_tokens",
+            ),
         ] {
             let mut body = json!({"model": "m", "messages": [user("x")]});
             body.as_object_mut()
@@ -491,21 +533,39 @@ mod tests {
         for (messages, says) in [
             (json!([]), "1 to 100"),
             (json!("hi"), "array"),
-            (json!([{"role": "assistant", "content": "x"}]), "start and end"),
-            (json!([user("x"), {"role": "assistant", "content": "y"}]), "start and end"),
+            (
+                json!([{"role": "assistant", "content": "x"}]),
+                "start and end",
+            ),
+            (
+                json!([user("x"), {"role": "assistant", "content": "y"}]),
+                "start and end",
+            ),
             (json!([{"role": "system", "content": "x"}]), "start and end"),
             (json!([user("  ")]), "messages[0]: content may not be blank"),
-            (json!([{"role": "tool", "content": "x"}]), "messages[0]: the role tool"),
+            (
+                json!([{"role": "tool", "content": "x"}]),
+                "messages[0]: the role tool",
+            ),
             (json!([{"role": "wizard", "content": "x"}]), "unknown role"),
             (json!([{"content": "x"}]), "role is required"),
             (
                 json!([user("a"), {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
                 "messages[1]: content parts of type image_url",
             ),
-            (json!([{"role": "user", "content": "x", "extra": 1}]), "unrecognized field extra"),
+            (
+                json!([{"role": "user", "content": "x", "extra": 1}]),
+                "unrecognized field extra",
+            ),
             (json!([user(&"a".repeat(8001))]), "at most 8000"),
             (
-                json!([user(&"a".repeat(8000)), user(&"a".repeat(8000)), user(&"a".repeat(8000)), user(&"a".repeat(8000)), user("a")]),
+                json!([
+                    user(&"a".repeat(8000)),
+                    user(&"a".repeat(8000)),
+                    user(&"a".repeat(8000)),
+                    user(&"a".repeat(8000)),
+                    user("a")
+                ]),
                 "at most 32000",
             ),
         ] {
@@ -518,6 +578,9 @@ mod tests {
     #[test]
     fn a_missing_or_bad_model_is_named() {
         assert!(field_of(parse_json(json!({"messages": [user("x")]}))).starts_with("model:"));
-        assert!(field_of(parse_json(json!({"model": 3, "messages": [user("x")]}))).starts_with("model:"));
+        assert!(
+            field_of(parse_json(json!({"model": 3, "messages": [user("x")]})))
+                .starts_with("model:")
+        );
     }
 }

@@ -29,7 +29,10 @@ pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error
 
 async fn keys(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
     let path = request.uri().path().trim_end_matches('/');
-    let id = path.strip_prefix("/keys").unwrap_or_default().trim_start_matches('/');
+    let id = path
+        .strip_prefix("/keys")
+        .unwrap_or_default()
+        .trim_start_matches('/');
     match (request.method(), id) {
         (&Method::POST, "") => create(app, &request).await,
         (&Method::GET, "") => list(app, &request).await,
@@ -73,7 +76,9 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         prefix: &prefix,
         created: now,
     };
-    app.store.create_key(&owner, &new, deadline(request)).await?;
+    app.store
+        .create_key(&owner, &new, deadline(request))
+        .await?;
     let info = KeyInfo {
         id: key.session_id().as_str().to_owned(),
         name,
@@ -97,7 +102,11 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
 async fn delete(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let owner = owner(app, request).await?;
     // Ids are 22 base64url characters; anything else names no key.
-    if id.len() != 22 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if id.len() != 22
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ApiError::KeyNotFound);
     }
     app.store.delete_key(&owner, id, Instant::now()).await?;
@@ -167,7 +176,13 @@ mod tests {
     #[test]
     fn names_and_days_are_checked() {
         assert!(name_of(Some(json!("ci"))).is_ok());
-        for bad in [json!(""), json!("  "), json!(3), json!("a".repeat(65)), json!("a\nb")] {
+        for bad in [
+            json!(""),
+            json!("  "),
+            json!(3),
+            json!("a".repeat(65)),
+            json!("a\nb"),
+        ] {
             assert!(name_of(Some(bad.clone())).is_err(), "{bad}");
         }
         assert!(name_of(None).is_err());

@@ -5,5 +5,8 @@
 async fn main() -> Result<(), lambda_http::Error> {
     let app = chat_core::App::start().await?;
     app.auth.warm_up().await;
-    lambda_http::run(lambda_http::service_fn(|request| keys::handle(&app, request))).await
+    lambda_http::run(lambda_http::service_fn(|request| {
+        keys::handle(&app, request)
+    }))
+    .await
 }

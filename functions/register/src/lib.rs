@@ -1,11 +1,11 @@
 //! `POST /register/`: creates a user with the initial token grant.
 
 use chat_core::clock::Instant;
+use chat_core::config::Registration;
 use chat_core::domain::{Password, Username};
 use chat_core::http::{
     deadline, json_body, json_response, require_method, required_string, CredentialsBody,
 };
-use chat_core::config::Registration;
 use chat_core::store::INVITE_CODE_PREFIX;
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -19,7 +19,9 @@ fn invite_code(raw: Option<Value>) -> Result<String, ApiError> {
         Some(Value::String(code))
             if code.starts_with(INVITE_CODE_PREFIX)
                 && code.len() <= 64
-                && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
         {
             Ok(code)
         }

@@ -377,10 +377,16 @@ mod tests {
         assert!(parsed.verify(&key(), NOW).is_some());
         // The same bytes under the other kind: the MAC does not match.
         let as_session = api_key.expose().strip_prefix("sk-").unwrap();
-        assert!(AuthToken::parse(as_session).unwrap().verify(&key(), NOW).is_none());
+        assert!(AuthToken::parse(as_session)
+            .unwrap()
+            .verify(&key(), NOW)
+            .is_none());
         let session = issued();
         let as_key = format!("sk-{}", session.expose());
-        assert!(AuthToken::parse(&as_key).unwrap().verify(&key(), NOW).is_none());
+        assert!(AuthToken::parse(&as_key)
+            .unwrap()
+            .verify(&key(), NOW)
+            .is_none());
     }
 
     #[test]

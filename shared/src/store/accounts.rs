@@ -251,10 +251,14 @@ impl Store {
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()));
         update = match token.kind() {
-            TokenKind::Session => update.update_expression("SET tokens = tokens - :cost ADD version :one"),
+            TokenKind::Session => {
+                update.update_expression("SET tokens = tokens - :cost ADD version :one")
+            }
             // The key's last used day, in the same write: no extra cost.
             TokenKind::ApiKey => update
-                .update_expression("SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one")
+                .update_expression(
+                    "SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one",
+                )
                 .expression_attribute_values(":day", s(now.day())),
         };
         update

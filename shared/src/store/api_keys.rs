@@ -147,7 +147,10 @@ impl Store {
             // the same transaction once more.
             Created::NoMap => {
                 self.add_key_map(user).await?;
-                match self.transact(items, deadline, || Created::Done, judge).await? {
+                match self
+                    .transact(items, deadline, || Created::Done, judge)
+                    .await?
+                {
                     Created::Done => Ok(()),
                     Created::NoMap => Err(ApiError::internal("an account's key map vanished")),
                 }
@@ -263,18 +266,23 @@ impl Store {
             TransactWriteItem::builder().update(account).build(),
             self.delete_details(owner.username().as_str(), key_id)?,
         ];
-        self.transact(items, Deadline::none(), || (), |reasons| {
-            if !condition_failed(reasons, ACCOUNT) {
-                return None;
-            }
-            let Some(account) = reasons[ACCOUNT].item() else {
-                return Some(Err(ApiError::Unauthorized));
-            };
-            if let Err(e) = require_live(account, owner, now) {
-                return Some(Err(e));
-            }
-            Some(Err(ApiError::KeyNotFound))
-        })
+        self.transact(
+            items,
+            Deadline::none(),
+            || (),
+            |reasons| {
+                if !condition_failed(reasons, ACCOUNT) {
+                    return None;
+                }
+                let Some(account) = reasons[ACCOUNT].item() else {
+                    return Some(Err(ApiError::Unauthorized));
+                };
+                if let Err(e) = require_live(account, owner, now) {
+                    return Some(Err(e));
+                }
+                Some(Err(ApiError::KeyNotFound))
+            },
+        )
         .await
     }
 
@@ -293,9 +301,12 @@ impl Store {
             TransactWriteItem::builder().update(account).build(),
             self.delete_details(username.as_str(), key_id)?,
         ];
-        self.transact(items, Deadline::none(), || (), |reasons| {
-            condition_failed(reasons, ACCOUNT).then_some(Err(ApiError::Unauthorized))
-        })
+        self.transact(
+            items,
+            Deadline::none(),
+            || (),
+            |reasons| condition_failed(reasons, ACCOUNT).then_some(Err(ApiError::Unauthorized)),
+        )
         .await
     }
 

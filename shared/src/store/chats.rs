@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use super::accounts::require_live;
-use super::retry::Deadline;
 use super::rate::rate_limited;
+use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, number_of, s, string_of, Store};
 use crate::clock::Instant;

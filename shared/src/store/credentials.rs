@@ -178,6 +178,34 @@ impl LoginFailures {
     }
 }
 
+// Positions in the registering transaction.
+const GRANT: usize = 2;
+const INVITE: usize = 3;
+
+/// A taken name is one refusal; a conflict (two registrations of one name
+/// at once) is tried again, and then the first one's put refuses this one.
+fn registration_refused(reasons: &[CancellationReason]) -> Option<Result<(), ApiError>> {
+    // The grant entry's id is new to this request: taken, it means an
+    // earlier send of this same registration went through.
+    if condition_failed(reasons, GRANT) {
+        return Some(Ok(()));
+    }
+    // A taken name is said first: the invite was not spent on it.
+    if condition_failed(reasons, 0) || condition_failed(reasons, 1) {
+        return Some(Err(ApiError::UsernameTaken));
+    }
+    if condition_failed(reasons, INVITE) {
+        return Some(Err(ApiError::InvalidInvite));
+    }
+    if reasons
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return Some(Err(ApiError::UsernameTaken));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,32 +236,4 @@ mod tests {
         assert_eq!(after(11, FAILURES_LAPSE_SECONDS).current(NOW), 0);
         assert_eq!(after(11, FAILURES_LAPSE_SECONDS - 1).current(NOW), 11);
     }
-}
-
-// Positions in the registering transaction.
-const GRANT: usize = 2;
-const INVITE: usize = 3;
-
-/// A taken name is one refusal; a conflict (two registrations of one name
-/// at once) is tried again, and then the first one's put refuses this one.
-fn registration_refused(reasons: &[CancellationReason]) -> Option<Result<(), ApiError>> {
-    // The grant entry's id is new to this request: taken, it means an
-    // earlier send of this same registration went through.
-    if condition_failed(reasons, GRANT) {
-        return Some(Ok(()));
-    }
-    // A taken name is said first: the invite was not spent on it.
-    if condition_failed(reasons, 0) || condition_failed(reasons, 1) {
-        return Some(Err(ApiError::UsernameTaken));
-    }
-    if condition_failed(reasons, INVITE) {
-        return Some(Err(ApiError::InvalidInvite));
-    }
-    if reasons
-        .iter()
-        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-    {
-        return Some(Err(ApiError::UsernameTaken));
-    }
-    None
 }

@@ -23,8 +23,8 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use super::chats::{marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
-use super::retry::Deadline;
 use super::rate::rate_limited;
+use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, number_of, s, storage_error, string_of, Store};
 use crate::clock::Instant;
