@@ -228,4 +228,20 @@ mod tests {
         );
         assert!(document.get("Chats").is_none());
     }
+
+    #[test]
+    fn a_throttled_request_counts_as_throttled_and_others_carry_no_such_metric() {
+        let mut metrics = RequestMetrics {
+            function: "login",
+            latency: Duration::from_millis(3),
+            chat: None,
+            throttled: true,
+        };
+        let document = metrics.emf("Ns", UNIX_EPOCH);
+        assert_eq!(document["Throttled"], 1);
+        let names = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("Throttled"), "{names}");
+        metrics.throttled = false;
+        assert!(metrics.emf("Ns", UNIX_EPOCH).get("Throttled").is_none());
+    }
 }

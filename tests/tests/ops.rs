@@ -133,23 +133,56 @@ async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
 }
 
 #[tokio::test]
-async fn revoke_ends_every_session_at_once() {
+async fn revoke_ends_every_session_and_key_at_once() {
     let app = fresh_app().await;
     let first = signed_up(&app, "alice").await;
     let second = logged_in(&app, "alice").await;
+    let created = keys::handle(&app, with_auth(event("keys"), &first))
+        .await
+        .unwrap();
+    let key = json_of(&created)["key"].as_str().unwrap().to_owned();
+    assert_eq!(chat_as(&app, &key, "with the key").await.status(), 200);
+    let shown = chat_ops(&app, &["show", "alice"]);
+    assert!(stdout(&shown).contains("api keys: 1"), "{}", stdout(&shown));
     let revoked = chat_ops(&app, &["revoke", "alice"]);
     assert_eq!(revoked.status.code(), Some(0));
     assert!(
-        stdout(&revoked).contains("ended 2 sessions"),
+        stdout(&revoked).contains("ended 3 sessions and API keys"),
         "{}",
         stdout(&revoked)
     );
-    for token in [&first, &second] {
+    let shown = chat_ops(&app, &["show", "alice"]);
+    assert!(stdout(&shown).contains("api keys: 0"), "{}", stdout(&shown));
+    for token in [&first, &second, &key] {
         assert_eq!(chat_as(&app, token, "hi").await.status(), 401);
         assert_eq!(balance_as(&app, token).await.status(), 401);
     }
-    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn invite_prints_single_use_codes_that_register_once() {
+    let mut app = fresh_app().await;
+    app.config.registration = chat_core::config::Registration::Invite;
+    let made = chat_ops(&app, &["invite", "--count", "2", "--note", "beta"]);
+    assert_eq!(made.status.code(), Some(0));
+    let codes: Vec<String> = stdout(&made).lines().map(str::to_owned).collect();
+    assert_eq!(codes.len(), 2);
+    assert!(codes.iter().all(|c| c.starts_with("inv_")));
+    for (name, code, status) in [
+        ("alice", &codes[0], 201),
+        ("bob", &codes[0], 403),
+        ("bob", &codes[1], 201),
+    ] {
+        let body = serde_json::json!({"username": name, "password": PASSWORD, "invite": code});
+        let response = register::handle(&app, with_body(event("register"), &body.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{name}");
+    }
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
