@@ -226,7 +226,9 @@ async fn metered(
             return Err(error);
         }
     };
-    let cutoff = deadline.instant().map(|at| at - SETTLE_MARGIN);
+    let cutoff = deadline
+        .instant()
+        .map(|at| at.checked_sub(SETTLE_MARGIN).unwrap_or(at));
     if !completion.stream {
         let produced = Produced::read(reply, cutoff, None).await;
         if produced.text.is_empty() || produced.failure.is_some() {
