@@ -633,6 +633,7 @@ impl Spec {
                 };
                 let valid = match argument.as_str() {
                     Some("date-time") => is_date_time(text),
+                    Some("date") => is_date(text),
                     Some("uuid") => is_uuid(text),
                     _ => {
                         fail(format!("unsupported format {argument}"));
@@ -785,39 +786,22 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// RFC 3339 `date-time`, which JSON Schema's `format: date-time` means:
-/// `YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm)`, every field in range
-/// (February 29th only in leap years; second 60 for a leap second). `T` and
-/// `Z` may be lower case, as RFC 3339 allows.
-pub fn is_date_time(text: &str) -> bool {
+/// RFC 3339 `full-date`, which JSON Schema's `format: date` means:
+/// `YYYY-MM-DD`, the day within its month (February 29th only in leap
+/// years).
+pub fn is_date(text: &str) -> bool {
+    text.len() == 10 && full_date(text)
+}
+
+/// Whether `text` begins with an RFC 3339 `full-date`.
+fn full_date(text: &str) -> bool {
     let b = text.as_bytes();
-    // `get` rather than indexing: a multi-byte character where a digit
-    // belongs makes the range fall off a char boundary, which is a no.
-    let number = |from: usize, to: usize| -> Option<u32> {
-        let part = text.get(from..to)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        number(0, 4),
-        number(5, 7),
-        number(8, 10),
-        number(11, 13),
-        number(14, 16),
-        number(17, 19),
-    ) else {
+    let (Some(year), Some(month), Some(day)) =
+        (number(text, 0, 4), number(text, 5, 7), number(text, 8, 10))
+    else {
         return false;
     };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
@@ -828,7 +812,43 @@ pub fn is_date_time(text: &str) -> bool {
         2 => 28,
         _ => return false,
     };
-    if day == 0 || day > days || hour > 23 || minute > 59 || second > 60 {
+    (1..=days).contains(&day)
+}
+
+/// The decimal number `text[from..to]`, if it is all ASCII digits. `get`
+/// rather than indexing: a multi-byte character where a digit belongs
+/// makes the range fall off a char boundary, which is a no.
+fn number(text: &str, from: usize, to: usize) -> Option<u32> {
+    let part = text.get(from..to)?;
+    if part.bytes().all(|c| c.is_ascii_digit()) {
+        part.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// RFC 3339 `date-time`, which JSON Schema's `format: date-time` means:
+/// `YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm)`, every field in range
+/// (February 29th only in leap years; second 60 for a leap second). `T` and
+/// `Z` may be lower case, as RFC 3339 allows.
+pub fn is_date_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || !full_date(text)
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return false;
+    }
+    let (Some(hour), Some(minute), Some(second)) = (
+        number(text, 11, 13),
+        number(text, 14, 16),
+        number(text, 17, 19),
+    ) else {
+        return false;
+    };
+    if hour > 23 || minute > 59 || second > 60 {
         return false;
     }
     let mut rest = &text[19..];
@@ -930,7 +950,7 @@ fn lint_schema(schema: &Value, at: &str, found: &mut Vec<String>) {
                     lint_schema(sub, &format!("{here}/{i}"), found);
                 }
             }
-            "format" if !matches!(argument.as_str(), Some("date-time" | "uuid")) => {
+            "format" if !matches!(argument.as_str(), Some("date-time" | "date" | "uuid")) => {
                 found.push(format!("{here}: unsupported format {argument}"));
             }
             "pattern"
@@ -1137,6 +1157,34 @@ mod tests {
         ] {
             assert!(is_date_time(good), "{good}");
         }
+    }
+
+    #[test]
+    fn dates_are_full_dates_in_range() {
+        for good in ["2026-11-25", "2024-02-29", "2000-02-29", "9999-12-31"] {
+            assert!(is_date(good), "{good}");
+        }
+        for bad in [
+            "2025-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-11-00",
+            "2026-11-25T14:03:07Z",
+            "2026-11-5",
+            "2026/11/25",
+            "26-11-25",
+            "2026-11-2é",
+            "",
+        ] {
+            assert!(!is_date(bad), "{bad}");
+        }
+        let schema = json!({"type": ["string", "null"], "format": "date"});
+        assert!(spec().validate(&schema, &json!("2026-11-25")).is_empty());
+        assert!(spec().validate(&schema, &json!(null)).is_empty());
+        let errors = spec().validate(&schema, &json!("2026-11-31"));
+        assert!(errors[0].contains("not a valid \"date\""), "{errors:?}");
     }
 
     #[test]
