@@ -58,6 +58,9 @@ const CHAT: Target<'static> = operation("POST", "/chat/");
 const CHATS: Target<'static> = operation("GET", "/chats/");
 const BALANCE: Target<'static> = operation("GET", "/balance/");
 const LOGOUT: Target<'static> = operation("POST", "/logout/");
+const KEYS_CREATE: Target<'static> = operation("POST", "/keys/");
+const KEYS_LIST: Target<'static> = operation("GET", "/keys/");
+const KEYS_DELETE: Target<'static> = operation("DELETE", "/keys/{id}");
 const COMPLETIONS: Target<'static> = operation("POST", "/v1/chat/completions");
 const MODELS: Target<'static> = operation("GET", "/v1/models");
 
@@ -361,10 +364,33 @@ fn with_header(mut request: Request, name: &'static str, value: &str) -> Request
     request
 }
 
-/// Any request, now for `method` and `path`.
+/// Any request, now for `method` and `path` (a route's `{id}` taken as a
+/// key id that names no key).
 fn aimed(method: &str, path: &str) -> Request {
     let mut request = with_method(event("balance"), method.parse::<Method>().unwrap());
+    let path = path.replace("{id}", UNKNOWN_KEY_ID);
     *request.uri_mut() = format!("https://127.0.0.1{path}").parse().unwrap();
+    request
+}
+
+/// A key id of the right form that no key has (the sample event's).
+const UNKNOWN_KEY_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/// `POST /keys/` with this body, as `authorization` (a login token, or
+/// a key to be refused).
+fn create_key(body: &str, authorization: &str) -> Request {
+    request("keys", Some(body), Some(authorization))
+}
+
+/// `GET /keys/` as `authorization`.
+fn list_keys(authorization: &str) -> Request {
+    request("keys-list", None, Some(authorization))
+}
+
+/// `DELETE /keys/<id>` as `authorization`.
+fn delete_key(id: &str, authorization: &str) -> Request {
+    let mut request = request("keys-delete-unknown", None, Some(authorization));
+    *request.uri_mut() = format!("https://127.0.0.1/keys/{id}").parse().unwrap();
     request
 }
 
@@ -396,6 +422,7 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         "/chats/" => chats::handle(app, request).await,
         "/balance/" => balance::handle(app, request).await,
         "/logout/" => logout::handle(app, request).await,
+        "/keys/" | "/keys/{id}" => keys::handle(app, request).await,
         // The answer may be a stream, which a task of its own writes: read
         // to its end, it is held to the spec as the others are.
         "/v1/chat/completions" => {
@@ -451,6 +478,9 @@ fn valid_request(target: Target<'_>, token: &str, username: &str) -> Request {
         CHATS => chats_request("", Some(token)),
         BALANCE => request("balance", None, Some(token)),
         LOGOUT => request("logout", None, Some(token)),
+        KEYS_CREATE => create_key(r#"{"name": "ci"}"#, token),
+        KEYS_LIST => list_keys(token),
+        KEYS_DELETE => delete_key(UNKNOWN_KEY_ID, token),
         COMPLETIONS => completion(&hello("dummy"), Some(&bearer(token))),
         MODELS => models_request(Some(&bearer(token))),
         other => panic!("no valid request for {other}"),
@@ -1153,6 +1183,20 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     assert!(extra.is_empty(), "produced, not documented: {extra:?}");
 }
 
+/// The operationId of the route `method` served by `function`: the
+/// function's name, which says where the operation's code is; when one
+/// function serves several operations (`keys`: POST and GET `/keys/`,
+/// DELETE `/keys/{id}`), the name and the method, `keys_post`, so that each
+/// id is still unique (as OpenAPI requires) and still follows from the
+/// route alone, leaving nothing to choose or to check by hand.
+fn operation_id(method: &str, function: &str) -> String {
+    let operations = all_routes().filter(|(_, _, f)| *f == function).count();
+    match operations {
+        1 => function.to_owned(),
+        _ => format!("{function}_{}", method.to_ascii_lowercase()),
+    }
+}
+
 #[test]
 fn every_route_is_an_operation_and_every_operation_a_route() {
     let spec = spec();
@@ -1161,11 +1205,17 @@ fn every_route_is_an_operation_and_every_operation_a_route() {
         .collect();
     let operations: BTreeSet<(String, String)> = spec.operations().into_iter().collect();
     assert_eq!(operations, routes);
-    // The operation is named after the function that serves it, and the
-    // OpenAI-compatible ones are tagged so.
+    let ids: BTreeSet<String> = all_routes().map(|(m, _, f)| operation_id(m, f)).collect();
+    assert_eq!(ids.len(), routes.len(), "one operationId per operation: {ids:?}");
+    // The operation is named after the function that serves it (see
+    // operation_id), and the OpenAI-compatible ones are tagged so.
     for (method, path, function) in all_routes() {
         let operation = spec.operation(method, path).unwrap();
-        assert_eq!(operation["operationId"], *function, "{method} {path}");
+        assert_eq!(
+            operation["operationId"],
+            operation_id(method, function),
+            "{method} {path}"
+        );
         let tagged = operation["tags"]
             .as_array()
             .is_some_and(|tags| tags.contains(&json!("openai")));
