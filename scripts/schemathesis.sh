@@ -9,9 +9,10 @@
 #
 # Installs the pinned Schemathesis into .tools/schemathesis if missing, and
 # registers users of its own for the run, which Schemathesis logs in as
-# (again whenever a token stops working, as after a fuzzed /logout/). Any
-# further arguments go to `st run` (e.g. --max-examples 5). Exits non-zero
-# on any failure. Reports go to target/schemathesis/.
+# (again whenever a token stops working, as after a fuzzed /logout/), and
+# checks after the run that they can still log in and chat (or are out of
+# tokens). Any further arguments go to `st run` (e.g. --max-examples 5).
+# Exits non-zero on any failure. Reports go to target/schemathesis/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -45,5 +46,33 @@ done
 say "running against $url (settings: schemathesis.toml)"
 # --config-file comes before `run`; every phase and check is named here so
 # that the command says what it runs.
-exec "$root/.tools/schemathesis/bin/st" --config-file "$root/schemathesis.toml" run openapi.yaml \
-  --url "$url" --checks all --phases examples,coverage,fuzzing,stateful "$@"
+status=0
+"$root/.tools/schemathesis/bin/st" --config-file "$root/schemathesis.toml" run openapi.yaml \
+  --url "$url" --checks all --phases examples,coverage,fuzzing,stateful "$@" || status=$?
+
+# The run's users must end it able to log in and chat, or unable only for
+# what schemathesis.toml explains: a spent balance (402). The run may make
+# other users' logins wait (429) and fill the run user's API keys, never
+# lock its own users out of chatting (a slowed-down login, a disabled
+# account, a chat rate reached: none of those is something the run means
+# to do to them).
+for username in "$SCHEMATHESIS_USERNAME" "$SCHEMATHESIS_OPENAI_USERNAME"; do
+  answer=$(curl -s -w '\n%{http_code}' --max-time 120 -X POST "$url/login/" \
+    -H 'Content-Type: application/json' \
+    -d "{\"username\": \"$username\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}") || answer=$'\nnone'
+  if [ "${answer##*$'\n'}" != 200 ]; then
+    say "after the run, $username cannot log in: ${answer//$'\n'/ }"
+    status=1
+    continue
+  fi
+  token=$(printf '%s' "${answer%$'\n'*}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  answer=$(curl -s -w '\n%{http_code}' --max-time 120 -X POST "$url/chat/" \
+    -H "Authorization: Token $token" -H 'Content-Type: application/json' \
+    -d '{"message": "still here?"}') || answer=$'\nnone'
+  case "${answer##*$'\n'}" in
+    200|402) ;;
+    *) say "after the run, $username cannot chat: ${answer//$'\n'/ }"; status=1 ;;
+  esac
+done
+[ "$status" != 0 ] || say "after the run, its users can still log in, and chat or are out of tokens"
+exit "$status"

@@ -4,14 +4,20 @@ Authentication. Every request that needs a token gets the token of a user
 scripts/schemathesis.sh registered for the run, from a login made here:
 one user for the OpenAI-compatible /v1/ operations, another for the rest,
 so that each has a balance of its own to spend. A 401 makes new logins and
-one retry, since a fuzzed /logout/ ends the token in use. A request that already carries a token some /login/
-answered in this run keeps it: it got it through an OpenAPI link, as in the
-stateful phase's register -> log in -> chat / history / balance / log out,
-where each user's calls must go with that user's own token (Schemathesis's
-own auth settings would replace it). Nothing here depends on the token's
-form: it is whatever string /login/ returns, sent alone in Authorization,
-or as `Bearer <token>` to the operations that document `BearerAuth` (the
-OpenAI-compatible /v1/ ones, as OpenAI's SDKs send their key).
+one retry, since a fuzzed /logout/ ends the token in use. A request that
+already carries a token some /login/ answered in this run keeps it: it got
+it through an OpenAPI link, as in the stateful phase's register -> log in
+-> chat / history / balance / keys / log out, where each user's calls must
+go with that user's own token (Schemathesis's own auth settings would
+replace it). So does one that carries an API key some POST /keys/ answered
+(the links from a new key to chat and balance), except at /keys/: only a
+login session manages keys (an API key gets 403 `session_required`), so
+the /keys/ operations always go with a login token, a linked one or the
+run user's. Nothing here depends on the token's form: it is whatever
+string /login/ (or POST /keys/, as `key`) returns, sent alone in
+Authorization, or as `Bearer <token>` to the operations that document
+`BearerAuth` (the OpenAI-compatible /v1/ ones, as OpenAI's SDKs send their
+key).
 
 The rules no schema can state. POST /v1/chat/completions refuses some
 requests its schema allows, for rules over several messages or parts (see
@@ -21,9 +27,14 @@ accept a 400 for every valid completion, which would hide a real refusal
 of a valid field, `before_call` puts each valid (positive) completion
 request into the shape those rules ask for, changing only what they
 concern and keeping it valid against the schema; Schemathesis revalidates
-a case a hook changed. Invalid (negative) requests are sent as generated:
-the schema allows more than the server takes, never less, so the server
-must refuse every one of them.
+a case a hook changed. POST /keys/ has one such rule too: its handler
+takes `expires_in_days` only written as a whole number (`90`), where JSON
+Schema's `integer` also takes `90.0` (see `KeyRequest`, and
+the_key_request_schema_takes_what_the_handler_takes, which holds the
+handler to it and will fail the day the handler takes `90.0`, when this
+goes). Invalid (negative) requests are sent as generated: the schema
+allows more than the server takes, never less, so the server must refuse
+every one of them.
 """
 
 import json
@@ -33,20 +44,30 @@ import re
 import requests
 import schemathesis
 
-# Tokens handed out by /login/ responses to this run's requests.
-_MINTED: set[str] = set()
+# Login tokens handed out by /login/ responses to this run's requests, and
+# API keys by POST /keys/ responses.
+_SESSIONS: set[str] = set()
+_KEYS: set[str] = set()
+
+# Where each is found: (method, path, status) -> (field, set).
+_MINTING = {
+    ("POST", "/login/", 200): ("token", _SESSIONS),
+    ("POST", "/keys/", 201): ("key", _KEYS),
+}
 
 
 @schemathesis.hook
 def after_call(context, case, response):
-    if case.operation.path != "/login/" or response.status_code != 200:
+    minting = _MINTING.get((case.operation.method.upper(), case.operation.path, response.status_code))
+    if minting is None:
         return
+    field, minted = minting
     try:
-        token = response.json()["token"]
+        token = response.json()[field]
     except (ValueError, KeyError, TypeError):
-        return  # a malformed 200 is for the response checks to report
+        return  # a malformed answer is for the response checks to report
     if isinstance(token, str):
-        _MINTED.add(token)
+        minted.add(token)
 
 
 def _user_of(case, context=None):
@@ -77,16 +98,22 @@ class RunUser:
         if security == []:
             return
         headers = case.headers if case.headers is not None else {}
-        if headers.get("Authorization") in _MINTED:
+        given = headers.get("Authorization")
+        if given in _SESSIONS:
+            return
+        if given in _KEYS and not case.operation.path.startswith("/keys/"):
             return
         bearer = any("BearerAuth" in requirement for requirement in security or [])
         headers["Authorization"] = f"Bearer {data}" if bearer else data
         case.headers = headers
 
 
+# The operations whose valid requests are brought within rules no schema
+# states (see the module's documentation).
+_COMPLETIONS = ("POST", "/v1/chat/completions")
+_KEYS_CREATE = ("POST", "/keys/")
 # The limits of functions/completions/src/request.rs (and of
 # chat_core::domain::MESSAGE_MAX_CHARS), as openapi.yaml states them.
-_COMPLETIONS = ("POST", "/v1/chat/completions")
 _MESSAGE_MAX_CHARS = 8000
 _MAX_CONVERSATION_CHARS = 32000
 _MAX_BODY_BYTES = 256 * 1024
@@ -99,14 +126,26 @@ _BLANK = re.compile(
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if (case.operation.method.upper(), case.operation.path) != _COMPLETIONS:
+    operation = (case.operation.method.upper(), case.operation.path)
+    if operation not in (_COMPLETIONS, _KEYS_CREATE):
         return
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
     body = case.body
-    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+    if operation == _KEYS_CREATE:
+        if isinstance(body, dict):
+            _days_written_whole(body)
+    elif isinstance(body, dict) and isinstance(body.get("messages"), list):
         _in_shape(body)
+
+
+def _days_written_whole(body):
+    """`expires_in_days` as the keys handler reads a whole number: `90`,
+    not `90.0` (the same number to the schema)."""
+    days = body.get("expires_in_days")
+    if isinstance(days, float) and days.is_integer():
+        body["expires_in_days"] = int(days)
 
 
 def _in_shape(body):
