@@ -27,12 +27,7 @@ accept a 400 for every valid completion, which would hide a real refusal
 of a valid field, `before_call` puts each valid (positive) completion
 request into the shape those rules ask for, changing only what they
 concern and keeping it valid against the schema; Schemathesis revalidates
-a case a hook changed. POST /keys/ has one such rule too: its handler
-takes `expires_in_days` only written as a whole number (`90`), where JSON
-Schema's `integer` also takes `90.0` (see `KeyRequest`, and
-the_key_request_schema_takes_what_the_handler_takes, which holds the
-handler to it and will fail the day the handler takes `90.0`, when this
-goes). Invalid (negative) requests are sent as generated: the schema
+a case a hook changed. Invalid (negative) requests are sent as generated: the schema
 allows more than the server takes, never less, so the server must refuse
 every one of them.
 """
@@ -108,10 +103,9 @@ class RunUser:
         case.headers = headers
 
 
-# The operations whose valid requests are brought within rules no schema
+# The operation whose valid requests are brought within rules no schema
 # states (see the module's documentation).
 _COMPLETIONS = ("POST", "/v1/chat/completions")
-_KEYS_CREATE = ("POST", "/keys/")
 # The limits of functions/completions/src/request.rs (and of
 # chat_core::domain::MESSAGE_MAX_CHARS), as openapi.yaml states them.
 _MESSAGE_MAX_CHARS = 8000
@@ -127,25 +121,14 @@ _BLANK = re.compile(
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = (case.operation.method.upper(), case.operation.path)
-    if operation not in (_COMPLETIONS, _KEYS_CREATE):
+    if operation != _COMPLETIONS:
         return
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
     body = case.body
-    if operation == _KEYS_CREATE:
-        if isinstance(body, dict):
-            _days_written_whole(body)
-    elif isinstance(body, dict) and isinstance(body.get("messages"), list):
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
         _in_shape(body)
-
-
-def _days_written_whole(body):
-    """`expires_in_days` as the keys handler reads a whole number: `90`,
-    not `90.0` (the same number to the schema)."""
-    days = body.get("expires_in_days")
-    if isinstance(days, float) and days.is_integer():
-        body["expires_in_days"] = int(days)
 
 
 def _in_shape(body):

@@ -72,6 +72,17 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
+/// A whole number, written as one (`90`) or with a zero fraction (`90.0`):
+/// JSON Schema's `integer` takes both, so the API does too.
+pub fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(x))
+            .map(|x| x as u64)
+    })
+}
+
 /// The body of `/register/` and `/login/`, each field read with
 /// [`required_string`].
 #[derive(Deserialize)]

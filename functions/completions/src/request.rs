@@ -8,6 +8,7 @@
 
 use chat_core::domain::ChatMessage;
 use chat_core::domain::MESSAGE_MAX_CHARS;
+use chat_core::http::whole_number;
 use chat_core::responder::{Conversation, Role, Sampling, Turn};
 use chat_core::ApiError;
 use serde_json::{Map, Value};
@@ -97,7 +98,7 @@ pub fn parse(body: Map<String, Value>, max_tokens_cap: u32) -> Result<Completion
         Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
     };
     if let Some(n) = present(&body, "n") {
-        if whole(n) != Some(1) {
+        if whole_number(n) != Some(1) {
             return Err(ApiError::invalid_field("n", "only n = 1 is supported"));
         }
     }
@@ -170,17 +171,6 @@ fn neutral(name: &str, value: &Value) -> bool {
     }
 }
 
-/// A whole number, written as one or as a number with no fraction (`5.0`):
-/// JSON Schema's `integer` takes both, and so do OpenAI's servers.
-fn whole(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x <= u32::MAX as f64)
-            .map(|x| x as u64)
-    })
-}
-
 /// A field's value unless absent or null: OpenAI treats null as unset.
 fn present<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
@@ -227,7 +217,7 @@ fn max_tokens(body: &Map<String, Value>, cap: u32) -> Result<u32, ApiError> {
         (None, Some(v)) => ("max_tokens", v),
         (None, None) => return Ok(cap),
     };
-    match whole(value) {
+    match whole_number(value) {
         Some(n) if (1..=u64::from(cap)).contains(&n) => Ok(n as u32),
         _ => Err(ApiError::invalid_field(
             field,

@@ -4,7 +4,7 @@
 
 use chat_core::clock::Instant;
 use chat_core::domain::{TokenKind, VerifiedToken, API_KEY_PREFIX};
-use chat_core::http::{deadline, json_body, json_response};
+use chat_core::http::{deadline, json_body, json_response, whole_number};
 use chat_core::store::{may_manage_keys, KeyInfo, NewKey, NEVER};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -145,7 +145,7 @@ fn name_of(raw: Option<Value>) -> Result<String, ApiError> {
 fn days_of(raw: Option<Value>) -> Result<Option<u64>, ApiError> {
     match raw {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => match value.as_u64() {
+        Some(value) => match whole_number(&value) {
             Some(days) if (1..=MAX_EXPIRES_IN_DAYS).contains(&days) => Ok(Some(days)),
             _ => Err(ApiError::invalid_field(
                 "expires_in_days",
@@ -188,6 +188,7 @@ mod tests {
         assert!(name_of(None).is_err());
         assert_eq!(days_of(None).unwrap(), None);
         assert_eq!(days_of(Some(json!(30))).unwrap(), Some(30));
+        assert_eq!(days_of(Some(json!(30.0))).unwrap(), Some(30));
         for bad in [json!(0), json!(3651), json!(1.5), json!("30")] {
             assert!(days_of(Some(bad.clone())).is_err(), "{bad}");
         }

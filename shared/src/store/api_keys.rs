@@ -250,7 +250,8 @@ impl Store {
         key_id: &str,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let condition = "sessions.#sid > :now AND attribute_exists(api_keys.#kid)";
+        let condition =
+            "sessions.#sid > :now AND attribute_not_exists(disabled) AND attribute_exists(api_keys.#kid)";
         let account = Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(owner.username().as_str()))
