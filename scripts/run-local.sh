@@ -166,6 +166,7 @@ done
 cat >&2 <<MSG
 [run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)
 [run] try:   curl -s -X POST http://127.0.0.1:$api_port/register/ -H 'Content-Type: application/json' -d '{"username": "alice", "password": "correct-horse-battery"}'
+[run] OpenAI clients: base_url http://127.0.0.1:$api_port/v1, api_key a login token or API key
 MSG
 # Whichever ends first (DynamoDB Local, watch or the gateway) ends the run.
 wait -n "${pids[@]}"
