@@ -17,7 +17,7 @@ use aws_sdk_bedrockruntime::types::{
 use aws_sdk_bedrockruntime::Client;
 use std::sync::Arc;
 
-use chat_core::config::ConfigError;
+use chat_core::config::{number_in, ConfigError};
 use chat_core::domain::{ChatMessage, Username};
 use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
@@ -98,19 +98,9 @@ impl ModelConfig {
                 value: model_id,
             });
         }
-        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            let Some(raw) = set(name) else {
-                return Ok(default);
-            };
-            raw.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    name,
-                    expected: "a whole number in range",
-                    value: raw,
-                })
+        // Every model setting is at least 1.
+        let number = |name: &'static str, default: u64, max: u64| {
+            number_in(&get, name, default, 1, max)
         };
         Ok(Some(ModelConfig {
             timeout: Duration::from_secs(number(

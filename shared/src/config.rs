@@ -100,21 +100,9 @@ impl Config {
             Some(v) if !v.trim().is_empty() => Ok(v),
             _ => Err(ConfigError::Missing(name)),
         };
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) else {
-                    return Ok(default);
-                };
-                raw.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or(ConfigError::Invalid {
-                        name,
-                        expected: "a whole number in range",
-                        value: raw,
-                    })
-            };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            number_in(&get, name, default, min, max)
+        };
         // Costs and grants stay well inside i64 so balance arithmetic in
         // DynamoDB can never overflow.
         let max_tokens = 1_000_000_000;
@@ -215,6 +203,30 @@ impl Config {
             registration: Registration::Open,
         }
     }
+}
+
+/// `name` from `get` as a whole number from `min` to `max`, or `default`
+/// when unset or blank: the one reader of numeric settings, for `Config`
+/// and the model's settings alike.
+pub fn number_in(
+    get: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or(ConfigError::Invalid {
+            name,
+            expected: "a whole number in range",
+            value: raw,
+        })
 }
 
 /// A lookup over fixed pairs, as [`Config::from_lookup`] takes: for the
