@@ -99,9 +99,8 @@ impl ModelConfig {
             });
         }
         // Every model setting is at least 1.
-        let number = |name: &'static str, default: u64, max: u64| {
-            number_in(&get, name, default, 1, max)
-        };
+        let number =
+            |name: &'static str, default: u64, max: u64| number_in(&get, name, default, 1, max);
         Ok(Some(ModelConfig {
             timeout: Duration::from_secs(number(
                 "MODEL_TIMEOUT_SECONDS",
