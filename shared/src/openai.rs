@@ -51,11 +51,17 @@ impl OpenAiError {
             // What the SDKs send; `Token` stays valid too.
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        let retry = status == StatusCode::SERVICE_UNAVAILABLE
-            || matches!(
-                error,
-                ApiError::IdempotencyKeyInProgress | ApiError::RateLimited { .. }
-            );
+        // Retried only where nothing can have been charged: a busy model
+        // (refused before any charge) or the per-user cap. A store that did
+        // not answer (`unavailable`) may have charged after all, and this
+        // route takes no idempotency key, so a blind retry could charge
+        // twice: the client decides, with its balance and history at hand.
+        let retry = matches!(
+            error,
+            ApiError::ModelUnavailable(_)
+                | ApiError::IdempotencyKeyInProgress
+                | ApiError::RateLimited { .. }
+        );
         headers.insert(
             SHOULD_RETRY,
             HeaderValue::from_static(if retry { "true" } else { "false" }),

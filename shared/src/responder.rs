@@ -20,6 +20,9 @@ pub struct Reply {
 
 pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
 
+/// Tokens a chat template adds around each message, counted into a hold.
+pub const MESSAGE_OVERHEAD_TOKENS: usize = 16;
+
 /// Who said a turn of a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -51,6 +54,15 @@ impl Conversation {
         let system: usize = self.system.iter().map(String::len).sum();
         let turns: usize = self.turns.iter().map(|t| t.text.len()).sum();
         system + turns
+    }
+
+    /// What bounds the input part of a hold, before the fixed overhead
+    /// pricing adds: the UTF-8 size of everything sent, and
+    /// [`MESSAGE_OVERHEAD_TOKENS`] for each system prompt and turn (the role
+    /// markers a chat template wraps each in), so many short messages
+    /// cannot be read for less than they cost.
+    pub fn input_bound(&self) -> usize {
+        self.input_bytes() + MESSAGE_OVERHEAD_TOKENS * (self.system.len() + self.turns.len())
     }
 
     /// Every text sent to the model, system prompts first.

@@ -117,7 +117,7 @@ async fn a_stream_is_charged_the_models_usage_before_done_and_saved() {
     assert_eq!(sent["messages"].as_array().unwrap().len(), 3);
     assert_eq!(sent["inferenceConfig"]["maxTokens"], 1000);
     // 100 x 3 + 500 x 15 = 7800 thousandths: 8, under the hold's
-    // (37 + 64) x 3 + 1000 x 15 = 15303 thousandths: 16.
+    // (37 + 4 x 16 + 64) x 3 + 1000 x 15 = 15495 thousandths: 16.
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 8));
     assert_eq!(
         closed_hold(&app, "alice").await["state"].as_s().unwrap(),

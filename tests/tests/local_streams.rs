@@ -111,7 +111,9 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let spent = 4000 - stored_tokens(&tables, "alice").await.unwrap();
-    let input = "Count for me".len() as u64 + chat_core::pricing::INPUT_OVERHEAD_TOKENS;
+    let input = "Count for me".len() as u64
+        + chat_core::responder::MESSAGE_OVERHEAD_TOKENS as u64
+        + chat_core::pricing::INPUT_OVERHEAD_TOKENS;
     let hold = (input * 3 + 200 * 15).div_ceil(1000) as i64;
     assert!(spent > 0 && spent <= hold, "{spent} of {hold}");
     assert_ledger_balances(&tables, "alice").await;

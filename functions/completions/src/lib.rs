@@ -198,7 +198,7 @@ async fn metered(
 ) -> Result<Answer, ApiError> {
     let pricing = app.config.pricing;
     let most = pricing.hold(
-        completion.conversation.input_bytes(),
+        completion.conversation.input_bound(),
         completion.sampling.max_tokens,
     );
     let now = Instant::now();
@@ -246,10 +246,22 @@ async fn metered(
             charged: cost,
         });
     }
-    let (sender, body) = channel();
+    let (mut sender, body) = channel();
     tokio::spawn(async move {
-        let charged = stream_reply(&app, sender, &hold, &completion, reply, cutoff, deadline).await;
+        let charged = stream_reply(
+            &app,
+            &mut sender,
+            &hold,
+            &completion,
+            reply,
+            cutoff,
+            deadline,
+        )
+        .await;
+        // Written while the stream is still open: the invocation ends when
+        // the sender goes, and a line after it could be lost with a freeze.
         app.record(FUNCTION, started, Some(counts(charged)), false);
+        drop(sender);
     });
     Ok(Answer::Streaming(event_stream(body)))
 }
@@ -258,7 +270,7 @@ async fn metered(
 /// what it charged, if anything.
 async fn stream_reply(
     app: &App,
-    mut sender: Sender,
+    sender: &mut Sender,
     hold: &Hold,
     completion: &CompletionRequest,
     reply: Box<dyn ReplyStream>,
@@ -272,7 +284,7 @@ async fn stream_reply(
     let first = wire.chunk(wire::role_delta(), None, include_usage);
     let hung_up = sender.send_data(first.into()).await.is_err();
     let sink = (!hung_up).then_some(Sink {
-        sender: &mut sender,
+        sender: &mut *sender,
         wire: &wire,
         include_usage,
     });
@@ -418,8 +430,8 @@ async fn settle(
 
 /// The usage a reply is charged for: what the model reported or, when its
 /// report never came (it failed midway, the client hung up, or it was cut
-/// off for time), the bounds the hold was taken on: the input's UTF-8 size
-/// plus overhead, and the text's UTF-8 size (no common tokenizer makes more
+/// off for time), the bounds the hold was taken on: the input's bound (its
+/// UTF-8 size plus overhead per message and in all), and the text's UTF-8 size (no common tokenizer makes more
 /// tokens than bytes) up to `max_tokens`. So a reply that wrote something
 /// is never free, and never costs more than its hold.
 fn charged_usage(completion: &CompletionRequest, produced: &Produced) -> Usage {
@@ -427,7 +439,7 @@ fn charged_usage(completion: &CompletionRequest, produced: &Produced) -> Usage {
         return usage;
     }
     Usage {
-        input_tokens: completion.conversation.input_bytes() as u64 + INPUT_OVERHEAD_TOKENS,
+        input_tokens: completion.conversation.input_bound() as u64 + INPUT_OVERHEAD_TOKENS,
         output_tokens: (produced.text.len() as u64).min(u64::from(completion.sampling.max_tokens)),
     }
 }

@@ -37,7 +37,9 @@ impl Store {
             .table_name(&self.tables.chats)
             .key("username", s(user))
             .key("chat_id", s(format!("{RATE_PREFIX}{minute}")))
-            .update_expression("ADD chats :one SET expires_at = :expires")
+            .update_expression("ADD chats :one SET #ttl = :expires")
+            // `ttl`, the chats table's TTL attribute: no other item has it.
+            .expression_attribute_names("#ttl", "ttl")
             .condition_expression("attribute_not_exists(chats) OR chats < :cap")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cap", n(self.chats_per_minute))

@@ -72,8 +72,9 @@ pub const TABLES: [TableSpec; 3] = [
         logical_id: "ChatsTable",
         hash_key: "username",
         range_key: Some("chat_id"),
-        // The per-minute chat counts (store/rate.rs) expire.
-        ttl_attribute: Some("expires_at"),
+        // The per-minute chat counts (store/rate.rs) expire; no other item
+        // of the table carries the attribute.
+        ttl_attribute: Some("ttl"),
         indexes: &[OPEN_HOLDS],
     },
 ];
