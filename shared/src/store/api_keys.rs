@@ -206,19 +206,8 @@ impl Store {
             .get("api_keys")
             .and_then(|keys| keys.as_m().ok())
             .unwrap_or(&empty);
-        let output = self
-            .client
-            .query()
-            .table_name(&self.tables.chats)
-            .key_condition_expression("username = :user AND begins_with(chat_id, :prefix)")
-            .expression_attribute_values(":user", s(username.as_str()))
-            .expression_attribute_values(":prefix", s(KEY_ITEM_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
         let mut keys = Vec::new();
-        for item in output.items() {
+        for item in &self.key_details(username).await? {
             let id = string_of(item, "chat_id")?
                 .trim_start_matches(KEY_ITEM_PREFIX)
                 .to_owned();
@@ -314,19 +303,8 @@ impl Store {
     /// Deletes the details of every key of `username` (after `chat-ops
     /// revoke` emptied the account's map); how many there were.
     pub async fn forget_keys(&self, username: &Username) -> Result<usize, ApiError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.tables.chats)
-            .key_condition_expression("username = :user AND begins_with(chat_id, :prefix)")
-            .expression_attribute_values(":user", s(username.as_str()))
-            .expression_attribute_values(":prefix", s(KEY_ITEM_PREFIX))
-            .projection_expression("chat_id")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        for item in output.items() {
+        let details = self.key_details(username).await?;
+        for item in &details {
             self.client
                 .delete_item()
                 .table_name(&self.tables.chats)
@@ -336,7 +314,27 @@ impl Store {
                 .await
                 .map_err(storage_error)?;
         }
-        Ok(output.items().len())
+        Ok(details.len())
+    }
+
+    /// The details items of `username`'s keys (a user has at most
+    /// [`MAX_API_KEYS`] and a few being revoked: one page).
+    async fn key_details(
+        &self,
+        username: &Username,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, ApiError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.chats)
+            .key_condition_expression("username = :user AND begins_with(chat_id, :prefix)")
+            .expression_attribute_values(":user", s(username.as_str()))
+            .expression_attribute_values(":prefix", s(KEY_ITEM_PREFIX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(output.items.unwrap_or_default())
     }
 
     fn delete_details(&self, user: &str, key_id: &str) -> Result<TransactWriteItem, ApiError> {
