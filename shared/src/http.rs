@@ -56,11 +56,18 @@ pub fn require_method(request: &Request, method: Method) -> Result<(), ApiError>
 /// [`required_string`], so a wrong type is reported against its field rather
 /// than as a generic parse error. Duplicate keys are refused by serde.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    json_body_within(request, MAX_BODY_BYTES)
+}
+
+/// [`json_body`] with another size limit, for a route whose bodies are
+/// larger by nature (a whole conversation on `/v1/chat/completions`).
+pub fn json_body_within<T: DeserializeOwned>(
+    request: &Request,
+    limit: usize,
+) -> Result<T, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
+    if bytes.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     // serde would also read a struct from a JSON array; the contract is an
     // object, so anything else is refused up front.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chat_core::clock::Instant;
 use chat_core::domain::VerifiedToken;
-use chat_core::http::{deadline, require_method};
+use chat_core::http::{deadline, json_body_within, require_method};
 use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
 use chat_core::pricing::{Usage, INPUT_OVERHEAD_TOKENS};
@@ -73,7 +73,7 @@ async fn accept(
 ) -> Result<(VerifiedToken, CompletionRequest), ApiError> {
     require_method(request, Method::POST)?;
     let token = app.auth.authenticate(request).await?;
-    let body = body_object(request)?;
+    let body: Map<String, Value> = json_body_within(request, request::MAX_BODY_BYTES)?;
     let completion = request::parse(body, max_tokens_cap(app))?;
     if completion.model != app.responder.model_name() {
         return Err(ApiError::UnknownModel(completion.model));
@@ -92,23 +92,6 @@ fn max_tokens_cap(app: &App) -> u32 {
 }
 
 const DUMMY_MAX_TOKENS: u32 = 8192;
-
-fn body_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
-    let bytes = request.body().as_ref();
-    if bytes.len() > request::MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            limit: request::MAX_BODY_BYTES,
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::InvalidJson(
-            "the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(ApiError::InvalidJson(e.to_string())),
-    }
-}
 
 enum Answer {
     /// Answered in full, with what it charged.
