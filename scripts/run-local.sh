@@ -33,7 +33,7 @@ profile=()
 build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
   cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback -p completions -p models -p keys
-  cargo build --quiet -p chat-core --features local --bin create-tables
+  cargo build --quiet -p devtools --bin create-tables
   # Its own cargo run: built with the functions, it would change their
   # feature set and so rebuild them when watch builds them alone.
   cargo build --quiet "${profile[@]}" -p devtools --bin local-gateway
@@ -127,7 +127,7 @@ export AWS_ENDPOINT_URL="$endpoint" AWS_REGION="${AWS_REGION:-us-east-1}" \
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
 build
-cargo run --quiet -p chat-core --features local --bin create-tables
+cargo run --quiet -p devtools --bin create-tables
 
 # cargo lambda watch listens on a port of its own; local-gateway serves
 # API_PORT in front of it and passes everything through, except what the

@@ -1,7 +1,12 @@
 //! Development tools for this workspace. Nothing here is deployed, and no
-//! function crate depends on it.
+//! function crate depends on it: the production crate holds only what runs
+//! in Lambda.
 //!
-//! [`serve`] is `local-gateway`, the HTTP front of `make run`.
+//! - [`dynamodb_local`]: DynamoDB Local for the tests and `make run`, and
+//!   clients and apps on tables of their own;
+//! - [`tables`]: the tables' key schemas and their creation (the
+//!   `create-tables` binary);
+//! - [`serve`] is `local-gateway`, the HTTP front of `make run`.
 //!
 //! `make run` serves the functions through `cargo lambda watch`, whose
 //! emulator turns each HTTP request into an API Gateway (HTTP API, payload
@@ -22,6 +27,9 @@
 //! becomes Latin-1 text, each byte one character, so the function's own
 //! header parsing refuses it with our JSON 4xx. Everything else passes as it
 //! came, and response bodies are streamed through as they arrive.
+
+pub mod dynamodb_local;
+pub mod tables;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

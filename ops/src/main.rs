@@ -7,9 +7,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::Username;
-use chat_core::store::{Audit, Deadline, GrantOutcome};
+use chat_core::store::{Audit, GrantOutcome};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
@@ -198,7 +199,7 @@ async fn revoke(app: &App, name: &str) -> Result<ExitCode, ApiError> {
 
 async fn invite(app: &App, count: u32, note: &str) -> Result<ExitCode, ApiError> {
     for _ in 0..count {
-        println!("{}", app.store.create_invite(note, Instant::now()).await?);
+        println!("{}", app.store.create_invite(note, Timestamp::now()).await?);
     }
     Ok(ExitCode::SUCCESS)
 }

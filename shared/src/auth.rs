@@ -7,7 +7,7 @@
 use lambda_http::Request;
 use tokio::sync::OnceCell;
 
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::domain::{AuthToken, SigningKey, TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 use crate::http::auth_token;
@@ -50,7 +50,7 @@ impl Authenticator {
             return Err(ApiError::Unauthorized);
         };
         token
-            .verify(key, Instant::now().unix_seconds())
+            .verify(key, Timestamp::now().unix_seconds())
             .ok_or(ApiError::Unauthorized)
     }
 
@@ -59,7 +59,7 @@ impl Authenticator {
     pub async fn issue(
         &self,
         username: &Username,
-        expires_at: Instant,
+        expires_at: Timestamp,
     ) -> Result<VerifiedToken, ApiError> {
         self.issue_kind(TokenKind::Session, username, expires_at.unix_seconds())
             .await

@@ -10,12 +10,14 @@ const ISO_8601_MILLIS: &[FormatItem<'static>] =
 
 const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
+/// A point in wall-clock time, UTC: what is stored and shown. Named apart
+/// from `std::time::Instant`, the monotonic clock that measures latency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Instant(OffsetDateTime);
+pub struct Timestamp(OffsetDateTime);
 
-impl Instant {
+impl Timestamp {
     pub fn now() -> Self {
-        Instant(OffsetDateTime::now_utc())
+        Timestamp(OffsetDateTime::now_utc())
     }
 
     /// Seconds since the epoch: the unit of DynamoDB's TTL attribute.
@@ -24,7 +26,7 @@ impl Instant {
     }
 
     pub fn plus(self, duration: std::time::Duration) -> Self {
-        Instant(self.0 + duration)
+        Timestamp(self.0 + duration)
     }
 
     /// The UTC day, `2026-11-25`: an API key's "last used".
@@ -38,7 +40,7 @@ impl Instant {
     pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp(seconds)
             .ok()
-            .map(Instant)
+            .map(Timestamp)
     }
 
     pub fn iso8601(self) -> String {
@@ -54,8 +56,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_with_milliseconds() {
-        let t =
-            Instant(OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap());
+        let t = Timestamp(
+            OffsetDateTime::from_unix_timestamp_nanos(1_795_615_387_123_456_789).unwrap(),
+        );
         assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
         assert_eq!(t.unix_seconds(), 1_795_615_387);
         assert_eq!(t.day(), "2026-11-25");

@@ -229,9 +229,9 @@ pub fn number_in(
         })
 }
 
-/// A lookup over fixed pairs, as [`Config::from_lookup`] takes: for the
-/// configuration tests here and in the functions (feature `local`).
-#[cfg(any(test, feature = "local"))]
+/// A lookup over fixed pairs, as [`Config::from_lookup`] takes: settings
+/// written out in code, as the configuration tests here and in the
+/// functions give them.
 pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: std::collections::HashMap<String, String> = pairs
         .iter()

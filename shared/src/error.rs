@@ -5,7 +5,7 @@
 
 use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::http::json_response;
+use crate::response::json_response;
 use lambda_http::{Body, Response};
 use serde_json::{json, Map, Value};
 

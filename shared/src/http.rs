@@ -1,15 +1,15 @@
 //! The edge: reading requests and writing responses. Handlers call these so
 //! that size limits, JSON rules and auth parsing are the same everywhere.
 
-use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::http::{header, Method};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::deadline::Deadline;
 use crate::domain::{AuthToken, IdempotencyKey};
 use crate::error::ApiError;
-use crate::store::Deadline;
 
 /// Far above any valid request (a maximal message is 32 KB of UTF-8), far
 /// below API Gateway's 10 MB: a bigger body is refused before it is parsed.
@@ -27,16 +27,6 @@ pub const TOKENS_CHARGED: &str = "tokens-charged";
 /// expected or not, leaves as a JSON body; nothing reaches the runtime as Err.
 pub fn respond(outcome: Result<Response<Body>, ApiError>) -> Result<Response<Body>, Error> {
     Ok(outcome.unwrap_or_else(ApiError::into_response))
-}
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// API Gateway routes by method already; this keeps a function honest when
@@ -151,6 +141,7 @@ pub fn auth_token(request: &Request) -> Result<AuthToken, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::http::{HeaderValue, StatusCode};
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -17,11 +18,9 @@ pub mod openai;
 pub mod passwords;
 pub mod pricing;
 pub mod responder;
+pub mod response;
 pub mod routes;
 pub mod store;
-
-#[cfg(feature = "local")]
-pub mod local;
 
 pub use app::App;
 pub use config::{Config, Tables};

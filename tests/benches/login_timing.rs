@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use api_tests::*;
-use chat_core::local::fresh_app;
 use chat_core::App;
+use devtools::dynamodb_local::fresh_app;
 
 const ROUNDS: usize = 40;
 

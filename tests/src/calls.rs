@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::Client;
 use chat_core::app::App;
 use chat_core::config::Config;
-use chat_core::local::{client, fresh_tables, quiet_app};
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::Value;
 
 /// What was sent since the last take, in order.

@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, SigningKey, MARKER_PREFIX};
-use chat_core::store::Deadline;
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-pub use chat_core::local::fresh_app;
+pub use devtools::dynamodb_local::fresh_app;
 
 pub const PASSWORD: &str = "correct-horse-battery";
 
@@ -31,7 +31,7 @@ pub const EVENTS_TOKEN: &str =
     "YWxpY2U.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8AAAAA9IZXAAFlOZpcJC9qBypkgpoLlCEu";
 
 pub fn events_dir() -> PathBuf {
-    chat_core::local::repo_root().join("events")
+    devtools::dynamodb_local::repo_root().join("events")
 }
 
 /// The sample event `events/<name>.json` as the request a function gets.
@@ -110,7 +110,7 @@ pub async fn start_events_session(app: &App) -> Result<(), chat_core::ApiError> 
         .verify(AuthToken::parse(EVENTS_TOKEN).expect("the events' token is well formed"))
         .await?;
     app.store
-        .create_session(&token, chat_core::clock::Instant::now(), Deadline::none())
+        .create_session(&token, chat_core::clock::Timestamp::now(), Deadline::none())
         .await
 }
 
@@ -295,7 +295,8 @@ pub async fn assert_ledger_balances(app: &App, username: &str) {
 /// Another [`App`] on `app`'s tables and configuration, shareable: what a
 /// handler that outlives its call (a stream) takes.
 pub fn sharing(app: &App) -> Arc<App> {
-    let mut twin = chat_core::local::quiet_app(app.config.clone(), app.store.client().clone());
+    let mut twin =
+        devtools::dynamodb_local::quiet_app(app.config.clone(), app.store.client().clone());
     twin.responder = app.responder.clone();
     Arc::new(twin)
 }

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chat_core::local::{client_for, free_port, quiet_app, repo_root};
 use chat_core::{App, Config, Tables};
+use devtools::dynamodb_local::{client_for, free_port, quiet_app, repo_root};
 
 pub struct LocalApi {
     child: Child,

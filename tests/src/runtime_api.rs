@@ -13,8 +13,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chat_core::local::{endpoint, repo_root};
 use chat_core::Tables;
+use devtools::dynamodb_local::{endpoint, repo_root};
 use serde_json::Value;
 
 use crate::local_api::user_command;

@@ -11,10 +11,10 @@ use api_tests::completion::*;
 use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::pricing::{Pricing, UsagePrices, INPUT_OVERHEAD_TOKENS};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::{json, Value};
 
 const MODEL_ID: &str = "test-model";

@@ -2,7 +2,7 @@
 //! an overdraft, a lost update, or a charge without its chat.
 
 use api_tests::*;
-use chat_core::local::fresh_app;
+use devtools::dynamodb_local::fresh_app;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api_tests::*;
-use chat_core::local::{
+use chat_core::{App, Config, Tables};
+use devtools::dynamodb_local::{
     client_for, client_with_production_timeouts, free_port, quiet_app, repo_root,
 };
-use chat_core::store::schema::create_missing_tables;
-use chat_core::{App, Config, Tables};
+use devtools::tables::create_missing_tables;
 use lambda_http::{Body, Context, RequestExt, Response};
 
 /// A DynamoDB Local of this test's own that keeps its data on disk, so that

@@ -4,10 +4,10 @@
 
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, Username};
-use chat_core::local::fresh_app;
-use chat_core::store::Deadline;
+use devtools::dynamodb_local::fresh_app;
 use lambda_http::http::Method;
 
 #[tokio::test]
@@ -314,7 +314,7 @@ async fn refused_chats_change_nothing() {
 async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
     let app = fresh_app().await;
     register(&app, "alice").await;
-    let now = Instant::now();
+    let now = Timestamp::now();
     let token = app
         .auth
         .issue(&Username::parse("alice").unwrap(), now)

@@ -3,8 +3,8 @@
 //! markers, free of charge, and every malformed parameter refused.
 
 use api_tests::*;
-use chat_core::local::fresh_app;
 use chat_core::App;
+use devtools::dynamodb_local::fresh_app;
 use lambda_http::http::Method;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use api_tests::*;
-use chat_core::local::fresh_app;
+use devtools::dynamodb_local::fresh_app;
 
 #[tokio::test]
 async fn a_retry_with_the_same_key_gets_the_same_reply_and_is_charged_once() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use api_tests::calls::counted_app;
 use api_tests::*;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::store::MAX_API_KEYS;
 use chat_core::App;
 use lambda_http::http::Method;
@@ -88,7 +88,7 @@ async fn a_key_is_shown_once_listed_without_itself_chats_and_stops_when_revoked(
     let balance = balance_as(&app, &key).await;
     assert_eq!(json_of(&balance)["tokens"], 3800);
     let list = listed(&app, &session).await;
-    assert_eq!(list[0]["last_used"], Instant::now().day());
+    assert_eq!(list[0]["last_used"], Timestamp::now().day());
 
     let response = keys(&app, delete_request(&session, &id)).await;
     assert_eq!(response.status(), 204);

@@ -6,7 +6,7 @@
 use api_tests::runtime_api::{cold_start, debug_binary, REQUEST_ID};
 use api_tests::*;
 use chat_core::domain::AuthToken;
-use chat_core::local::fresh_app;
+use devtools::dynamodb_local::fresh_app;
 use serde_json::Value;
 
 const NAMESPACE: &str = "ChatApiTest";

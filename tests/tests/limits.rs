@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use api_tests::completion::{complete, simultaneous_completions};
 use api_tests::*;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::config::Registration;
-use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::{App, Config};
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::json;
 
 async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
@@ -24,7 +24,7 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
 /// Waits out the end of the current minute if it is near, so a test's
 /// chats all fall in one minute's count.
 async fn early_in_a_minute() {
-    let into = Instant::now().unix_seconds().rem_euclid(60);
+    let into = Timestamp::now().unix_seconds().rem_euclid(60);
     if into > 50 {
         tokio::time::sleep(Duration::from_secs((61 - into) as u64)).await;
     }
@@ -137,7 +137,7 @@ async fn the_cap_counts_completions_too_and_refusals_are_not_counted() {
             500,
             "test",
             "limits-1",
-            chat_core::store::Deadline::none(),
+            chat_core::deadline::Deadline::none(),
         )
         .await
         .unwrap();
@@ -179,7 +179,7 @@ async fn an_invite_registers_exactly_one_user() {
     assert_eq!(register_with(&app, "alice", Some("inv_nope")).await, 403);
     let code = app
         .store
-        .create_invite("for the test", Instant::now())
+        .create_invite("for the test", Timestamp::now())
         .await
         .unwrap();
     assert!(code.starts_with("inv_"));
@@ -198,7 +198,7 @@ async fn an_invite_registers_exactly_one_user() {
     assert_eq!(statuses, [201, 403, 403, 403, 403]);
     assert_eq!(register_with(&app, "late", Some(&code)).await, 403);
     // A taken name does not spend a code.
-    let second = app.store.create_invite("", Instant::now()).await.unwrap();
+    let second = app.store.create_invite("", Timestamp::now()).await.unwrap();
     let mut registered = Vec::new();
     for i in 0..5 {
         let name = format!("user{i}");

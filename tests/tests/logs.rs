@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::AuthToken;
-use chat_core::local::fresh_app;
+use devtools::dynamodb_local::fresh_app;
 use lambda_http::tracing::subscriber::fmt::MakeWriter;
 
 #[derive(Clone, Default)]

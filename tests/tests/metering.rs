@@ -12,13 +12,14 @@ use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::runtime_api::{debug_binary, start};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, ChatMessage};
-use chat_core::local::fresh_app;
 use chat_core::pricing::{Pricing, UsagePrices};
-use chat_core::store::{ChatRecord, Deadline, HoldOutcome, HoldRequest, ReleaseReason};
+use chat_core::store::{ChatRecord, HoldOutcome, HoldRequest, ReleaseReason};
 use chat_core::App;
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::fresh_app;
 
 const MODEL_ID: &str = "test-model";
 
@@ -225,7 +226,7 @@ async fn a_settle_after_the_sweeper_gave_the_hold_back_applies_nothing() {
         .await
         .unwrap();
     let message = ChatMessage::parse("late".into()).unwrap();
-    let now = Instant::now();
+    let now = Timestamp::now();
     let request = HoldRequest {
         message: &message,
         amount: 100,
@@ -251,7 +252,7 @@ async fn a_settle_after_the_sweeper_gave_the_hold_back_applies_nothing() {
         response: "too late",
         cost: 100,
         usage: Default::default(),
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     let settle = app.store.settle(&hold, &record, Deadline::none()).await;
     assert_eq!(settle.unwrap_err().code(), "unavailable");
@@ -299,7 +300,7 @@ async fn a_killed_functions_hold_comes_back_once_through_the_sweeper() {
     assert_eq!(audit.open_holds, 1);
 
     // Not yet past the hold's deadline: nothing to give back.
-    let now = Instant::now();
+    let now = Timestamp::now();
     let early = sweeper::sweep(&app, now, Deadline::none()).await.unwrap();
     assert_eq!(early.released, 0);
     let late = now.plus(app.config.hold_ttl + Duration::from_secs(1));
@@ -329,7 +330,7 @@ async fn hold_for(app: &App, raw_token: &str, message: &ChatMessage) -> chat_cor
         .verify(AuthToken::parse(raw_token).unwrap())
         .await
         .unwrap();
-    let now = Instant::now();
+    let now = Timestamp::now();
     let request = HoldRequest {
         message,
         amount: 100,
@@ -379,7 +380,7 @@ async fn a_hold_of_a_user_named_under_the_earlier_unicode_rule_is_swept_too() {
     .await
     .unwrap();
     app.store
-        .create_user(&jose, hash, 4000, None, Instant::now(), Deadline::none())
+        .create_user(&jose, hash, 4000, None, Timestamp::now(), Deadline::none())
         .await
         .unwrap();
     let token = logged_in(&app, "josé").await;
@@ -388,7 +389,7 @@ async fn a_hold_of_a_user_named_under_the_earlier_unicode_rule_is_swept_too() {
     let alice = signed_up(&app, "alice").await;
     hold_for(&app, &alice, &message).await;
 
-    let later = Instant::now().plus(Duration::from_secs(5));
+    let later = Timestamp::now().plus(Duration::from_secs(5));
     let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
     assert_eq!((swept.released, swept.failed), (2, 0));
     assert_eq!(stored_tokens(&app, "josé").await, Some(4000));

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use api_tests::*;
-use chat_core::local::fresh_app;
 use chat_core::metrics::MetricsSink;
+use devtools::dynamodb_local::fresh_app;
 use serde_json::Value;
 
 #[derive(Default)]

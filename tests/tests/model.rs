@@ -12,9 +12,9 @@ use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::{AuthToken, SigningKey, Username};
-use chat_core::local::fresh_app;
 use chat_core::App;
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::fresh_app;
 
 const MODEL_ID: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 

@@ -22,16 +22,18 @@ use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
 use api_tests::openapi::{error_code_of, event_data, Observed, Spec, Target};
 use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::config::{Registration, DEFAULT_INITIAL_TOKENS};
 use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
-use chat_core::local::{client, client_with_production_timeouts, free_port, quiet_app, repo_root};
 use chat_core::openai::OpenAiError;
 use chat_core::responder::DummyResponder;
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
 use chat_core::store::{Cursor, LoginFailures, FREE_FAILURES, MAX_API_KEYS};
 use chat_core::{ApiError, App, Config, Tables};
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::{
+    client, client_with_production_timeouts, free_port, quiet_app, repo_root,
+};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -755,7 +757,7 @@ async fn registration_modes(run: &mut Run, app: &App) {
     let invited = with_registration(app, Registration::Invite);
     let code = app
         .store
-        .create_invite("openapi.rs", Instant::now())
+        .create_invite("openapi.rs", Timestamp::now())
         .await
         .unwrap();
     let with_invite = |username: &str, invite: Value| {
@@ -801,7 +803,7 @@ async fn slowed_login(run: &mut Run, app: &App) {
     // top of the run so far, as login reads it): past the free five, his
     // next login waits, right password or not, up to a minute.
     let frank = Username::parse("frank").unwrap();
-    let now = Instant::now().unix_seconds();
+    let now = Timestamp::now().unix_seconds();
     let mut failures = LoginFailures::default();
     for _ in 0..FREE_FAILURES + 6 {
         app.store
@@ -860,7 +862,7 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
     assert_eq!(
         used,
         [
-            (&json!(key_id), &json!(Instant::now().day())),
+            (&json!(key_id), &json!(Timestamp::now().day())),
             (&forever_id, &Value::Null)
         ]
     );

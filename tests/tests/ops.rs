@@ -7,8 +7,8 @@ use std::process::Output;
 use api_tests::local_api::user_command;
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::local::{endpoint, fresh_app, repo_root};
 use chat_core::App;
+use devtools::dynamodb_local::{endpoint, fresh_app, repo_root};
 
 fn chat_ops(app: &App, args: &[&str]) -> Output {
     let status = user_command("cargo")

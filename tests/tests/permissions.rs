@@ -12,10 +12,10 @@ use std::sync::Arc;
 use api_tests::calls::{counted_app, CallLog};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat_core::local::{quiet_app, repo_root};
-use chat_core::store::schema::TABLES;
 use chat_core::App;
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::{quiet_app, repo_root};
+use devtools::tables::TABLES;
 use serde_yaml::Value;
 
 /// (action, resource): the logical id of a table, or the tail of a model's
@@ -62,7 +62,7 @@ async fn needed() -> ByFunction {
     inviting.config.registration = chat_core::config::Registration::Invite;
     let code = inviting
         .store
-        .create_invite("", chat_core::clock::Instant::now())
+        .create_invite("", chat_core::clock::Timestamp::now())
         .await
         .unwrap();
     calls.take();
@@ -218,7 +218,7 @@ async fn needed() -> ByFunction {
         .verify(chat_core::domain::AuthToken::parse(&token).unwrap())
         .await
         .unwrap();
-    let now = chat_core::clock::Instant::now();
+    let now = chat_core::clock::Timestamp::now();
     let key = chat_core::domain::IdempotencyKey::parse("dead").unwrap();
     let message = chat_core::domain::ChatMessage::parse("dead".into()).unwrap();
     sweeping
@@ -232,13 +232,13 @@ async fn needed() -> ByFunction {
                 taken: now,
                 expires: now,
             },
-            chat_core::store::Deadline::none(),
+            chat_core::deadline::Deadline::none(),
         )
         .await
         .unwrap();
     calls.take();
     let later = now.plus(std::time::Duration::from_secs(5));
-    let swept = sweeper::sweep(&sweeping, later, chat_core::store::Deadline::none())
+    let swept = sweeper::sweep(&sweeping, later, chat_core::deadline::Deadline::none())
         .await
         .unwrap();
     assert_eq!(swept.released, 1);

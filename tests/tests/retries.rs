@@ -10,13 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api_tests::conflicts::{with_conflicts, Conflicts};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::ChatMessage;
-use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::store::retry::MAX_ATTEMPTS;
-use chat_core::store::{ChatOutcome, ChatRecord, Deadline};
+use chat_core::store::{ChatOutcome, ChatRecord};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use lambda_http::{Context, RequestExt};
 
 /// An app whose `operation` requests meet conflicts when armed.
@@ -143,7 +144,7 @@ async fn retries_stop_in_time_for_our_answer_before_the_lambda_deadline() {
 
 #[tokio::test]
 async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_spent() {
-    let app = chat_core::local::fresh_app().await;
+    let app = devtools::dynamodb_local::fresh_app().await;
     let token = signed_up(&app, "alice").await;
     let token = app
         .auth
@@ -159,7 +160,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
         response: "AI response",
         cost: 4000,
         usage: Default::default(),
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     let first = app
         .store

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use api_tests::calls::counted_app;
 use api_tests::*;
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::config::Config;
 use chat_core::domain::{AuthToken, SigningKey, Username};
-use chat_core::local::{client_for, endpoint, fresh_tables, quiet_app};
 use chat_core::store::MAX_SESSIONS;
+use devtools::dynamodb_local::{client_for, endpoint, fresh_tables, quiet_app};
 use std::time::Duration;
 
 #[tokio::test]
@@ -127,12 +127,12 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
     // Signed with another key, or expired: refused in code, so a stranger
     // never puts bob's account into a transaction.
     let bob = Username::parse("bob").unwrap();
-    let later = Instant::now()
+    let later = Timestamp::now()
         .plus(Duration::from_secs(3600))
         .unix_seconds();
     let foreign_key = SigningKey::generate(1).unwrap();
     let forged = AuthToken::issue(&bob, later, &foreign_key).unwrap();
-    let expired = app.auth.issue(&bob, Instant::now()).await.unwrap();
+    let expired = app.auth.issue(&bob, Timestamp::now()).await.unwrap();
     for bad in [forged.expose(), expired.expose()] {
         assert_eq!(chat_as(&app, bad, "hi").await.status(), 401);
         assert_eq!(balance_as(&app, bad).await.status(), 401);

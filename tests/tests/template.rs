@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use chat_core::local::repo_root;
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
-use chat_core::store::schema::TABLES;
+use devtools::dynamodb_local::repo_root;
+use devtools::tables::TABLES;
 use serde_yaml::Value;
 
 fn template() -> Value {

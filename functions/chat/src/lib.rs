@@ -5,15 +5,17 @@
 //! cost before the model is called, then a settle to what it did cost, so
 //! concurrent chats can never buy more model calls than the balance covers.
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use chat_core::http::{
-    deadline, idempotency_key, json_body, json_response, require_method, required_string,
-    IDEMPOTENT_REPLAYED, TOKENS_CHARGED,
+    deadline, idempotency_key, json_body, require_method, required_string, IDEMPOTENT_REPLAYED,
+    TOKENS_CHARGED,
 };
 use chat_core::metrics::ChatAnswer;
+use chat_core::response::json_response;
 use chat_core::store::{
-    ChatOutcome, ChatRecord, Deadline, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
+    ChatOutcome, ChatRecord, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
 };
 use chat_core::{ApiError, App};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -53,7 +55,7 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
         response: &reply.text,
         cost: u64::from(app.config.chat_cost),
         usage: reply.usage,
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     let outcome = app
         .store
@@ -77,7 +79,7 @@ async fn metered(
 ) -> Result<ChatAnswer, ApiError> {
     let pricing = app.config.pricing;
     let most = pricing.hold(message.as_str().len(), app.responder.max_output_tokens());
-    let now = Instant::now();
+    let now = Timestamp::now();
     let expires = now.plus(app.config.hold_ttl);
     let request = HoldRequest {
         message,
@@ -111,7 +113,7 @@ async fn metered(
         response: &reply.text,
         cost: pricing.cost(reply.usage, hold.amount),
         usage: reply.usage,
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     if let Err(error) = app.store.settle(&hold, &record, deadline).await {
         // The hold must not stay taken until the sweeper comes. Settle and

@@ -1,8 +1,9 @@
 //! `GET /chats/`: the caller's saved chats, newest first, a page at a time.
 //! Free: reading history costs no tokens.
 
-use chat_core::clock::Instant;
-use chat_core::http::{json_response, require_method};
+use chat_core::clock::Timestamp;
+use chat_core::http::require_method;
+use chat_core::response::json_response;
 use chat_core::store::{Cursor, HistoryEntry};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -40,7 +41,7 @@ async fn chats(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
         .transpose()?;
     let page = app
         .store
-        .history(&token, limit, cursor.as_ref(), Instant::now())
+        .history(&token, limit, cursor.as_ref(), Timestamp::now())
         .await?;
     Ok(json_response(
         StatusCode::OK,

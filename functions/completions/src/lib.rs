@@ -13,16 +13,15 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
 use chat_core::domain::VerifiedToken;
 use chat_core::http::{deadline, json_body_within, require_method};
 use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
 use chat_core::pricing::{Usage, INPUT_OVERHEAD_TOKENS};
 use chat_core::responder::{Finish, Piece, ReplyStream};
-use chat_core::store::{
-    ChatOutcome, ChatRecord, Deadline, Hold, HoldOutcome, HoldRequest, ReleaseReason,
-};
+use chat_core::store::{ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason};
 use chat_core::{ApiError, App};
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -126,7 +125,7 @@ async fn free(
         response: &produced.text,
         cost: u64::from(app.config.chat_cost),
         usage,
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     match app
         .store
@@ -184,7 +183,7 @@ async fn metered(
         completion.conversation.input_bound(),
         completion.sampling.max_tokens,
     );
-    let now = Instant::now();
+    let now = Timestamp::now();
     let hold_request = HoldRequest {
         message: &completion.last_message,
         amount: most,
@@ -222,7 +221,7 @@ async fn metered(
         let chat_id = uuid::Uuid::now_v7();
         let (cost, usage) = settle(&app, &hold, &completion, &produced, chat_id, deadline).await?;
         let name = app.responder.model_name();
-        let wire = Completion::new(chat_id, Instant::now().unix_seconds(), name);
+        let wire = Completion::new(chat_id, Timestamp::now().unix_seconds(), name);
         let finish = produced.finish.unwrap_or(Finish::Stop);
         return Ok(Answer::Now {
             response: json_answer(&wire.whole(&produced.text, finish, usage), cost),
@@ -262,7 +261,7 @@ async fn stream_reply(
 ) -> Option<u64> {
     let chat_id = uuid::Uuid::now_v7();
     let name = app.responder.model_name();
-    let wire = Completion::new(chat_id, Instant::now().unix_seconds(), name);
+    let wire = Completion::new(chat_id, Timestamp::now().unix_seconds(), name);
     let include_usage = completion.include_usage;
     let first = wire.chunk(wire::role_delta(), None, include_usage);
     let hung_up = sender.send_data(first.into()).await.is_err();
@@ -402,7 +401,7 @@ async fn settle(
         response: &produced.text,
         cost: app.config.pricing.cost(usage, hold.amount),
         usage,
-        created: Instant::now(),
+        created: Timestamp::now(),
     };
     if let Err(error) = app.store.settle(hold, &record, deadline).await {
         release(app, hold, ReleaseReason::SettleFailed, deadline).await;

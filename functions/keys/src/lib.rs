@@ -2,9 +2,10 @@
 //! `GET` lists them (never the key), `DELETE /keys/{id}` revokes one. Only
 //! a login session manages keys; a key works wherever a session token does.
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::domain::{TokenKind, VerifiedToken, API_KEY_PREFIX};
-use chat_core::http::{deadline, json_body, json_response, whole_number};
+use chat_core::http::{deadline, json_body, whole_number};
+use chat_core::response::json_response;
 use chat_core::store::{may_manage_keys, KeyInfo, NewKey, NEVER};
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -63,7 +64,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     let body: CreateBody = json_body(request)?;
     let name = name_of(body.name)?;
     let days = days_of(body.expires_in_days)?;
-    let now = Instant::now();
+    let now = Timestamp::now();
     let expires_at = days.map_or(NEVER, |d| now.unix_seconds() + d as i64 * 86_400);
     let key = app
         .auth
@@ -94,7 +95,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let owner = owner(app, request).await?;
-    let keys = app.store.list_keys(&owner, Instant::now()).await?;
+    let keys = app.store.list_keys(&owner, Timestamp::now()).await?;
     let keys: Vec<Value> = keys.iter().map(view).collect();
     Ok(json_response(StatusCode::OK, &json!({ "keys": keys })))
 }
@@ -109,7 +110,7 @@ async fn delete(app: &App, request: &Request, id: &str) -> Result<Response<Body>
     {
         return Err(ApiError::KeyNotFound);
     }
-    app.store.delete_key(&owner, id, Instant::now()).await?;
+    app.store.delete_key(&owner, id, Timestamp::now()).await?;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
@@ -121,7 +122,7 @@ fn view(key: &KeyInfo) -> Value {
         "name": key.name,
         "prefix": key.prefix,
         "created_at": key.created_at,
-        "expires_at": key.expires_at.and_then(Instant::from_unix_seconds).map(Instant::iso8601),
+        "expires_at": key.expires_at.and_then(Timestamp::from_unix_seconds).map(Timestamp::iso8601),
         "last_used": key.last_used,
     })
 }

@@ -1,10 +1,9 @@
 //! `POST /login/`: exchanges a username and password for a session token.
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{
-    deadline, json_body, json_response, require_method, required_string, CredentialsBody,
-};
+use chat_core::http::{deadline, json_body, require_method, required_string, CredentialsBody};
+use chat_core::response::json_response;
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -30,7 +29,7 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
         return Err(ApiError::InvalidCredentials);
     };
     let stored = app.store.find_credentials(&username).await?;
-    let now = Instant::now();
+    let now = Timestamp::now();
     let failures = stored.as_ref().map(|c| c.failures).unwrap_or_default();
     // Checked before the hash: a guesser waiting out the slow-down costs
     // no argon2id either.

@@ -1,9 +1,10 @@
 //! `GET /v1/models`: the one model this deployment serves, in OpenAI's
 //! list shape, so OpenAI clients can find its name before they chat.
 
-use chat_core::clock::Instant;
-use chat_core::http::{json_response, require_method};
+use chat_core::clock::Timestamp;
+use chat_core::http::require_method;
 use chat_core::openai::OpenAiError;
+use chat_core::response::json_response;
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
@@ -31,7 +32,7 @@ async fn models(app: &App, model: &str, request: &Request) -> Result<Response<Bo
     let token = app.auth.authenticate(request).await?;
     // A revoked or disabled caller is refused here as everywhere else:
     // the balance's read is the one that checks the session is live.
-    app.store.balance(&token, Instant::now()).await?;
+    app.store.balance(&token, Timestamp::now()).await?;
     let body = json!({ "object": "list", "data": [model_object(model)] });
     Ok(json_response(StatusCode::OK, &body))
 }

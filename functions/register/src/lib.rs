@@ -1,11 +1,10 @@
 //! `POST /register/`: creates a user with the initial token grant.
 
-use chat_core::clock::Instant;
+use chat_core::clock::Timestamp;
 use chat_core::config::Registration;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{
-    deadline, json_body, json_response, require_method, required_string, CredentialsBody,
-};
+use chat_core::http::{deadline, json_body, require_method, required_string, CredentialsBody};
+use chat_core::response::json_response;
 use chat_core::store::INVITE_CODE_PREFIX;
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -58,7 +57,7 @@ async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiErro
             password_hash,
             app.config.initial_tokens,
             invite.as_deref(),
-            Instant::now(),
+            Timestamp::now(),
             deadline(&request),
         )
         .await?;

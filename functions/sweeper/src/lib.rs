@@ -5,8 +5,9 @@
 //! that settles late and the sweeper can never both apply, and a second
 //! sweep (or two sweepers at once) gives nothing back twice.
 
-use chat_core::clock::Instant;
-use chat_core::store::{Deadline, ReleaseReason};
+use chat_core::clock::Timestamp;
+use chat_core::deadline::Deadline;
+use chat_core::store::ReleaseReason;
 use chat_core::{ApiError, App};
 use serde_json::{json, Value};
 
@@ -36,7 +37,7 @@ impl Swept {
 }
 
 /// Gives back the holds that expired before `now`.
-pub async fn sweep(app: &App, now: Instant, deadline: Deadline) -> Result<Swept, ApiError> {
+pub async fn sweep(app: &App, now: Timestamp, deadline: Deadline) -> Result<Swept, ApiError> {
     let mut swept = Swept::default();
     for hold in app.store.expired_holds(now, MAX_PER_RUN).await? {
         match app

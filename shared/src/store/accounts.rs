@@ -18,9 +18,10 @@ use aws_sdk_dynamodb::types::{
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
-use super::retry::{with_retries, Attempt, Deadline};
+use super::retry::{with_retries, Attempt};
 use super::{n, number_of, s, storage_error, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::{TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 
@@ -55,7 +56,7 @@ impl Store {
         &self,
         username: &Username,
         initial_tokens: u32,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Put, ApiError> {
         Put::builder()
             .table_name(&self.tables.users)
@@ -80,7 +81,7 @@ impl Store {
     pub async fn create_session(
         &self,
         token: &VerifiedToken,
-        now: Instant,
+        now: Timestamp,
         deadline: Deadline,
     ) -> Result<(), ApiError> {
         // What the last refusal showed must go to make room; empty at first.
@@ -207,7 +208,7 @@ impl Store {
 
     /// The caller's balance: one strongly consistent `GetItem` of the
     /// account, whose session entry is checked here.
-    pub async fn balance(&self, token: &VerifiedToken, now: Instant) -> Result<i64, ApiError> {
+    pub async fn balance(&self, token: &VerifiedToken, now: Timestamp) -> Result<i64, ApiError> {
         let account = self.live_account(token, "tokens", now).await?;
         number_of(&account, "tokens")
     }
@@ -218,7 +219,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         projection: &str,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Item, ApiError> {
         let (map, _) = entry_of(token);
         let output = self
@@ -244,7 +245,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         cost: u64,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         let (_, expiry) = entry_of(token);
         let mut update = aws_sdk_dynamodb::types::Update::builder()
@@ -301,7 +302,7 @@ impl Store {
 pub(super) fn require_live(
     account: &Item,
     token: &VerifiedToken,
-    now: Instant,
+    now: Timestamp,
 ) -> Result<(), ApiError> {
     // Before the session: a disabled user's every request says why.
     if account.contains_key("disabled") {
@@ -334,7 +335,7 @@ pub(super) fn require_live(
 
 /// The session ids to remove from `account` so that one more fits: every
 /// expired one, then those that expire first.
-fn evict_ids_to_fit(account: &Item, now: Instant) -> Vec<String> {
+fn evict_ids_to_fit(account: &Item, now: Timestamp) -> Vec<String> {
     let mut sessions: Vec<(i64, &String)> = account
         .get("sessions")
         .and_then(|sessions| sessions.as_m().ok())
@@ -373,21 +374,21 @@ mod tests {
 
     #[test]
     fn a_full_account_gives_up_the_sessions_that_expire_first() {
-        let now = Instant::now().unix_seconds();
+        let now = Timestamp::now().unix_seconds();
         let entries: Vec<(String, i64)> = (0..MAX_SESSIONS as i64)
             .map(|i| (format!("s{i}"), now + 1000 - i))
             .collect();
         let refs: Vec<(&str, i64)> = entries.iter().map(|(id, e)| (id.as_str(), *e)).collect();
-        let evicted = evict_ids_to_fit(&account(&refs), Instant::now());
+        let evicted = evict_ids_to_fit(&account(&refs), Timestamp::now());
         assert_eq!(evicted, [format!("s{}", MAX_SESSIONS - 1)]);
     }
 
     #[test]
     fn expired_sessions_go_however_many_there_are() {
-        let now = Instant::now().unix_seconds();
+        let now = Timestamp::now().unix_seconds();
         let evicted = evict_ids_to_fit(
             &account(&[("old", now - 5), ("older", now - 50), ("live", now + 60)]),
-            Instant::now(),
+            Timestamp::now(),
         );
         assert_eq!(evicted, ["older", "old"]);
     }

@@ -19,10 +19,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::accounts::require_live;
-use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, s, storage_error, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::{TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 
@@ -43,7 +43,7 @@ pub struct NewKey<'a> {
     pub name: &'a str,
     /// The first characters of the key, enough to tell keys apart.
     pub prefix: &'a str,
-    pub created: Instant,
+    pub created: Timestamp,
 }
 
 /// A key as its owner sees it: never the key itself.
@@ -188,7 +188,7 @@ impl Store {
     pub async fn list_keys(
         &self,
         owner: &VerifiedToken,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Vec<KeyInfo>, ApiError> {
         let account = self.live_account(owner, "api_keys", now).await?;
         self.keys_of(owner.username(), &account).await
@@ -237,7 +237,7 @@ impl Store {
         &self,
         owner: &VerifiedToken,
         key_id: &str,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<(), ApiError> {
         let condition =
             "sessions.#sid > :now AND attribute_not_exists(disabled) AND attribute_exists(api_keys.#kid)";

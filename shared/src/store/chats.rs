@@ -15,10 +15,10 @@ use uuid::Uuid;
 
 use super::accounts::require_live;
 use super::rate::rate_limited;
-use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, number_of, s, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
@@ -33,7 +33,7 @@ pub struct ChatRecord<'a> {
     pub cost: u64,
     /// What the model reported it used (zero for the dummy reply).
     pub usage: Usage,
-    pub created: Instant,
+    pub created: Timestamp,
 }
 
 impl ChatRecord<'_> {
@@ -209,7 +209,7 @@ pub(super) fn refusal_of(
     index: usize,
     token: &VerifiedToken,
     cost: u64,
-    now: Instant,
+    now: Timestamp,
 ) -> ApiError {
     let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
         return ApiError::Unauthorized;

@@ -4,10 +4,10 @@
 
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
-use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, s, storage_error, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::Username;
 use crate::error::ApiError;
 
@@ -29,7 +29,7 @@ impl Store {
         password_hash: String,
         initial_tokens: u32,
         invite: Option<&str>,
-        now: Instant,
+        now: Timestamp,
         deadline: Deadline,
     ) -> Result<(), ApiError> {
         let account = self.new_account(username, initial_tokens, now)?;

@@ -12,7 +12,7 @@ use base64::Engine;
 use uuid::Uuid;
 
 use super::{number_of, s, storage_error, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::domain::{VerifiedToken, MARKER_PREFIX};
 use crate::error::ApiError;
 
@@ -59,7 +59,7 @@ impl Store {
         token: &VerifiedToken,
         limit: u32,
         cursor: Option<&Cursor>,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<HistoryPage, ApiError> {
         let user = token.username().as_str();
         self.live_account(token, "username", now).await?;

@@ -24,10 +24,10 @@ use uuid::Uuid;
 
 use super::chats::{marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
 use super::rate::rate_limited;
-use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, number_of, s, storage_error, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
 use crate::error::ApiError;
 use crate::store::{ChatRecord, SavedChat};
@@ -58,9 +58,9 @@ pub struct HoldRequest<'a> {
     pub message: &'a ChatMessage,
     pub amount: u64,
     pub key: Option<&'a IdempotencyKey>,
-    pub taken: Instant,
+    pub taken: Timestamp,
     /// When the sweeper may give it back.
-    pub expires: Instant,
+    pub expires: Timestamp,
 }
 
 /// What taking a hold came to.
@@ -289,7 +289,7 @@ impl Store {
             .item("amount", n(hold.amount))
             .item("reason", s(reason.as_str()))
             .item("hold_ref", s(&hold.hold_id))
-            .item("created_at", s(Instant::now().iso8601()))
+            .item("created_at", s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)?;
@@ -316,7 +316,7 @@ impl Store {
 
     /// Up to `limit` open holds whose deadline passed before `now`, from
     /// every shard of the index.
-    pub async fn expired_holds(&self, now: Instant, limit: usize) -> Result<Vec<Hold>, ApiError> {
+    pub async fn expired_holds(&self, now: Timestamp, limit: usize) -> Result<Vec<Hold>, ApiError> {
         let mut found = Vec::new();
         for shard in 0..OPEN_HOLD_SHARDS {
             let mut start = None;

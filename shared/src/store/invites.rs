@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::{s, storage_error, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::domain::sha256_hex;
 use crate::error::ApiError;
 
@@ -26,7 +26,7 @@ fn item_key(code: &str) -> String {
 impl Store {
     /// A new single-use invite code, stored as its hash; the code itself is
     /// returned once, for the operator to hand out.
-    pub async fn create_invite(&self, note: &str, now: Instant) -> Result<String, ApiError> {
+    pub async fn create_invite(&self, note: &str, now: Timestamp) -> Result<String, ApiError> {
         let mut secret = [0u8; CODE_BYTES];
         getrandom::fill(&mut secret).map_err(ApiError::internal)?;
         let code = format!("{INVITE_CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{n, number_of, s, storage_error, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::domain::SigningKey;
 use crate::error::ApiError;
 
@@ -43,7 +43,7 @@ impl Store {
             .item("username", s(SIGNING_KEY_ITEM))
             .item("key_id", n(key.id()))
             .item("secret", AttributeValue::B(Blob::new(key.expose())))
-            .item("created_at", s(Instant::now().iso8601()))
+            .item("created_at", s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use uuid::Uuid;
 
 use super::{n, number_of, s, storage_error, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::domain::Username;
 use crate::error::ApiError;
 
@@ -48,7 +48,7 @@ impl Store {
         username: &Username,
         amount: u64,
         reason: &str,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Put, ApiError> {
         Put::builder()
             .table_name(&self.tables.chats)

@@ -13,7 +13,6 @@ mod ledger;
 mod operator;
 mod rate;
 pub mod retry;
-pub mod schema;
 mod transact;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -36,7 +35,6 @@ pub use invites::INVITE_CODE_PREFIX;
 pub use keys::SIGNING_KEY_ITEM;
 pub use ledger::Audit;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
-pub use retry::Deadline;
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]

@@ -9,10 +9,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::retry::Deadline;
 use super::transact::condition_failed;
 use super::{n, number_of, s, storage_error, string_of, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
+use crate::deadline::Deadline;
 use crate::domain::Username;
 use crate::error::ApiError;
 
@@ -104,7 +104,7 @@ impl Store {
             .item("kind", s("grant"))
             .item("amount", n(amount))
             .item("reason", s(reason))
-            .item("created_at", s(Instant::now().iso8601()))
+            .item("created_at", s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -163,7 +163,7 @@ impl Store {
         request = if disabled {
             request
                 .update_expression("SET disabled = :at")
-                .expression_attribute_values(":at", s(Instant::now().iso8601()))
+                .expression_attribute_values(":at", s(Timestamp::now().iso8601()))
         } else {
             request.update_expression("REMOVE disabled")
         };

@@ -13,7 +13,7 @@
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::{n, s, Store};
-use crate::clock::Instant;
+use crate::clock::Timestamp;
 use crate::error::ApiError;
 
 const RATE_PREFIX: &str = "rate#";
@@ -27,7 +27,7 @@ impl Store {
     pub(super) fn count_chat(
         &self,
         user: &str,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Option<TransactWriteItem>, ApiError> {
         if self.chats_per_minute == 0 {
             return Ok(None);
@@ -51,7 +51,7 @@ impl Store {
 }
 
 /// The refusal of a chat over the cap: retry when the minute turns.
-pub(super) fn rate_limited(now: Instant) -> ApiError {
+pub(super) fn rate_limited(now: Timestamp) -> ApiError {
     let into_minute = now.unix_seconds().rem_euclid(60);
     ApiError::RateLimited {
         retry_after: (60 - into_minute) as u64,

@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
-use super::retry::{with_retries, worth_retrying, Attempt, Deadline};
+use super::retry::{with_retries, worth_retrying, Attempt};
 use super::{storage_error, transient, Store};
+use crate::deadline::Deadline;
 use crate::error::ApiError;
 
 impl Store {

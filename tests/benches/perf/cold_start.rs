@@ -10,8 +10,8 @@ use std::path::Path;
 use api_tests::runtime_api::cold_start;
 use api_tests::{events_dir, register, start_events_session};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::{App, Config};
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::{json, Value};
 
 use crate::stats::Summary;

@@ -11,8 +11,8 @@ use api_tests::*;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chat_core::domain::{AuthToken, Password, Username};
-use chat_core::local::{client, fresh_tables, quiet_app};
 use chat_core::{clock, passwords, App, Config};
+use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use lambda_http::Body;
 use serde_json::{json, Value};
 
@@ -226,7 +226,7 @@ impl Bare<'_> {
 
     async fn register(&self, username: String) {
         let password_hash = passwords::hash(password()).await.unwrap();
-        let now = clock::Instant::now();
+        let now = clock::Timestamp::now();
         let account = Put::builder()
             .table_name(&self.tables().users)
             .item("username", s(&username))
@@ -289,7 +289,7 @@ impl Bare<'_> {
     /// as login stores it (there is room: each user here logs in once, or
     /// ends what it starts).
     async fn put_session(&self, username: &str) -> AuthToken {
-        let expires = clock::Instant::now().plus(Duration::from_secs(86_400));
+        let expires = clock::Timestamp::now().plus(Duration::from_secs(86_400));
         let token = self
             .app
             .auth
@@ -319,7 +319,7 @@ impl Bare<'_> {
     async fn chat(&self, token: &str, message: &str) {
         let token = AuthToken::parse(token).unwrap();
         let user = token.username().as_str();
-        let now = clock::Instant::now();
+        let now = clock::Timestamp::now();
         let charge = Update::builder()
             .table_name(&self.tables().users)
             .key("username", s(user))

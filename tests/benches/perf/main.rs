@@ -20,7 +20,7 @@ mod stats;
 
 use std::path::PathBuf;
 
-use chat_core::local::repo_root;
+use devtools::dynamodb_local::repo_root;
 use serde_json::{json, Map, Value};
 
 /// Every Lambda function of the template, in the order the report shows.

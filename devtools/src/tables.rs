@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::config::Tables;
+use chat_core::config::Tables;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
@@ -44,7 +44,7 @@ pub struct IndexSpec {
 /// Open holds by deadline, for the sweeper: sparse, since a hold leaves it
 /// (loses `open_shard`) when it is settled or released.
 pub const OPEN_HOLDS: IndexSpec = IndexSpec {
-    name: crate::store::OPEN_HOLDS_INDEX,
+    name: chat_core::store::OPEN_HOLDS_INDEX,
     hash_key: "open_shard",
     range_key: "deadline",
     projected: &["amount", "marker_id"],
@@ -89,7 +89,7 @@ impl TableSpec {
     }
 }
 
-pub type BoxError = crate::error::BoxError;
+pub type BoxError = chat_core::error::BoxError;
 
 /// Creates whichever of the tables is missing (on-demand, as in AWS) and
 /// turns on TTL where the template does. Existing tables are left as they are.

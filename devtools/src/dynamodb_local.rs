@@ -1,4 +1,4 @@
-//! DynamoDB Local for tests and local tooling (feature `local`).
+//! DynamoDB Local for tests and local tooling.
 //!
 //! Tests use the endpoint in `AWS_ENDPOINT_URL` when one is set (`make test`
 //! starts one DynamoDB Local for the whole run); otherwise the first test in
@@ -18,16 +18,17 @@ use aws_sdk_dynamodb::Client;
 
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 
-use crate::app::{http_client, sdk_retries, sdk_timeouts, App};
-use crate::config::{Config, Tables};
-use crate::metrics::MetricsSink;
-use crate::store::schema::create_missing_tables;
+use chat_core::app::{http_client, sdk_retries, sdk_timeouts, App};
+use chat_core::config::{Config, Tables};
+use chat_core::metrics::MetricsSink;
+
+use crate::tables::create_missing_tables;
 
 /// The repository root, where `scripts/dynamodb-local.sh` lives.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the shared crate sits one level below the repository root")
+        .expect("the devtools crate sits one level below the repository root")
         .to_path_buf()
 }
 

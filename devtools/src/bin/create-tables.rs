@@ -3,8 +3,8 @@
 //! `make run` calls it before it serves the API.
 
 use chat_core::config::Config;
-use chat_core::local::client_for;
-use chat_core::store::schema::create_missing_tables;
+use devtools::dynamodb_local::client_for;
+use devtools::tables::create_missing_tables;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -1,0 +1,17 @@
+//! The one shape of every answer the HTTP API writes: a status and a JSON
+//! body. Both a handler's success and [`crate::ApiError`]'s mapping build on
+//! it, so it sits below the two and neither imports the other for it.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::Value;
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
