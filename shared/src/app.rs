@@ -15,7 +15,7 @@ use lambda_http::{Body, Response};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::metrics::{ChatAnswer, ChatCounts, MetricsSink, RequestMetrics, Stdout};
+use crate::metrics::{ChatCounts, MetricsSink, Outcome, RequestMetrics, Stdout};
 use crate::responder::{DummyResponder, Responder};
 use crate::store::Store;
 
@@ -43,34 +43,21 @@ impl App {
     }
 
     /// The answer to a request, its error (if any) mapped to HTTP, with its
-    /// metrics written: what every handler's `handle` returns.
-    pub fn answer(
+    /// metrics written from what the handler says happened: what every
+    /// handler's `handle` returns.
+    pub fn answer<O: Outcome>(
         &self,
         function: &'static str,
         started: std::time::Instant,
-        outcome: Result<Response<Body>, ApiError>,
+        outcome: Result<O, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
-        let throttled = outcome.as_ref().is_err_and(ApiError::is_throttling);
-        let response = outcome.unwrap_or_else(ApiError::into_response);
-        self.record(function, started, None, throttled);
-        Ok(response)
-    }
-
-    /// [`App::answer`] for chat, whose metrics also count chats charged,
-    /// the tokens they charged and refusals for lack of tokens, read off
-    /// what the handler says happened.
-    pub fn answer_chat(
-        &self,
-        started: std::time::Instant,
-        outcome: Result<ChatAnswer, ApiError>,
-    ) -> Result<Response<Body>, lambda_http::Error> {
-        let counts = ChatCounts::of(&outcome);
+        let chat = O::CHAT.then(|| ChatCounts::of(&outcome));
         let throttled = outcome.as_ref().is_err_and(ApiError::is_throttling);
         let response = match outcome {
-            Ok(answer) => answer.response,
+            Ok(answer) => answer.into_response(),
             Err(error) => error.into_response(),
         };
-        self.record("chat", started, Some(counts), throttled);
+        self.record(function, started, chat, throttled);
         Ok(response)
     }
 

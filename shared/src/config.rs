@@ -34,8 +34,6 @@ impl Tables {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub tables: Tables,
-    /// Tokens one chat costs (flat pricing, and the default).
-    pub chat_cost: u32,
     /// How chats are priced: `CHAT_COST` each, or a model's usage.
     pub pricing: Pricing,
     /// How long a hold lasts before the sweeper gives it back: longer than
@@ -139,7 +137,6 @@ impl Config {
                 credentials: table("CREDENTIALS_TABLE")?,
                 chats: table("CHATS_TABLE")?,
             },
-            chat_cost,
             registration: match get("REGISTRATION").as_deref().map(str::trim) {
                 None | Some("") | Some("open") => Registration::Open,
                 Some("closed") => Registration::Closed,
@@ -193,7 +190,6 @@ impl Config {
     pub fn with_tables(tables: Tables) -> Self {
         Config {
             tables,
-            chat_cost: DEFAULT_CHAT_COST,
             pricing: Pricing::Flat(DEFAULT_CHAT_COST),
             hold_ttl: Duration::from_secs(DEFAULT_HOLD_SECONDS),
             initial_tokens: DEFAULT_INITIAL_TOKENS,
@@ -253,7 +249,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_tables_are_set() {
         let config = Config::from_lookup(lookup(&TABLES)).unwrap();
-        assert_eq!(config.chat_cost, 100);
+        assert_eq!(config.pricing, Pricing::Flat(100));
         assert_eq!(config.initial_tokens, 4000);
         assert_eq!(config.session_ttl, Duration::from_secs(86_400));
         assert_eq!(config.tables.credentials, "s");
@@ -315,7 +311,10 @@ mod tests {
             ("SESSION_TTL_SECONDS", "3600"),
         ]);
         let config = Config::from_lookup(lookup(&pairs)).unwrap();
-        assert_eq!((config.chat_cost, config.initial_tokens), (7, 0));
+        assert_eq!(
+            (config.pricing, config.initial_tokens),
+            (Pricing::Flat(7), 0)
+        );
         assert_eq!(config.session_ttl, Duration::from_secs(3600));
     }
 }

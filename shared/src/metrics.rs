@@ -51,29 +51,69 @@ pub struct ChatCounts {
     pub insufficient_tokens: u32,
 }
 
+/// What a handler says happened, for its answer and its metrics: the
+/// metrics read this value, never the response.
+pub trait Outcome {
+    /// A chat's outcome: its metrics count chats, tokens and refusals.
+    const CHAT: bool = false;
+
+    /// The tokens this request charged; `None` when it charged nothing.
+    fn charged(&self) -> Option<u64> {
+        None
+    }
+
+    fn into_response(self) -> Response<Body>;
+}
+
+/// Any answer but a chat's: nothing to count beyond latency.
+impl Outcome for Response<Body> {
+    fn into_response(self) -> Response<Body> {
+        self
+    }
+}
+
 /// What a chat request came to: its answer, and the tokens it charged
-/// (`None` for a replay, which charges nothing). The metrics read this, not
-/// the response.
+/// (`None` for a replay, which charges nothing).
 pub struct ChatAnswer {
     pub response: Response<Body>,
     pub charged: Option<u64>,
 }
 
+impl Outcome for ChatAnswer {
+    const CHAT: bool = true;
+
+    fn charged(&self) -> Option<u64> {
+        self.charged
+    }
+
+    fn into_response(self) -> Response<Body> {
+        self.response
+    }
+}
+
 impl ChatCounts {
-    /// A charged chat counts with what it charged; a refusal for lack of
-    /// tokens counts as one; anything else (a replay, another error) as none.
-    pub fn of(outcome: &Result<ChatAnswer, ApiError>) -> Self {
-        let charged = match outcome {
-            Ok(answer) => answer.charged,
-            Err(_) => None,
-        };
+    /// A chat answered: with what it charged, or nothing (a replay).
+    pub fn answered(charged: Option<u64>) -> Self {
         ChatCounts {
             chats: u32::from(charged.is_some()),
             tokens_spent: charged.unwrap_or(0),
-            insufficient_tokens: u32::from(matches!(
-                outcome,
-                Err(ApiError::InsufficientTokens { .. })
-            )),
+            insufficient_tokens: 0,
+        }
+    }
+
+    /// A chat refused: one refusal if for lack of tokens, else nothing.
+    pub fn refused(error: &ApiError) -> Self {
+        ChatCounts {
+            chats: 0,
+            tokens_spent: 0,
+            insufficient_tokens: u32::from(matches!(error, ApiError::InsufficientTokens { .. })),
+        }
+    }
+
+    pub fn of<O: Outcome>(outcome: &Result<O, ApiError>) -> Self {
+        match outcome {
+            Ok(answer) => ChatCounts::answered(answer.charged()),
+            Err(error) => ChatCounts::refused(error),
         }
     }
 }

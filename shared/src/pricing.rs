@@ -32,6 +32,15 @@ pub struct Usage {
 pub const INPUT_OVERHEAD_TOKENS: u64 = 64;
 
 impl Pricing {
+    /// What a reply costs at this price: for a free responder's reply,
+    /// charged in the transaction that saves it, with no hold before it.
+    pub fn charge(&self, usage: Usage) -> u64 {
+        match self {
+            Pricing::Flat(cost) => u64::from(*cost),
+            Pricing::Usage(prices) => prices.cost(usage),
+        }
+    }
+
     /// The most a chat can cost, reserved before the model is called: the
     /// input bounded by its UTF-8 size (no common tokenizer makes more
     /// tokens than bytes), the output by the reply's cap.
@@ -48,10 +57,7 @@ impl Pricing {
     /// What a reply costs, never more than its hold: a model that reports
     /// more than the bound is charged the bound (and the log says so).
     pub fn cost(&self, usage: Usage, hold: u64) -> u64 {
-        let cost = match self {
-            Pricing::Flat(cost) => u64::from(*cost),
-            Pricing::Usage(prices) => prices.cost(usage),
-        };
+        let cost = self.charge(usage);
         if cost > hold {
             tracing::warn!(
                 cost,

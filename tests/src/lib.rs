@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use chat_core::deadline::Deadline;
-use chat_core::domain::{AuthToken, SigningKey, MARKER_PREFIX};
+use chat_core::domain::{AuthToken, SigningKey};
+use chat_core::store::MARKER_PREFIX;
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};

@@ -24,11 +24,12 @@ use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use chat_core::clock::Timestamp;
 use chat_core::config::{Registration, DEFAULT_INITIAL_TOKENS};
+use chat_core::domain::Cursor;
 use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
 use chat_core::openai::OpenAiError;
 use chat_core::responder::DummyResponder;
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
-use chat_core::store::{Cursor, LoginFailures, FREE_FAILURES, MAX_API_KEYS};
+use chat_core::store::{LoginFailures, FREE_FAILURES, MAX_API_KEYS};
 use chat_core::{ApiError, App, Config, Tables};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{

@@ -30,7 +30,7 @@ struct ChatBody {
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
-    app.answer_chat(started, chat(app, request).await)
+    app.answer("chat", started, chat(app, request).await)
 }
 
 async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
@@ -53,7 +53,7 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
         chat_id: uuid::Uuid::now_v7(),
         message: &message,
         response: &reply.text,
-        cost: u64::from(app.config.chat_cost),
+        cost: app.config.pricing.charge(reply.usage),
         usage: reply.usage,
         created: Timestamp::now(),
     };

@@ -2,9 +2,10 @@
 //! Free: reading history costs no tokens.
 
 use chat_core::clock::Timestamp;
+use chat_core::domain::Cursor;
 use chat_core::http::require_method;
 use chat_core::response::json_response;
-use chat_core::store::{Cursor, HistoryEntry};
+use chat_core::store::HistoryEntry;
 use chat_core::{ApiError, App};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};

@@ -54,7 +54,12 @@ pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, E
     };
     Ok(match answer {
         Ok(Answer::Now { response, charged }) => {
-            app.record(FUNCTION, started, Some(counts(Some(charged))), false);
+            app.record(
+                FUNCTION,
+                started,
+                Some(ChatCounts::answered(Some(charged))),
+                false,
+            );
             response
         }
         // The stream's task writes the metrics once it knows the charge.
@@ -123,7 +128,7 @@ async fn free(
         chat_id: uuid::Uuid::now_v7(),
         message: &completion.last_message,
         response: &produced.text,
-        cost: u64::from(app.config.chat_cost),
+        cost: app.config.pricing.charge(usage),
         usage,
         created: Timestamp::now(),
     };
@@ -242,7 +247,12 @@ async fn metered(
         .await;
         // Written while the stream is still open: the invocation ends when
         // the sender goes, and a line after it could be lost with a freeze.
-        app.record(FUNCTION, started, Some(counts(charged)), false);
+        app.record(
+            FUNCTION,
+            started,
+            Some(ChatCounts::answered(charged)),
+            false,
+        );
         drop(sender);
     });
     Ok(Answer::Streaming(event_stream(body)))
@@ -439,26 +449,13 @@ fn no_text() -> ApiError {
 }
 
 fn refuse(app: &App, started: std::time::Instant, error: &ApiError) -> Response<Body> {
-    let refused = matches!(error, ApiError::InsufficientTokens { .. });
     app.record(
         FUNCTION,
         started,
-        Some(ChatCounts {
-            chats: 0,
-            tokens_spent: 0,
-            insufficient_tokens: u32::from(refused),
-        }),
+        Some(ChatCounts::refused(error)),
         error.is_throttling(),
     );
     OpenAiError::of(error).into_response()
-}
-
-fn counts(charged: Option<u64>) -> ChatCounts {
-    ChatCounts {
-        chats: u32::from(charged.is_some()),
-        tokens_spent: charged.unwrap_or(0),
-        insufficient_tokens: 0,
-    }
 }
 
 fn event_stream(body: Body) -> Response<Body> {

@@ -1,5 +1,3 @@
-use sha2::{Digest, Sha256};
-
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 64;
 
 /// The client's name for one intended chat, from the `Idempotency-Key`
@@ -8,11 +6,6 @@ pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 64;
 /// charged again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
-
-/// Sort-key prefix of the marker items in the chats table. It sorts after
-/// every UUID (they start with a hex digit), so a range condition
-/// `chat_id < "idempotency"` reads chats without their markers.
-pub const MARKER_PREFIX: &str = "idempotency#";
 
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -30,19 +23,9 @@ impl IdempotencyKey {
         Ok(IdempotencyKey(raw.to_owned()))
     }
 
-    /// The sort key of this key's marker under its user: hashed, so any
-    /// printable key maps to one fixed-length, fixed-alphabet item key.
-    pub fn marker_id(&self) -> String {
-        format!("{MARKER_PREFIX}{}", sha256_hex(self.0.as_bytes()))
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-}
-
-/// SHA-256 as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
@@ -71,13 +54,5 @@ mod tests {
         ] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_marker_id_is_fixed_length_and_sorts_after_any_uuid() {
-        let id = IdempotencyKey::parse("any key at all").unwrap().marker_id();
-        assert_eq!(id.len(), MARKER_PREFIX.len() + 64);
-        assert!(id.as_str() > "ffffffff-ffff-7fff-bfff-ffffffffffff");
-        assert!(id.starts_with("idempotency"));
     }
 }

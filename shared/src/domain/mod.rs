@@ -1,13 +1,15 @@
 //! Values parsed at the edge: past a handler's first lines nothing sees an
 //! unchecked string. Each type has a private field and one way in, `parse`.
 
+mod cursor;
 mod idempotency;
 mod message;
 mod password;
 mod token;
 mod username;
 
-pub use idempotency::{sha256_hex, IdempotencyKey, MARKER_PREFIX};
+pub use cursor::Cursor;
+pub use idempotency::IdempotencyKey;
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 pub use token::{AuthToken, SessionId, SigningKey, TokenKind, VerifiedToken, API_KEY_PREFIX};

@@ -15,13 +15,25 @@ use uuid::Uuid;
 
 use super::accounts::require_live;
 use super::rate::rate_limited;
+use super::sha256_hex;
 use super::transact::condition_failed;
 use super::{n, number_of, s, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{sha256_hex, ChatMessage, IdempotencyKey, VerifiedToken};
+use crate::domain::{ChatMessage, IdempotencyKey, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
+
+/// Sort-key prefix of the idempotency markers. It sorts after every UUID
+/// (they start with a hex digit), so a range condition
+/// `chat_id < "idempotency#"` reads chats without their markers.
+pub const MARKER_PREFIX: &str = "idempotency#";
+
+/// The sort key of an idempotency key's marker under its user: hashed, so
+/// any printable key maps to one fixed-length, fixed-alphabet item key.
+pub(crate) fn marker_id(key: &IdempotencyKey) -> String {
+    format!("{MARKER_PREFIX}{}", sha256_hex(key.as_str().as_bytes()))
+}
 
 /// A chat about to be saved.
 pub struct ChatRecord<'a> {
@@ -112,7 +124,7 @@ impl Store {
                 Put::builder()
                     .table_name(&self.tables.chats)
                     .item("username", s(user))
-                    .item("chat_id", s(key.marker_id()))
+                    .item("chat_id", s(marker_id(key)))
                     .item("state", s(MARKER_DONE))
                     .item("chat_ref", s(chat.chat_id.to_string()))
                     .item("request_hash", s(chat.request_hash()))
@@ -262,4 +274,17 @@ pub(super) fn replay_of(
         response: string_of(marker, "response")?.to_owned(),
         timestamp: string_of(marker, "created_at")?.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_id_is_fixed_length_and_sorts_after_any_uuid() {
+        let id = marker_id(&IdempotencyKey::parse("any key at all").unwrap());
+        assert_eq!(id.len(), MARKER_PREFIX.len() + 64);
+        assert!(id.as_str() > "ffffffff-ffff-7fff-bfff-ffffffffffff");
+        assert!(id.starts_with("idempotency"));
+    }
 }

@@ -7,13 +7,12 @@
 //! how much history the user has.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use uuid::Uuid;
 
+use super::chats::MARKER_PREFIX;
 use super::{number_of, s, storage_error, string_of, Store};
 use crate::clock::Timestamp;
-use crate::domain::{VerifiedToken, MARKER_PREFIX};
+use crate::domain::{Cursor, VerifiedToken};
 use crate::error::ApiError;
 
 /// One saved chat as the history shows it.
@@ -33,25 +32,6 @@ pub struct HistoryPage {
     pub next: Option<Cursor>,
 }
 
-/// Where a page starts: the chats older than this chat id. Clients see it
-/// as an opaque string; it only ever selects within the caller's own chats,
-/// since the user comes from the token, so it needs no signature.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor(Uuid);
-
-impl Cursor {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let invalid = || "is not a cursor this API returned".to_owned();
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-        let id = Uuid::from_slice(&bytes).map_err(|_| invalid())?;
-        Ok(Cursor(id))
-    }
-
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0.as_bytes())
-    }
-}
-
 impl Store {
     /// Up to `limit` of the user's chats, newest first, older than `cursor`.
     pub async fn history(
@@ -67,7 +47,7 @@ impl Store {
         // Chat ids are UUIDv7 strings, which sort by time; idempotency
         // markers sort after every one of them, so `<` leaves them out, and
         // a cursor moves the bound down to the last chat already shown.
-        let before = cursor.map_or_else(|| MARKER_PREFIX.to_owned(), |c| c.0.to_string());
+        let before = cursor.map_or_else(|| MARKER_PREFIX.to_owned(), |c| c.chat_id().to_string());
         let output = self
             .client
             .query()
@@ -96,9 +76,9 @@ impl Store {
         let more = entries.len() > limit as usize || output.last_evaluated_key().is_some();
         entries.truncate(limit as usize);
         let next = match entries.last() {
-            Some(last) if more => Some(Cursor(Uuid::parse_str(&last.chat_id).map_err(|e| {
-                ApiError::internal(format!("stored chat id {:?}: {e}", last.chat_id))
-            })?)),
+            Some(last) if more => Some(Cursor::after(Uuid::parse_str(&last.chat_id).map_err(
+                |e| ApiError::internal(format!("stored chat id {:?}: {e}", last.chat_id)),
+            )?)),
             _ => None,
         };
         Ok(HistoryPage {
@@ -118,18 +98,4 @@ fn entry_of(
         timestamp: string_of(item, "created_at")?.to_owned(),
         cost: number_of(item, "cost")?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cursor_round_trips_and_anything_else_is_refused() {
-        let cursor = Cursor(Uuid::now_v7());
-        assert_eq!(Cursor::parse(&cursor.encode()), Ok(cursor));
-        for bad in ["", "not base64!", "AAAA", "idempotency#x", &"A".repeat(400)] {
-            assert!(Cursor::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 }

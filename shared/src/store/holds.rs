@@ -22,10 +22,10 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::chats::{marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
+use super::chats::{marker_id, marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
 use super::rate::rate_limited;
 use super::transact::condition_failed;
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{n, number_of, s, sha256_hex, storage_error, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
@@ -132,7 +132,7 @@ impl Store {
             .item("deadline", n(expires.unix_seconds()))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)");
-        let marker_id = key.map(IdempotencyKey::marker_id);
+        let marker_id = key.map(marker_id);
         if let Some(marker_id) = &marker_id {
             hold = hold.item("marker_id", s(marker_id));
         }
@@ -149,10 +149,7 @@ impl Store {
                 .item("chat_id", s(marker_id))
                 .item("state", s(MARKER_PENDING))
                 .item("hold_ref", s(&hold_id))
-                .item(
-                    "request_hash",
-                    s(crate::domain::sha256_hex(message.as_str().as_bytes())),
-                )
+                .item("request_hash", s(sha256_hex(message.as_str().as_bytes())))
                 .item("created_at", s(now.iso8601()))
                 .condition_expression("attribute_not_exists(chat_id)")
                 .return_values_on_condition_check_failure(

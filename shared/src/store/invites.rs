@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use super::sha256_hex;
 use super::{s, storage_error, Store};
 use crate::clock::Timestamp;
-use crate::domain::sha256_hex;
 use crate::error::ApiError;
 
 const INVITE_PREFIX: &str = "~invite#";

@@ -20,14 +20,16 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+use sha2::{Digest, Sha256};
+
 use crate::config::Tables;
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
 pub use api_keys::{may_manage_keys, KeyInfo, NewKey, MAX_API_KEYS, NEVER};
-pub use chats::{ChatOutcome, ChatRecord, SavedChat};
+pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
 pub use credentials::{LoginFailures, StoredCredentials, FREE_FAILURES, MAX_WAIT_SECONDS};
-pub use history::{Cursor, HistoryEntry, HistoryPage};
+pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
     Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
 };
@@ -163,4 +165,13 @@ pub(crate) fn string_of<'a>(
         .ok_or_else(|| {
             ApiError::internal(format!("item attribute {name} is missing or not a string"))
         })
+}
+
+/// SHA-256 as lowercase hex: how a secret or a client's free-form key
+/// becomes an item key of fixed length and alphabet.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
