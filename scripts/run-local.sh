@@ -25,6 +25,8 @@ api_port="${API_PORT:-3000}"
 ddb_port="${DYNAMODB_PORT:-8000}"
 data_dir="${DATA_DIR:-$root/.local-data}"
 say() { echo "[run] $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 # The exact build `cargo lambda watch` runs, so its first request starts at
 # once (a different package set would unify features differently and rebuild).
@@ -32,25 +34,15 @@ profile=()
 [ "${RELEASE:-}" = 1 ] && profile=(--release)
 build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
-  cargo build --quiet "${profile[@]}" -p register -p login -p chat -p balance -p logout -p chats -p fallback -p completions -p models -p keys
+  local packages=()
+  for function in $(served_functions); do packages+=(-p "$function"); done
+  cargo build --quiet "${profile[@]}" "${packages[@]}"
   cargo build --quiet -p devtools --bin create-tables
   # Its own cargo run: built with the functions, it would change their
   # feature set and so rebuild them when watch builds them alone.
   cargo build --quiet "${profile[@]}" -p devtools --bin local-gateway
 }
 if [ "${1:-}" = build ]; then build; exit 0; fi
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_for_port() {
-  local port="$1" what="$2" pid="$3"
-  for _ in $(seq 1 600); do
-    port_busy "$port" && return 0
-    kill -0 "$pid" 2>/dev/null || { say "$what exited before it was ready"; return 1; }
-    sleep 0.1
-  done
-  say "$what did not listen on 127.0.0.1:$port within 60 s"; return 1
-}
 
 # One instance per data folder and port: a second `make run` says so.
 mkdir -p "$data_dir"
@@ -59,7 +51,7 @@ if ! flock -n 9; then
   say "make run is already running for $data_dir (API on http://127.0.0.1:$api_port?); stop it with Ctrl-C first"
   exit 1
 fi
-if port_busy "$api_port"; then
+if port_open "$api_port"; then
   say "port $api_port is already in use; set API_PORT to another port"
   exit 1
 fi
@@ -101,7 +93,7 @@ if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
   endpoint="$AWS_ENDPOINT_URL"
   say "using the DynamoDB at $endpoint (AWS_ENDPOINT_URL); starting none"
 else
-  if port_busy "$ddb_port"; then
+  if port_open "$ddb_port"; then
     say "port $ddb_port is already in use; set DYNAMODB_PORT, or AWS_ENDPOINT_URL to use what runs there"
     exit 1
   fi
@@ -157,9 +149,10 @@ setsid "${CARGO_TARGET_DIR:-$root/target}/$gateway_dir/local-gateway" "$api_port
 pids+=("$!")
 wait_for_port "$api_port" "local-gateway" "$!"
 
-# watch starts a function on its first request; start all of them now so
-# the first real request is answered at once.
-for path in /register/ /login/ /chat/ /balance/ /logout/ /chats/ /keys/ /v1/chat/completions /v1/models /not-a-route; do
+# watch starts a function on its first request; start all of them now, one
+# plain path of each from the router, so the first real request is answered
+# at once.
+for path in $(router_routes | awk '$1 !~ /[{*]/ && !seen[$2]++ { print $1 }'); do
   curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
 done
 

@@ -11,7 +11,7 @@ pub const ROUTES: [(&str, &str, &str); 9] = [
     ("POST", "/chat/", "chat"),
     ("GET", "/balance/", "balance"),
     ("POST", "/logout/", "logout"),
-    ("GET", "/chats/", "chats"),
+    ("GET", "/chats/", "history"),
     ("POST", "/keys/", "keys"),
     ("GET", "/keys/", "keys"),
     ("DELETE", "/keys/{id}", "keys"),

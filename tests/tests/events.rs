@@ -61,7 +61,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "chat" => chat::handle(app, request).await,
         "balance" => balance::handle(app, request).await,
         "logout" => logout::handle(app, request).await,
-        "chats" => chats::handle(app, request).await,
+        "chats" => history::handle(app, request).await,
         "completions" => {
             let app = sharing(app);
             let response = completions::handle(app, request).await.unwrap();

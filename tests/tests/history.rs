@@ -9,7 +9,7 @@ use lambda_http::http::Method;
 use serde_json::Value;
 
 async fn page(app: &App, token: &str, query: &str) -> (u16, Value) {
-    let response = chats::handle(app, chats_request(query, Some(token)))
+    let response = history::handle(app, chats_request(query, Some(token)))
         .await
         .unwrap();
     (response.status().as_u16(), json_of(&response))
@@ -136,7 +136,7 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
         (status, body["error"].as_str()),
         (401, Some("unauthorized"))
     );
-    let response = chats::handle(&app, event("chats-missing-token"))
+    let response = history::handle(&app, event("chats-missing-token"))
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
@@ -160,7 +160,7 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
         assert_eq!(body["field"], field, "{query}");
     }
 
-    let response = chats::handle(
+    let response = history::handle(
         &app,
         with_method(with_auth(event("chats"), &token), Method::POST),
     )

@@ -423,7 +423,7 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         "/register/" => register::handle(app, request).await,
         "/login/" => login::handle(app, request).await,
         "/chat/" => chat::handle(app, request).await,
-        "/chats/" => chats::handle(app, request).await,
+        "/chats/" => history::handle(app, request).await,
         "/balance/" => balance::handle(app, request).await,
         "/logout/" => logout::handle(app, request).await,
         "/keys/" | "/keys/{id}" => keys::handle(app, request).await,

@@ -157,11 +157,11 @@ async fn needed() -> ByFunction {
 
     let app = cold_start(&app).await;
 
-    let page = chats::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("chats"), &token))
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    record("ChatsFunction", &app, &calls, ALWAYS);
+    record("HistoryFunction", &app, &calls, ALWAYS);
 
     // With a model: the read before the model, keyed and not, and the
     // model itself.

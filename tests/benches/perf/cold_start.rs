@@ -15,7 +15,7 @@ use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::{json, Value};
 
 use crate::stats::Summary;
-use crate::FUNCTIONS;
+use crate::COLD_STARTED;
 
 pub async fn run(bin_dir: &Path, starts: usize) -> Value {
     let client = client();
@@ -32,7 +32,7 @@ pub async fn run(bin_dir: &Path, starts: usize) -> Value {
         "function", "min ms", "median ms", "max ms", "init p50"
     );
     let mut rows = Vec::new();
-    for function in FUNCTIONS {
+    for function in COLD_STARTED {
         let binary = bin_dir.join(function);
         assert!(
             binary.exists(),

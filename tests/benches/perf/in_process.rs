@@ -101,7 +101,7 @@ pub async fn run(iterations: usize) -> Value {
         |_| bare.chats(&token),
     )
     .await;
-    row("chats", handler, sdk);
+    row("history", handler, sdk);
 
     // Logging out needs a session per call; they are made untimed.
     let (mut handler, mut sdk) = (Vec::new(), Vec::new());
@@ -137,7 +137,7 @@ async fn register_as(app: &App, username: String) -> Response {
 }
 
 async fn chats_page(app: &App, token: &str) -> Response {
-    let response = chats::handle(app, chats_request("", Some(token)))
+    let response = history::handle(app, chats_request("", Some(token)))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);

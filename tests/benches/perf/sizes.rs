@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::FUNCTIONS;
+use crate::function_crates;
 
 const LIMIT_BYTES: u64 = 3 * 1024 * 1024;
 
@@ -19,13 +19,13 @@ pub fn run(lambda_dir: PathBuf, zip_dir: PathBuf) -> Value {
         "function", "bootstrap MB", "zip MB", "< 3 MB"
     );
     let mut rows = Vec::new();
-    for function in FUNCTIONS {
+    for function in function_crates() {
         let size = |path: PathBuf| {
             std::fs::metadata(&path)
                 .unwrap_or_else(|e| panic!("{}: {e} (make bench builds it first)", path.display()))
                 .len()
         };
-        let bootstrap = size(lambda_dir.join(function).join("bootstrap"));
+        let bootstrap = size(lambda_dir.join(&function).join("bootstrap"));
         let zip = size(zip_dir.join(format!("{function}.zip")));
         let mb = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
         println!(

@@ -1,4 +1,4 @@
-//! The `chats` Lambda: configuration, the DynamoDB client and the token-signing
+//! The `history` Lambda (GET /chats/): configuration, the DynamoDB client and the token-signing
 //! key once per cold start, then one handler call per request.
 
 #[tokio::main]
@@ -7,7 +7,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // The signing key, read now so the first request does not wait for it.
     app.auth.warm_up().await;
     lambda_http::run(lambda_http::service_fn(|request| {
-        chats::handle(&app, request)
+        history::handle(&app, request)
     }))
     .await
 }

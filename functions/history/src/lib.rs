@@ -16,7 +16,7 @@ pub const MAX_LIMIT: u32 = 100;
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
-    app.answer("chats", started, chats(app, request).await)
+    app.answer("history", started, chats(app, request).await)
 }
 
 async fn chats(app: &App, request: Request) -> Result<Response<Body>, ApiError> {
