@@ -141,7 +141,7 @@ pub async fn login_with(app: &App, username: &str, password: &str) -> Response<B
 /// `GET /chats/?<query>` with `token`, parsed from a payload as API Gateway
 /// sends it, so the handler reads the parameters as it does in AWS.
 pub fn chats_request(query: &str, token: Option<&str>) -> Request {
-    let text = std::fs::read_to_string(events_dir().join("chats.json")).unwrap();
+    let text = std::fs::read_to_string(events_dir().join("history.json")).unwrap();
     let mut payload: Value = serde_json::from_str(&text).unwrap();
     payload["rawQueryString"] = query.into();
     payload

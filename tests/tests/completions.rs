@@ -49,7 +49,7 @@ async fn a_completion_answers_in_openais_shape_charges_and_is_saved() {
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
 
-    let page = history::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     let chat = &json_of(&page)["chats"][0];

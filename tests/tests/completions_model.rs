@@ -123,7 +123,7 @@ async fn a_stream_is_charged_the_models_usage_before_done_and_saved() {
         closed_hold(&app, "alice").await["state"].as_s().unwrap(),
         "settled"
     );
-    let page = history::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     let chat = &json_of(&page)["chats"][0];
@@ -169,7 +169,7 @@ async fn a_client_that_hangs_up_after_the_first_chunk_pays_for_what_was_written(
     assert!(spent >= written(1) as i64 - 1, "{spent}");
     assert!(spent < written(40) as i64, "{spent}");
     assert!(spent > 0 && spent <= held, "{spent} of {held}");
-    let page = history::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     let saved = json_of(&page)["chats"][0]["response"]

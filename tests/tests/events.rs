@@ -28,9 +28,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("balance", 200),
     ("balance-missing-token", 401),
     ("balance-invalid-token", 401),
-    ("chats", 200),
-    ("chats-invalid-limit", 400),
-    ("chats-missing-token", 401),
+    ("history", 200),
+    ("history-invalid-limit", 400),
+    ("history-missing-token", 401),
     ("keys", 201),
     ("keys-list", 200),
     ("keys-missing-name", 400),
@@ -61,7 +61,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "chat" => chat::handle(app, request).await,
         "balance" => balance::handle(app, request).await,
         "logout" => logout::handle(app, request).await,
-        "chats" => history::handle(app, request).await,
+        "history" => history::handle(app, request).await,
         "completions" => {
             let app = sharing(app);
             let response = completions::handle(app, request).await.unwrap();

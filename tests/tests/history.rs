@@ -136,7 +136,7 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
         (status, body["error"].as_str()),
         (401, Some("unauthorized"))
     );
-    let response = history::handle(&app, event("chats-missing-token"))
+    let response = history::handle(&app, event("history-missing-token"))
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
@@ -162,7 +162,7 @@ async fn bad_tokens_and_parameters_are_refused_and_change_nothing() {
 
     let response = history::handle(
         &app,
-        with_method(with_auth(event("chats"), &token), Method::POST),
+        with_method(with_auth(event("history"), &token), Method::POST),
     )
     .await
     .unwrap();

@@ -81,7 +81,7 @@ async fn usage_pricing_charges_exactly_what_the_model_reports() {
     assert_eq!(response.headers()["tokens-charged"], "13");
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 13));
 
-    let page = history::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     let chat = &json_of(&page)["chats"][0];

@@ -207,7 +207,7 @@ async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
     assert_eq!(refused.status(), 403);
     assert_eq!(json_of(&refused)["error"], "account_disabled");
     assert_eq!(balance_as(&app, &token).await.status(), 403);
-    let page = history::handle(&app, with_auth(event("chats"), &token)).await;
+    let page = history::handle(&app, with_auth(event("history"), &token)).await;
     assert_eq!(page.unwrap().status(), 403);
     assert_eq!(login_with(&app, "alice", PASSWORD).await.status(), 403);
     let shown = stdout(&chat_ops(&app, &["show", "alice"]));

@@ -157,7 +157,7 @@ async fn needed() -> ByFunction {
 
     let app = cold_start(&app).await;
 
-    let page = history::handle(&app, with_auth(event("chats"), &token))
+    let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     assert_eq!(page.status(), 200);

@@ -46,7 +46,7 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(calls.take(), ["GetItem"], "balance");
 
     // The session is read before the page's query is sent.
-    let response = history::handle(&app, with_auth(event("chats"), &token))
+    let response = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -113,7 +113,7 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
     assert_eq!(balance_as(&app, &ended).await.status(), 401);
     assert_eq!(calls.take(), ["GetItem"], "balance, ended session");
     // No query for an ended session: it must not cost a page read.
-    let response = history::handle(&app, with_auth(event("chats"), &ended))
+    let response = history::handle(&app, with_auth(event("history"), &ended))
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
@@ -136,7 +136,7 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
     for bad in [forged.expose(), expired.expose()] {
         assert_eq!(chat_as(&app, bad, "hi").await.status(), 401);
         assert_eq!(balance_as(&app, bad).await.status(), 401);
-        let page = history::handle(&app, with_auth(event("chats"), bad)).await;
+        let page = history::handle(&app, with_auth(event("history"), bad)).await;
         assert_eq!(page.unwrap().status(), 401);
         let out = logout::handle(&app, with_auth(event("logout"), bad)).await;
         assert_eq!(out.unwrap().status(), 401);

@@ -276,23 +276,128 @@ impl Store {
             .map_err(ApiError::internal)
     }
 
-    /// The update that gives `amount` back to `username`'s account (a
-    /// hold's unused part, or all of it), in the transaction that closes
-    /// the hold. The account must exist: nothing is created.
+    /// The update that adds `amount` to `username`'s account, in the
+    /// transaction that records why: a hold's unused part or all of it
+    /// given back, or an operator's grant. A negative amount (an operator
+    /// taking tokens back) takes at most what is there. The account must
+    /// exist: nothing is created. On refusal the old item comes back, so
+    /// the caller tells a missing account from a short balance.
     pub(super) fn credit(
         &self,
         username: &str,
-        amount: u64,
+        amount: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(username))
             .update_expression("SET tokens = tokens + :amount ADD version :one")
-            .condition_expression("attribute_exists(username)")
+            .condition_expression("attribute_exists(username) AND tokens >= :floor")
             .expression_attribute_values(":amount", n(amount))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":floor", n((-amount).max(0)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(ApiError::internal)
+    }
+
+    /// `username`'s whole account item, read strongly consistent; `None`
+    /// if there is no such account.
+    pub(super) async fn account_item(&self, username: &Username) -> Result<Option<Item>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(output.item)
+    }
+
+    /// Every account's username, a page at a time: `(names, next start)`.
+    pub async fn accounts_page(
+        &self,
+        start: Option<String>,
+    ) -> Result<(Vec<Username>, Option<String>), ApiError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.tables.users)
+            .projection_expression("username")
+            .set_exclusive_start_key(start.map(|name| {
+                std::iter::once(("username".to_owned(), AttributeValue::S(name))).collect()
+            }))
+            .send()
+            .await
+            .map_err(storage_error)?;
+        let names = page
+            .items()
+            .iter()
+            .filter_map(|item| item.get("username")?.as_s().ok())
+            // The signing key's item is not an account.
+            .filter(|name| name.as_str() != super::SIGNING_KEY_ITEM)
+            .filter_map(|name| Username::from_stored(name).ok())
+            .collect();
+        let next = page
+            .last_evaluated_key()
+            .and_then(|key| key.get("username")?.as_s().ok().cloned());
+        Ok((names, next))
+    }
+
+    /// The balance and how many movements it has seen.
+    pub(super) async fn stored_balance(
+        &self,
+        username: &Username,
+    ) -> Result<Option<(i64, i64)>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .projection_expression("tokens, version")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        output
+            .item()
+            .map(|item| Ok((number_of(item, "tokens")?, number_of(item, "version")?)))
+            .transpose()
+    }
+
+    /// Disables (or enables again) `username`: a disabled account cannot
+    /// log in, chat or read, effective with the next request. `false` if
+    /// there is no such account.
+    pub async fn set_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<bool, ApiError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key("username", s(username.as_str()))
+            .condition_expression("attribute_exists(username)");
+        request = if disabled {
+            request
+                .update_expression("SET disabled = :at")
+                .expression_attribute_values(":at", s(Timestamp::now().iso8601()))
+        } else {
+            request.update_expression("REMOVE disabled")
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(storage_error(err)),
+        }
     }
 }
 

@@ -41,7 +41,13 @@ impl Store {
             .condition_expression("attribute_not_exists(username)")
             .build()
             .map_err(ApiError::internal)?;
-        let grant = self.grant_entry(username, initial_tokens.into(), "registration", now)?;
+        let grant = self.grant_entry(
+            username,
+            initial_tokens.into(),
+            "registration",
+            &uuid::Uuid::now_v7().to_string(),
+            now,
+        )?;
         // The grant's ledger entry goes with the account it funds.
         let mut items = vec![
             TransactWriteItem::builder().put(account).build(),

@@ -227,17 +227,13 @@ impl Store {
         let mut items = vec![
             self.close(hold, "settled")?,
             TransactWriteItem::builder()
-                .put(chat.put(
-                    &self.tables.chats,
-                    user,
-                    i64::try_from(refund).map_err(ApiError::internal)?,
-                )?)
+                .put(chat.put(&self.tables.chats, user, signed(refund)?)?)
                 .build(),
         ];
         if refund > 0 {
             items.push(
                 TransactWriteItem::builder()
-                    .update(self.credit(user, refund)?)
+                    .update(self.credit(user, signed(refund)?)?)
                     .build(),
             );
         }
@@ -294,7 +290,7 @@ impl Store {
             self.close(hold, "released")?,
             TransactWriteItem::builder().put(entry).build(),
             TransactWriteItem::builder()
-                .update(self.credit(user, hold.amount)?)
+                .update(self.credit(user, signed(hold.amount)?)?)
                 .build(),
         ];
         if let Some(marker_id) = &hold.marker_id {
@@ -411,4 +407,11 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
         amount: number_of(item, "amount")?.unsigned_abs(),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
     })
+}
+
+/// A token amount as DynamoDB's signed arithmetic takes it. Amounts are
+/// bounded far below `i64::MAX` by the configuration, so this never fails
+/// in practice; if it did, nothing is written.
+fn signed(amount: u64) -> Result<i64, ApiError> {
+    i64::try_from(amount).map_err(ApiError::internal)
 }

@@ -13,8 +13,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put};
-use uuid::Uuid;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 
 use super::{n, number_of, s, storage_error, Store};
 use crate::clock::Timestamp;
@@ -41,24 +40,29 @@ impl Audit {
 }
 
 impl Store {
-    /// The ledger entry of a grant of `amount` tokens to `username`, for
-    /// the transaction that adds them.
+    /// The ledger entry `ledger#grant#<op_id>` of a grant of `amount`
+    /// tokens (negative: taken back) to `username`, for the transaction
+    /// that moves them. The id is the grant's: a second entry under it is
+    /// refused, with the first one returned so a retry can be told apart
+    /// from a reuse.
     pub(super) fn grant_entry(
         &self,
         username: &Username,
-        amount: u64,
+        amount: i64,
         reason: &str,
+        op_id: &str,
         now: Timestamp,
     ) -> Result<Put, ApiError> {
         Put::builder()
             .table_name(&self.tables.chats)
             .item("username", s(username.as_str()))
-            .item("chat_id", s(format!("{GRANT_PREFIX}{}", Uuid::now_v7())))
+            .item("chat_id", s(format!("{GRANT_PREFIX}{op_id}")))
             .item("kind", s("grant"))
             .item("amount", n(amount))
             .item("reason", s(reason))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(ApiError::internal)
     }
@@ -88,54 +92,6 @@ impl Store {
         Err(ApiError::Unavailable(
             "the balance kept moving while its ledger was read".into(),
         ))
-    }
-
-    /// Every account's username, a page at a time: `(names, next start)`.
-    pub async fn accounts_page(
-        &self,
-        start: Option<String>,
-    ) -> Result<(Vec<Username>, Option<String>), ApiError> {
-        let page = self
-            .client
-            .scan()
-            .table_name(&self.tables.users)
-            .projection_expression("username")
-            .set_exclusive_start_key(start.map(|name| {
-                std::iter::once(("username".to_owned(), AttributeValue::S(name))).collect()
-            }))
-            .send()
-            .await
-            .map_err(storage_error)?;
-        let names = page
-            .items()
-            .iter()
-            .filter_map(|item| item.get("username")?.as_s().ok())
-            // The signing key's item is not an account.
-            .filter(|name| name.as_str() != super::SIGNING_KEY_ITEM)
-            .filter_map(|name| Username::from_stored(name).ok())
-            .collect();
-        let next = page
-            .last_evaluated_key()
-            .and_then(|key| key.get("username")?.as_s().ok().cloned());
-        Ok((names, next))
-    }
-
-    /// The balance and how many movements it has seen.
-    async fn stored_balance(&self, username: &Username) -> Result<Option<(i64, i64)>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
-            .projection_expression("tokens, version")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        output
-            .item()
-            .map(|item| Ok((number_of(item, "tokens")?, number_of(item, "version")?)))
-            .transpose()
     }
 
     /// The sum of `username`'s ledger amounts, how many entries, and how

@@ -5,12 +5,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::transact::condition_failed;
-use super::{n, number_of, s, storage_error, string_of, Store};
+use super::{number_of, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::Username;
@@ -84,31 +82,8 @@ impl Store {
                 "must be 1-64 letters, digits and . - _",
             ));
         }
-        let user = username.as_str();
-        let credit = Update::builder()
-            .table_name(&self.tables.users)
-            .key("username", s(user))
-            .update_expression("SET tokens = tokens + :amount ADD version :one")
-            // A negative grant takes at most what is there.
-            .condition_expression("attribute_exists(username) AND tokens >= :floor")
-            .expression_attribute_values(":amount", n(amount))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":floor", n((-amount).max(0)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)?;
-        let entry = Put::builder()
-            .table_name(&self.tables.chats)
-            .item("username", s(user))
-            .item("chat_id", s(format!("ledger#grant#{op_id}")))
-            .item("kind", s("grant"))
-            .item("amount", n(amount))
-            .item("reason", s(reason))
-            .item("created_at", s(Timestamp::now().iso8601()))
-            .condition_expression("attribute_not_exists(chat_id)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)?;
+        let credit = self.credit(username.as_str(), amount)?;
+        let entry = self.grant_entry(username, amount, reason, op_id, Timestamp::now())?;
         let items = vec![
             TransactWriteItem::builder().update(credit).build(),
             TransactWriteItem::builder().put(entry).build(),
@@ -146,40 +121,6 @@ impl Store {
         .await
     }
 
-    /// Disables (or enables again) `username`: a disabled account cannot
-    /// log in, chat or read, effective with the next request. `false` if
-    /// there is no such account.
-    pub async fn set_disabled(
-        &self,
-        username: &Username,
-        disabled: bool,
-    ) -> Result<bool, ApiError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
-            .condition_expression("attribute_exists(username)");
-        request = if disabled {
-            request
-                .update_expression("SET disabled = :at")
-                .expression_attribute_values(":at", s(Timestamp::now().iso8601()))
-        } else {
-            request.update_expression("REMOVE disabled")
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(storage_error(err)),
-        }
-    }
-
     /// `username`'s balance, state, sessions and newest `recent` ledger
     /// entries; `None` if there is no such account.
     pub async fn account_view(
@@ -187,16 +128,7 @@ impl Store {
         username: &Username,
         recent: usize,
     ) -> Result<Option<AccountView>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        let Some(account) = output.item else {
+        let Some(account) = self.account_item(username).await? else {
             return Ok(None);
         };
         let mut sessions: Vec<i64> = account
