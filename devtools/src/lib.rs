@@ -270,6 +270,7 @@ mod tests {
         (address, seen_rx, go_tx)
     }
 
+    /// A whole request, head and body, as far as its Content-Length says.
     async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
         let mut raw = Vec::new();
         let mut buffer = [0u8; 4096];
@@ -277,13 +278,11 @@ mod tests {
             let n = stream.read(&mut buffer).await.unwrap();
             assert!(n > 0, "the connection closed mid-request");
             raw.extend_from_slice(&buffer[..n]);
-            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&raw[..end]).to_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-                if raw.len() >= end + 4 + length {
+            // No whole head yet (or not all the body): read more.
+            if let Some((_, body)) = parts(&raw) {
+                let length = head_line(&raw, "content-length")
+                    .map_or(0, |n| std::str::from_utf8(n).unwrap().parse().unwrap());
+                if body.len() >= length {
                     return raw;
                 }
             }
@@ -307,19 +306,33 @@ mod tests {
         answer
     }
 
+    /// The headers and body of a raw request or response, or `None` while
+    /// its head is not all there.
+    fn parts(raw: &[u8]) -> Option<(Vec<httparse::Header<'_>>, &[u8])> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let (parsed, headers) = if raw.starts_with(b"HTTP/") {
+            let mut response = httparse::Response::new(&mut headers);
+            (response.parse(raw), response.headers)
+        } else {
+            let mut request = httparse::Request::new(&mut headers);
+            (request.parse(raw), request.headers)
+        };
+        match parsed.expect("an HTTP/1.1 head") {
+            httparse::Status::Complete(end) => Some((headers.to_vec(), &raw[end..])),
+            httparse::Status::Partial => None,
+        }
+    }
+
     fn head_line<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
-        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        raw[..end].split(|&b| b == b'\n').find_map(|line| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let colon = line.iter().position(|&b| b == b':')?;
-            line[..colon]
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| line[colon + 1..].trim_ascii())
-        })
+        let (headers, _) = parts(raw).expect("a whole head");
+        headers
+            .into_iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     fn body_of(raw: &[u8]) -> &[u8] {
-        &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..]
+        parts(raw).expect("a whole head").1
     }
 
     #[tokio::test]

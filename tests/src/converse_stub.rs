@@ -8,7 +8,7 @@
 //! by event, a Converse reply is a stream's reply at once, and an error
 //! before the reply is the same HTTP error on both.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,10 @@ use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use chat_core::app::http_client;
 use chat_model::{BedrockResponder, ModelConfig};
+use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
+
+use crate::http::RequestReader;
 
 /// What the stand-in answers to one call.
 #[derive(Clone, Debug)]
@@ -277,9 +280,9 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
-    let mut reader = BufReader::new(read_half);
+    let mut reader = RequestReader::new(read_half);
     let mut writer = stream;
-    while let Some((path, body)) = read_request(&mut reader) {
+    while let Some((path, body)) = reader.next_request() {
         let operation = operation_of(&path);
         let call = Call {
             model_id: model_id_of(&path),
@@ -341,35 +344,6 @@ fn operation_of(path: &str) -> Option<Operation> {
     }
 }
 
-/// The path and body of the next request, or `None` when the client closed
-/// the connection.
-fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let path = line.split_whitespace().nth(1)?.to_owned();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).ok()? == 0 {
-            return None;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, body))
-}
-
 /// `/model/anthropic.claude-v2%3A1/converse` -> `anthropic.claude-v2:1`.
 fn model_id_of(path: &str) -> String {
     let encoded = path
@@ -379,26 +353,7 @@ fn model_id_of(path: &str) -> String {
                 .or_else(|| rest.strip_suffix("/converse-stream"))
         })
         .unwrap_or_default();
-    let bytes = encoded.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    percent_decode_str(encoded).decode_utf8_lossy().into_owned()
 }
 
 /// A JSON response: status, `x-amzn-errortype` if any, body.

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 client over a loopback socket, enough to drive the
 //! local API as curl would, without pulling an HTTP client crate into the
-//! build.
+//! build; and the request reader of the stand-in servers (Bedrock's,
+//! the Lambda Runtime API's). `httparse` reads the heads.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -85,22 +86,20 @@ pub fn send_raw(
 }
 
 fn parse(raw: &[u8]) -> HttpResponse {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+    // Far more than the API sends; more would fail the parse, and the test.
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    // The whole response is read already: a partial head is a failure.
+    let Ok(httparse::Status::Complete(head)) = response.parse(raw) else {
+        panic!("no whole head in {:?}", String::from_utf8_lossy(raw));
+    };
+    let status = response.code.expect("a status line");
+    let headers: Vec<(String, String)> = response
+        .headers
+        .iter()
+        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into()))
         .collect();
-    let mut body = raw[split + 4..].to_vec();
+    let mut body = raw[head..].to_vec();
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
@@ -114,21 +113,115 @@ fn parse(raw: &[u8]) -> HttpResponse {
     }
 }
 
+/// The data of a whole chunked body; trailers, if any, are dropped.
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-            .expect("chunk size");
+        let Ok(httparse::Status::Complete((start, size))) = httparse::parse_chunk_size(data) else {
+            panic!("no chunk size in {:?}", String::from_utf8_lossy(data));
+        };
         if size == 0 {
             return out;
         }
-        let start = line_end + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
+        let end = start + usize::try_from(size).expect("a chunk that fits in memory");
+        out.extend_from_slice(&data[start..end]);
+        // Past the chunk's closing CRLF.
+        data = &data[end + 2..];
+    }
+}
+
+/// Reads the requests of one connection to a stand-in server, keeping what
+/// was read past one request for the next (a kept-alive connection).
+pub(crate) struct RequestReader<R> {
+    stream: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: Read> RequestReader<R> {
+    pub(crate) fn new(stream: R) -> Self {
+        RequestReader {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The path and body of the next request, or `None` when the client
+    /// closed the connection (or sent what is not HTTP/1.1).
+    pub(crate) fn next_request(&mut self) -> Option<(String, Vec<u8>)> {
+        let (head, path, length) = loop {
+            // Far more than the SDK and the Lambda runtime send.
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut request = httparse::Request::new(&mut headers);
+            if let httparse::Status::Complete(head) = request.parse(&self.buffer).ok()? {
+                let length = match request
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                {
+                    Some(h) => std::str::from_utf8(h.value).ok()?.parse().ok()?,
+                    None => 0,
+                };
+                break (head, request.path?.to_owned(), length);
+            }
+            // Only part of the head so far: read more and parse again.
+            self.read_more()?;
+        };
+        while self.buffer.len() < head + length {
+            self.read_more()?;
+        }
+        let body = self.buffer[head..head + length].to_vec();
+        self.buffer.drain(..head + length);
+        Some((path, body))
+    }
+
+    fn read_more(&mut self) -> Option<()> {
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk).ok()?;
+        self.buffer.extend_from_slice(&chunk[..n]);
+        (n > 0).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_response_is_read_whole() {
+        let raw =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    5;name=x\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let response = parse(raw);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("text/plain"));
+        assert_eq!(response.body, b"hello world");
+    }
+
+    /// Hands out one byte per read, as a slow client might.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(buffer.len()).min(1);
+            buffer[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn requests_are_read_across_partial_reads_and_kept_alive() {
+        let raw = b"POST /model/a%3A1/converse HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}\
+                    GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut reader = RequestReader::new(Trickle(raw));
+        assert_eq!(
+            reader.next_request(),
+            Some(("/model/a%3A1/converse".to_owned(), b"{}".to_vec()))
+        );
+        assert_eq!(
+            reader.next_request(),
+            Some(("/next".to_owned(), Vec::new()))
+        );
+        assert_eq!(reader.next_request(), None);
     }
 }

@@ -4,7 +4,7 @@
 //! `POST .../invocation/{id}/response`. Used for cold-start figures and to
 //! check what a function writes to its log in Lambda's JSON format.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +17,7 @@ use chat_core::Tables;
 use devtools::dynamodb_local::{endpoint, repo_root};
 use serde_json::Value;
 
+use crate::http::RequestReader;
 use crate::local_api::user_command;
 
 /// The request id the stand-in gives the one invocation it hands out.
@@ -182,41 +183,13 @@ impl Running {
 /// Serves one connection of the runtime: hands out the event once, takes
 /// the answer, and leaves the second `next` waiting until the process goes.
 fn serve(stream: TcpStream, event: &str, handed_out: &AtomicBool, seen: &Sender<Seen>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut reader = RequestReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
+    while let Some((path, body)) = reader.next_request() {
         if path.ends_with("/invocation/next") {
             if handed_out.swap(true, Ordering::SeqCst) {
-                let _ = reader.read_to_end(&mut Vec::new());
+                // Held until the process goes (the writer is the same socket).
+                let _ = writer.read_to_end(&mut Vec::new());
                 return;
             }
             let _ = seen.send(Seen::FirstNext(Instant::now()));

@@ -1732,6 +1732,52 @@ fn every_example_in_the_spec_conforms_to_its_schema() {
 /// every value the schema refuses the parser refuses. Schemathesis (in
 /// `make test`) sends both kinds and fails on any disagreement; this holds
 /// the rules themselves, over whole alphabets and at every bound.
+/// The validator fails a wrong response against the real spec, through its
+/// `$ref`s: a body of the wrong type, with a field missing or one too many,
+/// and a stream event whose JSON breaks `ChatCompletionChunk` (reached
+/// through `contentSchema`) or is not JSON.
+#[test]
+fn a_response_breaking_the_spec_fails() {
+    let spec = spec();
+    let json = ("content-type", "application/json");
+    let response = |status: u16, header: (&str, &str), body: &str| Observed {
+        status,
+        headers: vec![(header.0.to_owned(), header.1.to_owned())],
+        body: body.as_bytes().to_vec(),
+    };
+    assert!(spec
+        .check_response(BALANCE, &response(200, json, r#"{"tokens": 3900}"#))
+        .is_empty());
+    for (body, expected) in [
+        (r#"{"tokens": "3900"}"#, "$.tokens: expected integer"),
+        (r#"{"tokens": -1}"#, "$.tokens: -1 is below the minimum 0"),
+        ("{}", "the required property tokens is missing"),
+        (
+            r#"{"tokens": 1, "debt": 2}"#,
+            "the property debt is not documented",
+        ),
+    ] {
+        let problems = spec.check_response(BALANCE, &response(200, json, body));
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{body}: {expected} in {problems:?}"
+        );
+    }
+    let sse = ("content-type", "text/event-stream");
+    for (body, expected) in [
+        ("data: {\"id\": 1}\n\n", "its JSON breaks contentSchema"),
+        ("data: {\"id\"\n\n", "is not JSON"),
+    ] {
+        let problems = spec.check_response(COMPLETIONS, &response(200, sse, body));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("event 0") && p.contains(expected)),
+            "{body:?}: {expected} in {problems:?}"
+        );
+    }
+}
+
 #[test]
 fn every_request_limit_in_the_spec_is_the_servers() {
     let spec = spec();
