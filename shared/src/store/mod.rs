@@ -1,5 +1,21 @@
-//! DynamoDB access: one module per table, each owning its items'
-//! `AttributeValue` mapping and the conditions that guard its writes.
+//! DynamoDB access: one module per kind of item, each owning its items'
+//! `AttributeValue` mapping and the conditions that guard its writes. A
+//! transaction across tables takes each item from the module that owns it.
+//!
+//! | table | items | module |
+//! |---|---|---|
+//! | users | accounts: balance, sessions, key entries, disabled | `accounts`, key entries `api_keys` |
+//! | users | the token-signing key | `keys` |
+//! | credentials | password hashes, login failures | `credentials` |
+//! | credentials | invite codes | `invites` |
+//! | chats | chats and the charge; idempotency markers | `chats`, read by `history` |
+//! | chats | holds, with their hold and release entries | `holds` |
+//! | chats | grant entries; a partition read whole for the audit | `ledger` |
+//! | chats | key details | `api_keys` |
+//! | chats | per-minute chat counts | `rate` |
+//!
+//! `operator` composes them for `chat-ops`; `transact` sends a
+//! transaction and `retry` bounds its retries by the deadline.
 
 mod accounts;
 mod api_keys;
