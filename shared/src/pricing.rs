@@ -31,6 +31,24 @@ pub struct Usage {
 /// template): counted into the hold on top of the text itself.
 pub const INPUT_OVERHEAD_TOKENS: u64 = 64;
 
+/// Tokens a chat template may wrap around each system prompt and turn,
+/// counted into a conversation's input bound, so many short messages
+/// cannot be read for less than they cost.
+pub const MESSAGE_OVERHEAD_TOKENS: usize = 16;
+
+impl Usage {
+    /// The most a reply can have used, when no report of the model says
+    /// what it did: the input at its bound (UTF-8 bytes, since no common
+    /// tokenizer makes more tokens than bytes, with per-message overhead)
+    /// plus the fixed overhead, and `output_tokens`.
+    pub fn bound(input_bound: usize, output_tokens: u64) -> Usage {
+        Usage {
+            input_tokens: input_bound as u64 + INPUT_OVERHEAD_TOKENS,
+            output_tokens,
+        }
+    }
+}
+
 impl Pricing {
     /// What a reply costs at this price: for a free responder's reply,
     /// charged in the transaction that saves it, with no hold before it.
@@ -47,10 +65,9 @@ impl Pricing {
     pub fn hold(&self, input_bytes: usize, max_output_tokens: u32) -> u64 {
         match self {
             Pricing::Flat(cost) => u64::from(*cost),
-            Pricing::Usage(prices) => prices.cost(Usage {
-                input_tokens: input_bytes as u64 + INPUT_OVERHEAD_TOKENS,
-                output_tokens: u64::from(max_output_tokens),
-            }),
+            Pricing::Usage(prices) => {
+                prices.cost(Usage::bound(input_bytes, u64::from(max_output_tokens)))
+            }
         }
     }
 

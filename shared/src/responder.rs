@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use crate::domain::{ChatMessage, Username};
 use crate::error::ApiError;
-use crate::pricing::Usage;
+use crate::pricing::{Usage, MESSAGE_OVERHEAD_TOKENS};
 
 /// The reply of the original design, until a real model is wired in.
 pub const DUMMY_RESPONSE: &str = "AI response";
@@ -19,9 +19,6 @@ pub struct Reply {
 }
 
 pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
-
-/// Tokens a chat template adds around each message, counted into a hold.
-pub const MESSAGE_OVERHEAD_TOKENS: usize = 16;
 
 /// Who said a turn of a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

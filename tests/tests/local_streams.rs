@@ -112,7 +112,7 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     }
     let spent = 4000 - stored_tokens(&tables, "alice").await.unwrap();
     let input = "Count for me".len() as u64
-        + chat_core::responder::MESSAGE_OVERHEAD_TOKENS as u64
+        + chat_core::pricing::MESSAGE_OVERHEAD_TOKENS as u64
         + chat_core::pricing::INPUT_OVERHEAD_TOKENS;
     let hold = (input * 3 + 200 * 15).div_ceil(1000) as i64;
     assert!(spent > 0 && spent <= hold, "{spent} of {hold}");

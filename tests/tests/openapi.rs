@@ -1445,17 +1445,27 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     assert!(extra.is_empty(), "produced, not documented: {extra:?}");
 }
 
-/// The operationId of the route `method` served by `function`: the
-/// function's name, which says where the operation's code is; when one
-/// function serves several operations (`keys`: POST and GET `/keys/`,
-/// DELETE `/keys/{id}`), the name and the method, `keys_post`, so that each
-/// id is still unique (as OpenAPI requires) and still follows from the
-/// route alone, leaving nothing to choose or to check by hand.
-fn operation_id(method: &str, function: &str) -> String {
-    let operations = all_routes().filter(|(_, _, f)| *f == function).count();
+/// The operationId of the route `method` `path`: the resource it acts
+/// on, the path's last segment that is not a parameter (`chats` for
+/// `/chats/`, `completions` for `/v1/chat/completions`); when one resource
+/// has several operations (`keys`: POST and GET `/keys/`, DELETE
+/// `/keys/{id}`), the resource and the method, `keys_post`, so that each id
+/// is still unique (as OpenAPI requires) and still follows from the route
+/// alone, leaving nothing to choose or to check by hand. The path, not the
+/// function: a function's crate can be renamed without a client's
+/// generated method names changing.
+fn operation_id(method: &str, path: &str) -> String {
+    let resource = |path: &str| {
+        path.split('/')
+            .rfind(|segment| !segment.is_empty() && !segment.starts_with('{'))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let name = resource(path);
+    let operations = all_routes().filter(|(_, p, _)| resource(p) == name).count();
     match operations {
-        1 => function.to_owned(),
-        _ => format!("{function}_{}", method.to_ascii_lowercase()),
+        1 => name,
+        _ => format!("{name}_{}", method.to_ascii_lowercase()),
     }
 }
 
@@ -1467,19 +1477,19 @@ fn every_route_is_an_operation_and_every_operation_a_route() {
         .collect();
     let operations: BTreeSet<(String, String)> = spec.operations().into_iter().collect();
     assert_eq!(operations, routes);
-    let ids: BTreeSet<String> = all_routes().map(|(m, _, f)| operation_id(m, f)).collect();
+    let ids: BTreeSet<String> = all_routes().map(|(m, p, _)| operation_id(m, p)).collect();
     assert_eq!(
         ids.len(),
         routes.len(),
         "one operationId per operation: {ids:?}"
     );
-    // The operation is named after the function that serves it (see
-    // operation_id), and the OpenAI-compatible ones are tagged so.
-    for (method, path, function) in all_routes() {
+    // The operation is named after its resource (see operation_id), and
+    // the OpenAI-compatible ones are tagged so.
+    for (method, path, _) in all_routes() {
         let operation = spec.operation(method, path).unwrap();
         assert_eq!(
             operation["operationId"],
-            operation_id(method, function),
+            operation_id(method, path),
             "{method} {path}"
         );
         let tagged = operation["tags"]

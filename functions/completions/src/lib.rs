@@ -19,7 +19,7 @@ use chat_core::domain::VerifiedToken;
 use chat_core::http::{deadline, json_body_within, require_method};
 use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
-use chat_core::pricing::{Usage, INPUT_OVERHEAD_TOKENS};
+use chat_core::pricing::Usage;
 use chat_core::responder::{Finish, Piece, ReplyStream};
 use chat_core::store::{ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason};
 use chat_core::{ApiError, App};
@@ -430,10 +430,10 @@ fn charged_usage(completion: &CompletionRequest, produced: &Produced) -> Usage {
     if let (Some(usage), false) = (produced.usage, produced.hung_up) {
         return usage;
     }
-    Usage {
-        input_tokens: completion.conversation.input_bound() as u64 + INPUT_OVERHEAD_TOKENS,
-        output_tokens: (produced.text.len() as u64).min(u64::from(completion.sampling.max_tokens)),
-    }
+    Usage::bound(
+        completion.conversation.input_bound(),
+        (produced.text.len() as u64).min(u64::from(completion.sampling.max_tokens)),
+    )
 }
 
 async fn release(app: &App, hold: &Hold, reason: ReleaseReason, deadline: Deadline) {

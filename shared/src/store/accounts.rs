@@ -303,16 +303,8 @@ impl Store {
     /// `username`'s whole account item, read strongly consistent; `None`
     /// if there is no such account.
     pub(super) async fn account_item(&self, username: &Username) -> Result<Option<Item>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
-            .consistent_read(true)
-            .send()
+        self.item_by_username(&self.tables.users, username.as_str(), None)
             .await
-            .map_err(storage_error)?;
-        Ok(output.item)
     }
 
     /// Every account's username, a page at a time: `(names, next start)`.
@@ -350,20 +342,14 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<(i64, i64)>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
-            .projection_expression("tokens, version")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        output
-            .item()
-            .map(|item| Ok((number_of(item, "tokens")?, number_of(item, "version")?)))
-            .transpose()
+        self.item_by_username(
+            &self.tables.users,
+            username.as_str(),
+            Some("tokens, version"),
+        )
+        .await?
+        .map(|item| Ok((number_of(&item, "tokens")?, number_of(&item, "version")?)))
+        .transpose()
     }
 
     /// Disables (or enables again) `username`: a disabled account cannot

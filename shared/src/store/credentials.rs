@@ -67,18 +67,14 @@ impl Store {
         &self,
         username: &Username,
     ) -> Result<Option<StoredCredentials>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.credentials)
-            .key("username", s(username.as_str()))
-            .projection_expression("password_hash, failures, last_failure_at")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        output
-            .item()
+        let item = self
+            .item_by_username(
+                &self.tables.credentials,
+                username.as_str(),
+                Some("password_hash, failures, last_failure_at"),
+            )
+            .await?;
+        item.as_ref()
             .map(|item| {
                 let number = |name| {
                     item.get(name)

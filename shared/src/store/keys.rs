@@ -21,16 +21,11 @@ pub const SIGNING_KEY_ITEM: &str = "~token-signing-key";
 impl Store {
     /// The stored signing key, if one was made yet.
     pub async fn signing_key(&self) -> Result<Option<SigningKey>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("username", s(SIGNING_KEY_ITEM))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(storage_error)?;
-        output.item.as_ref().map(key_of).transpose()
+        self.item_by_username(&self.tables.users, SIGNING_KEY_ITEM, None)
+            .await?
+            .as_ref()
+            .map(key_of)
+            .transpose()
     }
 
     /// Stores `key` unless a key exists; returns the one that is stored, so

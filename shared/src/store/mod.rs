@@ -183,6 +183,30 @@ pub(crate) fn string_of<'a>(
         })
 }
 
+impl Store {
+    /// The item keyed `username` in `table`, read strongly consistent (so a
+    /// read right after a write sees it), with only `projection` if given;
+    /// `None` if there is none.
+    async fn item_by_username(
+        &self,
+        table: &str,
+        username: &str,
+        projection: Option<&str>,
+    ) -> Result<Option<accounts::Item>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key("username", s(username))
+            .set_projection_expression(projection.map(str::to_owned))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?;
+        Ok(output.item)
+    }
+}
+
 /// SHA-256 as lowercase hex: how a secret or a client's free-form key
 /// becomes an item key of fixed length and alphabet.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
