@@ -36,6 +36,7 @@ build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
   local packages=()
   for function in $(served_functions); do packages+=(-p "$function"); done
+  [ ${#packages[@]} -gt 0 ] || { say "no functions found in the router of Cargo.toml"; exit 1; }
   cargo build --quiet "${profile[@]}" "${packages[@]}"
   cargo build --quiet -p devtools --bin create-tables
   # Its own cargo run: built with the functions, it would change their

@@ -6,6 +6,7 @@
 //!   clients and apps on tables of their own;
 //! - [`tables`]: the tables' key schemas and their creation (the
 //!   `create-tables` binary);
+//! - [`settings`]: settings written out in code, for configuration tests;
 //! - [`serve`] is `local-gateway`, the HTTP front of `make run`.
 //!
 //! `make run` serves the functions through `cargo lambda watch`, whose
@@ -29,6 +30,7 @@
 //! came, and response bodies are streamed through as they arrive.
 
 pub mod dynamodb_local;
+pub mod settings;
 pub mod tables;
 
 use std::convert::Infallible;

@@ -363,7 +363,7 @@ fn model_failure<E: ErrorCode, R: RawStatus>(err: SdkError<E, R>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_core::config::lookup;
+    use devtools::settings::lookup;
 
     #[test]
     fn no_model_id_keeps_the_dummy_reply() {

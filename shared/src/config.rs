@@ -225,20 +225,18 @@ pub fn number_in(
         })
 }
 
-/// A lookup over fixed pairs, as [`Config::from_lookup`] takes: settings
-/// written out in code, as the configuration tests here and in the
-/// functions give them.
-pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: std::collections::HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings written out in code, as [`Config::from_lookup`] takes them.
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
 
     const TABLES: [(&str, &str); 3] = [
         ("USERS_TABLE", "u"),

@@ -38,9 +38,10 @@ pub const MESSAGE_OVERHEAD_TOKENS: usize = 16;
 
 impl Usage {
     /// The most a reply can have used, when no report of the model says
-    /// what it did: the input at its bound (UTF-8 bytes, since no common
-    /// tokenizer makes more tokens than bytes, with per-message overhead)
-    /// plus the fixed overhead, and `output_tokens`.
+    /// what it did: `input_bound` (the input's UTF-8 size, since no common
+    /// tokenizer makes more tokens than bytes, and for a conversation its
+    /// per-message overhead too) plus the fixed overhead, and
+    /// `output_tokens`.
     pub fn bound(input_bound: usize, output_tokens: u64) -> Usage {
         Usage {
             input_tokens: input_bound as u64 + INPUT_OVERHEAD_TOKENS,
@@ -50,8 +51,10 @@ impl Usage {
 }
 
 impl Pricing {
-    /// What a reply costs at this price: for a free responder's reply,
-    /// charged in the transaction that saves it, with no hold before it.
+    /// What a reply that used `usage` costs at this price, uncapped: a free
+    /// responder's reply is charged this in the transaction that saves it,
+    /// with no hold before it; a held reply is charged it up to its hold
+    /// ([`Pricing::cost`]).
     pub fn charge(&self, usage: Usage) -> u64 {
         match self {
             Pricing::Flat(cost) => u64::from(*cost),

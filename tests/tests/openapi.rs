@@ -1737,11 +1737,6 @@ fn every_example_in_the_spec_conforms_to_its_schema() {
     assert!(checked >= 10, "only {checked} examples found");
 }
 
-/// Each request field's limits in the spec are exactly the server's, both
-/// ways: every value its schema allows the server's own parser takes, and
-/// every value the schema refuses the parser refuses. Schemathesis (in
-/// `make test`) sends both kinds and fails on any disagreement; this holds
-/// the rules themselves, over whole alphabets and at every bound.
 /// The validator fails a wrong response against the real spec, through its
 /// `$ref`s: a body of the wrong type, with a field missing or one too many,
 /// and a stream event whose JSON breaks `ChatCompletionChunk` (reached
@@ -1788,6 +1783,11 @@ fn a_response_breaking_the_spec_fails() {
     }
 }
 
+/// Each request field's limits in the spec are exactly the server's, both
+/// ways: every value its schema allows the server's own parser takes, and
+/// every value the schema refuses the parser refuses. Schemathesis (in
+/// `make test`) sends both kinds and fails on any disagreement; this holds
+/// the rules themselves, over whole alphabets and at every bound.
 #[test]
 fn every_request_limit_in_the_spec_is_the_servers() {
     let spec = spec();

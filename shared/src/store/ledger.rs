@@ -2,7 +2,8 @@
 //! user's partition of the chats table, each with a signed `amount`,
 //! written in the same transaction as the movement:
 //!
-//! - `ledger#grant#<uuid>`: tokens given (registration, later top-ups);
+//! - `ledger#grant#<id>`: tokens given or taken back (registration under
+//!   a UUIDv7, an operator's grant under its operation id);
 //! - a chat item (its UUIDv7 id): a flat charge (`-cost`), or a settle
 //!   (what the hold gives back);
 //! - `ledger#hold#<uuid>`: a hold (`-held`);
