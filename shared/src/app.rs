@@ -51,11 +51,23 @@ impl App {
         started: std::time::Instant,
         outcome: Result<O, ApiError>,
     ) -> Result<Response<Body>, lambda_http::Error> {
+        self.answer_as(function, started, outcome, ApiError::into_response)
+    }
+
+    /// [`App::answer`] with errors written by `error_response`: the
+    /// OpenAI-compatible routes write them in OpenAI's shape.
+    pub fn answer_as<O: Outcome>(
+        &self,
+        function: &'static str,
+        started: std::time::Instant,
+        outcome: Result<O, ApiError>,
+        error_response: impl FnOnce(ApiError) -> Response<Body>,
+    ) -> Result<Response<Body>, lambda_http::Error> {
         let chat = O::CHAT.then(|| ChatCounts::of(&outcome));
         let throttled = outcome.as_ref().is_err_and(ApiError::is_throttling);
         let response = match outcome {
             Ok(answer) => answer.into_response(),
-            Err(error) => error.into_response(),
+            Err(error) => error_response(error),
         };
         self.record(function, started, chat, throttled);
         Ok(response)

@@ -19,12 +19,12 @@ const CREATED: u64 = 1_735_689_600;
 
 pub async fn handle(app: &App, model: &str, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
-    let response = match models(app, model, &request).await {
-        Ok(response) => response,
-        Err(error) => OpenAiError::of(&error).into_response(),
-    };
-    app.record("models", started, None, false);
-    Ok(response)
+    app.answer_as(
+        "models",
+        started,
+        models(app, model, &request).await,
+        |error| OpenAiError::of(&error).into_response(),
+    )
 }
 
 async fn models(app: &App, model: &str, request: &Request) -> Result<Response<Body>, ApiError> {

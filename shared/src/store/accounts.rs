@@ -426,7 +426,9 @@ pub(super) fn require_live(
 
 /// The session ids to remove from `account` so that one more fits: every
 /// expired one, then those that expire first.
-fn evict_ids_to_fit(account: &Item, now: Timestamp) -> Vec<String> {
+/// An account's sessions as `(expires_at, session id)`, soonest first; an
+/// entry whose expiry cannot be read comes first, as `i64::MIN`.
+pub(super) fn sessions_by_expiry(account: &Item) -> Vec<(i64, &String)> {
     let mut sessions: Vec<(i64, &String)> = account
         .get("sessions")
         .and_then(|sessions| sessions.as_m().ok())
@@ -434,11 +436,16 @@ fn evict_ids_to_fit(account: &Item, now: Timestamp) -> Vec<String> {
         .flatten()
         .map(|(id, expires)| {
             let expires = expires.as_n().ok().and_then(|v| v.parse().ok());
-            // An entry that cannot be read is dropped first.
             (expires.unwrap_or(i64::MIN), id)
         })
         .collect();
     sessions.sort();
+    sessions
+}
+
+fn evict_ids_to_fit(account: &Item, now: Timestamp) -> Vec<String> {
+    // An entry that cannot be read sorts first, so it is dropped first.
+    let sessions = sessions_by_expiry(account);
     let over = (sessions.len() + 1).saturating_sub(MAX_SESSIONS);
     let expired = sessions
         .iter()

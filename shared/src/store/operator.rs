@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
+use super::accounts::sessions_by_expiry;
 use super::transact::condition_failed;
 use super::{number_of, string_of, Store};
 use crate::clock::Timestamp;
@@ -131,14 +132,12 @@ impl Store {
         let Some(account) = self.account_item(username).await? else {
             return Ok(None);
         };
-        let mut sessions: Vec<i64> = account
-            .get("sessions")
-            .and_then(|v| v.as_m().ok())
+        // An entry that cannot be read is not a session to show.
+        let sessions: Vec<i64> = sessions_by_expiry(&account)
             .into_iter()
-            .flatten()
-            .filter_map(|(_, expires)| expires.as_n().ok()?.parse().ok())
+            .map(|(expires, _)| expires)
+            .filter(|expires| *expires != i64::MIN)
             .collect();
-        sessions.sort();
         Ok(Some(AccountView {
             balance: number_of(&account, "tokens")?,
             disabled: account.contains_key("disabled"),
