@@ -492,19 +492,7 @@ fn write_now(writer: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn event(event_type: &'static str, payload: Value) -> Message {
-    Message::new(payload.to_string())
-        .add_header(Header::new(
-            ":event-type",
-            HeaderValue::String(event_type.into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("event".into()),
-        ))
+    message("event", (":event-type", event_type), payload)
 }
 
 fn exception(exception_type: &'static str) -> Message {
@@ -513,10 +501,20 @@ fn exception(exception_type: &'static str) -> Message {
         "originalStatusCode": 500,
         "originalMessage": "stub model failure",
     });
+    message("exception", (":exception-type", exception_type), payload)
+}
+
+/// One event-stream message of JSON, as Bedrock frames an event or an
+/// exception: its message type, and the header that names its kind.
+fn message(
+    message_type: &'static str,
+    (type_header, type_name): (&'static str, &'static str),
+    payload: Value,
+) -> Message {
     Message::new(payload.to_string())
         .add_header(Header::new(
-            ":exception-type",
-            HeaderValue::String(exception_type.into()),
+            type_header,
+            HeaderValue::String(type_name.into()),
         ))
         .add_header(Header::new(
             ":content-type",
@@ -524,7 +522,7 @@ fn exception(exception_type: &'static str) -> Message {
         ))
         .add_header(Header::new(
             ":message-type",
-            HeaderValue::String("exception".into()),
+            HeaderValue::String(message_type.into()),
         ))
 }
 

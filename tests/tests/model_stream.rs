@@ -12,7 +12,7 @@ use chat_core::responder::{
     Conversation, Finish, Piece, ReplyStream, Responder, Role, Sampling, Turn,
 };
 use chat_core::ApiError;
-use chat_model::ModelConfig;
+use chat_model::{BedrockResponder, ModelConfig};
 use serde_json::json;
 
 const MODEL_ID: &str = "anthropic.claude-3-haiku-20240307-v1:0";
@@ -66,6 +66,13 @@ async fn read_all(stream: &mut Box<dyn ReplyStream>) -> (Vec<Piece>, Option<ApiE
             Err(err) => return (pieces, Some(err)),
         }
     }
+}
+
+/// The whole reply `responder` streams to `hello()` at the default
+/// sampling, and how it failed if it did.
+async fn reply_to_hello(responder: &BedrockResponder) -> (Vec<Piece>, Option<ApiError>) {
+    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
+    read_all(&mut stream).await
 }
 
 fn text(pieces: &str) -> Piece {
@@ -154,9 +161,7 @@ async fn only_the_sampling_asked_for_is_sent_and_never_more_tokens_than_the_cap(
 #[tokio::test]
 async fn a_reply_answer_streams_as_one_piece() {
     let stub = ConverseStub::start(Answer::used("All of it.", 20, 4));
-    let responder = stub.responder(one_attempt());
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(one_attempt())).await;
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(
         pieces,
@@ -181,9 +186,7 @@ async fn each_stop_reason_ends_the_stream_with_its_finish_reason() {
                 .usage(10, 256)
                 .stop_reason(reason),
         ));
-        let responder = stub.responder(one_attempt());
-        let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-        let (pieces, failure) = read_all(&mut stream).await;
+        let (pieces, failure) = reply_to_hello(&stub.responder(one_attempt())).await;
         assert!(failure.is_none(), "{reason}: {failure:?}");
         assert_eq!(
             pieces.last(),
@@ -199,9 +202,7 @@ async fn a_stream_without_its_metadata_ends_without_usage() {
     let stub = ConverseStub::start(Answer::Stream(
         Streamed::pieces(&["no", " usage"]).without_metadata(),
     ));
-    let responder = stub.responder(one_attempt());
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(one_attempt())).await;
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(
         pieces,
@@ -263,9 +264,7 @@ async fn a_model_failing_before_any_text_fails_the_start() {
 #[tokio::test]
 async fn a_reply_without_text_is_only_its_end() {
     let stub = ConverseStub::start(Answer::Empty);
-    let responder = stub.responder(one_attempt());
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(one_attempt())).await;
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(pieces, [finished(Finish::Stop, Some(usage(12, 5)))]);
 }
@@ -281,9 +280,7 @@ async fn a_slow_model_within_the_timeout_still_answers() {
     ));
     let mut model = one_attempt();
     model.timeout = Duration::from_secs(5);
-    let responder = stub.responder(model);
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(model)).await;
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(pieces.len(), 5);
     assert_eq!(pieces[4], finished(Finish::Stop, Some(usage(12, 4))));
@@ -334,9 +331,7 @@ async fn a_model_that_stalls_midway_is_unavailable_after_the_pieces_it_wrote() {
     ));
     let mut model = one_attempt();
     model.timeout = Duration::from_secs(1);
-    let responder = stub.responder(model);
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(model)).await;
     assert_eq!(pieces, [text("before")]);
     assert!(
         matches!(failure, Some(ApiError::ModelUnavailable(_))),
@@ -386,9 +381,7 @@ async fn a_recovered_model_streams_on_the_second_attempt() {
         0 => Answer::error(503, "ServiceUnavailableException"),
         _ => Answer::Stream(Streamed::pieces(&["second", " time"])),
     });
-    let responder = stub.responder(ModelConfig::new(MODEL_ID));
-    let mut stream = responder.stream(&hello(), &sampling()).await.unwrap();
-    let (pieces, failure) = read_all(&mut stream).await;
+    let (pieces, failure) = reply_to_hello(&stub.responder(ModelConfig::new(MODEL_ID))).await;
     assert!(failure.is_none(), "{failure:?}");
     assert_eq!(pieces[..2], [text("second"), text(" time")]);
     assert_eq!(stub.call_count(), 2);
