@@ -15,9 +15,8 @@ use uuid::Uuid;
 
 use super::accounts::require_live;
 use super::rate::rate_limited;
-use super::sha256_hex;
 use super::transact::condition_failed;
-use super::{n, number_of, s, string_of, Store};
+use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, IdempotencyKey, VerifiedToken};
@@ -117,7 +116,7 @@ impl Store {
     ) -> Result<ChatOutcome, ApiError> {
         let user = token.username().as_str();
         let charge = self.charge(token, chat.cost, chat.created)?;
-        let cost = i64::try_from(chat.cost).map_err(ApiError::internal)?;
+        let cost = signed(chat.cost)?;
         let save = chat.put(&self.tables.chats, user, -cost)?;
         let marker = key
             .map(|key| {

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::chats::{marker_id, marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
 use super::rate::rate_limited;
 use super::transact::condition_failed;
-use super::{n, number_of, s, sha256_hex, storage_error, string_of, Store};
+use super::{n, number_of, s, sha256_hex, signed, storage_error, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
@@ -119,7 +119,7 @@ impl Store {
         let user = token.username().as_str();
         let hold_uuid = Uuid::now_v7();
         let hold_id = format!("{HOLD_PREFIX}{hold_uuid}");
-        let held = i64::try_from(amount).map_err(ApiError::internal)?;
+        let held = signed(amount)?;
         let take = self.charge(token, amount, now)?;
         let mut hold = Put::builder()
             .table_name(&self.tables.chats)
@@ -407,11 +407,4 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
         amount: number_of(item, "amount")?.unsigned_abs(),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
     })
-}
-
-/// A token amount as DynamoDB's signed arithmetic takes it. Amounts are
-/// bounded far below `i64::MAX` by the configuration, so this never fails
-/// in practice; if it did, nothing is written.
-fn signed(amount: u64) -> Result<i64, ApiError> {
-    i64::try_from(amount).map_err(ApiError::internal)
 }

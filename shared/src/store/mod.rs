@@ -207,6 +207,13 @@ impl Store {
     }
 }
 
+/// A token amount as DynamoDB's signed arithmetic takes it. Amounts are
+/// bounded far below `i64::MAX` by the configuration, so this never fails
+/// in practice; if it did, nothing is written.
+pub(crate) fn signed(amount: u64) -> Result<i64, ApiError> {
+    i64::try_from(amount).map_err(ApiError::internal)
+}
+
 /// SHA-256 as lowercase hex: how a secret or a client's free-form key
 /// becomes an item key of fixed length and alphabet.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
