@@ -17,6 +17,8 @@
 #   RUN_OWNER_PID=...        stop when this process is gone (for tests)
 #   RELEASE=1                serve release builds (what `make bench` measures)
 #   CONCURRENCY=1            instances per function, as Lambda scales out
+#   SWEEP_SECONDS=60         how often the sweeper runs, as its schedule does in
+#                            AWS (0: never)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +39,8 @@ build() {
   local packages=()
   for function in $(served_functions); do packages+=(-p "$function"); done
   [ ${#packages[@]} -gt 0 ] || { say "no functions found in the router of Cargo.toml"; exit 1; }
+  # Not behind a route: run on a schedule, through watch's invoke API.
+  packages+=(-p sweeper)
   cargo build --quiet "${profile[@]}" "${packages[@]}"
   cargo build --quiet -p devtools --bin create-tables
   # Its own cargo run: built with the functions, it would change their
@@ -132,7 +136,8 @@ env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,US
 # A model behind chat, when asked for (the dummy reply otherwise): e.g. a
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
 for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME \
-  PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION; do
+  PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE MODEL_FREE MODEL_TOKENS_PER_SECOND \
+  OPEN_CALLS_PER_USER HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
 done
 watch_env=()
@@ -156,6 +161,23 @@ wait_for_port "$api_port" "local-gateway" "$!"
 for path in $(router_routes | awk '$1 !~ /[{*]/ && !seen[$2]++ { print $1 }'); do
   curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
 done
+
+# The sweeper on its schedule, as EventBridge runs it in AWS: it settles
+# holds whose chat never did (a function that died, a settle that could not
+# commit). What it closes is shown here.
+sweep_every="${SWEEP_SECONDS:-60}"
+if [ "$sweep_every" != 0 ]; then
+  setsid bash -c '
+    while sleep "$1"; do
+      out=$(cargo lambda invoke sweeper --invoke-address 127.0.0.1 --invoke-port "$2" \
+        --data-ascii "{}" 2>&1) || { echo "[run] sweeper failed: $out" >&2; continue; }
+      case "$out" in
+        *"\"charged_at_bound\":0"*"\"settled_owed\":0"*) ;;
+        *) echo "[run] sweeper: $out" >&2 ;;
+      esac
+    done' sweeper "$sweep_every" "$watch_port" &
+  pids+=("$!")
+fi
 
 cat >&2 <<MSG
 [run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)

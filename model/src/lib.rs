@@ -9,21 +9,15 @@ use aws_config::BehaviorVersion;
 use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
-use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_bedrockruntime::operation::converse::{ConverseError, ConverseOutput};
-use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message, TokenUsage,
-};
+use aws_sdk_bedrockruntime::error::SdkError;
+use aws_sdk_bedrockruntime::types::TokenUsage;
 use aws_sdk_bedrockruntime::Client;
 use std::sync::Arc;
 
 use chat_core::config::{number_in, ConfigError};
-use chat_core::domain::{ChatMessage, Username};
 use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
-use chat_core::responder::{
-    Conversation, Reply, Responder, ResponseFuture, Sampling, StreamFuture,
-};
+use chat_core::responder::{Conversation, Responder, Sampling, StreamFuture};
 use chat_core::App;
 
 mod stream;
@@ -200,54 +194,9 @@ impl BedrockResponder {
             timeout: model.timeout,
         }
     }
-
-    async fn converse(&self, message: &ChatMessage) -> Result<Reply, ApiError> {
-        let prompt = Message::builder()
-            .role(ConversationRole::User)
-            .content(ContentBlock::Text(message.as_str().to_owned()))
-            .build()
-            .map_err(ApiError::internal)?;
-        let output = self
-            .client
-            .converse()
-            .model_id(&self.model_id)
-            .messages(prompt)
-            .inference_config(
-                InferenceConfiguration::builder()
-                    .max_tokens(self.max_tokens)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(model_failure)?;
-        let text = reply_text(&output)?;
-        // A reply without usage cannot be priced by it: the hold's bound
-        // is charged then (see `Pricing::cost`), never nothing.
-        let usage = output.usage().map_or(
-            Usage {
-                input_tokens: u64::MAX,
-                output_tokens: u64::MAX,
-            },
-            usage_of,
-        );
-        // For cost and latency dashboards; never the message or the reply.
-        tracing::info!(
-            model = %self.model_id,
-            input_tokens = output.usage().map(|u| u.input_tokens()),
-            output_tokens = output.usage().map(|u| u.output_tokens()),
-            latency_ms = output.metrics().map(|m| m.latency_ms()),
-            stop_reason = output.stop_reason().as_str(),
-            "model replied"
-        );
-        Ok(Reply { text, usage })
-    }
 }
 
 impl Responder for BedrockResponder {
-    fn respond<'a>(&'a self, _user: &'a Username, message: &'a ChatMessage) -> ResponseFuture<'a> {
-        Box::pin(self.converse(message))
-    }
-
     fn is_paid(&self) -> bool {
         true
     }
@@ -277,30 +226,18 @@ fn usage_of(usage: &TokenUsage) -> Usage {
     }
 }
 
-/// The text of the model's reply; a reply without any is the model's
-/// failure, since an empty chat would still be charged.
-fn reply_text(output: &ConverseOutput) -> Result<String, ApiError> {
-    let message = output
-        .output()
-        .and_then(|o| o.as_message().ok())
-        .ok_or_else(|| ApiError::ModelError("the model's output is not a message".into()))?;
-    let text: String = message
-        .content()
-        .iter()
-        .filter_map(|block| block.as_text().ok())
-        .map(String::as_str)
-        .collect();
-    if text.trim().is_empty() {
-        return Err(ApiError::ModelError(
-            format!(
-                "the model's reply holds no text (stop reason {})",
-                output.stop_reason().as_str()
-            )
-            .into(),
-        ));
-    }
-    Ok(text)
-}
+/// Error codes that say the model processed nothing: it was busy, or it
+/// refused the request as invalid or forbidden. A call that ends so, before
+/// any output, is free.
+const REFUSAL_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ServiceUnavailableException",
+    "ServiceQuotaExceededException",
+    "ModelNotReadyException",
+    "ValidationException",
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+];
 
 /// Error codes that mean "not now" rather than "not this": the client may
 /// retry the same message later.
@@ -315,12 +252,6 @@ const UNAVAILABLE_CODES: &[&str] = &[
 /// Bedrock's name for an error, spelt as in [`UNAVAILABLE_CODES`].
 trait ErrorCode: std::error::Error + Send + Sync + 'static {
     fn error_code(&self) -> Option<&str>;
-}
-
-impl ErrorCode for ConverseError {
-    fn error_code(&self) -> Option<&str> {
-        self.code()
-    }
 }
 
 /// The HTTP status a failure came with, if it came with one (an exception

@@ -9,19 +9,22 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamError;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamMetadataEvent,
-    ConverseStreamOutput, InferenceConfiguration, Message, StopReason, SystemContentBlock,
+    ConverseStreamOutput, InferenceConfiguration, Message, ReasoningContentBlockDelta, StopReason,
+    SystemContentBlock,
 };
 use aws_smithy_types::event_stream::RawMessage;
-use chat_core::responder::{Conversation, Finish, NextPiece, Piece, ReplyStream, Role, Sampling};
+use chat_core::responder::{
+    Conversation, Finish, NextPiece, Piece, ReplyStream, Role, Sampling, StartFailure,
+};
 use chat_core::ApiError;
 
-use crate::{model_failure, usage_of, BedrockResponder, ErrorCode, RawStatus};
+use crate::{model_failure, usage_of, BedrockResponder, ErrorCode, RawStatus, REFUSAL_CODES};
 
 type Events = EventReceiver<ConverseStreamOutput, ConverseStreamOutputError>;
 
@@ -59,14 +62,15 @@ impl RawStatus for RawMessage {
     }
 }
 
-/// Starts the reply and waits for its first piece, so that a model that
-/// refuses, is throttled, never starts or fails before writing anything
-/// fails here, where nothing is charged.
+/// Starts the reply and waits for its first piece. A failure before the
+/// response head, or an exception that says the model processed nothing
+/// (throttled, invalid, forbidden), is a refusal, which is free; a model
+/// that accepted the request and then stalled or failed had read it.
 pub(crate) async fn converse_stream(
     responder: &BedrockResponder,
     conversation: &Conversation,
     sampling: &Sampling,
-) -> Result<Box<dyn ReplyStream>, ApiError> {
+) -> Result<Box<dyn ReplyStream>, StartFailure> {
     // The SDK's operation timeout ends with the response head; the rest of
     // the same budget is what the model has to write its first piece.
     let deadline = Instant::now() + responder.timeout;
@@ -75,11 +79,13 @@ pub(crate) async fn converse_stream(
         .converse_stream()
         .model_id(&responder.model_id)
         .set_system(system_of(conversation))
-        .set_messages(Some(messages_of(conversation)?))
+        .set_messages(Some(
+            messages_of(conversation).map_err(StartFailure::refused)?,
+        ))
         .inference_config(inference_of(sampling, responder.max_tokens))
         .send()
         .await
-        .map_err(model_failure)?;
+        .map_err(|err| StartFailure::refused(model_failure(err)))?;
     let mut stream = BedrockStream {
         events: Some(output.stream),
         ready: None,
@@ -87,7 +93,13 @@ pub(crate) async fn converse_stream(
         model_id: responder.model_id.clone(),
         timeout: responder.timeout,
     };
-    stream.ready = stream.advance(Some(deadline)).await?;
+    stream.ready = stream
+        .advance(Some(deadline))
+        .await
+        .map_err(|failed| match failed.refused {
+            true => StartFailure::refused(failed.error),
+            false => StartFailure::after_reading(failed.error),
+        })?;
     Ok(Box::new(stream))
 }
 
@@ -162,8 +174,21 @@ impl Progress {
         match event {
             ConverseStreamOutput::ContentBlockDelta(block) => match block.delta {
                 Some(ContentBlockDelta::Text(text)) if !text.is_empty() => Some(Piece::Text(text)),
-                // Reasoning, tool use and citations are not part of a
-                // chat reply.
+                // Reasoning and a tool's input are not part of a chat
+                // reply, but the model wrote them, and they count toward
+                // what a reply without a usage report is charged.
+                Some(ContentBlockDelta::ReasoningContent(reasoning)) => {
+                    let bytes = match reasoning {
+                        ReasoningContentBlockDelta::Text(text) => text.len(),
+                        ReasoningContentBlockDelta::RedactedContent(blob) => blob.as_ref().len(),
+                        _ => 0,
+                    };
+                    (bytes > 0).then_some(Piece::Hidden(bytes))
+                }
+                Some(ContentBlockDelta::ToolUse(tool)) if !tool.input.is_empty() => {
+                    Some(Piece::Hidden(tool.input.len()))
+                }
+                // Citations and the rest add no output of their own.
                 _ => None,
             },
             ConverseStreamOutput::MessageStop(stop) => {
@@ -212,10 +237,40 @@ struct BedrockStream {
     timeout: Duration,
 }
 
+/// A stream's failure, and whether it says the model processed nothing.
+struct Failed {
+    error: ApiError,
+    refused: bool,
+}
+
+impl Failed {
+    fn of<E: ErrorCode, R: RawStatus>(err: SdkError<E, R>) -> Self {
+        let refused = match &err {
+            SdkError::ServiceError(service) => service
+                .err()
+                .error_code()
+                .is_some_and(|code| REFUSAL_CODES.contains(&code)),
+            _ => false,
+        };
+        Failed {
+            error: model_failure(err),
+            refused,
+        }
+    }
+
+    /// A failure of the model after it accepted the request.
+    fn after_reading(error: ApiError) -> Self {
+        Failed {
+            error,
+            refused: false,
+        }
+    }
+}
+
 impl BedrockStream {
     /// The next piece, waiting at most `timeout` for each event, or until
     /// `deadline` for all of them. Any failure ends the stream.
-    async fn advance(&mut self, deadline: Option<Instant>) -> Result<Option<Piece>, ApiError> {
+    async fn advance(&mut self, deadline: Option<Instant>) -> Result<Option<Piece>, Failed> {
         if let Some(piece) = self.ready.take() {
             return Ok(Some(piece));
         }
@@ -227,17 +282,17 @@ impl BedrockStream {
                 Ok(Ok(Some(event))) => self.progress.on_event(event),
                 Ok(Ok(None)) => {
                     self.events = None;
-                    Some(self.progress.on_end()?)
+                    Some(self.progress.on_end().map_err(Failed::after_reading)?)
                 }
                 Ok(Err(err)) => {
                     self.events = None;
-                    return Err(model_failure(err));
+                    return Err(Failed::of(err));
                 }
                 Err(_) => {
                     self.events = None;
-                    return Err(ApiError::ModelUnavailable(
+                    return Err(Failed::after_reading(ApiError::ModelUnavailable(
                         format!("the model sent nothing more within {wait:?}").into(),
-                    ));
+                    )));
                 }
             };
             if let Some(piece) = piece {
@@ -272,7 +327,7 @@ impl BedrockStream {
 
 impl ReplyStream for BedrockStream {
     fn next(&mut self) -> NextPiece<'_> {
-        Box::pin(self.advance(None))
+        Box::pin(async { self.advance(None).await.map_err(|failed| failed.error) })
     }
 }
 

@@ -15,7 +15,7 @@ use lambda_http::{Body, Response};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::metrics::{ChatCounts, MetricsSink, Outcome, RequestMetrics, Stdout};
+use crate::metrics::{ChatCounts, MetricsSink, MoneyEvent, Outcome, RequestMetrics, Stdout};
 use crate::responder::{DummyResponder, Responder};
 use crate::store::Store;
 
@@ -32,7 +32,8 @@ pub struct App {
 impl App {
     pub fn new(config: Config, client: Client) -> Self {
         let store = Store::new(client, config.tables.clone())
-            .with_chats_per_minute(config.chats_per_minute);
+            .with_chats_per_minute(config.chats_per_minute)
+            .with_open_calls_per_user(config.open_calls_per_user);
         App {
             config,
             auth: Authenticator::new(store.clone()),
@@ -90,6 +91,16 @@ impl App {
             throttled,
         };
         metrics.write_to(self.metrics.as_ref(), &self.config.metrics_namespace);
+    }
+
+    /// Counts `count` money events of `function` (nothing for 0).
+    pub fn count(&self, function: &str, event: MoneyEvent, count: u64) {
+        event.write_to(
+            function,
+            count,
+            self.metrics.as_ref(),
+            &self.config.metrics_namespace,
+        );
     }
 
     /// Logging, configuration and the DynamoDB client, for a function's

@@ -43,6 +43,18 @@ impl Timestamp {
             .map(Timestamp)
     }
 
+    /// Milliseconds since the epoch: all that [`Timestamp::iso8601`] shows,
+    /// as a number to store and read back.
+    pub fn unix_millis(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    pub fn from_unix_millis(millis: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn iso8601(self) -> String {
         self.0
             .format(ISO_8601_MILLIS)
@@ -62,5 +74,7 @@ mod tests {
         assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
         assert_eq!(t.unix_seconds(), 1_795_615_387);
         assert_eq!(t.day(), "2026-11-25");
+        let back = Timestamp::from_unix_millis(t.unix_millis()).unwrap();
+        assert_eq!(back.iso8601(), t.iso8601());
     }
 }

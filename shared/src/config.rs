@@ -47,6 +47,13 @@ pub struct Config {
     pub metrics_namespace: String,
     /// Chats (and completions) one user may start per minute; 0: no cap.
     pub chats_per_minute: u32,
+    /// Model calls one user may have open at once, on every route together
+    /// (holds not yet settled); 0: no cap.
+    pub open_calls_per_user: u32,
+    /// The slowest rate the model writes at, in output tokens a second: a
+    /// reply is never asked for more than it can write in the time the
+    /// invocation has left, so a full reply always fits.
+    pub model_tokens_per_second: u32,
     /// Who may register.
     pub registration: Registration,
 }
@@ -73,6 +80,15 @@ pub const DEFAULT_METRICS_NAMESPACE: &str = "ChatApi";
 pub const DEFAULT_CHATS_PER_MINUTE: u32 = 60;
 /// The chat function's timeout with a model (29 s) plus a minute.
 pub const DEFAULT_HOLD_SECONDS: u64 = 90;
+/// Model calls one user may have running at once: a person in a few tabs
+/// and a program with a little parallelism fit; a script opening a hundred
+/// streams does not take the account's Lambda concurrency and the model's
+/// quota from everyone else.
+pub const DEFAULT_OPEN_CALLS_PER_USER: u32 = 4;
+/// A conservative rate for Bedrock's on-demand text models, which mostly
+/// stream at 50 to 150 output tokens a second: at this rate the chat
+/// function's 24 s for the model fit 1200 tokens, above the default cap.
+pub const DEFAULT_MODEL_TOKENS_PER_SECOND: u32 = 50;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -105,14 +121,38 @@ impl Config {
         // DynamoDB can never overflow.
         let max_tokens = 1_000_000_000;
         let chat_cost = number("CHAT_COST", DEFAULT_CHAT_COST.into(), 1, max_tokens)? as u32;
+        // A price of 0 would make every call free, even at a balance of 0:
+        // only an operator who says so (`MODEL_FREE=true`) gets that.
+        let free = match get("MODEL_FREE").as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "MODEL_FREE",
+                    expected: "true or false",
+                    value: other.to_owned(),
+                })
+            }
+        };
         let price = |name: &'static str| -> Result<u32, ConfigError> {
+            let lowest = if free { 0 } else { 1 };
             match get(name).filter(|v| !v.trim().is_empty()) {
                 None => Err(ConfigError::Invalid {
                     name,
                     expected: "set with PRICING=usage (balance tokens per 1000 model tokens)",
                     value: String::new(),
                 }),
-                Some(_) => Ok(number(name, 0, 0, 1_000_000)? as u32),
+                Some(value) => number_in(&get, name, 0, lowest, 1_000_000)
+                    .map(|price| price as u32)
+                    .map_err(|_| ConfigError::Invalid {
+                        name,
+                        expected: if free {
+                            "a whole number from 0 to 1000000"
+                        } else {
+                            "a whole number from 1 to 1000000 (0 only with MODEL_FREE=true)"
+                        },
+                        value,
+                    }),
             }
         };
         let pricing = match get("PRICING").as_deref().map(str::trim) {
@@ -155,6 +195,18 @@ impl Config {
                 0,
                 1_000_000,
             )? as u32,
+            open_calls_per_user: number(
+                "OPEN_CALLS_PER_USER",
+                DEFAULT_OPEN_CALLS_PER_USER.into(),
+                0,
+                1000,
+            )? as u32,
+            model_tokens_per_second: number(
+                "MODEL_TOKENS_PER_SECOND",
+                DEFAULT_MODEL_TOKENS_PER_SECOND.into(),
+                1,
+                100_000,
+            )? as u32,
             initial_tokens: number(
                 "INITIAL_TOKENS",
                 DEFAULT_INITIAL_TOKENS.into(),
@@ -196,6 +248,8 @@ impl Config {
             session_ttl: Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS),
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
             chats_per_minute: DEFAULT_CHATS_PER_MINUTE,
+            open_calls_per_user: DEFAULT_OPEN_CALLS_PER_USER,
+            model_tokens_per_second: DEFAULT_MODEL_TOKENS_PER_SECOND,
             registration: Registration::Open,
         }
     }
@@ -298,6 +352,41 @@ mod tests {
         let mut bad = TABLES.to_vec();
         bad.push(("PRICING", "per-word"));
         assert!(Config::from_lookup(lookup(&bad)).is_err());
+    }
+
+    #[test]
+    fn a_price_of_zero_is_refused_unless_the_model_is_declared_free() {
+        for (input, output) in [("0", "15"), ("3", "0"), ("0", "0")] {
+            let mut pairs = TABLES.to_vec();
+            pairs.extend([
+                ("PRICING", "usage"),
+                ("MODEL_INPUT_PRICE", input),
+                ("MODEL_OUTPUT_PRICE", output),
+            ]);
+            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(err.to_string().contains("MODEL_FREE=true"), "{err}");
+            pairs.push(("MODEL_FREE", "true"));
+            let config = Config::from_lookup(lookup(&pairs)).unwrap();
+            assert!(matches!(config.pricing, Pricing::Usage(_)));
+        }
+        let mut pairs = TABLES.to_vec();
+        pairs.push(("MODEL_FREE", "yes"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("MODEL_FREE"), "{err}");
+    }
+
+    #[test]
+    fn the_open_call_cap_defaults_to_four_and_zero_turns_it_off() {
+        let config = Config::from_lookup(lookup(&TABLES)).unwrap();
+        assert_eq!(config.open_calls_per_user, 4);
+        let mut pairs = TABLES.to_vec();
+        pairs.push(("OPEN_CALLS_PER_USER", "0"));
+        assert_eq!(
+            Config::from_lookup(lookup(&pairs))
+                .unwrap()
+                .open_calls_per_user,
+            0
+        );
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub enum ApiError {
     /// The per-user chat rate (`CHATS_PER_MINUTE`) is reached.
     #[error("too many chats this minute; retry after {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// The user already has `OPEN_CALLS_PER_USER` model calls running.
+    #[error(
+        "too many model calls running for this user at once; retry after {retry_after} seconds"
+    )]
+    TooManyOpenCalls { retry_after: u64 },
     /// The operator disabled the account (`chat-ops disable`).
     #[error("this account is disabled")]
     AccountDisabled,
@@ -82,6 +87,15 @@ pub enum ApiError {
     /// The model is throttled, not ready, or did not answer in time.
     #[error("the model is busy or did not answer in time; nothing was charged, retry shortly")]
     ModelUnavailable(#[source] BoxError),
+    /// The model failed after it had read the request (or the reply had
+    /// none of its text): what it read and wrote was charged, as its
+    /// provider bills it. Status and code are the failure's own.
+    #[error("the model did not finish its reply; {charged} tokens were charged for what it read and wrote")]
+    ChargedFailure {
+        #[source]
+        failure: Box<ApiError>,
+        charged: u64,
+    },
     #[error("internal server error")]
     Internal(#[source] BoxError),
 }
@@ -103,7 +117,9 @@ impl ApiError {
     pub fn is_throttling(&self) -> bool {
         matches!(
             self,
-            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. }
+            ApiError::TooManyAttempts { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::TooManyOpenCalls { .. }
         )
     }
 
@@ -120,6 +136,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyOpenCalls { .. } => "too_many_open_calls",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
@@ -133,6 +150,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::ModelError(_) => "model_error",
             ApiError::ModelUnavailable(_) => "model_unavailable",
+            ApiError::ChargedFailure { failure, .. } => failure.code(),
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -150,9 +168,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
-            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyAttempts { .. }
+            | ApiError::RateLimited { .. }
+            | ApiError::TooManyOpenCalls { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SessionRequired | ApiError::RegistrationClosed | ApiError::InvalidInvite => {
                 StatusCode::FORBIDDEN
             }
@@ -161,6 +179,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::ModelError(_) => StatusCode::BAD_GATEWAY,
+            ApiError::ChargedFailure { failure, .. } => failure.status(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -181,6 +200,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit } | ApiError::TooManyKeys { limit } => {
                 body.insert("limit".into(), json!(limit));
+            }
+            ApiError::ChargedFailure { charged, .. } => {
+                body.insert("charged".into(), json!(charged));
             }
             _ => {}
         }
@@ -208,6 +230,10 @@ impl ApiError {
             ApiError::ModelUnavailable(source) => {
                 tracing::warn!(error = %ErrorChain(source.as_ref()), "model unavailable")
             }
+            ApiError::ChargedFailure { failure, charged } => {
+                tracing::info!(charged, "the model failed after reading the request");
+                failure.log()
+            }
             ApiError::Internal(source) => {
                 tracing::error!(error = %ErrorChain(source.as_ref()), "internal error")
             }
@@ -232,8 +258,14 @@ impl ApiError {
                     HeaderValue::from(MODEL_RETRY_AFTER_SECONDS),
                 );
             }
-            ApiError::TooManyAttempts { retry_after } | ApiError::RateLimited { retry_after } => {
+            ApiError::TooManyAttempts { retry_after }
+            | ApiError::RateLimited { retry_after }
+            | ApiError::TooManyOpenCalls { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::ChargedFailure { failure, charged } => {
+                failure.add_headers(headers);
+                headers.insert(crate::response::TOKENS_CHARGED, HeaderValue::from(*charged));
             }
             ApiError::MethodNotAllowed { allowed } => {
                 if let Ok(value) = HeaderValue::from_str(allowed) {
@@ -318,6 +350,19 @@ mod tests {
                 ApiError::RateLimited { retry_after: 9 },
                 429,
                 "rate_limited",
+            ),
+            (
+                ApiError::TooManyOpenCalls { retry_after: 1 },
+                429,
+                "too_many_open_calls",
+            ),
+            (
+                ApiError::ChargedFailure {
+                    failure: Box::new(ApiError::ModelUnavailable("slow".into())),
+                    charged: 7,
+                },
+                503,
+                "model_unavailable",
             ),
             (ApiError::TooManyKeys { limit: 10 }, 409, "too_many_keys"),
             (ApiError::SessionRequired, 403, "session_required"),

@@ -19,9 +19,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// earlier answer, not a second charge.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// On every answered chat: the tokens this request charged (what the model
-/// used under usage pricing; 0 for a replay).
-pub const TOKENS_CHARGED: &str = "tokens-charged";
+pub use crate::response::TOKENS_CHARGED;
 
 /// Turns a handler's outcome into the response Lambda returns. Every error,
 /// expected or not, leaves as a JSON body; nothing reaches the runtime as Err.

@@ -1,4 +1,4 @@
-//! The shared core of the token-metered chat API: everything the four Lambda
+//! The shared core of the token-metered chat API: everything the Lambda
 //! functions have in common. Each function's crate holds only its handler.
 //!
 //! A handler reads as one sentence: request -> [`http`] edge -> [`domain`]
@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod deadline;

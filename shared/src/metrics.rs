@@ -163,9 +163,83 @@ impl RequestMetrics {
     }
 }
 
+/// A rare event on the money path, counted on a line of its own. Each is
+/// model work not yet paid for at the time, and has an alarm in
+/// `template.yaml`: none of them happens while all is well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyEvent {
+    /// A settle could not commit within the invocation: what the chat owes
+    /// was recorded on its hold, for the sweeper to charge.
+    SettleFailed,
+    /// A settle could not commit and the record of what is owed could not
+    /// be written either: the sweeper will charge the whole hold.
+    OwedUnrecorded,
+    /// The sweeper closed a hold whose chat never settled.
+    HoldSwept,
+    /// Of those, one with nothing recorded: charged its whole amount.
+    ChargedAtBound,
+}
+
+impl MoneyEvent {
+    pub const ALL: [MoneyEvent; 4] = [
+        MoneyEvent::SettleFailed,
+        MoneyEvent::OwedUnrecorded,
+        MoneyEvent::HoldSwept,
+        MoneyEvent::ChargedAtBound,
+    ];
+
+    pub fn metric(self) -> &'static str {
+        match self {
+            MoneyEvent::SettleFailed => "SettleFailures",
+            MoneyEvent::OwedUnrecorded => "OwedUnrecorded",
+            MoneyEvent::HoldSwept => "HoldsSwept",
+            MoneyEvent::ChargedAtBound => "HoldsChargedAtBound",
+        }
+    }
+
+    /// The EMF document that counts `count` such events for `function`:
+    /// by function, and in all (the empty dimension set), which is what
+    /// the alarms watch.
+    pub fn emf(self, function: &str, count: u64, namespace: &str, at: SystemTime) -> Value {
+        let timestamp = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        json!({
+            "Function": function,
+            self.metric(): count,
+            "_aws": {
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"], []],
+                    "Metrics": [{"Name": self.metric(), "Unit": "Count"}],
+                }],
+            },
+        })
+    }
+
+    pub fn write_to(self, function: &str, count: u64, sink: &dyn MetricsSink, namespace: &str) {
+        if count > 0 {
+            let document = self.emf(function, count, namespace, SystemTime::now());
+            sink.write_line(&document.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_money_event_is_counted_by_function_and_in_all() {
+        let document = MoneyEvent::SettleFailed.emf("chat", 2, "Ns", UNIX_EPOCH);
+        assert_eq!(document["SettleFailures"], 2);
+        assert_eq!(document["Function"], "chat");
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["Function"], []]));
+        assert_eq!(directive["Metrics"][0]["Name"], "SettleFailures");
+    }
 
     fn charged(tokens: Option<u64>) -> Result<ChatAnswer, ApiError> {
         Ok(ChatAnswer {

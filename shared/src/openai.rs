@@ -36,7 +36,9 @@ impl OpenAiError {
             ApiError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
             ApiError::InsufficientTokens { .. } => ("insufficient_quota", "insufficient_quota"),
             // OpenAI's own names for a request-rate limit.
-            ApiError::RateLimited { .. } => ("requests", "rate_limit_exceeded"),
+            ApiError::RateLimited { .. } | ApiError::TooManyOpenCalls { .. } => {
+                ("requests", "rate_limit_exceeded")
+            }
             _ if status.is_server_error() => ("server_error", error.code()),
             _ => ("invalid_request_error", error.code()),
         };
@@ -52,15 +54,18 @@ impl OpenAiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         // Retried only where nothing can have been charged: a busy model
-        // (refused before any charge) or the per-user cap. A store that did
-        // not answer (`unavailable`) may have charged after all, and this
-        // route takes no idempotency key, so a blind retry could charge
-        // twice: the client decides, with its balance and history at hand.
+        // (refused before any charge) or a per-user cap. A store that did
+        // not answer (`unavailable`) may have charged after all, and a
+        // retry without an idempotency key could charge twice; a model that
+        // failed after reading the request was charged, and a retry is a
+        // new call: the client decides, with its balance and history at
+        // hand.
         let retry = matches!(
             error,
             ApiError::ModelUnavailable(_)
                 | ApiError::IdempotencyKeyInProgress
                 | ApiError::RateLimited { .. }
+                | ApiError::TooManyOpenCalls { .. }
         );
         headers.insert(
             SHOULD_RETRY,

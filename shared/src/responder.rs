@@ -4,21 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::domain::{ChatMessage, Username};
 use crate::error::ApiError;
 use crate::pricing::{Usage, MESSAGE_OVERHEAD_TOKENS};
 
 /// The reply of the original design, until a real model is wired in.
 pub const DUMMY_RESPONSE: &str = "AI response";
-
-/// A reply and what the model says it used to write it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub text: String,
-    pub usage: Usage,
-}
-
-pub type ResponseFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
 
 /// Who said a turn of a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +35,17 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// `/chat/`'s conversation: one message from the user, nothing else.
+    pub fn single(text: &str) -> Self {
+        Conversation {
+            system: Vec::new(),
+            turns: vec![Turn {
+                role: Role::User,
+                text: text.to_owned(),
+            }],
+        }
+    }
+
     /// The UTF-8 size of everything sent to the model: what bounds the
     /// input part of a hold.
     pub fn input_bytes(&self) -> usize {
@@ -102,6 +103,13 @@ impl Finish {
             Finish::ContentFilter => "content_filter",
         }
     }
+
+    /// The reason [`Finish::as_str`] spells so, as it is stored.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Finish::Stop, Finish::Length, Finish::ContentFilter]
+            .into_iter()
+            .find(|finish| finish.as_str() == text)
+    }
 }
 
 /// One piece of a streamed reply.
@@ -109,6 +117,10 @@ impl Finish {
 pub enum Piece {
     /// More of the reply's text.
     Text(String),
+    /// Output that is not the reply's text (reasoning, a tool's input):
+    /// never shown, but written by the model all the same, so its UTF-8
+    /// size counts toward what a reply without a usage report is charged.
+    Hidden(usize),
     /// The reply is over: why, and the usage the model reported, if it did
     /// (a stream whose usage never arrives is charged a bound instead).
     Finished {
@@ -127,20 +139,48 @@ pub trait ReplyStream: Send {
     fn next(&mut self) -> NextPiece<'_>;
 }
 
-pub type StreamFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Box<dyn ReplyStream>, ApiError>> + Send + 'a>>;
+/// Why a model call ended before its first piece, and whether the model
+/// had read the input by then, which its provider bills.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub error: ApiError,
+    /// `false`: the model said it processed nothing (it was throttled, or
+    /// refused the request as invalid or forbidden), or never answered at
+    /// all; the call is free. `true`: it accepted the request and then
+    /// stalled or failed; what it read is charged.
+    pub read_input: bool,
+}
 
-/// Produces the reply to one message. Called before anything is charged, so
-/// a failing model costs the user nothing.
+impl StartFailure {
+    /// A refusal: nothing was processed.
+    pub fn refused(error: ApiError) -> Self {
+        StartFailure {
+            error,
+            read_input: false,
+        }
+    }
+
+    /// A failure after the model accepted the request.
+    pub fn after_reading(error: ApiError) -> Self {
+        StartFailure {
+            error,
+            read_input: true,
+        }
+    }
+}
+
+pub type StreamFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Box<dyn ReplyStream>, StartFailure>> + Send + 'a>>;
+
+/// Produces replies, streamed, for `/chat/` and `/v1` alike.
 ///
 /// A free responder is called before the session and balance are checked,
 /// since the check and the charge are one transaction. A paid one (see
 /// [`Responder::is_paid`]) is called only once a hold on the most the chat
 /// can cost has been taken, or any well-formed token could run up the bill
-/// and concurrent chats could buy more calls than the balance covers.
+/// and concurrent chats could buy more calls than the balance covers (see
+/// `billing`).
 pub trait Responder: Send + Sync {
-    fn respond<'a>(&'a self, user: &'a Username, message: &'a ChatMessage) -> ResponseFuture<'a>;
-
     /// Whether a call costs us money. If it does, the chat handler holds
     /// the most it can cost before calling, and settles after.
     fn is_paid(&self) -> bool {
@@ -155,15 +195,18 @@ pub trait Responder: Send + Sync {
     /// The name clients use for this model (`model` on the OpenAI route).
     fn model_name(&self) -> &str;
 
-    /// Starts a reply to a whole conversation, streamed. An error here
-    /// means the model wrote nothing (it is throttled, or refused the
-    /// request), so nothing is charged.
+    /// Starts a reply to a whole conversation, streamed, and waits for its
+    /// first piece. An error here says whether the model read the input
+    /// before it failed ([`StartFailure`]).
     fn stream<'a>(
         &'a self,
         conversation: &'a Conversation,
         sampling: &'a Sampling,
     ) -> StreamFuture<'a>;
 }
+
+/// The most tokens a dummy reply may be asked for.
+pub const DUMMY_MAX_TOKENS: u32 = 8192;
 
 /// The model name of the dummy reply on the OpenAI route.
 pub const DUMMY_MODEL: &str = "dummy";
@@ -203,13 +246,10 @@ impl ReplyStream for DummyStream {
 }
 
 impl Responder for DummyResponder {
-    fn respond<'a>(&'a self, _user: &'a Username, _message: &'a ChatMessage) -> ResponseFuture<'a> {
-        Box::pin(async {
-            Ok(Reply {
-                text: DUMMY_RESPONSE.to_owned(),
-                usage: Usage::default(),
-            })
-        })
+    /// Bedrock's common maximum, so the same requests work against both:
+    /// the dummy writes two tokens whatever it is allowed.
+    fn max_output_tokens(&self) -> u32 {
+        DUMMY_MAX_TOKENS
     }
 
     fn model_name(&self) -> &str {
@@ -290,6 +330,7 @@ mod tests {
         while let Some(piece) = block_on(stream.next()).unwrap() {
             match piece {
                 Piece::Text(t) => text.push_str(&t),
+                Piece::Hidden(_) => {}
                 Piece::Finished { finish, usage } => end = Some((finish, usage)),
             }
         }
@@ -308,7 +349,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 Piece::Text(t) => Some(t.as_str()),
-                Piece::Finished { .. } => None,
+                Piece::Hidden(_) | Piece::Finished { .. } => None,
             })
             .collect();
         (pieces, text)

@@ -6,6 +6,11 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
+/// On every answered chat, and on a model failure that was charged: the
+/// tokens this request charged (what the model used under usage pricing;
+/// 0 for a replay).
+pub const TOKENS_CHARGED: &str = "tokens-charged";
+
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;

@@ -518,3 +518,86 @@ def test_unknown_model(user):
         assert error["code"] == "model_not_found", error
         assert info.value.code == "model_not_found"
     user.check_books(0)
+
+
+# --- retries -----------------------------------------------------------------
+
+
+class LoseFirstAnswer(httpx.BaseTransport):
+    """Sends every request on, then loses the first answer, as a dropped
+    connection would: the server did the work and charged for it, and the
+    SDK sees a timeout, which it retries on its own."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lost = 0
+
+    def handle_request(self, request):
+        response = self.inner.handle_request(request)
+        if self.lost == 0:
+            self.lost += 1
+            response.read()
+            response.close()
+            raise httpx.ReadTimeout("the answer was lost on the way", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_sdks_own_retry_with_an_idempotency_key_charges_once(user, stream):
+    requests: list = []
+    client = openai.OpenAI(
+        base_url=f"{BASE_URL}/v1",
+        api_key=user.token,
+        max_retries=2,
+        timeout=TIMEOUT,
+        http_client=openai.DefaultHttpxClient(
+            timeout=TIMEOUT,
+            trust_env=False,
+            transport=LoseFirstAnswer(),
+            event_hooks={"request": [requests.append]},
+        ),
+    )
+    key = f"sdk-retry-{uuid.uuid4()}"
+    with client:
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "charge me once"}],
+            stream=stream,
+            extra_headers={"Idempotency-Key": key},
+        )
+        parsed = raw.parse()
+        text = (
+            "".join(chunk.choices[0].delta.content or "" for chunk in parsed if chunk.choices)
+            if stream
+            else parsed.choices[0].message.content
+        )
+    assert text == REPLY
+    # The SDK sent the request twice, under the same key; the second was
+    # answered from the first.
+    assert len(requests) == 2, requests
+    assert {r.headers["idempotency-key"] for r in requests} == {key}
+    assert raw.headers.get("idempotent-replayed") == "true"
+    user.check_books(1, last_message="charge me once")
+
+
+def test_a_key_reused_for_another_request_is_refused(user):
+    key = f"sdk-reuse-{uuid.uuid4()}"
+    first = user.sdk.chat.completions.create(
+        model=MODEL, messages=HI, extra_headers={"Idempotency-Key": key}
+    )
+    again = user.sdk.chat.completions.create(
+        model=MODEL, messages=HI, extra_headers={"Idempotency-Key": key}
+    )
+    assert again.id == first.id
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        user.sdk.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "another"}],
+            extra_headers={"Idempotency-Key": key},
+        )
+    error = check_error(info.value, 422)
+    assert error["code"] == "idempotency_key_reused", error
+    user.check_books(1)

@@ -91,6 +91,17 @@ pub async fn complete_as(app: &Arc<App>, authorization: Option<&str>, body: &str
     Completed::of(response).await
 }
 
+/// `body` sent with `token` as the bearer and `key` as its
+/// `Idempotency-Key`.
+pub async fn complete_keyed(app: &Arc<App>, token: &str, key: &str, body: &Value) -> Completed {
+    let mut request = completion_request(Some(&format!("Bearer {token}")), &body.to_string());
+    request
+        .headers_mut()
+        .insert("idempotency-key", key.parse().expect("a header value"));
+    let response = completions::handle(app.clone(), request).await.unwrap();
+    Completed::of(response).await
+}
+
 /// The answer's head and its body still streaming: a test reads as much
 /// of it as it likes, and may drop it (a client hanging up).
 pub async fn open(app: &Arc<App>, token: &str, body: &Value) -> Response<StreamBody> {

@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 /// How many conflicts are still to come, and how many were sent.
 #[derive(Clone, Debug, Default)]
 pub struct Conflicts {
+    /// Requests of the operation let through before the conflicts begin.
+    skip: Arc<AtomicUsize>,
     pending: Arc<AtomicUsize>,
     sent: Arc<AtomicUsize>,
     /// How long each conflict takes to arrive, as a round trip would.
@@ -33,6 +35,14 @@ pub struct Conflicts {
 impl Conflicts {
     /// The next `count` requests of the operation are refused.
     pub fn arm(&self, count: usize) {
+        self.arm_after(0, count);
+    }
+
+    /// The next `skip` requests of the operation go through, and the
+    /// `count` after them are refused: a chat's hold commits, its settle
+    /// meets the conflicts.
+    pub fn arm_after(&self, skip: usize, count: usize) {
+        self.skip.store(skip, Ordering::SeqCst);
         self.pending.store(count, Ordering::SeqCst);
     }
 
@@ -49,6 +59,13 @@ impl Conflicts {
     }
 
     fn take_one(&self) -> bool {
+        let skipped = self
+            .skip
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if skipped {
+            return false;
+        }
         let taken = self
             .pending
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
@@ -48,6 +48,9 @@ pub enum Answer {
     Status(u16),
     /// The answer, after a wait before the response head.
     After(Duration, Box<Answer>),
+    /// The answer, once the test opens the gate: a model call that lasts
+    /// exactly as long as the test needs it to.
+    Gated(Gate, Box<Answer>),
     /// A reply told event by event: its pieces, pace, end and failures.
     Stream(Streamed),
 }
@@ -75,6 +78,10 @@ impl Answer {
         Answer::After(delay, Box::new(answer))
     }
 
+    pub fn gated(gate: &Gate, answer: Answer) -> Self {
+        Answer::Gated(gate.clone(), Box::new(answer))
+    }
+
     /// The reply these answers share, as a stream: what a reply answer
     /// streams (`None` for an error, which both endpoints answer alike).
     fn streamed(&self) -> Option<Streamed> {
@@ -87,7 +94,29 @@ impl Answer {
             } => Some(Streamed::pieces(&[text.as_str()]).usage(*input_tokens, *output_tokens)),
             Answer::Empty => Some(Streamed::pieces(&[]).usage(12, 5)),
             Answer::Stream(streamed) => Some(streamed.clone()),
-            Answer::Error { .. } | Answer::Status(_) | Answer::After(..) => None,
+            Answer::Error { .. } | Answer::Status(_) | Answer::After(..) | Answer::Gated(..) => {
+                None
+            }
+        }
+    }
+}
+
+/// Holds the answers behind it until [`Gate::open`]; open stays open.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, changed) = &*self.0;
+        let mut is_open = open.lock().unwrap();
+        while !*is_open {
+            is_open = changed.wait(is_open).unwrap();
         }
     }
 }
@@ -298,10 +327,19 @@ fn serve(stream: TcpStream, shared: &Shared) {
             Some(_) => (shared.script)(index),
             None => Answer::error(404, "UnknownOperationException"),
         };
-        while let Answer::After(delay, later) = answer {
-            std::thread::sleep(delay);
-            answer = *later;
-        }
+        let answer = loop {
+            answer = match answer {
+                Answer::After(delay, later) => {
+                    std::thread::sleep(delay);
+                    *later
+                }
+                Answer::Gated(gate, later) => {
+                    gate.wait();
+                    *later
+                }
+                ready => break ready,
+            };
+        };
         let streamed = answer.streamed();
         let written = match (operation, streamed) {
             (Some(Operation::ConverseStream), Some(streamed)) => {

@@ -242,6 +242,51 @@ pub async fn saved_messages(app: &App, username: &str) -> Vec<String> {
     }
 }
 
+/// Items of `username`'s partition of the chats table whose sort key
+/// starts with `prefix` (`ledger#hold#`, `ledger#release#`, ...), read
+/// strongly consistent.
+pub async fn ledger_entries(
+    app: &App,
+    username: &str,
+    prefix: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    app.store
+        .client()
+        .query()
+        .table_name(&app.store.tables().chats)
+        .key_condition_expression("username = :u AND begins_with(chat_id, :p)")
+        .expression_attribute_values(":u", AttributeValue::S(username.into()))
+        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+/// `username`'s account item as stored, read strongly consistent.
+pub async fn stored_account(
+    app: &App,
+    username: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    app.store
+        .client()
+        .get_item()
+        .table_name(&app.store.tables().users)
+        .key(
+            "username",
+            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the account exists")
+}
+
 /// How many chats are saved for `username`.
 pub async fn stored_chats(app: &App, username: &str) -> usize {
     saved_messages(app, username).await.len()

@@ -11,6 +11,7 @@ use api_tests::completion::*;
 use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::config::DEFAULT_OPEN_CALLS_PER_USER;
 use chat_core::pricing::{Pricing, UsagePrices, INPUT_OVERHEAD_TOKENS};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
@@ -26,10 +27,21 @@ const PRICES: UsagePrices = UsagePrices {
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn app_with(stub: &ConverseStub, pricing: Pricing, initial_tokens: u32) -> Arc<App> {
+    app_capped(stub, pricing, initial_tokens, DEFAULT_OPEN_CALLS_PER_USER).await
+}
+
+/// [`app_with`], with `open_calls` model calls a user may have open at once.
+async fn app_capped(
+    stub: &ConverseStub,
+    pricing: Pricing,
+    initial_tokens: u32,
+    open_calls: u32,
+) -> Arc<App> {
     let client = client();
     let mut config = Config::with_tables(fresh_tables(&client).await);
     config.pricing = pricing;
     config.initial_tokens = initial_tokens;
+    config.open_calls_per_user = open_calls;
     let mut app = quiet_app(config, client);
     let mut model = ModelConfig::new(MODEL_ID);
     model.max_attempts = 1;
@@ -230,7 +242,7 @@ async fn a_throttled_model_is_a_retryable_503_before_any_chunk_and_costs_nothing
 }
 
 #[tokio::test]
-async fn a_slow_model_still_answers_whole_and_a_failed_one_unstreamed_costs_nothing() {
+async fn a_slow_model_still_answers_whole_and_a_failed_one_unstreamed_is_charged_its_text() {
     let stub = ConverseStub::scripted(|n| match n {
         0 => Answer::Stream(
             Streamed::pieces(&["late ", "but ", "here"])
@@ -249,10 +261,15 @@ async fn a_slow_model_still_answers_whole_and_a_failed_one_unstreamed_costs_noth
     assert_eq!(body["choices"][0]["message"]["content"], "late but here");
     assert_eq!(body["usage"]["completion_tokens"], 3);
     assert_eq!(answer.header("tokens-charged"), Some("100"));
-    // Unstreamed, a model failing midway leaves its client no text: no charge.
+    // Unstreamed, a model failing midway still wrote what it wrote: the
+    // client gets it, cut short, and pays for it (a flat price here).
     let failed = complete(&app, &token, request(false)).await;
-    assert_eq!(failed.status, 502);
-    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_eq!(failed.status, 200);
+    let body = failed.json();
+    assert_eq!(body["choices"][0]["message"]["content"], "a ");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(failed.header("tokens-charged"), Some("100"));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3800));
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -261,7 +278,8 @@ async fn fifty_simultaneous_streams_on_a_model_hold_exactly_what_the_balance_cov
     let stub = ConverseStub::start(Answer::Stream(
         Streamed::pieces(&["ok"]).first_event_after(Duration::from_millis(200)),
     ));
-    let app = app_with(&stub, Pricing::Flat(100), 4000).await;
+    // The balance alone decides here (the per-user cap has a test of its own).
+    let app = app_capped(&stub, Pricing::Flat(100), 4000, 0).await;
     let token = signed_up(&app, "alice").await;
     let answers = simultaneous_completions(&app, &token, &request(true), 50).await;
     let ok = answers.iter().filter(|a| a.status == 200).count();

@@ -3,7 +3,6 @@
 //! changes nothing.
 
 use api_tests::*;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, Username};
@@ -132,18 +131,7 @@ async fn each_login_gets_its_own_working_token() {
 async fn only_the_token_hash_is_stored() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    let account = app
-        .store
-        .client()
-        .get_item()
-        .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S("alice".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let account = stored_account(&app, "alice").await;
     let text = format!("{account:?}");
     let session_id = AuthToken::parse(&token).unwrap().session_id();
     let sessions = account["sessions"].as_m().unwrap();

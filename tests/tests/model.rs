@@ -91,6 +91,33 @@ async fn a_model_reply_is_answered_saved_and_charged_once() {
 }
 
 #[tokio::test]
+async fn a_reply_with_usage_and_no_text_is_charged_its_usage_and_saved() {
+    use api_tests::converse_stub::Streamed;
+    use chat_core::pricing::{Pricing, UsagePrices};
+    // Filtered, or spent on reasoning: the model ran and says what it used.
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&[])
+            .usage(1000, 200)
+            .stop_reason("content_filtered"),
+    ));
+    let mut app = app_with(&stub, one_attempt()).await;
+    app.config.pricing = Pricing::Usage(UsagePrices {
+        input_per_1000: 3,
+        output_per_1000: 15,
+    });
+    let token = signed_up(&app, "alice").await;
+    let response = chat_as(&app, &token, "Hello").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(&response)["response"], "");
+    assert_eq!(response.headers()["finish-reason"], "content_filter");
+    // 1000 x 3 + 200 x 15 = 6000 thousandths.
+    assert_eq!(response.headers()["tokens-charged"], "6");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3994));
+    assert_eq!(saved_responses(&app, "alice").await, [""]);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn a_model_that_answers_with_an_error_is_502_and_charges_nothing() {
     let mut app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
@@ -117,8 +144,6 @@ async fn a_model_that_answers_with_an_error_is_502_and_charges_nothing() {
             Answer::error(403, "AccessDeniedException"),
             1,
         ),
-        ("a reply without text", Answer::Empty, 1),
-        ("a reply of white space", Answer::text(" \n"), 1),
     ];
     for (name, answer, attempts) in cases {
         let stub = ConverseStub::start(answer);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
 use chat_core::pricing::Usage;
 use chat_core::responder::{
-    Conversation, Finish, Piece, ReplyStream, Responder, Role, Sampling, Turn,
+    Conversation, Finish, Piece, ReplyStream, Responder, Role, Sampling, StartFailure, Turn,
 };
 use chat_core::ApiError;
 use chat_model::{BedrockResponder, ModelConfig};
@@ -252,9 +252,17 @@ async fn a_model_failing_before_any_text_fails_the_start() {
         ));
         let responder = stub.responder(ModelConfig::new(MODEL_ID));
         let result = responder.stream(&hello(), &sampling()).await;
+        // A throttled model processed nothing; one that failed after it
+        // accepted the request had read it, which its provider bills.
         match result {
-            Err(ApiError::ModelUnavailable(_)) if busy => {}
-            Err(ApiError::ModelError(_)) if !busy => {}
+            Err(StartFailure {
+                error: ApiError::ModelUnavailable(_),
+                read_input: false,
+            }) if busy => {}
+            Err(StartFailure {
+                error: ApiError::ModelError(_),
+                read_input: true,
+            }) if !busy => {}
             other => panic!("{exception}: {:?}", other.map(|_| "a stream")),
         }
         assert_eq!(stub.call_count(), 1, "{exception}");
@@ -302,7 +310,7 @@ async fn a_model_slower_than_the_timeout_to_start_is_unavailable_before_any_piec
             ),
         ),
     ];
-    for (slow, answer) in cases {
+    for ((slow, answer), read_input) in cases.into_iter().zip([false, true]) {
         let stub = ConverseStub::start(answer);
         let mut model = ModelConfig::new(MODEL_ID);
         model.timeout = Duration::from_secs(1);
@@ -310,8 +318,10 @@ async fn a_model_slower_than_the_timeout_to_start_is_unavailable_before_any_piec
         let started = Instant::now();
         let result = responder.stream(&hello(), &sampling()).await;
         let took = started.elapsed();
+        // No head: nothing says the model began. A head and then silence:
+        // it accepted the request, and read it.
         assert!(
-            matches!(result, Err(ApiError::ModelUnavailable(_))),
+            matches!(result, Err(StartFailure { error: ApiError::ModelUnavailable(_), read_input: r }) if r == read_input),
             "{slow}: {:?}",
             result.err()
         );
@@ -346,7 +356,13 @@ async fn a_throttled_model_fails_the_start_after_the_configured_attempts() {
         let responder = stub.responder(model);
         let result = responder.stream(&hello(), &sampling()).await;
         assert!(
-            matches!(result, Err(ApiError::ModelUnavailable(_))),
+            matches!(
+                result,
+                Err(StartFailure {
+                    error: ApiError::ModelUnavailable(_),
+                    read_input: false
+                })
+            ),
             "{:?}",
             result.err()
         );
@@ -367,7 +383,13 @@ async fn a_refused_request_fails_the_start_once_as_a_model_error() {
         let responder = stub.responder(ModelConfig::new(MODEL_ID));
         let result = responder.stream(&hello(), &sampling()).await;
         assert!(
-            matches!(result, Err(ApiError::ModelError(_))),
+            matches!(
+                result,
+                Err(StartFailure {
+                    error: ApiError::ModelError(_),
+                    read_input: false
+                })
+            ),
             "{error_type}: {:?}",
             result.err()
         );

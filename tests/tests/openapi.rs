@@ -1118,6 +1118,49 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     });
     assert_eq!(first.status(), 200);
     run.expect(CHAT, &second, 409, "idempotency_key_in_progress");
+    // With a cap of one open model call, a second chat while the first is
+    // with the model is refused (429).
+    app.store = app.store.clone().with_open_calls_per_user(1);
+    let before = slow.call_count();
+    let plain = || request("chat", Some(&body), Some(&token));
+    let (first, capped) = tokio::join!(call(&app, CHAT, plain()), async {
+        while slow.call_count() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        call(&app, CHAT, plain()).await
+    });
+    assert_eq!(first.status(), 200);
+    run.expect(CHAT, &capped, 429, "too_many_open_calls");
+    app.store = app
+        .store
+        .clone()
+        .with_open_calls_per_user(chat_core::config::DEFAULT_OPEN_CALLS_PER_USER);
+    // The same on /v1: a key whose first completion is still with the
+    // model (409), then its replay, and the key with another body (422).
+    let auth = bearer(&token);
+    let v1_keyed = |body: &Value| {
+        let mut request = completion(body, Some(&auth));
+        request
+            .headers_mut()
+            .insert("idempotency-key", "v1-slow-key".parse().unwrap());
+        request
+    };
+    let asked = hello(MODEL_ID);
+    let before = slow.call_count();
+    let (first, second) = tokio::join!(call(&app, COMPLETIONS, v1_keyed(&asked)), async {
+        while slow.call_count() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        call(&app, COMPLETIONS, v1_keyed(&asked)).await
+    });
+    let first = run.expect(COMPLETIONS, &first, 200, "");
+    run.expect(COMPLETIONS, &second, 409, "idempotency_key_in_progress");
+    let replay = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(run.expect(COMPLETIONS, &replay, 200, ""), first);
+    let other = with(hello(MODEL_ID), json!({"max_tokens": 5}));
+    let response = call(&app, COMPLETIONS, v1_keyed(&other)).await;
+    run.expect(COMPLETIONS, &response, 422, "idempotency_key_reused");
     app.responder = Arc::new(DummyResponder);
 
     // GET /chats/
@@ -1183,10 +1226,15 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     // server takes: nothing documented is refused.
     let everything = every_field();
     let fields: BTreeSet<String> = run.inputs(COMPLETIONS);
-    let sent: BTreeSet<String> = everything.as_object().unwrap().keys().cloned().collect();
+    let mut sent: BTreeSet<String> = everything.as_object().unwrap().keys().cloned().collect();
+    sent.insert("Idempotency-Key".to_owned());
     assert_eq!(sent, fields, "every_field() sends every documented field");
     run.accepted_body(COMPLETIONS, &everything.to_string());
-    let response = call(&app, COMPLETIONS, completion(&everything, Some(&auth))).await;
+    let mut keyed = completion(&everything, Some(&auth));
+    keyed
+        .headers_mut()
+        .insert("idempotency-key", "every field".parse().unwrap());
+    let response = call(&app, COMPLETIONS, keyed).await;
     let (chunks, _) = run.expect_stream(&response, true);
     assert_eq!(streamed_text(&chunks), "AI response");
     // Bodies that are not one JSON object, then bodies the schema refuses,
@@ -1561,9 +1609,11 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::RateLimited { .. } => 21,
             ApiError::RegistrationClosed => 22,
             ApiError::InvalidInvite => 23,
+            ApiError::TooManyOpenCalls { .. } => 24,
+            ApiError::ChargedFailure { .. } => 25,
         }
     }
-    const VARIANTS: usize = 24;
+    const VARIANTS: usize = 26;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -1596,6 +1646,11 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::RateLimited { retry_after: 9 },
         ApiError::RegistrationClosed,
         ApiError::InvalidInvite,
+        ApiError::TooManyOpenCalls { retry_after: 2 },
+        ApiError::ChargedFailure {
+            failure: Box::new(ApiError::ModelUnavailable("stalled".into())),
+            charged: 7,
+        },
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

@@ -205,7 +205,9 @@ async fn needed() -> ByFunction {
             "stream": true,
             "messages": [{"role": "user", "content": "hi"}],
         });
-        let answer = api_tests::completion::complete(&completing, &token, body).await;
+        // With a key, so the refusal forgets its marker too.
+        let key = format!("completion {status}");
+        let answer = api_tests::completion::complete_keyed(&completing, &token, &key, &body).await;
         assert_eq!(answer.status, status);
     }
     record("CompletionsFunction", &completing, &calls, WITH_MODEL);
@@ -219,14 +221,14 @@ async fn needed() -> ByFunction {
         .await
         .unwrap();
     let now = chat_core::clock::Timestamp::now();
-    let key = chat_core::domain::IdempotencyKey::parse("dead").unwrap();
-    let message = chat_core::domain::ChatMessage::parse("dead".into()).unwrap();
+    let key = chat_core::domain::IdempotencyKey::parse("dead")
+        .unwrap()
+        .bind(b"dead");
     sweeping
         .store
         .take_hold(
             &verified,
             &chat_core::store::HoldRequest {
-                message: &message,
                 amount: 100,
                 key: Some(&key),
                 taken: now,
@@ -241,7 +243,7 @@ async fn needed() -> ByFunction {
     let swept = sweeper::sweep(&sweeping, later, chat_core::deadline::Deadline::none())
         .await
         .unwrap();
-    assert_eq!(swept.released, 1);
+    assert_eq!(swept.charged_at_bound, 1);
     record("SweeperFunction", &sweeping, &calls, ALWAYS);
 
     let paid = cold_start(&paid).await;
@@ -250,12 +252,20 @@ async fn needed() -> ByFunction {
         .unwrap();
     assert_eq!(response.status(), 204);
     record("LogoutFunction", &paid, &calls, ALWAYS);
-    // The stand-in is no IAM check: the model's call is needed by count.
+    // The stand-in is no IAM check: the model's calls are needed as made,
+    // Converse as InvokeModel, ConverseStream as its streaming twin.
     assert!(stub.call_count() > 0);
-    needed
-        .entry(("ChatFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
-        .or_default()
-        .insert((MODEL_GRANT.0.to_owned(), MODEL_GRANT.1.to_owned()));
+    for call in stub.calls() {
+        let grant = if call.streamed {
+            STREAM_GRANT
+        } else {
+            MODEL_GRANT
+        };
+        needed
+            .entry(("ChatFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
+            .or_default()
+            .insert((grant.0.to_owned(), grant.1.to_owned()));
+    }
     assert!(streaming.call_count() > 0);
     needed
         .entry((

@@ -160,6 +160,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
         response: "AI response",
         cost: 4000,
         usage: Default::default(),
+        finish: chat_core::responder::Finish::Stop,
         created: Timestamp::now(),
     };
     let first = app

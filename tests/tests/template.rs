@@ -1,7 +1,7 @@
 //! `template.yaml`, the local router, the functions and the table schema held
 //! side by side: what runs locally is what AWS gets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
 use devtools::dynamodb_local::repo_root;
@@ -340,4 +340,164 @@ fn cors_lets_browser_code_read_every_header_a_client_acts_on_and_pins_origins_by
         "!Ref CorsAllowOrigin",
         "the allowed origins are the stack's parameter"
     );
+}
+
+/// What a condition of the template's `Rules` comes to for these
+/// parameters (the template's defaults for the rest): `!Ref`, `!Equals`,
+/// `!Not` and `!And`, the intrinsics a rule may use here.
+fn evaluate(template: &Value, expr: &Value, given: &BTreeMap<&str, &str>) -> Evaluated {
+    let Value::Tagged(tagged) = expr else {
+        return Evaluated::Text(match expr {
+            Value::String(s) => s.clone(),
+            other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+        });
+    };
+    let args = || tagged.value.as_sequence().unwrap().iter();
+    let truth = |v: &Value| match evaluate(template, v, given) {
+        Evaluated::Truth(t) => t,
+        other => panic!("not a condition: {other:?}"),
+    };
+    match tagged.tag.to_string().as_str() {
+        "!Ref" => {
+            let name = text(&tagged.value);
+            Evaluated::Text(given.get(name).map_or_else(
+                || {
+                    let default = &template["Parameters"][name]["Default"];
+                    serde_yaml::to_string(default)
+                        .unwrap()
+                        .trim()
+                        .trim_matches('"')
+                        .to_owned()
+                },
+                |v| (*v).to_owned(),
+            ))
+        }
+        "!Equals" => {
+            let both: Vec<Evaluated> = args().map(|v| evaluate(template, v, given)).collect();
+            Evaluated::Truth(both[0] == both[1])
+        }
+        "!Not" => Evaluated::Truth(!truth(args().next().unwrap())),
+        "!And" => Evaluated::Truth(args().all(truth)),
+        other => panic!("an intrinsic this test does not read: {other}"),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Evaluated {
+    Text(String),
+    Truth(bool),
+}
+
+/// Whether CloudFormation refuses a stack with these parameters: some
+/// rule applies and one of its assertions fails.
+fn refused_by_rules(template: &Value, given: &BTreeMap<&str, &str>) -> bool {
+    template["Rules"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .any(|rule| {
+            let applies = rule
+                .get("RuleCondition")
+                .is_none_or(|c| evaluate(template, c, given) == Evaluated::Truth(true));
+            applies
+                && rule["Assertions"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|a| evaluate(template, &a["Assert"], given) == Evaluated::Truth(false))
+        })
+}
+
+#[test]
+fn the_template_refuses_exactly_the_prices_the_functions_refuse() {
+    let template = template();
+    let mut cases = 0;
+    for pricing in ["flat", "usage"] {
+        for free in ["false", "true"] {
+            for input in ["0", "3"] {
+                for output in ["0", "15"] {
+                    let given: BTreeMap<&str, &str> = [
+                        ("ModelId", "anthropic.claude-3-haiku-20240307-v1:0"),
+                        ("Pricing", pricing),
+                        ("ModelFree", free),
+                        ("ModelInputPrice", input),
+                        ("ModelOutputPrice", output),
+                    ]
+                    .into();
+                    // What the template passes the chat function.
+                    let env: BTreeMap<&str, &str> = [
+                        ("USERS_TABLE", "u"),
+                        ("CREDENTIALS_TABLE", "c"),
+                        ("CHATS_TABLE", "h"),
+                        ("PRICING", pricing),
+                        ("MODEL_FREE", free),
+                        ("MODEL_INPUT_PRICE", input),
+                        ("MODEL_OUTPUT_PRICE", output),
+                    ]
+                    .into();
+                    let functions_refuse =
+                        chat_core::Config::from_lookup(|name| env.get(name).map(|v| v.to_string()))
+                            .is_err();
+                    assert_eq!(
+                        refused_by_rules(&template, &given),
+                        functions_refuse,
+                        "{given:?}"
+                    );
+                    // A price of 0 is refused unless the model is free.
+                    let zero = input == "0" || output == "0";
+                    assert_eq!(
+                        functions_refuse,
+                        pricing == "usage" && zero && free == "false",
+                        "{given:?}"
+                    );
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 16);
+}
+
+#[test]
+fn every_money_event_has_an_alarm_on_its_metric() {
+    use chat_core::metrics::MoneyEvent;
+    let template = template();
+    let namespace =
+        &template["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"];
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    for event in MoneyEvent::ALL {
+        let watching: Vec<&String> = alarms
+            .iter()
+            .filter(|(_, alarm)| alarm["Properties"]["MetricName"] == event.metric())
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(watching.len(), 1, "{}: {watching:?}", event.metric());
+        let alarm = &template["Resources"][watching[0].as_str()]["Properties"];
+        // The namespace the functions write to, and the metric in all (no
+        // dimension), which every function's events add to.
+        assert_eq!(&alarm["Namespace"], namespace, "{}", event.metric());
+        assert!(alarm.get("Dimensions").is_none(), "{}", event.metric());
+        assert_eq!(alarm["Threshold"].as_u64(), Some(1), "{}", event.metric());
+        let actions = serde_yaml::to_string(&alarm["AlarmActions"]).unwrap();
+        assert!(actions.contains("HasAlarmTopic"), "{}", event.metric());
+    }
+}
+
+#[test]
+fn the_metered_functions_get_every_billing_setting() {
+    let template = template();
+    for id in ["ChatFunction", "CompletionsFunction"] {
+        let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
+        for name in [
+            "MODEL_ID",
+            "PRICING",
+            "MODEL_INPUT_PRICE",
+            "MODEL_OUTPUT_PRICE",
+            "MODEL_FREE",
+            "MODEL_TOKENS_PER_SECOND",
+            "OPEN_CALLS_PER_USER",
+        ] {
+            assert!(variables.get(name).is_some(), "{id} gets {name}");
+        }
+    }
 }

@@ -11,17 +11,17 @@
 pub mod request;
 pub mod wire;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_core::clock::Timestamp;
-use chat_core::deadline::Deadline;
-use chat_core::domain::VerifiedToken;
-use chat_core::http::{deadline, json_body_within, require_method};
+use chat_core::billing::{self, Billed, Call, Opened, Settled, Sink};
+use chat_core::domain::{KeyedRequest, VerifiedToken};
+use chat_core::http::{deadline, idempotency_key, json_body_within, require_method};
+use chat_core::http::{IDEMPOTENT_REPLAYED, TOKENS_CHARGED};
 use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
-use chat_core::pricing::Usage;
-use chat_core::responder::{Finish, Piece, ReplyStream};
-use chat_core::store::{ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason};
+use chat_core::store::SavedChat;
 use chat_core::{ApiError, App};
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -32,420 +32,278 @@ use serde_json::{json, Map, Value};
 use request::CompletionRequest;
 use wire::Completion;
 
-/// Kept free before Lambda's deadline to settle and end the stream: a
-/// model still writing then is cut off (`finish_reason: "length"`) and
-/// charged for what it wrote.
-const SETTLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
-
 const FUNCTION: &str = "completions";
 
 pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
     let deadline = deadline(&request);
-    let accepted = match accept(&app, &request).await {
+    let (token, completion, key) = match accept(&app, &request).await {
         Ok(accepted) => accepted,
         Err(error) => return Ok(refuse(&app, started, &error)),
     };
-    let (token, completion) = accepted;
-    let answer = if app.responder.is_paid() {
-        metered(app.clone(), token, completion, deadline, started).await
-    } else {
-        free(&app, &token, &completion, deadline).await
-    };
-    Ok(match answer {
-        Ok(Answer::Now { response, charged }) => {
-            app.record(
-                FUNCTION,
-                started,
-                Some(ChatCounts::answered(Some(charged))),
-                false,
-            );
-            response
+    let call = call_of(&completion, key.as_ref(), deadline);
+    let billed = if app.responder.is_paid() {
+        match billing::open(&app, &token, &call).await {
+            Ok(Opened::Done(billed)) => Ok(billed),
+            Ok(Opened::Started(open)) if completion.stream => {
+                let response = stream(app.clone(), open, completion, key, deadline, started);
+                return Ok(response);
+            }
+            Ok(Opened::Started(open)) => Ok(Billed::Charged(open.finish(&app, &call, None).await)),
+            Err(error) => Err(error),
         }
-        // The stream's task writes the metrics once it knows the charge.
-        Ok(Answer::Streaming(response)) => response,
-        Err(error) => refuse(&app, started, &error),
-    })
+    } else {
+        billing::free(&app, &token, &call).await
+    };
+    let (response, charged) = match billed {
+        Ok(Billed::Charged(settled)) => {
+            let cost = settled.cost;
+            match settled.charged_failure() {
+                Ok(settled) => (answer(&app, &completion, &settled), Some(cost)),
+                // The model failed after reading the request: the error,
+                // with what that cost.
+                Err(error) => (OpenAiError::of(&error).into_response(), Some(cost)),
+            }
+        }
+        Ok(Billed::Replayed(saved)) => (replay(&app, &completion, saved), None),
+        Err(error) => return Ok(refuse(&app, started, &error)),
+    };
+    app.record(
+        FUNCTION,
+        started,
+        Some(ChatCounts::answered(charged)),
+        false,
+    );
+    Ok(response)
 }
 
-/// A request the caller may make: a live-looking token, a valid body and
-/// the model served here. The session itself is checked by the charge or
-/// the hold, in the same call.
+/// A request the caller may make: a live-looking token, a valid body, the
+/// model served here, and the idempotency key bound to the body. The
+/// session itself is checked by the charge or the hold, in the same call.
 async fn accept(
     app: &App,
     request: &Request,
-) -> Result<(VerifiedToken, CompletionRequest), ApiError> {
+) -> Result<(VerifiedToken, CompletionRequest, Option<KeyedRequest>), ApiError> {
     require_method(request, Method::POST)?;
     let token = app.auth.authenticate(request).await?;
     let body: Map<String, Value> = json_body_within(request, request::MAX_BODY_BYTES)?;
-    let completion = request::parse(body, max_tokens_cap(app))?;
+    // Bound to the whole request as parsed (any field changes the answer,
+    // `stream` included only in how it is sent), under a prefix of its own
+    // so no `/chat/` message can share a hash with it.
+    let key = idempotency_key(request)?.map(|key| {
+        let mut bytes = b"v1/chat/completions ".to_vec();
+        bytes.extend(serde_json::to_vec(&without_stream(&body)).unwrap_or_default());
+        key.bind(&bytes)
+    });
+    let completion = request::parse(body, app.responder.max_output_tokens())?;
     if completion.model != app.responder.model_name() {
         return Err(ApiError::UnknownModel(completion.model));
     }
-    Ok((token, completion))
+    Ok((token, completion, key))
 }
 
-/// The largest `max_tokens` a request may ask for: the model's cap. The
-/// dummy writes two tokens whatever it is asked; it takes Bedrock's
-/// common maximum so the same requests work against both.
-fn max_tokens_cap(app: &App) -> u32 {
-    match app.responder.max_output_tokens() {
-        0 => DUMMY_MAX_TOKENS,
-        cap => cap,
-    }
-}
-
-const DUMMY_MAX_TOKENS: u32 = 8192;
-
-enum Answer {
-    /// Answered in full, with what it charged.
-    Now {
-        response: Response<Body>,
-        charged: u64,
-    },
-    /// A stream under way; its task settles and counts it.
-    Streaming(Response<Body>),
-}
-
-/// The dummy: the whole reply first, then one transaction charges and saves
-/// it, then it goes out whole or as a stream of its pieces.
-async fn free(
-    app: &App,
-    token: &VerifiedToken,
-    completion: &CompletionRequest,
-    deadline: Deadline,
-) -> Result<Answer, ApiError> {
-    let reply = app
-        .responder
-        .stream(&completion.conversation, &completion.sampling)
-        .await?;
-    let produced = Produced::read(reply, None, None).await;
-    if let Some(error) = produced.failure {
-        return Err(error);
-    }
-    let usage = produced.usage.unwrap_or_default();
-    let record = ChatRecord {
-        chat_id: uuid::Uuid::now_v7(),
+/// What the billing module is asked for this completion.
+fn call_of<'a>(
+    completion: &'a CompletionRequest,
+    key: Option<&'a KeyedRequest>,
+    deadline: chat_core::deadline::Deadline,
+) -> Call<'a> {
+    Call {
+        conversation: &completion.conversation,
+        sampling: &completion.sampling,
         message: &completion.last_message,
-        response: &produced.text,
-        cost: app.config.pricing.charge(usage),
-        usage,
-        created: Timestamp::now(),
-    };
-    match app
-        .store
-        .charge_and_save_chat(token, &record, None, deadline)
-        .await?
-    {
-        ChatOutcome::Saved => {}
-        // Only a request with an idempotency key can replay, and this
-        // route sends none.
-        ChatOutcome::Replayed(_) => {
-            return Err(ApiError::internal("a chat without a key replayed"))
-        }
+        key,
+        deadline,
+        function: FUNCTION,
     }
-    let name = app.responder.model_name();
-    let wire = Completion::new(record.chat_id, record.created.unix_seconds(), name);
-    let finish = produced.finish.unwrap_or(Finish::Stop);
-    let response = if completion.stream {
+}
+
+/// The body without the fields that only say how the answer is sent: a
+/// retry that asks for the same reply streamed, or whole, is the same
+/// request.
+fn without_stream(body: &Map<String, Value>) -> Map<String, Value> {
+    let mut body = body.clone();
+    body.remove("stream");
+    body.remove("stream_options");
+    body
+}
+
+/// The completion a chat's id stands for: `created` is the id's own time
+/// (a UUIDv7), so a replay names the same second as the first answer.
+fn completion_of<'a>(chat_id: uuid::Uuid, model: &'a str) -> Completion<'a> {
+    let created = chat_id
+        .get_timestamp()
+        .map_or(0, |at| at.to_unix().0 as i64);
+    Completion::new(chat_id, created, model)
+}
+
+/// A reply already settled (or made free), whole or as a stream of its
+/// pieces.
+fn answer(app: &App, completion: &CompletionRequest, settled: &Settled) -> Response<Body> {
+    let wire = completion_of(settled.chat_id, app.responder.model_name());
+    if completion.stream {
         let mut events = vec![wire.chunk(wire::role_delta(), None, completion.include_usage)];
-        for piece in &produced.pieces {
+        for piece in &settled.pieces {
             events.push(wire.chunk(wire::text_delta(piece), None, completion.include_usage));
         }
-        events.push(wire.chunk(json!({}), Some(finish), completion.include_usage));
-        if completion.include_usage {
-            events.push(wire.usage_chunk(usage));
-        }
-        events.push(wire::DONE.to_vec());
-        let (mut sender, body) = channel();
-        tokio::spawn(async move {
-            for event in events {
-                if sender.send_data(event.into()).await.is_err() {
-                    break;
-                }
-            }
-        });
-        event_stream(body)
-    } else {
-        json_answer(&wire.whole(&produced.text, finish, usage), record.cost)
-    };
-    Ok(Answer::Now {
-        response,
-        charged: record.cost,
-    })
+        events.extend(ending(&wire, settled, completion.include_usage));
+        return send_all(events, false);
+    }
+    json_answer(
+        &wire.whole(&settled.text, settled.finish, settled.usage),
+        settled.cost,
+        false,
+    )
 }
 
-/// A paid model: hold, then the model, then settle.
-async fn metered(
-    app: Arc<App>,
-    token: VerifiedToken,
-    completion: CompletionRequest,
-    deadline: Deadline,
-    started: std::time::Instant,
-) -> Result<Answer, ApiError> {
-    let pricing = app.config.pricing;
-    let most = pricing.hold(
-        completion.conversation.input_bound(),
-        completion.sampling.max_tokens,
-    );
-    let now = Timestamp::now();
-    let hold_request = HoldRequest {
-        message: &completion.last_message,
-        amount: most,
-        key: None,
-        taken: now,
-        expires: now.plus(app.config.hold_ttl),
+/// The earlier answer to a retry under the same idempotency key, in the
+/// form this request asks for; nothing charged now.
+fn replay(app: &App, completion: &CompletionRequest, saved: SavedChat) -> Response<Body> {
+    tracing::info!(chat_id = %saved.chat_id, "completion replayed for its idempotency key");
+    let chat_id = uuid::Uuid::parse_str(&saved.chat_id).unwrap_or_default();
+    let settled = Settled {
+        chat_id,
+        created: chat_core::clock::Timestamp::now(),
+        pieces: vec![saved.response.clone()],
+        text: saved.response,
+        finish: saved.finish,
+        usage: saved.usage.unwrap_or_default(),
+        cost: 0,
+        failure: None,
     };
-    let hold = match app.store.take_hold(&token, &hold_request, deadline).await? {
-        HoldOutcome::Held(hold) => hold,
-        HoldOutcome::Replayed(_) => {
-            return Err(ApiError::internal("a hold without a key replayed"))
-        }
-    };
-    let reply = match app
-        .responder
-        .stream(&completion.conversation, &completion.sampling)
-        .await
-    {
-        Ok(reply) => reply,
-        Err(error) => {
-            release(&app, &hold, ReleaseReason::ModelFailed, deadline).await;
-            return Err(error);
-        }
-    };
-    let cutoff = deadline
-        .instant()
-        .map(|at| at.checked_sub(SETTLE_MARGIN).unwrap_or(at));
-    if !completion.stream {
-        let produced = Produced::read(reply, cutoff, None).await;
-        if produced.text.is_empty() || produced.failure.is_some() {
-            // The client gets no text, so it pays nothing.
-            release(&app, &hold, ReleaseReason::ModelFailed, deadline).await;
-            return Err(produced.failure.unwrap_or_else(no_text));
-        }
-        let chat_id = uuid::Uuid::now_v7();
-        let (cost, usage) = settle(&app, &hold, &completion, &produced, chat_id, deadline).await?;
-        let name = app.responder.model_name();
-        let wire = Completion::new(chat_id, Timestamp::now().unix_seconds(), name);
-        let finish = produced.finish.unwrap_or(Finish::Stop);
-        return Ok(Answer::Now {
-            response: json_answer(&wire.whole(&produced.text, finish, usage), cost),
-            charged: cost,
-        });
+    let wire = completion_of(chat_id, app.responder.model_name());
+    if completion.stream {
+        let mut events = vec![
+            wire.chunk(wire::role_delta(), None, completion.include_usage),
+            wire.chunk(
+                wire::text_delta(&settled.text),
+                None,
+                completion.include_usage,
+            ),
+        ];
+        events.extend(ending(&wire, &settled, completion.include_usage));
+        return send_all(events, true);
     }
+    json_answer(
+        &wire.whole(&settled.text, settled.finish, settled.usage),
+        0,
+        true,
+    )
+}
+
+/// The events that end a stream: the finish chunk, the usage chunk if it
+/// was asked for, `[DONE]`; or, after a failure midway, the error.
+fn ending(wire: &Completion<'_>, settled: &Settled, include_usage: bool) -> Vec<Vec<u8>> {
+    if let Some(error) = &settled.failure {
+        // The text so far was charged; the client learns the rest failed.
+        return vec![wire::error_event(&OpenAiError::of(error).body)];
+    }
+    let mut events = vec![wire.chunk(json!({}), Some(settled.finish), include_usage)];
+    if include_usage {
+        events.push(wire.usage_chunk(settled.usage));
+    }
+    events.push(wire::DONE.to_vec());
+    events
+}
+
+/// A paid model's reply streamed as it is written: the role chunk at
+/// once, each piece as it comes, then the settle, then the end, so a
+/// client that saw `[DONE]` was charged; the invocation lasts until the
+/// ledger is written.
+fn stream(
+    app: Arc<App>,
+    open: billing::OpenCall,
+    completion: CompletionRequest,
+    key: Option<KeyedRequest>,
+    deadline: chat_core::deadline::Deadline,
+    started: std::time::Instant,
+) -> Response<Body> {
     let (mut sender, body) = channel();
     tokio::spawn(async move {
-        let charged = stream_reply(
-            &app,
-            &mut sender,
-            &hold,
-            &completion,
-            reply,
-            cutoff,
-            deadline,
-        )
-        .await;
+        let call = call_of(&completion, key.as_ref(), deadline);
+        let name = app.responder.model_name();
+        let wire = completion_of(open.chat_id(), name);
+        let include_usage = completion.include_usage;
+        let first = wire.chunk(wire::role_delta(), None, include_usage);
+        let here = sender.send_data(first.into()).await.is_ok();
+        let mut sink = Chunks {
+            sender: &mut sender,
+            wire: &wire,
+            include_usage,
+            here,
+        };
+        let settled = open.finish(&app, &call, Some(&mut sink)).await;
+        if !sink.here {
+            tracing::info!(chat_id = %settled.chat_id, "the client hung up mid-stream");
+        }
+        let cost = settled.cost;
+        let ending = match settled.charged_failure() {
+            Ok(settled) => ending(&wire, &settled, include_usage),
+            // Nothing reached the client: it learns what failed and what
+            // reading the request cost.
+            Err(error) => vec![wire::error_event(&OpenAiError::of(&error).body)],
+        };
+        for event in ending {
+            if sender.send_data(event.into()).await.is_err() {
+                break;
+            }
+        }
         // Written while the stream is still open: the invocation ends when
         // the sender goes, and a line after it could be lost with a freeze.
         app.record(
             FUNCTION,
             started,
-            Some(ChatCounts::answered(charged)),
+            Some(ChatCounts::answered(Some(cost))),
             false,
         );
         drop(sender);
     });
-    Ok(Answer::Streaming(event_stream(body)))
+    event_stream(body)
 }
 
-/// Streams the reply to the client, then settles it, then ends the stream:
-/// what it charged, if anything.
-async fn stream_reply(
-    app: &App,
-    sender: &mut Sender,
-    hold: &Hold,
-    completion: &CompletionRequest,
-    reply: Box<dyn ReplyStream>,
-    cutoff: Option<std::time::Instant>,
-    deadline: Deadline,
-) -> Option<u64> {
-    let chat_id = uuid::Uuid::now_v7();
-    let name = app.responder.model_name();
-    let wire = Completion::new(chat_id, Timestamp::now().unix_seconds(), name);
-    let include_usage = completion.include_usage;
-    let first = wire.chunk(wire::role_delta(), None, include_usage);
-    let hung_up = sender.send_data(first.into()).await.is_err();
-    let sink = (!hung_up).then_some(Sink {
-        sender: &mut *sender,
-        wire: &wire,
-        include_usage,
-    });
-    let produced = Produced::read(reply, cutoff, sink).await;
-    if produced.hung_up || hung_up {
-        tracing::info!(chat_id = %chat_id, "the client hung up mid-stream");
-    }
-    if produced.text.is_empty() {
-        release(app, hold, ReleaseReason::ModelFailed, deadline).await;
-        let error = produced.failure.unwrap_or_else(no_text);
-        let _ = sender
-            .send_data(wire::error_event(&OpenAiError::of(&error).body).into())
-            .await;
-        return None;
-    }
-    let (cost, usage) = match settle(app, hold, completion, &produced, chat_id, deadline).await {
-        Ok(settled) => settled,
-        Err(error) => {
-            let _ = sender
-                .send_data(wire::error_event(&OpenAiError::of(&error).body).into())
-                .await;
-            return None;
-        }
-    };
-    let ending = match produced.failure {
-        // The text so far was charged; the client learns the rest failed.
-        Some(error) => vec![wire::error_event(&OpenAiError::of(&error).body)],
-        None => {
-            let finish = produced.finish.unwrap_or(Finish::Stop);
-            let mut events = vec![wire.chunk(json!({}), Some(finish), include_usage)];
-            if include_usage {
-                events.push(wire.usage_chunk(usage));
-            }
-            events.push(wire::DONE.to_vec());
-            events
-        }
-    };
-    for event in ending {
-        if sender.send_data(event.into()).await.is_err() {
-            break;
-        }
-    }
-    Some(cost)
-}
-
-/// Where a streamed reply's text goes as it comes.
-struct Sink<'a> {
+/// Where a streamed reply's text goes as it comes: one chunk a piece.
+struct Chunks<'a> {
     sender: &'a mut Sender,
     wire: &'a Completion<'a>,
     include_usage: bool,
+    /// The client is still reading.
+    here: bool,
 }
 
-/// What the model wrote, and how it ended.
-#[derive(Default)]
-struct Produced {
-    text: String,
-    pieces: Vec<String>,
-    finish: Option<Finish>,
-    usage: Option<Usage>,
-    /// The model failed midway (or before writing anything).
-    failure: Option<ApiError>,
-    /// The client went away: the model was stopped there.
-    hung_up: bool,
+impl Sink for Chunks<'_> {
+    fn text<'a>(&'a mut self, text: &'a str) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            if self.here {
+                let chunk = self
+                    .wire
+                    .chunk(wire::text_delta(text), None, self.include_usage);
+                self.here = self.sender.send_data(chunk.into()).await.is_ok();
+            }
+            self.here
+        })
+    }
 }
 
-impl Produced {
-    /// Reads the reply to its end, to `cutoff`, or until the client hangs
-    /// up; each piece goes to `sink` as it comes. Dropping the reply stream
-    /// at the end stops the model.
-    async fn read(
-        mut reply: Box<dyn ReplyStream>,
-        cutoff: Option<std::time::Instant>,
-        mut sink: Option<Sink<'_>>,
-    ) -> Self {
-        let mut produced = Produced::default();
-        loop {
-            let next = match cutoff {
-                Some(at) => match tokio::time::timeout_at(at.into(), reply.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        tracing::warn!("the model was cut off to settle before the deadline");
-                        produced.finish = Some(Finish::Length);
-                        break;
-                    }
-                },
-                None => reply.next().await,
-            };
-            match next {
-                Ok(Some(Piece::Text(text))) => {
-                    produced.text.push_str(&text);
-                    if let Some(sink) = sink.as_mut() {
-                        let chunk =
-                            sink.wire
-                                .chunk(wire::text_delta(&text), None, sink.include_usage);
-                        if sink.sender.send_data(chunk.into()).await.is_err() {
-                            produced.hung_up = true;
-                            break;
-                        }
-                    }
-                    produced.pieces.push(text);
-                }
-                Ok(Some(Piece::Finished { finish, usage })) => {
-                    produced.finish = Some(finish);
-                    produced.usage = usage;
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    produced.failure = Some(error);
-                    break;
-                }
+/// Answers whole in a stream of `events`, sent by a task of its own. Like
+/// every stream, it says nothing of its charge in a header: a metered
+/// stream's headers go before its charge is known, and the two kinds are
+/// one shape to a client.
+fn send_all(events: Vec<Vec<u8>>, replayed: bool) -> Response<Body> {
+    let (mut sender, body) = channel();
+    tokio::spawn(async move {
+        for event in events {
+            if sender.send_data(event.into()).await.is_err() {
+                break;
             }
         }
-        produced
+    });
+    let mut response = event_stream(body);
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
-}
-
-/// Settles the hold to what the reply cost and saves the chat; a failed
-/// settle gives the hold back at once. What it charged, and the usage it
-/// charged for.
-async fn settle(
-    app: &App,
-    hold: &Hold,
-    completion: &CompletionRequest,
-    produced: &Produced,
-    chat_id: uuid::Uuid,
-    deadline: Deadline,
-) -> Result<(u64, Usage), ApiError> {
-    let usage = charged_usage(completion, produced);
-    let record = ChatRecord {
-        chat_id,
-        message: &completion.last_message,
-        response: &produced.text,
-        cost: app.config.pricing.cost(usage, hold.amount),
-        usage,
-        created: Timestamp::now(),
-    };
-    if let Err(error) = app.store.settle(hold, &record, deadline).await {
-        release(app, hold, ReleaseReason::SettleFailed, deadline).await;
-        return Err(error);
-    }
-    Ok((record.cost, usage))
-}
-
-/// The usage a reply is charged for: what the model reported or, when its
-/// report never came (it failed midway, the client hung up, or it was cut
-/// off for time), the bounds the hold was taken on: the input's bound (its
-/// UTF-8 size plus overhead per message and in all), and the text's UTF-8 size (no common tokenizer makes more
-/// tokens than bytes) up to `max_tokens`. So a reply that wrote something
-/// is never free, and never costs more than its hold.
-fn charged_usage(completion: &CompletionRequest, produced: &Produced) -> Usage {
-    if let (Some(usage), false) = (produced.usage, produced.hung_up) {
-        return usage;
-    }
-    Usage::bound(
-        completion.conversation.input_bound(),
-        (produced.text.len() as u64).min(u64::from(completion.sampling.max_tokens)),
-    )
-}
-
-async fn release(app: &App, hold: &Hold, reason: ReleaseReason, deadline: Deadline) {
-    // Should the release fail too, the hold stays open and the sweeper
-    // gives it back after its deadline.
-    if let Err(e) = app.store.release(hold, reason, deadline).await {
-        tracing::warn!(error = %e, "a hold was left to the sweeper");
-    }
-}
-
-fn no_text() -> ApiError {
-    ApiError::ModelError("the model's reply holds no text".into())
+    response
 }
 
 fn refuse(app: &App, started: std::time::Instant, error: &ApiError) -> Response<Body> {
@@ -466,11 +324,21 @@ fn event_stream(body: Body) -> Response<Body> {
     response
 }
 
-fn json_answer(body: &Value, charged: u64) -> Response<Body> {
+fn json_answer(body: &Value, charged: u64, replayed: bool) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(chat_core::http::TOKENS_CHARGED, HeaderValue::from(charged));
     response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    mark(&mut response, charged, replayed);
+    response
+}
+
+/// What this answer charged, and whether it is a replay of an earlier one.
+fn mark(response: &mut Response<Body>, charged: u64, replayed: bool) {
+    let headers = response.headers_mut();
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(charged));
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
 }

@@ -26,6 +26,31 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key bound to the request it was sent with, as `request`'s
+    /// bytes: a retry under the same key with other bytes is refused.
+    pub fn bind(&self, request: &[u8]) -> KeyedRequest {
+        KeyedRequest {
+            key: self.clone(),
+            request_hash: sha256_hex(request),
+        }
+    }
+}
+
+/// SHA-256 in lower-case hex: how keys and requests are named at rest.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An idempotency key and the SHA-256 (hex) of the request it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedRequest {
+    pub key: IdempotencyKey,
+    pub request_hash: String,
 }
 
 #[cfg(test)]

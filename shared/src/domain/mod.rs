@@ -9,7 +9,7 @@ mod token;
 mod username;
 
 pub use cursor::Cursor;
-pub use idempotency::IdempotencyKey;
+pub use idempotency::{sha256_hex, IdempotencyKey, KeyedRequest};
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 pub use token::{AuthToken, SessionId, SigningKey, TokenKind, VerifiedToken, API_KEY_PREFIX};

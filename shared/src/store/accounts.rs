@@ -247,26 +247,53 @@ impl Store {
         cost: u64,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.account_update(token, cost, now, false)
+    }
+
+    /// [`Store::charge`] for a hold: the same update also counts one more
+    /// open model call in the account (`open_calls`), under the per-user
+    /// cap when one is set, so the cap costs no item and no read.
+    pub(super) fn charge_for_hold(
+        &self,
+        token: &VerifiedToken,
+        amount: u64,
+        now: Timestamp,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.account_update(token, amount, now, true)
+    }
+
+    fn account_update(
+        &self,
+        token: &VerifiedToken,
+        cost: u64,
+        now: Timestamp,
+        opens_call: bool,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         let (_, expiry) = entry_of(token);
+        let count = if opens_call { ", open_calls :one" } else { "" };
         let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()));
         update = match token.kind() {
-            TokenKind::Session => {
-                update.update_expression("SET tokens = tokens - :cost ADD version :one")
-            }
+            TokenKind::Session => update.update_expression(format!(
+                "SET tokens = tokens - :cost ADD version :one{count}"
+            )),
             // The key's last used day, in the same write: no extra cost.
             TokenKind::ApiKey => update
-                .update_expression(
-                    "SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one",
-                )
+                .update_expression(format!(
+                    "SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one{count}"
+                ))
                 .expression_attribute_values(":day", s(now.day())),
         };
+        // Also fails when the account is missing: nothing is created.
+        let mut condition =
+            format!("{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)");
+        if opens_call && self.open_calls_per_user > 0 {
+            condition.push_str(" AND (attribute_not_exists(open_calls) OR open_calls < :open_cap)");
+            update = update.expression_attribute_values(":open_cap", n(self.open_calls_per_user));
+        }
         update
-            // Also fails when the account is missing: nothing is created.
-            .condition_expression(format!(
-                "{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)"
-            ))
+            .condition_expression(condition)
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .expression_attribute_values(":cost", n(cost))
             .expression_attribute_values(":one", n(1))
@@ -287,14 +314,39 @@ impl Store {
         username: &str,
         amount: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        aws_sdk_dynamodb::types::Update::builder()
+        self.credit_update(username, amount, "")
+    }
+
+    /// [`Store::credit`] for the close of a hold (`amount` may be 0): the
+    /// same write counts the call as no longer open.
+    pub(super) fn credit_closing_call(
+        &self,
+        username: &str,
+        amount: i64,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.credit_update(username, amount, ", open_calls :minus_one")
+    }
+
+    fn credit_update(
+        &self,
+        username: &str,
+        amount: i64,
+        also: &str,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(username))
-            .update_expression("SET tokens = tokens + :amount ADD version :one")
+            .update_expression(format!(
+                "SET tokens = tokens + :amount ADD version :one{also}"
+            ))
             .condition_expression("attribute_exists(username) AND tokens >= :floor")
             .expression_attribute_values(":amount", n(amount))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":floor", n((-amount).max(0)))
+            .expression_attribute_values(":floor", n((-amount).max(0)));
+        if !also.is_empty() {
+            update = update.expression_attribute_values(":minus_one", n(-1));
+        }
+        update
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(ApiError::internal)

@@ -19,9 +19,10 @@ use super::transact::condition_failed;
 use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, IdempotencyKey, VerifiedToken};
+use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
+use crate::responder::Finish;
 
 /// Sort-key prefix of the idempotency markers. It sorts after every UUID
 /// (they start with a hex digit), so a range condition
@@ -42,8 +43,11 @@ pub struct ChatRecord<'a> {
     pub response: &'a str,
     /// What the chat costs the user, in balance tokens.
     pub cost: u64,
-    /// What the model reported it used (zero for the dummy reply).
+    /// What the chat was charged for: what the model reported it used,
+    /// or the bound of what it read and wrote when it reported nothing.
     pub usage: Usage,
+    /// Why the reply ended.
+    pub finish: Finish,
     pub created: Timestamp,
 }
 
@@ -60,15 +64,12 @@ impl ChatRecord<'_> {
             .item("cost", n(self.cost))
             .item("input_tokens", n(self.usage.input_tokens))
             .item("output_tokens", n(self.usage.output_tokens))
+            .item("finish", s(self.finish.as_str()))
             .item("amount", n(amount))
             .item("created_at", s(self.created.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)
-    }
-
-    pub(super) fn request_hash(&self) -> String {
-        sha256_hex(self.message.as_str().as_bytes())
     }
 }
 
@@ -78,6 +79,10 @@ pub struct SavedChat {
     pub chat_id: String,
     pub response: String,
     pub timestamp: String,
+    /// Why the reply ended (`stop` for markers written before it was kept).
+    pub finish: Finish,
+    /// What it was charged for, if the marker kept it.
+    pub usage: Option<Usage>,
 }
 
 /// What charging for a chat came to.
@@ -111,7 +116,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         chat: &ChatRecord<'_>,
-        key: Option<&IdempotencyKey>,
+        key: Option<&KeyedRequest>,
         deadline: Deadline,
     ) -> Result<ChatOutcome, ApiError> {
         let user = token.username().as_str();
@@ -119,15 +124,18 @@ impl Store {
         let cost = signed(chat.cost)?;
         let save = chat.put(&self.tables.chats, user, -cost)?;
         let marker = key
-            .map(|key| {
+            .map(|keyed| {
                 Put::builder()
                     .table_name(&self.tables.chats)
                     .item("username", s(user))
-                    .item("chat_id", s(marker_id(key)))
+                    .item("chat_id", s(marker_id(&keyed.key)))
                     .item("state", s(MARKER_DONE))
                     .item("chat_ref", s(chat.chat_id.to_string()))
-                    .item("request_hash", s(chat.request_hash()))
+                    .item("request_hash", s(&keyed.request_hash))
                     .item("response", s(chat.response))
+                    .item("finish", s(chat.finish.as_str()))
+                    .item("input_tokens", n(chat.usage.input_tokens))
+                    .item("output_tokens", n(chat.usage.output_tokens))
                     .item("created_at", s(chat.created.iso8601()))
                     .condition_expression("attribute_not_exists(chat_id)")
                     // Hands back the earlier chat's reply on refusal, so a
@@ -161,7 +169,7 @@ impl Store {
             items,
             deadline,
             || ChatOutcome::Saved,
-            |reasons| classify(reasons, &positions, token, chat),
+            |reasons| classify(reasons, &positions, token, chat, key),
         )
         .await
     }
@@ -179,6 +187,7 @@ fn classify(
     positions: &Positions,
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
+    key: Option<&KeyedRequest>,
 ) -> Option<Result<ChatOutcome, ApiError>> {
     let failed = |index: usize| condition_failed(reasons, index);
     // First: this chat id is new to every request but this one, so if it is
@@ -189,10 +198,10 @@ fn classify(
     }
     // Before the balance: a retry of a chat that went through is answered
     // with its reply even when the balance could not pay for another.
-    if positions.marker.is_some_and(failed) {
+    if let Some(keyed) = key.filter(|_| positions.marker.is_some_and(failed)) {
         return Some(
             marker_of(reasons, MARKER)
-                .and_then(|marker| replay_of(marker, chat.message))
+                .and_then(|marker| replay_of(marker, &keyed.request_hash))
                 .map(ChatOutcome::Replayed),
         );
     }
@@ -203,6 +212,7 @@ fn classify(
             token,
             chat.cost,
             chat.created,
+            0,
         )));
     }
     // Last: a chat the account refuses is not one the cap refuses.
@@ -213,14 +223,16 @@ fn classify(
 }
 
 /// The refusal of an account update that asked for `cost`: the old account
-/// says which half of the condition failed; no account at all (a signed
-/// token for a deleted user) is a 401 too.
+/// says which part of the condition failed; no account at all (a signed
+/// token for a deleted user) is a 401 too. `open_cap` is the per-user cap
+/// on open model calls the update checked (0: none).
 pub(super) fn refusal_of(
     reasons: &[CancellationReason],
     index: usize,
     token: &VerifiedToken,
     cost: u64,
     now: Timestamp,
+    open_cap: u32,
 ) -> ApiError {
     let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
         return ApiError::Unauthorized;
@@ -229,6 +241,15 @@ pub(super) fn refusal_of(
     // which failed, the operator's disabling first.
     if let Err(e) = require_live(account, token, now) {
         return e;
+    }
+    // Before the balance: open calls hold part of it, and give it back as
+    // they settle, so a short balance may only be a busy one.
+    if open_cap > 0
+        && number_of(account, "open_calls").is_ok_and(|open| open >= i64::from(open_cap))
+    {
+        return ApiError::TooManyOpenCalls {
+            retry_after: OPEN_CALL_RETRY_SECONDS,
+        };
     }
     match number_of(account, "tokens") {
         Ok(balance) => ApiError::InsufficientTokens { balance, cost },
@@ -251,12 +272,16 @@ pub(super) fn marker_of(
 pub(super) const MARKER_DONE: &str = "done";
 pub(super) const MARKER_PENDING: &str = "pending";
 
-/// The earlier chat a marker stands for, if it was for the same message.
+/// How long a caller refused for its open calls should wait: a model
+/// call takes seconds, and the client's own backoff adds to this.
+const OPEN_CALL_RETRY_SECONDS: u64 = 2;
+
+/// The earlier chat a marker stands for, if it was for the same request.
 pub(super) fn replay_of(
     marker: &HashMap<String, AttributeValue>,
-    message: &ChatMessage,
+    request_hash: &str,
 ) -> Result<SavedChat, ApiError> {
-    if string_of(marker, "request_hash")? != sha256_hex(message.as_str().as_bytes()) {
+    if string_of(marker, "request_hash")? != request_hash {
         return Err(ApiError::IdempotencyKeyReused);
     }
     // Markers from before holds existed carry no state: they are answered.
@@ -268,10 +293,25 @@ pub(super) fn replay_of(
     {
         return Err(ApiError::IdempotencyKeyInProgress);
     }
+    let usage = match (
+        number_of(marker, "input_tokens"),
+        number_of(marker, "output_tokens"),
+    ) {
+        (Ok(input), Ok(output)) => Some(Usage {
+            input_tokens: input.unsigned_abs(),
+            output_tokens: output.unsigned_abs(),
+        }),
+        _ => None,
+    };
     Ok(SavedChat {
         chat_id: string_of(marker, "chat_ref")?.to_owned(),
         response: string_of(marker, "response")?.to_owned(),
         timestamp: string_of(marker, "created_at")?.to_owned(),
+        finish: string_of(marker, "finish")
+            .ok()
+            .and_then(Finish::parse)
+            .unwrap_or(Finish::Stop),
+        usage,
     })
 }
 

@@ -6,14 +6,18 @@
 //! minus what was held), with a `state` that goes from `open` to `settled`
 //! or `released` exactly once, under the condition that it is still open.
 //! Settling and releasing each write one more immutable entry (the chat
-//! item, or `ledger#release#<uuid>`) in the same transaction, so for every
-//! user the balance equals the sum of the ledger at every moment.
+//! item, `ledger#settle#<uuid>` or `ledger#release#<uuid>`) in the same
+//! transaction, so for every user the balance equals the sum of the ledger
+//! at every moment. The account counts its open holds (`open_calls`) in the
+//! same writes, which is what the per-user cap on simultaneous model calls
+//! reads.
 //!
 //! While open, a hold also carries `open_shard` and `deadline`, the keys of
 //! the sparse index `OpenHolds`: the sweeper finds holds past their
-//! deadline there (a function that died between hold and settle) and gives
-//! them back with the same "still open" condition, so a late settle and the
-//! sweeper can never both apply.
+//! deadline there (a function that died, or a settle that could not commit
+//! and left what is owed on the hold) and settles them with the same
+//! "still open" condition, so a late settle and the sweeper can never both
+//! apply.
 
 use std::collections::HashMap;
 
@@ -25,11 +29,13 @@ use uuid::Uuid;
 use super::chats::{marker_id, marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
 use super::rate::rate_limited;
 use super::transact::condition_failed;
-use super::{n, number_of, s, sha256_hex, signed, storage_error, string_of, Store};
+use super::{n, number_of, s, signed, storage_error, string_of, unless_refused, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, IdempotencyKey, Username, VerifiedToken};
+use crate::domain::{ChatMessage, KeyedRequest, Username, VerifiedToken};
 use crate::error::ApiError;
+use crate::pricing::Usage;
+use crate::responder::Finish;
 use crate::store::{ChatRecord, SavedChat};
 
 /// The sparse index of open holds, on the chats table.
@@ -40,6 +46,7 @@ pub const OPEN_HOLD_SHARDS: u8 = 8;
 
 const HOLD_PREFIX: &str = "ledger#hold#";
 const RELEASE_PREFIX: &str = "ledger#release#";
+const SETTLE_PREFIX: &str = "ledger#settle#";
 
 /// A hold taken: what the settle or the release must name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,16 +57,17 @@ pub struct Hold {
     pub amount: u64,
     /// The idempotency marker the hold took, if the chat had a key.
     pub marker_id: Option<String>,
+    /// Whether the account counts this hold among its open calls: every
+    /// hold taken since the cap exists; its close counts it out again.
+    pub counted: bool,
 }
 
-/// A hold to take: for which message, how much, under which key, and
-/// from when until when.
+/// A hold to take: how much, under which key, and from when until when.
 pub struct HoldRequest<'a> {
-    pub message: &'a ChatMessage,
     pub amount: u64,
-    pub key: Option<&'a IdempotencyKey>,
+    pub key: Option<&'a KeyedRequest>,
     pub taken: Timestamp,
-    /// When the sweeper may give it back.
+    /// When the sweeper may close it.
     pub expires: Timestamp,
 }
 
@@ -71,26 +79,38 @@ pub enum HoldOutcome {
     Replayed(SavedChat),
 }
 
-/// Why a hold is given back.
+/// Why a hold is given back. Only ever before the model produced
+/// anything: after that, a hold is settled, by the chat or by the sweeper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReleaseReason {
-    /// The model failed or timed out: nothing was produced to charge for.
-    ModelFailed,
-    /// Its deadline passed without a settle: the function died.
-    Expired,
-    /// The settle failed (or its outcome is unknown): given back at once
-    /// if it is still open, rather than left to the sweeper.
-    SettleFailed,
+    /// The model refused the call (throttled, invalid, forbidden) and
+    /// processed nothing.
+    ModelRefused,
+    /// The hold's own transaction answered with an error: if it committed
+    /// after all, it is given back before any model is called.
+    HoldUnconfirmed,
 }
 
 impl ReleaseReason {
     fn as_str(self) -> &'static str {
         match self {
-            ReleaseReason::ModelFailed => "model_failed",
-            ReleaseReason::Expired => "expired",
-            ReleaseReason::SettleFailed => "settle_failed",
+            ReleaseReason::ModelRefused => "model_refused",
+            ReleaseReason::HoldUnconfirmed => "hold_unconfirmed",
         }
     }
+}
+
+/// What the sweeper did with one expired hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweptHold {
+    /// Settled at what its chat recorded it owes (a settle that could not
+    /// commit): the chat saved, the rest given back.
+    SettledOwed { cost: u64 },
+    /// Settled in full, with nothing recorded: its function died with the
+    /// model's work unpriced, and the hold is the bound of that work.
+    SettledAtBound { cost: u64 },
+    /// Closed by someone else between the index and now.
+    ClosedMeanwhile,
 }
 
 // Positions in the hold's transaction.
@@ -98,58 +118,90 @@ const HOLD_ACCOUNT: usize = 0;
 const HOLD_ENTRY: usize = 1;
 const HOLD_MARKER: usize = 2;
 
+/// The largest query page per shard when the sweeper reads the index:
+/// every shard gets a page in turn, so one busy shard cannot starve the
+/// others.
+const SWEEP_PAGE: usize = 25;
+
 impl Store {
-    /// Takes `amount` from the balance into a hold, if the session is live
-    /// and the balance covers it, in one transaction: the account's update,
-    /// the hold item, and with a key a pending marker, which makes a
-    /// concurrent retry wait (409) and a later one replay, without a hold.
+    /// Takes `amount` from the balance into a hold, if the session is live,
+    /// the balance covers it and the user has fewer open calls than the
+    /// cap, in one transaction: the account's update, the hold item, and
+    /// with a key a pending marker, which makes a concurrent retry wait
+    /// (409) and a later one replay, without a hold.
     pub async fn take_hold(
         &self,
         token: &VerifiedToken,
         request: &HoldRequest<'_>,
         deadline: Deadline,
     ) -> Result<HoldOutcome, ApiError> {
+        let hold = self.new_hold(token, request);
+        self.take(token, request, &hold, deadline).await
+    }
+
+    /// The hold a request will take, with an id of its own, so a caller can
+    /// give it back should taking it end in doubt.
+    pub fn new_hold(&self, token: &VerifiedToken, request: &HoldRequest<'_>) -> Hold {
+        Hold {
+            username: token.username().clone(),
+            hold_id: format!("{HOLD_PREFIX}{}", Uuid::now_v7()),
+            amount: request.amount,
+            marker_id: request.key.map(|keyed| marker_id(&keyed.key)),
+            counted: true,
+        }
+    }
+
+    /// Takes `hold` (from [`Store::new_hold`]) as [`Store::take_hold`] does.
+    pub async fn take(
+        &self,
+        token: &VerifiedToken,
+        request: &HoldRequest<'_>,
+        hold: &Hold,
+        deadline: Deadline,
+    ) -> Result<HoldOutcome, ApiError> {
         let HoldRequest {
-            message,
             amount,
             key,
             taken: now,
             expires,
         } = *request;
         let user = token.username().as_str();
-        let hold_uuid = Uuid::now_v7();
-        let hold_id = format!("{HOLD_PREFIX}{hold_uuid}");
         let held = signed(amount)?;
-        let take = self.charge(token, amount, now)?;
-        let mut hold = Put::builder()
+        let take = self.charge_for_hold(token, amount, now)?;
+        let shard = hold
+            .hold_id
+            .strip_prefix(HOLD_PREFIX)
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map_or_else(|| "0".to_owned(), |id| shard_of(&id));
+        let mut entry = Put::builder()
             .table_name(&self.tables.chats)
             .item("username", s(user))
-            .item("chat_id", s(&hold_id))
+            .item("chat_id", s(&hold.hold_id))
             .item("kind", s("hold"))
             .item("amount", n(-held))
             .item("state", s("open"))
-            .item("open_shard", s(shard_of(&hold_uuid)))
+            .item("counted", AttributeValue::Bool(true))
+            .item("open_shard", s(shard))
             .item("deadline", n(expires.unix_seconds()))
             .item("created_at", s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)");
-        let marker_id = key.map(marker_id);
-        if let Some(marker_id) = &marker_id {
-            hold = hold.item("marker_id", s(marker_id));
+        if let Some(marker_id) = &hold.marker_id {
+            entry = entry.item("marker_id", s(marker_id));
         }
         let mut items = vec![
             TransactWriteItem::builder().update(take).build(),
             TransactWriteItem::builder()
-                .put(hold.build().map_err(ApiError::internal)?)
+                .put(entry.build().map_err(ApiError::internal)?)
                 .build(),
         ];
-        if let Some(marker_id) = &marker_id {
+        if let (Some(marker_id), Some(keyed)) = (&hold.marker_id, key) {
             let marker = Put::builder()
                 .table_name(&self.tables.chats)
                 .item("username", s(user))
                 .item("chat_id", s(marker_id))
                 .item("state", s(MARKER_PENDING))
-                .item("hold_ref", s(&hold_id))
-                .item("request_hash", s(sha256_hex(message.as_str().as_bytes())))
+                .item("hold_ref", s(&hold.hold_id))
+                .item("request_hash", s(&keyed.request_hash))
                 .item("created_at", s(now.iso8601()))
                 .condition_expression("attribute_not_exists(chat_id)")
                 .return_values_on_condition_check_failure(
@@ -159,16 +211,10 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
-        let keyed = marker_id.is_some();
         let counted = self.count_chat(user, now)?;
         let count = counted.as_ref().map(|_| items.len());
         items.extend(counted);
-        let hold = Hold {
-            username: token.username().clone(),
-            hold_id,
-            amount,
-            marker_id,
-        };
+        let open_cap = self.open_calls_per_user;
         let held = || HoldOutcome::Held(hold.clone());
         self.transact(items, deadline, held, |reasons| {
             // The hold's id is new to this request alone: if it is taken,
@@ -178,15 +224,22 @@ impl Store {
             }
             // The key first: an answered retry is replayed even when the
             // balance could not pay for another chat.
-            if keyed && condition_failed(reasons, HOLD_MARKER) {
+            if let Some(keyed) = key.filter(|_| condition_failed(reasons, HOLD_MARKER)) {
                 return Some(
                     marker_of(reasons, HOLD_MARKER)
-                        .and_then(|marker| replay_of(marker, message))
+                        .and_then(|marker| replay_of(marker, &keyed.request_hash))
                         .map(HoldOutcome::Replayed),
                 );
             }
             if condition_failed(reasons, HOLD_ACCOUNT) {
-                return Some(Err(refusal_of(reasons, HOLD_ACCOUNT, token, amount, now)));
+                return Some(Err(refusal_of(
+                    reasons,
+                    HOLD_ACCOUNT,
+                    token,
+                    amount,
+                    now,
+                    open_cap,
+                )));
             }
             if count.is_some_and(|at| condition_failed(reasons, at)) {
                 return Some(Err(rate_limited(now)));
@@ -198,23 +251,16 @@ impl Store {
 
     /// Closes `hold` for the chat `chat` (whose cost is at most the hold):
     /// the cost stays taken, the rest goes back, the chat is saved with its
-    /// usage and the key's marker answered, in one transaction. Refused
-    /// (503) if the hold is no longer open: the sweeper gave it back.
+    /// usage and the key's marker answered, in one transaction. `false` if
+    /// the hold is no longer open: the sweeper settled it first.
     pub async fn settle(
         &self,
         hold: &Hold,
         chat: &ChatRecord<'_>,
         deadline: Deadline,
-    ) -> Result<(), ApiError> {
-        if self
-            .close_hold(self.settle_items(hold, chat)?, deadline)
-            .await?
-        {
-            return Ok(());
-        }
-        Err(ApiError::Unavailable(
-            "the hold was given back before the chat settled".into(),
-        ))
+    ) -> Result<bool, ApiError> {
+        self.close_hold(self.settle_items(hold, chat)?, deadline)
+            .await
     }
 
     fn settle_items(
@@ -230,27 +276,27 @@ impl Store {
                 .put(chat.put(&self.tables.chats, user, signed(refund)?)?)
                 .build(),
         ];
-        if refund > 0 {
-            items.push(
-                TransactWriteItem::builder()
-                    .update(self.credit(user, signed(refund)?)?)
-                    .build(),
-            );
-        }
+        items.extend(self.give_back(hold, refund)?);
         if let Some(marker_id) = &hold.marker_id {
             let answer = Update::builder()
                 .table_name(&self.tables.chats)
                 .key("username", s(user))
                 .key("chat_id", s(marker_id))
                 .update_expression(
-                    "SET #state = :done, chat_ref = :chat, #response = :response, created_at = :at",
+                    "SET #state = :done, chat_ref = :chat, #response = :response, \
+                     #finish = :finish, input_tokens = :input, output_tokens = :output, \
+                     created_at = :at",
                 )
                 .condition_expression("hold_ref = :hold")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#response", "response")
+                .expression_attribute_names("#finish", "finish")
                 .expression_attribute_values(":done", s(MARKER_DONE))
                 .expression_attribute_values(":chat", s(chat.chat_id.to_string()))
                 .expression_attribute_values(":response", s(chat.response))
+                .expression_attribute_values(":finish", s(chat.finish.as_str()))
+                .expression_attribute_values(":input", n(chat.usage.input_tokens))
+                .expression_attribute_values(":output", n(chat.usage.output_tokens))
                 .expression_attribute_values(":at", s(chat.created.iso8601()))
                 .expression_attribute_values(":hold", s(&hold.hold_id))
                 .build()
@@ -260,60 +306,197 @@ impl Store {
         Ok(items)
     }
 
+    /// The account's part of closing `hold` with `refund` given back: the
+    /// credit, and the open call counted out. A hold from before the count
+    /// with nothing to give back leaves the account alone.
+    fn give_back(&self, hold: &Hold, refund: u64) -> Result<Option<TransactWriteItem>, ApiError> {
+        let user = hold.username.as_str();
+        let update = if hold.counted {
+            self.credit_closing_call(user, signed(refund)?)?
+        } else if refund > 0 {
+            self.credit(user, signed(refund)?)?
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
+    }
+
+    /// The key's marker deleted with the hold's close, so the client may
+    /// try the key again: the call it stood for has no reply to replay.
+    fn forget_marker(&self, hold: &Hold) -> Result<Option<TransactWriteItem>, ApiError> {
+        let Some(marker_id) = &hold.marker_id else {
+            return Ok(None);
+        };
+        let forget = Delete::builder()
+            .table_name(&self.tables.chats)
+            .key("username", s(hold.username.as_str()))
+            .key("chat_id", s(marker_id))
+            .condition_expression("hold_ref = :hold")
+            .expression_attribute_values(":hold", s(&hold.hold_id))
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(Some(TransactWriteItem::builder().delete(forget).build()))
+    }
+
     /// Gives all of `hold` back: the hold closes as released and a release
     /// entry records the return, in one transaction; the key's marker goes,
     /// so the client may retry with it. `false` if the hold was no longer
-    /// open: someone else closed it, and nothing was given back now.
+    /// open (or never taken): nothing was given back now.
     pub async fn release(
         &self,
         hold: &Hold,
         reason: ReleaseReason,
         deadline: Deadline,
     ) -> Result<bool, ApiError> {
-        let user = hold.username.as_str();
         // An id of this call's own, so that finding it taken can only mean
         // this call's earlier send went through (a release by anyone else
         // shows as the hold being closed).
+        let entry = self.closing_entry(
+            hold,
+            RELEASE_PREFIX,
+            "release",
+            hold.amount,
+            reason.as_str(),
+        )?;
+        let mut items = vec![self.close(hold, "released")?, entry];
+        items.extend(self.give_back(hold, hold.amount)?);
+        items.extend(self.forget_marker(hold)?);
+        self.close_hold(items, deadline).await
+    }
+
+    /// Records on the open `hold` what its chat owes, for the sweeper to
+    /// settle: the chat as [`Store::settle`] would have saved it. One write
+    /// to the hold item alone, which no other chat of the user touches, so
+    /// it goes through where the settle's transaction met conflicts on the
+    /// account. `false` if the hold is no longer open (the settle went
+    /// through after all, or the sweeper came first).
+    pub async fn record_owed(&self, hold: &Hold, chat: &ChatRecord<'_>) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.chats)
+            .key("username", s(hold.username.as_str()))
+            .key("chat_id", s(&hold.hold_id))
+            .update_expression(
+                "SET owed_chat_id = :chat, owed_cost = :cost, #message = :message, \
+                 #response = :response, input_tokens = :input, output_tokens = :output, \
+                 #finish = :finish, owed_at_ms = :at",
+            )
+            .condition_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#message", "message")
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_names("#finish", "finish")
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":chat", s(chat.chat_id.to_string()))
+            .expression_attribute_values(":cost", n(chat.cost))
+            .expression_attribute_values(":message", s(chat.message.as_str()))
+            .expression_attribute_values(":response", s(chat.response))
+            .expression_attribute_values(":input", n(chat.usage.input_tokens))
+            .expression_attribute_values(":output", n(chat.usage.output_tokens))
+            .expression_attribute_values(":finish", s(chat.finish.as_str()))
+            .expression_attribute_values(":at", n(chat.created.unix_millis()))
+            .send()
+            .await;
+        Ok(unless_refused(result)?.is_some())
+    }
+
+    /// Closes an expired `hold` for the sweeper: at what its chat recorded
+    /// it owes, or, with nothing recorded, at its whole amount (see
+    /// [`SweptHold`]), under the same "still open" condition as a settle.
+    pub async fn sweep_hold(&self, hold: &Hold, deadline: Deadline) -> Result<SweptHold, ApiError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.chats)
+            .key("username", s(hold.username.as_str()))
+            .key("chat_id", s(&hold.hold_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage_error)?
+            .item;
+        let Some(item) =
+            item.filter(|item| string_of(item, "state").is_ok_and(|state| state == "open"))
+        else {
+            return Ok(SweptHold::ClosedMeanwhile);
+        };
+        let hold = Hold {
+            counted: matches!(item.get("counted"), Some(AttributeValue::Bool(true))),
+            ..hold.clone()
+        };
+        match owed_of(&item) {
+            Ok(Some(owed)) => {
+                let chat = owed.record();
+                let cost = chat.cost;
+                let closed = self
+                    .close_hold(self.settle_items(&hold, &chat)?, deadline)
+                    .await?;
+                return Ok(if closed {
+                    SweptHold::SettledOwed { cost }
+                } else {
+                    SweptHold::ClosedMeanwhile
+                });
+            }
+            Ok(None) => {}
+            // What was recorded cannot be read back: the bound below
+            // still charges the call, within its hold.
+            Err(e) => {
+                tracing::error!(hold = %hold.hold_id, error = %e, "an owed chat could not be read")
+            }
+        }
+        let entry = self.closing_entry(&hold, SETTLE_PREFIX, "settle", 0, "abandoned")?;
+        let mut items = vec![self.close(&hold, "settled")?, entry];
+        items.extend(self.give_back(&hold, 0)?);
+        items.extend(self.forget_marker(&hold)?);
+        Ok(if self.close_hold(items, deadline).await? {
+            SweptHold::SettledAtBound { cost: hold.amount }
+        } else {
+            SweptHold::ClosedMeanwhile
+        })
+    }
+
+    /// A ledger entry that closes `hold`, giving back `amount`, under an id
+    /// new to this call.
+    fn closing_entry(
+        &self,
+        hold: &Hold,
+        prefix: &str,
+        kind: &str,
+        amount: u64,
+        reason: &str,
+    ) -> Result<TransactWriteItem, ApiError> {
         let entry = Put::builder()
             .table_name(&self.tables.chats)
-            .item("username", s(user))
-            .item("chat_id", s(format!("{RELEASE_PREFIX}{}", Uuid::now_v7())))
-            .item("kind", s("release"))
-            .item("amount", n(hold.amount))
-            .item("reason", s(reason.as_str()))
+            .item("username", s(hold.username.as_str()))
+            .item("chat_id", s(format!("{prefix}{}", Uuid::now_v7())))
+            .item("kind", s(kind))
+            .item("amount", n(signed(amount)?))
+            .item("reason", s(reason))
             .item("hold_ref", s(&hold.hold_id))
             .item("created_at", s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)?;
-        let mut items = vec![
-            self.close(hold, "released")?,
-            TransactWriteItem::builder().put(entry).build(),
-            TransactWriteItem::builder()
-                .update(self.credit(user, signed(hold.amount)?)?)
-                .build(),
-        ];
-        if let Some(marker_id) = &hold.marker_id {
-            let forget = Delete::builder()
-                .table_name(&self.tables.chats)
-                .key("username", s(user))
-                .key("chat_id", s(marker_id))
-                .condition_expression("hold_ref = :hold")
-                .expression_attribute_values(":hold", s(&hold.hold_id))
-                .build()
-                .map_err(ApiError::internal)?;
-            items.push(TransactWriteItem::builder().delete(forget).build());
-        }
-        self.close_hold(items, deadline).await
+        Ok(TransactWriteItem::builder().put(entry).build())
     }
 
-    /// Up to `limit` open holds whose deadline passed before `now`, from
-    /// every shard of the index.
+    /// Up to `limit` open holds whose deadline passed before `now`, read a
+    /// page per shard in turn, so that every shard is served in each run
+    /// however many holds one of them has.
     pub async fn expired_holds(&self, now: Timestamp, limit: usize) -> Result<Vec<Hold>, ApiError> {
+        // Per shard: `Some(start)` while it has more to read.
+        let mut cursors: Vec<Option<Option<HashMap<String, AttributeValue>>>> =
+            (0..OPEN_HOLD_SHARDS).map(|_| Some(None)).collect();
+        // A page small enough that one round over the shards fits `limit`:
+        // every shard with expired holds gets some of this run.
+        let page_size = (limit / usize::from(OPEN_HOLD_SHARDS)).clamp(1, SWEEP_PAGE) as i32;
         let mut found = Vec::new();
-        for shard in 0..OPEN_HOLD_SHARDS {
-            let mut start = None;
-            loop {
+        while cursors.iter().any(Option::is_some) {
+            for (shard, cursor) in cursors.iter_mut().enumerate() {
+                let Some(start) = cursor.take() else {
+                    continue;
+                };
                 let page = self
                     .client
                     .query()
@@ -322,13 +505,14 @@ impl Store {
                     .key_condition_expression("open_shard = :shard AND deadline < :now")
                     .expression_attribute_values(":shard", s(shard.to_string()))
                     .expression_attribute_values(":now", n(now.unix_seconds()))
+                    .limit(page_size)
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(storage_error)?;
                 for item in page.items() {
                     // One unreadable item must not keep every other hold
-                    // from being given back: it is logged and passed over.
+                    // from being closed: it is logged and passed over.
                     match hold_of(item) {
                         Ok(hold) => found.push(hold),
                         Err(e) => tracing::error!(error = %e, "an open hold could not be read"),
@@ -337,10 +521,7 @@ impl Store {
                         return Ok(found);
                     }
                 }
-                start = page.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+                *cursor = page.last_evaluated_key.map(Some);
             }
         }
         Ok(found)
@@ -364,7 +545,8 @@ impl Store {
     }
 
     /// Sends a transaction whose item 0 closes a hold and whose item 1 is
-    /// new to it; `false` if the hold had been closed by another.
+    /// new to it; `false` if the hold had been closed by another (or was
+    /// never taken).
     async fn close_hold(
         &self,
         items: Vec<TransactWriteItem>,
@@ -375,9 +557,9 @@ impl Store {
             deadline,
             || true,
             |reasons| {
-                // Item 1 (the chat, or the release entry) is new to this
-                // transaction alone: if it is there, an earlier send of this
-                // same transaction committed after all.
+                // Item 1 (the chat, or the closing entry) is new to this
+                // transaction alone: if it is there, an earlier send of
+                // this same transaction committed after all.
                 if condition_failed(reasons, 1) {
                     return Some(Ok(true));
                 }
@@ -406,5 +588,54 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
         hold_id: string_of(item, "chat_id")?.to_owned(),
         amount: number_of(item, "amount")?.unsigned_abs(),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
+        // The index does not carry it; the sweeper reads the item itself.
+        counted: false,
     })
+}
+
+/// What a hold item records its chat owes, read back for the sweeper.
+struct Owed {
+    chat_id: Uuid,
+    message: ChatMessage,
+    response: String,
+    cost: u64,
+    usage: Usage,
+    finish: Finish,
+    created: Timestamp,
+}
+
+impl Owed {
+    fn record(&self) -> ChatRecord<'_> {
+        ChatRecord {
+            chat_id: self.chat_id,
+            message: &self.message,
+            response: &self.response,
+            cost: self.cost,
+            usage: self.usage,
+            finish: self.finish,
+            created: self.created,
+        }
+    }
+}
+
+/// The owed chat on a hold item, if [`Store::record_owed`] wrote one.
+fn owed_of(item: &HashMap<String, AttributeValue>) -> Result<Option<Owed>, ApiError> {
+    if !item.contains_key("owed_chat_id") {
+        return Ok(None);
+    }
+    let bad = |what: &str| ApiError::internal(format!("an owed chat's {what} cannot be read"));
+    Ok(Some(Owed {
+        chat_id: Uuid::parse_str(string_of(item, "owed_chat_id")?).map_err(|_| bad("id"))?,
+        message: ChatMessage::parse(string_of(item, "message")?.to_owned())
+            .map_err(|_| bad("message"))?,
+        response: string_of(item, "response")?.to_owned(),
+        cost: number_of(item, "owed_cost")?.unsigned_abs(),
+        usage: Usage {
+            input_tokens: number_of(item, "input_tokens")?.unsigned_abs(),
+            output_tokens: number_of(item, "output_tokens")?.unsigned_abs(),
+        },
+        finish: Finish::parse(string_of(item, "finish")?).ok_or_else(|| bad("finish"))?,
+        created: Timestamp::from_unix_millis(number_of(item, "owed_at_ms")?)
+            .ok_or_else(|| bad("time"))?,
+    }))
 }

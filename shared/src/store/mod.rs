@@ -36,8 +36,6 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use sha2::{Digest, Sha256};
-
 use crate::config::Tables;
 use crate::error::ApiError;
 
@@ -47,7 +45,7 @@ pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
 pub use credentials::{LoginFailures, StoredCredentials, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
-    Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
+    Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
 };
 pub use invites::INVITE_CODE_PREFIX;
 pub use keys::SIGNING_KEY_ITEM;
@@ -61,6 +59,8 @@ pub struct Store {
     tables: Tables,
     /// Chats a user may start per minute; 0: no cap.
     chats_per_minute: u32,
+    /// Model calls a user may have open at once; 0: no cap.
+    open_calls_per_user: u32,
 }
 
 impl Store {
@@ -69,7 +69,14 @@ impl Store {
             client,
             tables,
             chats_per_minute: 0,
+            open_calls_per_user: 0,
         }
+    }
+
+    /// The same store, capping each user's open model calls (0: no cap).
+    pub fn with_open_calls_per_user(mut self, cap: u32) -> Self {
+        self.open_calls_per_user = cap;
+        self
     }
 
     /// The same store, capping each user's chats per minute (0: no cap).
@@ -149,6 +156,21 @@ where
     }
 }
 
+/// The result of a conditional single-item write: `None` when its
+/// condition failed, the usual mapping for everything else.
+pub(crate) fn unless_refused<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, ApiError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(err) => Err(storage_error(err)),
+    }
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -214,11 +236,6 @@ pub(crate) fn signed(amount: u64) -> Result<i64, ApiError> {
     i64::try_from(amount).map_err(ApiError::internal)
 }
 
-/// SHA-256 as lowercase hex: how a secret or a client's free-form key
-/// becomes an item key of fixed length and alphabet.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+// SHA-256 as lowercase hex: how a secret or a client's free-form key
+// becomes an item key of fixed length and alphabet.
+pub(crate) use crate::domain::sha256_hex;

@@ -1,0 +1,353 @@
+//! Every model call is paid for: what happens to the money when something
+//! fails after the model started (docs/billing.md has the policy). The
+//! production Bedrock responder talks to the local Converse stand-in; the
+//! books are DynamoDB Local's, and every test ends on the ledger.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_tests::completion::*;
+use api_tests::conflicts::with_conflicts;
+use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
+use api_tests::runtime_api::{debug_binary, start};
+use api_tests::*;
+use chat_core::clock::Timestamp;
+use chat_core::config::Config;
+use chat_core::deadline::Deadline;
+use chat_core::pricing::{Pricing, Usage, UsagePrices};
+use chat_core::App;
+use chat_model::ModelConfig;
+use devtools::dynamodb_local::{client, fresh_app, fresh_tables, quiet_app};
+use serde_json::{json, Value};
+
+const MODEL_ID: &str = "test-model";
+
+/// Dear enough that a few tokens of a bound show in the balance.
+const PRICES: UsagePrices = UsagePrices {
+    input_per_1000: 1000,
+    output_per_1000: 2000,
+};
+
+/// One attempt (exact call counts) and a model that may stall for 1 s.
+fn impatient() -> ModelConfig {
+    let mut model = ModelConfig::new(MODEL_ID);
+    model.max_attempts = 1;
+    model.timeout = Duration::from_secs(1);
+    model
+}
+
+/// An app on fresh tables with the stand-in behind it, usage pricing, and
+/// `client` as its DynamoDB client (one with conflicts injected, say).
+fn app_on(stub: &ConverseStub, config: Config, client: aws_sdk_dynamodb::Client) -> App {
+    let mut app = quiet_app(config, client);
+    app.responder = Arc::new(stub.responder(impatient()));
+    app
+}
+
+async fn usage_config(open_calls: u32) -> (Config, aws_sdk_dynamodb::Client) {
+    let client = client();
+    let mut config = Config::with_tables(fresh_tables(&client).await);
+    config.pricing = Pricing::Usage(PRICES);
+    config.open_calls_per_user = open_calls;
+    (config, client)
+}
+
+fn v1(stream: bool, message: &str) -> Value {
+    json!({
+        "model": MODEL_ID,
+        "stream": stream,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": message}],
+    })
+}
+
+/// What a reply without a usage report costs: the input's bound for one
+/// user turn of `message` and `written` bytes of output.
+fn bound_cost(message: &str, written: u64) -> i64 {
+    // One turn: its bytes plus 16 per message, plus 64 in all.
+    let input = message.len() as u64 + 16 + 64;
+    PRICES.cost(Usage {
+        input_tokens: input,
+        output_tokens: written,
+    }) as i64
+}
+
+fn chunks_and_end(answer: &Completed) -> (String, String) {
+    let events = answer.events();
+    let (last, rest) = events.split_last().unwrap();
+    let chunks: Vec<Value> = rest
+        .iter()
+        .filter(|e| e.as_str() != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    (streamed_text(&chunks), last.clone())
+}
+
+#[tokio::test]
+async fn a_model_that_stalls_after_a_piece_is_charged_what_it_read_and_wrote_on_every_route() {
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["one ", "two"]).between_pieces(Duration::from_secs(120)),
+    ));
+    let (config, client) = usage_config(4).await;
+    let app = Arc::new(app_on(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    // The bound: "stall" read, "one " (4 bytes) written.
+    let cost = bound_cost("stall", 4);
+
+    let response = chat_as(&app, &token, "stall").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(&response)["response"], "one ");
+    assert_eq!(response.headers()["finish-reason"], "length");
+    assert_eq!(
+        response.headers()["tokens-charged"],
+        cost.to_string().as_str()
+    );
+    let mut spent = cost;
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - spent));
+
+    let whole = complete(&app, &token, v1(false, "stall")).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.json()["choices"][0]["message"]["content"], "one ");
+    assert_eq!(whole.json()["choices"][0]["finish_reason"], "length");
+    assert_eq!(
+        whole.header("tokens-charged"),
+        Some(cost.to_string().as_str())
+    );
+    spent += cost;
+
+    let streamed = complete(&app, &token, v1(true, "stall")).await;
+    assert_eq!(streamed.status, 200);
+    let (text, last) = chunks_and_end(&streamed);
+    assert_eq!(text, "one ");
+    let error: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(error["error"]["code"], "model_unavailable");
+    spent += cost;
+
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - spent));
+    assert_eq!(stored_chats(&app, "alice").await, 3);
+    assert!(ledger_entries(&app, "alice", "ledger#release#")
+        .await
+        .is_empty());
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_model_that_stalls_after_accepting_the_request_is_charged_what_it_read() {
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["late"]).first_event_after(Duration::from_secs(120)),
+    ));
+    let (config, client) = usage_config(4).await;
+    let app = Arc::new(app_on(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    let cost = bound_cost("read me", 0);
+
+    let response = chat_as(&app, &token, "read me").await;
+    assert_eq!(response.status(), 503);
+    let body = json_of(&response);
+    assert_eq!(body["error"], "model_unavailable");
+    assert_eq!(body["charged"], cost);
+    assert_eq!(
+        response.headers()["tokens-charged"],
+        cost.to_string().as_str()
+    );
+    assert!(response.headers().contains_key("retry-after"));
+
+    let answer = complete(&app, &token, v1(false, "read me")).await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["error"]["code"], "model_unavailable");
+    assert_eq!(
+        answer.header("tokens-charged"),
+        Some(cost.to_string().as_str())
+    );
+    // Charged, so a retry would be a second call: the client decides.
+    assert_eq!(answer.header("x-should-retry"), Some("false"));
+
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 2 * cost));
+    // Each charge has its chat, with no reply.
+    assert_eq!(stored_chats(&app, "alice").await, 2);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_reply_with_usage_and_no_text_is_charged_its_usage_on_v1() {
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&[])
+            .usage(30, 7)
+            .stop_reason("guardrail_intervened"),
+    ));
+    let (config, client) = usage_config(4).await;
+    let app = Arc::new(app_on(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    // 30 x 1000 + 7 x 2000 thousandths.
+    let cost = 44;
+    let whole = complete(&app, &token, v1(false, "filtered")).await;
+    assert_eq!(whole.status, 200);
+    let body = whole.json();
+    assert_eq!(body["choices"][0]["message"]["content"], "");
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(body["usage"]["completion_tokens"], 7);
+    assert_eq!(whole.header("tokens-charged"), Some("44"));
+    let streamed = complete(&app, &token, v1(true, "filtered")).await;
+    let (text, last) = chunks_and_end(&streamed);
+    assert_eq!((text.as_str(), last.as_str()), ("", "[DONE]"));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 2 * cost));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn twenty_five_conflicts_on_a_streamed_settle_end_in_a_charge_not_a_release() {
+    let stub = ConverseStub::start(Answer::used("paid for", 100, 20));
+    let (config, client) = usage_config(4).await;
+    let (conflicted, conflicts) = with_conflicts(&client, "TransactWriteItems");
+    let app = Arc::new(app_on(&stub, config, conflicted));
+    let token = signed_up(&app, "alice").await;
+    // The hold commits; its settle meets 25 conflicts, more than one round
+    // of the store's retries, and still commits within the invocation.
+    conflicts.arm_after(1, 25);
+    let answer = complete(&app, &token, v1(true, "settle me")).await;
+    let (text, last) = chunks_and_end(&answer);
+    assert_eq!((text.as_str(), last.as_str()), ("paid for", "[DONE]"));
+    assert_eq!(conflicts.sent(), 25);
+    // 100 x 1000 + 20 x 2000 thousandths.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 140));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds[0]["state"].as_s().unwrap(), "settled");
+    assert!(ledger_entries(&app, "alice", "ledger#release#")
+        .await
+        .is_empty());
+    assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_settle_that_never_commits_leaves_what_is_owed_and_the_sweeper_charges_it() {
+    let stub = ConverseStub::start(Answer::used("owed for", 100, 20));
+    let (config, client) = usage_config(4).await;
+    let (conflicted, conflicts) = with_conflicts(&client, "TransactWriteItems");
+    let app = Arc::new(app_on(&stub, config, conflicted));
+    let token = signed_up(&app, "alice").await;
+    let hold_amount = PRICES.cost(Usage::bound("owe".len() + 16, 100)) as i64;
+    conflicts.arm_after(1, usize::MAX);
+    let answer = complete_keyed(&app, &token, "owed", &v1(true, "owe")).await;
+    // The text reached the client, and it ends as any other: the charge is
+    // certain, only late.
+    let (text, last) = chunks_and_end(&answer);
+    assert_eq!((text.as_str(), last.as_str()), ("owed for", "[DONE]"));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold_amount));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds[0]["state"].as_s().unwrap(), "open");
+    assert_eq!(holds[0]["owed_cost"].as_n().unwrap(), "140");
+    assert_ledger_balances_mid_flight(&app).await;
+
+    // DynamoDB is itself again; the sweeper settles at what is owed.
+    conflicts.arm(0);
+    let later = Timestamp::now().plus(app.config.hold_ttl + Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!((swept.settled_owed, swept.charged_at_bound), (1, 0));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 140));
+    assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_eq!(saved_messages(&app, "alice").await, ["owe"]);
+    // The key's marker was answered with the chat: a retry replays it.
+    let replay = complete_keyed(&app, &token, "owed", &v1(false, "owe")).await;
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        replay.json()["choices"][0]["message"]["content"],
+        "owed for"
+    );
+    assert_eq!(stub.call_count(), 1);
+    assert!(ledger_entries(&app, "alice", "ledger#release#")
+        .await
+        .is_empty());
+    assert_ledger_balances(&app, "alice").await;
+
+    async fn assert_ledger_balances_mid_flight(app: &App) {
+        let audit = audit_of(app, "alice").await;
+        assert!(audit.balances());
+        assert_eq!(audit.open_holds, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_simultaneous_streams_from_one_user_run_no_more_than_the_cap() {
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::text("in turn")));
+    let (mut config, client) = usage_config(4).await;
+    config.pricing = Pricing::Flat(100);
+    let app = Arc::new(app_on(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, token) = (app.clone(), token.clone());
+        running.spawn(async move { complete(&app, &token, v1(true, "hi")).await });
+    }
+    // Four hold their calls open at the gate; the others are refused while
+    // they do. Should more get through, they wait at the gate too, and the
+    // count below says so once the time is up.
+    let mut answers = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(120), async {
+        while answers.len() < 16 {
+            answers.push(running.join_next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    gate.open();
+    while let Some(answer) = running.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    assert!(waited.is_ok(), "16 refusals did not come");
+    let refused: Vec<&Completed> = answers.iter().filter(|a| a.status == 429).collect();
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!((ok, refused.len()), (4, 16));
+    for answer in &refused {
+        assert_eq!(answer.json()["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(answer.header("x-should-retry"), Some("true"));
+        assert!(answer.header("retry-after").is_some());
+    }
+    assert_eq!(stub.call_count(), 4);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3600));
+    // Every call counted out again as it settled.
+    let account = stored_account(&app, "alice").await;
+    assert_eq!(account["open_calls"].as_n().unwrap(), "0");
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_function_killed_after_its_model_wrote_is_charged_its_hold_by_the_sweeper() {
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["written ", "never sent"]).between_pieces(Duration::from_secs(120)),
+    ));
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    start_events_session(&app).await.unwrap();
+    let event = std::fs::read_to_string(events_dir().join("chat.json")).unwrap();
+    let function = start(
+        &debug_binary("chat"),
+        &event,
+        app.store.tables(),
+        &[
+            ("MODEL_ID", MODEL_ID),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url()),
+            ("MODEL_TIMEOUT_SECONDS", "15"),
+        ],
+    );
+    let began = std::time::Instant::now();
+    while stub.call_count() == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the function never reached the model"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    function.kill();
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900), "held");
+    let late = Timestamp::now().plus(app.config.hold_ttl + Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, late, Deadline::none()).await.unwrap();
+    // Nothing recorded what the model did: its hold, the bound, is charged.
+    assert_eq!((swept.charged_at_bound, swept.settled_owed), (1, 0));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert!(ledger_entries(&app, "alice", "ledger#release#")
+        .await
+        .is_empty());
+    assert_ledger_balances(&app, "alice").await;
+}
