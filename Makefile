@@ -35,10 +35,13 @@ build:
 	bash scripts/tools.sh cargo-lambda
 	cargo lambda build --release --arm64
 
+# cfn-lint, sam validate --lint, and checkov (a failed check, or a skip
+# without a reason, fails it: scripts/checkov.sh).
 validate:
 	bash scripts/tools.sh sam
 	cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1
+	bash scripts/checkov.sh
 
 # Release arm64 bootstraps in .aws-sam/build, checked, ready for `sam deploy`.
 sam-build: validate

@@ -3,13 +3,13 @@
 #
 # Installs what is missing (cargo-lambda, the DynamoDB Local jar,
 # Schemathesis, the openai SDK with pytest, and for the template checks
-# aws-sam-cli and cfn-lint), starts one DynamoDB Local for the run (each
+# aws-sam-cli, cfn-lint and checkov), starts one DynamoDB Local for the run (each
 # test makes tables of its own in it), builds the functions so the
 # end-to-end test's `make run` starts at once, runs the whole workspace's
 # tests, then Schemathesis against a `make run` of its own
 # (scripts/schemathesis.sh), then the official openai Python SDK's tests of
 # the /v1 routes against that same `make run` (scripts/openai-sdk.sh), then
-# lints the SAM template.
+# lints the SAM template and scans it with checkov (`make validate`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -77,5 +77,5 @@ while kill -0 "$api_pid" 2>/dev/null; do sleep 0.2; done
 api_pid=""
 rm -rf "$api_dir"
 
-say "linting template.yaml (cfn-lint, sam validate --lint)"
+say "linting template.yaml (cfn-lint, sam validate --lint, checkov)"
 make --no-print-directory validate

@@ -10,6 +10,8 @@
 #   tools.sh openai         the official openai Python SDK and pytest (from
 #                           PyPI) in a virtual environment of its own,
 #                           .tools/openai (scripts/openai-sdk.sh)
+#   tools.sh checkov        checkov (from PyPI) in a virtual environment of its
+#                           own, .tools/checkov (scripts/checkov.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "[tools] $*" >&2; }
@@ -79,6 +81,28 @@ for tool in "$@"; do
               "openai==$openai_version" "pytest==$pytest_version" >&2
           fi
         ) 9>"$root/.tools/.openai.lock"
+      fi
+      ;;
+    checkov)
+      # The infrastructure scanner teams run before they deploy a template
+      # (scripts/checkov.sh). Pinned like Schemathesis: a new release adds
+      # checks, and a new finding should come with a change to review, not
+      # fail a build that did not touch the template. Its own venv: it pins
+      # boto3 and many more that sam and cfn-lint also use.
+      checkov_version=3.3.30
+      venv="$root/.tools/checkov"
+      if ! "$venv/bin/checkov" --version 2>/dev/null | grep -qx "$checkov_version"; then
+        python="$(command -v python3 || command -v python)" || { say "python3 is needed to install checkov"; exit 1; }
+        say "installing checkov==$checkov_version into .tools/checkov (one time)"
+        mkdir -p "$root/.tools"
+        (
+          flock 9
+          if ! "$venv/bin/checkov" --version 2>/dev/null | grep -qx "$checkov_version"; then
+            "$python" -m venv --clear "$venv" \
+              || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$checkov_version" >&2
+          fi
+        ) 9>"$root/.tools/.checkov.lock"
       fi
       ;;
     *)

@@ -440,3 +440,47 @@ async fn every_function_is_granted_exactly_what_it_uses() {
         );
     }
 }
+
+/// X-Ray is the one grant SAM adds by itself: AWS's managed X-Ray write
+/// policy, on the role of every function whose `Tracing` is anything but
+/// `Disabled` (PassThrough too). So the parameter's off value is
+/// `Disabled`, every function takes it from the Globals, and no statement
+/// of ours grants X-Ray: a role can send traces exactly when `Tracing` is
+/// `Active`, and the REST API traces under the same condition.
+#[test]
+fn x_ray_is_granted_exactly_when_tracing_is_active() {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let template: Value = serde_yaml::from_str(&text).unwrap();
+    let yaml = |value: &Value| serde_yaml::to_string(value).unwrap().trim().to_owned();
+    let tracing = &template["Parameters"]["Tracing"];
+    assert_eq!(tracing["Default"], "Disabled");
+    assert_eq!(yaml(&tracing["AllowedValues"]), "- Disabled\n- Active");
+    assert_eq!(
+        yaml(&template["Globals"]["Function"]["Tracing"]),
+        "!Ref Tracing"
+    );
+    assert_eq!(
+        yaml(&template["Conditions"]["Traced"]),
+        "!Equals\n- !Ref Tracing\n- Active"
+    );
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        assert!(
+            properties["Tracing"].is_null(),
+            "{id:?} sets Tracing apart from the parameter"
+        );
+        assert!(
+            !yaml(&properties["Policies"])
+                .to_ascii_lowercase()
+                .contains("xray"),
+            "{id:?} grants X-Ray itself"
+        );
+    }
+    assert_eq!(
+        yaml(&template["Resources"]["OpenAiApi"]["Properties"]["TracingEnabled"]),
+        "!If\n- Traced\n- true\n- false"
+    );
+}
