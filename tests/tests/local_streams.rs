@@ -142,3 +142,95 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["error"]["code"], "invalid_api_key");
 }
+
+/// Every process below `pid` whose program is named `name`.
+fn descendants_named(pid: u32, name: &str) -> Vec<u32> {
+    let parent_of = |child: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // "pid (comm) state ppid ...": comm may hold spaces, so after ')'.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let below = |mut child: u32| {
+        while let Some(parent) = parent_of(child).filter(|p| *p > 1) {
+            if parent == pid {
+                return true;
+            }
+            child = parent;
+        }
+        false
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_link(format!("/proc/{child}/exe"))
+                .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == name))
+        })
+        .filter(|child| below(*child))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_killed_after_its_model_wrote_is_charged_by_make_runs_sweeper() {
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["written ", "never"]).between_pieces(Duration::from_secs(600)),
+    ));
+    let api = LocalApi::start_with(&[
+        ("MODEL_ID", MODEL_ID),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url()),
+        ("MODEL_TIMEOUT_SECONDS", "15"),
+        ("HOLD_SECONDS", "30"),
+        ("SWEEP_SECONDS", "1"),
+    ]);
+    let port = api.port;
+    let credentials = json!({"username": "alice", "password": "correct-horse-battery"}).to_string();
+    assert_eq!(
+        send(port, "POST", "/register/", &[JSON], credentials.as_bytes()).status,
+        201
+    );
+    let login = send(port, "POST", "/login/", &[JSON], credentials.as_bytes());
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    // The client sends its chat and waits: what becomes of its connection
+    // is the emulator's affair; the money is what this test reads.
+    let body = r#"{"message": "write and die"}"#;
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        client,
+        "POST /chat/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    while stub.call_count() == 0 {
+        assert!(started.elapsed() < PATIENCE, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The chat function, mid-reply, dies as a crashed Lambda does.
+    let functions = descendants_named(api.pid(), "chat");
+    assert_eq!(functions.len(), 1, "one chat function: {functions:?}");
+    std::process::Command::new("kill")
+        .args(["-KILL", &functions[0].to_string()])
+        .status()
+        .unwrap();
+    let tables = api.tables();
+    assert_eq!(stored_tokens(&tables, "alice").await, Some(3900), "held");
+    // Past HOLD_SECONDS, the sweeper make run runs settles it: nothing
+    // recorded what the model did, so the whole hold is charged.
+    let started = std::time::Instant::now();
+    while api_tests::audit_of(&tables, "alice").await.open_holds > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sweeper never settled the hold"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(stored_tokens(&tables, "alice").await, Some(3900));
+    assert_eq!(stub.call_count(), 1, "the model was called once");
+    assert_ledger_balances(&tables, "alice").await;
+}
