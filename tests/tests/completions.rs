@@ -133,6 +133,33 @@ async fn max_tokens_and_stop_cut_the_reply_as_a_model_would() {
 }
 
 #[tokio::test]
+async fn an_empty_dummy_reply_is_charged_as_an_empty_model_reply_is() {
+    // A stop sequence at the reply's start cuts all of it: the dummy ran,
+    // as a model that answers with usage and no text ran, and the one rule
+    // of docs/billing.md charges both.
+    let app = fresh_app().await;
+    let (shared, token) = user(&app, "alice").await;
+    for stream in [false, true] {
+        let mut body = hello();
+        body["stop"] = json!(["AI"]);
+        body["stream"] = json!(stream);
+        let answer = complete(&shared, &token, body).await;
+        assert_eq!(answer.status, 200);
+        if stream {
+            assert_eq!(answer.events().last().map(String::as_str), Some("[DONE]"));
+        } else {
+            let json = answer.json();
+            assert_eq!(json["choices"][0]["message"]["content"], "");
+            assert_eq!(json["choices"][0]["finish_reason"], "stop");
+            assert_eq!(answer.header("tokens-charged"), Some("100"));
+        }
+    }
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3800));
+    assert_eq!(stored_chats(&app, "alice").await, 2);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn refusals_take_openais_shape_and_change_nothing() {
     let app = fresh_app().await;
     let (shared, token) = user(&app, "alice").await;
