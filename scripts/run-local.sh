@@ -17,6 +17,7 @@
 #   RUN_OWNER_PID=...        stop when this process is gone (for tests)
 #   RELEASE=1                serve release builds (what `make bench` measures)
 #   CONCURRENCY=1            instances per function, as Lambda scales out
+#   CATALOG_FILE=...         the catalog of models to serve (docs/catalog.md)
 #   SWEEP_SECONDS=60         how often the sweeper runs, as its schedule does in
 #                            AWS (0: never)
 set -euo pipefail
@@ -137,9 +138,16 @@ env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,US
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
 for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME \
   PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE MODEL_FREE MODEL_TOKENS_PER_SECOND \
-  OPEN_CALLS_PER_USER HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION; do
+  OPEN_CALLS_PER_USER HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION CATALOG; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
 done
+# The catalog's file, read by each function at its cold start: by its full
+# path, since the functions run in the workspace's folders.
+if [ -n "${CATALOG_FILE:-}" ]; then
+  [ -r "$CATALOG_FILE" ] || { say "CATALOG_FILE $CATALOG_FILE cannot be read"; exit 1; }
+  CATALOG_FILE="$(cd "$(dirname "$CATALOG_FILE")" && pwd)/$(basename "$CATALOG_FILE")"
+  env_vars+=",CATALOG_FILE"
+fi
 watch_env=()
 for name in ${env_vars//,/ }; do watch_env+=(--env-var "$name=${!name}"); done
 # Its own log stays at warnings; the functions log at RUST_LOG, passed below.
@@ -172,7 +180,7 @@ if [ "$sweep_every" != 0 ]; then
       out=$(cargo lambda invoke sweeper --invoke-address 127.0.0.1 --invoke-port "$2" \
         --data-ascii "{}" 2>&1) || { echo "[run] sweeper failed: $out" >&2; continue; }
       case "$out" in
-        *"\"charged_at_bound\":0"*"\"settled_owed\":0"*) ;;
+        *"\"charged_at_bound\":0"*"\"released\":0"*"\"settled_owed\":0"*) ;;
         *) echo "[run] sweeper: $out" >&2 ;;
       esac
     done' sweeper "$sweep_every" "$watch_port" &

@@ -14,10 +14,12 @@ use aws_sdk_bedrockruntime::types::TokenUsage;
 use aws_sdk_bedrockruntime::Client;
 use std::sync::Arc;
 
+use chat_core::catalog::Catalog;
 use chat_core::config::{number_in, ConfigError};
 use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
-use chat_core::responder::{Conversation, Responder, Sampling, StreamFuture};
+use chat_core::responder::{Conversation, DummyResponder, Responder, Sampling, StreamFuture};
+use chat_core::served::{Models, ServedModel};
 use chat_core::App;
 
 mod stream;
@@ -58,6 +60,9 @@ pub struct ModelConfig {
     /// Another endpoint than Bedrock's in the function's region: a local
     /// stand-in in tests.
     pub endpoint_url: Option<String>,
+    /// Ask the model to cache the system prompt (a cache point after it),
+    /// for models that support prompt caching.
+    pub cache: bool,
 }
 
 impl ModelConfig {
@@ -69,6 +74,7 @@ impl ModelConfig {
             max_tokens: DEFAULT_MAX_TOKENS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             endpoint_url: None,
+            cache: false,
         }
     }
 
@@ -92,10 +98,20 @@ impl ModelConfig {
                 value: model_id,
             });
         }
+        Self::with_settings(&get, model_id).map(Some)
+    }
+
+    /// The model `model_id` with the deployment's model settings (its
+    /// timeout, reply cap and endpoint) from `get`.
+    pub fn with_settings(
+        get: impl Fn(&str) -> Option<String>,
+        model_id: String,
+    ) -> Result<Self, ConfigError> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         // Every model setting is at least 1.
         let number =
             |name: &'static str, default: u64, max: u64| number_in(&get, name, default, 1, max);
-        Ok(Some(ModelConfig {
+        Ok(ModelConfig {
             timeout: Duration::from_secs(number(
                 "MODEL_TIMEOUT_SECONDS",
                 DEFAULT_TIMEOUT_SECONDS,
@@ -111,35 +127,108 @@ impl ModelConfig {
             // rather than left to the SDK because the SDK would otherwise
             // fall back to AWS_ENDPOINT_URL, which locally is DynamoDB Local.
             endpoint_url: set("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+            cache: false,
             model_id,
-        }))
+        })
     }
 }
 
-/// Puts the model `MODEL_ID` names behind `app`, for a function's `main`:
-/// without one the dummy stays, which usage pricing refuses (the dummy
-/// reports no usage, so every chat would be free). The error is logged
-/// here, where its sentence names the variable to fix.
+/// Puts the models the environment names behind `app`, for a function's
+/// `main`: the catalog (`CATALOG_FILE` or `CATALOG`), each of its models
+/// answered by Bedrock or, without `bedrock_model`, by the dummy; or, with
+/// no catalog, the one model `MODEL_ID` names at `PRICING`, or the dummy,
+/// which usage pricing refuses there (a deployment meant for a model that
+/// forgot to name it). The error is logged here, where its sentence names
+/// the variable to fix.
 pub async fn install_from_env(app: &mut App) -> Result<(), ConfigError> {
-    let model =
-        ModelConfig::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
-    match model {
+    let get = |name: &str| std::env::var(name).ok();
+    let installed = match Catalog::from_lookup(get) {
+        Ok(Some(catalog)) => models_of(&catalog, get).await,
+        Ok(None) => legacy_model(app).await,
+        Err(why) => Err(ConfigError::Invalid {
+            name: "CATALOG",
+            expected: "a catalog of models (docs/catalog.md)",
+            value: why,
+        }),
+    };
+    match installed {
+        Ok(models) => {
+            app.models = models;
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!("invalid configuration: {error}");
+            Err(error)
+        }
+    }
+}
+
+/// A function's models from `catalog`: one Bedrock client configuration
+/// for all of them, each with its own model id, reply cap and caching.
+pub async fn models_of(
+    catalog: &Catalog,
+    get: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<Models, ConfigError> {
+    let mut shared = None;
+    let mut served = Vec::new();
+    for model in &catalog.models {
+        let responder: Arc<dyn Responder> = match &model.bedrock_model {
+            None => Arc::new(DummyResponder),
+            Some(bedrock) => {
+                let mut config = ModelConfig::with_settings(get, bedrock.clone())?;
+                if let Some(max) = model.max_tokens {
+                    config.max_tokens = max;
+                }
+                config.cache = model.cache;
+                if shared.is_none() {
+                    shared = Some(
+                        aws_config::defaults(BehaviorVersion::latest())
+                            .http_client(chat_core::app::http_client())
+                            .load()
+                            .await,
+                    );
+                }
+                let base = shared
+                    .as_ref()
+                    .map(aws_sdk_bedrockruntime::config::Builder::from);
+                Arc::new(BedrockResponder::new(base.unwrap_or_default(), &config))
+            }
+        };
+        served.push(ServedModel {
+            id: model.id.clone(),
+            responder,
+            pricing: model.pricing,
+        });
+    }
+    tracing::info!(
+        models = catalog.models.len(),
+        version = %catalog.version,
+        default = %catalog.default,
+        "models from the catalog"
+    );
+    // The catalog was checked to hold its default.
+    Models::new(served, &catalog.default).ok_or(ConfigError::Invalid {
+        name: "CATALOG",
+        expected: "a default that is one of its models",
+        value: catalog.default.clone(),
+    })
+}
+
+/// The one model of a deployment without a catalog.
+async fn legacy_model(app: &App) -> Result<Models, ConfigError> {
+    match ModelConfig::from_env()? {
         Some(model) => {
             tracing::info!(model = %model.model_id, "replies come from Bedrock");
-            app.responder = Arc::new(BedrockResponder::from_environment(&model).await);
+            let responder = BedrockResponder::from_environment(&model).await;
+            Ok(Models::only(Arc::new(responder), app.config.pricing))
         }
-        None if matches!(app.config.pricing, Pricing::Usage(_)) => {
-            let error = ConfigError::Invalid {
-                name: "MODEL_ID",
-                expected: "set when PRICING=usage (the dummy reply reports no usage)",
-                value: String::new(),
-            };
-            tracing::error!("invalid configuration: {error}");
-            return Err(error);
-        }
-        None => {}
+        None if matches!(app.config.pricing, Pricing::Usage(_)) => Err(ConfigError::Invalid {
+            name: "MODEL_ID",
+            expected: "set when PRICING=usage (or a CATALOG)",
+            value: String::new(),
+        }),
+        None => Ok(Models::only(Arc::new(DummyResponder), app.config.pricing)),
     }
-    Ok(())
 }
 
 /// Replies with what a Bedrock model answers: on `/chat/` to the message
@@ -152,6 +241,8 @@ pub struct BedrockResponder {
     /// The SDK bounds a call until the response head; a stream's events
     /// come after it, so the stream bounds its waits with this itself.
     timeout: Duration,
+    /// A cache point after the system prompt.
+    cache: bool,
 }
 
 impl BedrockResponder {
@@ -192,6 +283,7 @@ impl BedrockResponder {
             // Validated at start-up to at most MAX_MAX_TOKENS.
             max_tokens: i32::try_from(model.max_tokens).unwrap_or(i32::MAX),
             timeout: model.timeout,
+            cache: model.cache,
         }
     }
 }
@@ -219,10 +311,15 @@ impl Responder for BedrockResponder {
 }
 
 /// Bedrock counts in `i32`; a negative count is nonsense and prices as 0.
+/// Its `inputTokens` leave out what was read from or written to the prompt
+/// cache, which it reports apart: each is read as it is, never derived.
 fn usage_of(usage: &TokenUsage) -> Usage {
+    let count = |n: i32| u64::try_from(n).unwrap_or(0);
     Usage {
-        input_tokens: u64::try_from(usage.input_tokens()).unwrap_or(0),
-        output_tokens: u64::try_from(usage.output_tokens()).unwrap_or(0),
+        input_tokens: count(usage.input_tokens()),
+        output_tokens: count(usage.output_tokens()),
+        cache_read_tokens: usage.cache_read_input_tokens().map_or(0, count),
+        cache_write_tokens: usage.cache_write_input_tokens().map_or(0, count),
     }
 }
 

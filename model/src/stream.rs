@@ -14,9 +14,9 @@ use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamError;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamMetadataEvent,
-    ConverseStreamOutput, InferenceConfiguration, Message, ReasoningContentBlockDelta, StopReason,
-    SystemContentBlock,
+    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ConversationRole,
+    ConverseStreamMetadataEvent, ConverseStreamOutput, InferenceConfiguration, Message,
+    ReasoningContentBlockDelta, StopReason, SystemContentBlock,
 };
 use aws_smithy_types::event_stream::RawMessage;
 use chat_core::responder::{
@@ -78,7 +78,7 @@ pub(crate) async fn converse_stream(
         .client
         .converse_stream()
         .model_id(&responder.model_id)
-        .set_system(system_of(conversation))
+        .set_system(system_of(conversation, responder.cache))
         .set_messages(Some(
             messages_of(conversation).map_err(StartFailure::refused)?,
         ))
@@ -104,17 +104,28 @@ pub(crate) async fn converse_stream(
 }
 
 /// `None` rather than an empty list: Bedrock takes no system prompt then.
-fn system_of(conversation: &Conversation) -> Option<Vec<SystemContentBlock>> {
+/// With `cache`, a cache point follows the system prompt, so a model that
+/// caches prompts reads it from its cache on the next call (priced as a
+/// cache read by the catalog).
+fn system_of(conversation: &Conversation, cache: bool) -> Option<Vec<SystemContentBlock>> {
     if conversation.system.is_empty() {
         return None;
     }
-    Some(
-        conversation
-            .system
-            .iter()
-            .map(|text| SystemContentBlock::Text(text.clone()))
-            .collect(),
-    )
+    let mut blocks: Vec<SystemContentBlock> = conversation
+        .system
+        .iter()
+        .map(|text| SystemContentBlock::Text(text.clone()))
+        .collect();
+    if cache {
+        // A built block with its one required field set cannot fail.
+        if let Ok(point) = CachePointBlock::builder()
+            .r#type(CachePointType::Default)
+            .build()
+        {
+            blocks.push(SystemContentBlock::CachePoint(point));
+        }
+    }
+    Some(blocks)
 }
 
 fn messages_of(conversation: &Conversation) -> Result<Vec<Message>, ApiError> {
@@ -418,7 +429,8 @@ mod tests {
                     finish: Finish::Stop,
                     usage: Some(Usage {
                         input_tokens: 12,
-                        output_tokens: 2
+                        output_tokens: 2,
+                        ..Default::default()
                     })
                 }
             ]
@@ -434,7 +446,8 @@ mod tests {
                 finish: Finish::Length,
                 usage: Some(Usage {
                     input_tokens: 3,
-                    output_tokens: 4
+                    output_tokens: 4,
+                    ..Default::default()
                 })
             }]
         );
@@ -538,12 +551,17 @@ mod tests {
             ],
         };
         assert_eq!(
-            system_of(&conversation),
+            system_of(&conversation, false),
             Some(vec![
                 SystemContentBlock::Text("Be brief.".into()),
                 SystemContentBlock::Text("Answer in French.".into())
             ])
         );
+        // With caching, a cache point after the system prompt, and only then.
+        let cached = system_of(&conversation, true).unwrap();
+        assert_eq!(cached.len(), 3);
+        assert!(cached[2].is_cache_point());
+        assert_eq!(system_of(&Conversation::default(), true), None);
         let messages = messages_of(&conversation).unwrap();
         let read: Vec<_> = messages
             .iter()
@@ -557,7 +575,7 @@ mod tests {
                 (ConversationRole::User, "How are you?"),
             ]
         );
-        assert_eq!(system_of(&Conversation::default()), None);
+        assert_eq!(system_of(&Conversation::default(), false), None);
     }
 
     #[test]

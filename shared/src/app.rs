@@ -16,7 +16,8 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::metrics::{ChatCounts, MetricsSink, MoneyEvent, Outcome, RequestMetrics, Stdout};
-use crate::responder::{DummyResponder, Responder};
+use crate::responder::DummyResponder;
+use crate::served::Models;
 use crate::store::Store;
 
 pub struct App {
@@ -24,7 +25,9 @@ pub struct App {
     pub store: Store,
     /// Checks tokens against the signing key, held across invocations.
     pub auth: Authenticator,
-    pub responder: Arc<dyn Responder>,
+    /// The models served and their prices (the catalog), built once per
+    /// cold start.
+    pub models: Models,
     /// Where each request's embedded metrics go (stdout in Lambda).
     pub metrics: Arc<dyn MetricsSink>,
 }
@@ -35,10 +38,10 @@ impl App {
             .with_chats_per_minute(config.chats_per_minute)
             .with_open_calls_per_user(config.open_calls_per_user);
         App {
+            models: Models::only(Arc::new(DummyResponder), config.pricing),
             config,
             auth: Authenticator::new(store.clone()),
             store,
-            responder: Arc::new(DummyResponder),
             metrics: Arc::new(Stdout),
         }
     }

@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::metrics::MoneyEvent;
 use crate::pricing::{Pricing, Usage};
 use crate::responder::{Conversation, Finish, Piece, ReplyStream, Sampling, StartFailure};
+use crate::served::ServedModel;
 use crate::store::{
     ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
 };
@@ -55,9 +56,11 @@ const RECORD_MARGIN: Duration = Duration::from_millis(1500);
 /// no deadline (`make run`, a test): a deadline bounds them otherwise.
 const SETTLE_ROUNDS_WITHOUT_DEADLINE: u32 = 3;
 
-/// One request for a reply: what the model is asked, what the chat is
-/// saved as, and under which key.
+/// One request for a reply: which model, what it is asked, what the chat
+/// is saved as, and under which key.
 pub struct Call<'a> {
+    /// The catalog's model, with what answers it and its price.
+    pub model: &'a ServedModel,
     pub conversation: &'a Conversation,
     /// `max_tokens` is what the caller asked for, at most the model's cap;
     /// a metered call asks for no more than fits before the cut-off.
@@ -120,7 +123,8 @@ pub trait Sink: Send {
 /// not it has text (a stop sequence at its start, say): the same rule as a
 /// model's reply with usage and no text.
 pub async fn free(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<Billed, ApiError> {
-    let reply = app
+    let reply = call
+        .model
         .responder
         .stream(call.conversation, call.sampling)
         .await
@@ -133,10 +137,11 @@ pub async fn free(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<B
     let created = Timestamp::now();
     let chat_id = uuid::Uuid::now_v7();
     let finish = produced.finish.unwrap_or(Finish::Stop);
-    let cost = app.config.pricing.charge(usage);
+    let cost = call.model.pricing.charge(usage);
     let record = ChatRecord {
         chat_id,
         message: call.message,
+        model: &call.model.id,
         response: &produced.text,
         cost,
         usage,
@@ -197,10 +202,15 @@ pub async fn open(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<O
         .map(|at| at.checked_sub(SETTLE_MARGIN).unwrap_or(at));
     let sampling = fitted(call.sampling, cutoff, app.config.model_tokens_per_second)?;
     let input_bound = call.conversation.input_bound();
-    let pricing = app.config.pricing;
+    // The prices of this call, kept with it to its settle: a catalog that
+    // changes meanwhile changes nothing of it.
+    let pricing = call.model.pricing;
     let now = Timestamp::now();
     let request = HoldRequest {
         amount: pricing.hold(input_bound, sampling.max_tokens),
+        message: call.message,
+        model: &call.model.id,
+        pricing,
         key: call.key,
         taken: now,
         expires: now.plus(app.config.hold_ttl),
@@ -225,7 +235,7 @@ pub async fn open(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<O
             return Err(error);
         }
     };
-    let started = |reply| OpenCall {
+    let open_call = |reply| OpenCall {
         hold: hold.clone(),
         reply,
         cutoff,
@@ -234,8 +244,21 @@ pub async fn open(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<O
         pricing,
         chat_id: uuid::Uuid::now_v7(),
     };
-    match app.responder.stream(call.conversation, &sampling).await {
-        Ok(reply) => Ok(Opened::Started(started(reply))),
+    let start = call.model.responder.stream(call.conversation, &sampling);
+    // The first piece too must come before the cut-off: a model still
+    // silent then had read the request, and is charged for that.
+    let started = match cutoff {
+        None => start.await,
+        Some(at) => tokio::time::timeout_at(at.into(), start)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StartFailure::after_reading(ApiError::ModelUnavailable(
+                    "the model wrote nothing before the cut-off".into(),
+                )))
+            }),
+    };
+    match started {
+        Ok(reply) => Ok(Opened::Started(open_call(reply))),
         Err(StartFailure {
             error,
             read_input: false,
@@ -257,7 +280,7 @@ pub async fn open(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<O
                 failure: Some(error),
                 ..Produced::default()
             };
-            let failed = started(Box::new(Ended));
+            let failed = open_call(Box::new(Ended));
             Ok(Opened::Done(Billed::Charged(
                 Box::pin(failed.settle(app, call, produced)).await,
             )))
@@ -279,7 +302,8 @@ fn fitted(
     let left = cutoff.saturating_duration_since(Instant::now()).as_secs();
     let fits = left.saturating_mul(u64::from(tokens_per_second));
     if fits == 0 {
-        return Err(ApiError::Unavailable(
+        // Nothing was held: the model is, in effect, out of reach now.
+        return Err(ApiError::ModelUnavailable(
             "too little time left in the invocation for a model call".into(),
         ));
     }
@@ -327,6 +351,7 @@ impl OpenCall {
         let record = ChatRecord {
             chat_id: self.chat_id,
             message: call.message,
+            model: &call.model.id,
             response: &produced.text,
             cost,
             usage,
@@ -379,26 +404,56 @@ async fn settle_in_time(
     record: &ChatRecord<'_>,
     deadline: Deadline,
 ) -> Result<bool, ApiError> {
-    let settle_by = deadline
+    in_time(deadline, "settle", |by| app.store.settle(hold, record, by)).await
+}
+
+/// Rounds of `close` (a transaction with the store's own retries) until it
+/// is decided or only the record's margin is left: a round is not begun
+/// with less than one attempt's time in it.
+async fn in_time<F, Fut>(deadline: Deadline, what: &str, close: F) -> Result<bool, ApiError>
+where
+    F: Fn(Deadline) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, ApiError>>,
+{
+    let by = deadline
         .instant()
         .map(|at| Deadline::at(at.checked_sub(RECORD_MARGIN).unwrap_or(at)))
         .unwrap_or_default();
     let mut round = 0;
     loop {
         round += 1;
-        match app.store.settle(hold, record, settle_by).await {
+        match Box::pin(close(by)).await {
             Ok(closed) => return Ok(closed),
             Err(error) => {
-                let more = match settle_by.instant() {
-                    Some(at) => at > Instant::now() + Duration::from_millis(100),
+                let more = match by.budget() {
+                    Some(left) => left > LEAST_ATTEMPT,
                     None => round < SETTLE_ROUNDS_WITHOUT_DEADLINE,
                 };
                 if !more || !matches!(error, ApiError::Unavailable(_)) {
                     return Err(error);
                 }
-                tracing::warn!(round, error = %error, "a settle did not commit; trying again");
+                tracing::warn!(round, error = %error, "a {what} did not commit; trying again");
             }
         }
+    }
+}
+
+/// The time one more attempt needs: less is not worth a round.
+const LEAST_ATTEMPT: Duration = Duration::from_millis(300);
+
+/// A one-item write the sweeper reads, bounded by what is left of
+/// `deadline` (or the SDK's own timeout without one).
+async fn before<T>(
+    deadline: Deadline,
+    write: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match deadline.budget() {
+        None => write.await,
+        Some(left) => tokio::time::timeout(left, write).await.unwrap_or_else(|_| {
+            Err(ApiError::Unavailable(
+                "the invocation's deadline came first".into(),
+            ))
+        }),
     }
 }
 
@@ -407,21 +462,26 @@ async fn settle_in_time(
 async fn defer(app: &App, call: &Call<'_>, hold: &Hold, record: &ChatRecord<'_>, why: &ApiError) {
     tracing::error!(hold = %hold.hold_id, error = %why, "a settle did not commit; the sweeper will charge what is owed");
     app.count(call.function, MoneyEvent::SettleFailed, 1);
-    match app.store.record_owed(hold, record).await {
-        Ok(_) => {}
-        Err(error) => {
-            tracing::error!(hold = %hold.hold_id, error = %error, "what a chat owes could not be recorded; the sweeper will charge its whole hold");
-            app.count(call.function, MoneyEvent::OwedUnrecorded, 1);
-        }
+    if let Err(error) = before(call.deadline, app.store.record_owed(hold, record)).await {
+        tracing::error!(hold = %hold.hold_id, error = %error, "what a chat owes could not be recorded; the sweeper will charge its whole hold");
+        app.count(call.function, MoneyEvent::OwedUnrecorded, 1);
     }
 }
 
+/// Gives back a hold the model did no work on, tried as a settle is; if it
+/// cannot commit, the hold is marked as refused, so the sweeper gives it
+/// back too rather than charging it.
 async fn release(app: &App, hold: &Hold, reason: ReleaseReason, deadline: Deadline) {
-    // Should the release fail too, the hold stays open, and the sweeper
-    // charges it: only a hold the model never worked on is released, and
-    // one whose release fails is rare enough to count on the alarm.
-    if let Err(e) = app.store.release(hold, reason, deadline).await {
-        tracing::error!(error = %e, hold = %hold.hold_id, "a hold could not be released");
+    let released = in_time(deadline, "release", |by| {
+        app.store.release(hold, reason, by)
+    })
+    .await;
+    if let Err(e) = released {
+        tracing::error!(error = %e, hold = %hold.hold_id, "a hold could not be released; marked for the sweeper to give back");
+        if let Err(e) = before(deadline, app.store.mark_refused(hold)).await {
+            tracing::error!(error = %e, hold = %hold.hold_id, "a refused call's hold could not be marked; the sweeper will charge it");
+            app.count("billing", MoneyEvent::OwedUnrecorded, 1);
+        }
     }
 }
 
@@ -521,10 +581,7 @@ mod tests {
             cutoff: None,
             input_bound,
             max_tokens,
-            pricing: Pricing::Usage(UsagePrices {
-                input_per_1000: 1000,
-                output_per_1000: 1000,
-            }),
+            pricing: Pricing::Usage(UsagePrices::plain(1000, 1000)),
             chat_id: uuid::Uuid::nil(),
         }
     }
@@ -544,6 +601,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 3,
             output_tokens: 4,
+            ..Default::default()
         };
         assert_eq!(call.charged_usage(&produced("abc", 0, Some(usage))), usage);
     }
@@ -563,6 +621,7 @@ mod tests {
         let usage = Some(Usage {
             input_tokens: 1,
             output_tokens: 1,
+            ..Default::default()
         });
         for (hung_up, cut) in [(true, false), (false, true)] {
             let p = Produced {
@@ -588,7 +647,7 @@ mod tests {
         let gone = Instant::now();
         assert_eq!(
             fitted(&sampling, Some(gone), 50).unwrap_err().code(),
-            "unavailable"
+            "model_unavailable"
         );
     }
 

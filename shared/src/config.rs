@@ -157,10 +157,10 @@ impl Config {
         };
         let pricing = match get("PRICING").as_deref().map(str::trim) {
             None | Some("") | Some("flat") => Pricing::Flat(chat_cost),
-            Some("usage") => Pricing::Usage(UsagePrices {
-                input_per_1000: price("MODEL_INPUT_PRICE")?,
-                output_per_1000: price("MODEL_OUTPUT_PRICE")?,
-            }),
+            Some("usage") => Pricing::Usage(UsagePrices::plain(
+                price("MODEL_INPUT_PRICE")?,
+                price("MODEL_OUTPUT_PRICE")?,
+            )),
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "PRICING",
@@ -344,10 +344,7 @@ mod tests {
         pairs.push(("MODEL_OUTPUT_PRICE", "15"));
         assert_eq!(
             Config::from_lookup(lookup(&pairs)).unwrap().pricing,
-            Pricing::Usage(UsagePrices {
-                input_per_1000: 3,
-                output_per_1000: 15
-            })
+            Pricing::Usage(UsagePrices::plain(3, 15))
         );
         let mut bad = TABLES.to_vec();
         bad.push(("PRICING", "per-word"));

@@ -74,7 +74,7 @@ pub enum ApiError {
     #[error("API keys are managed with a login token, not with an API key")]
     SessionRequired,
     /// The OpenAI route was asked for a model this deployment does not serve.
-    #[error("the model `{0}` does not exist; GET /v1/models lists the one served here")]
+    #[error("the model `{0}` does not exist; GET /v1/models lists the models served here")]
     UnknownModel(String),
     #[error("method not allowed; use {allowed}")]
     MethodNotAllowed { allowed: Cow<'static, str> },

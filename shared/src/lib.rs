@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod billing;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod deadline;
@@ -21,6 +22,7 @@ pub mod pricing;
 pub mod responder;
 pub mod response;
 pub mod routes;
+pub mod served;
 pub mod store;
 
 pub use app::App;

@@ -101,14 +101,17 @@ impl OpenAiError {
     }
 }
 
-/// The model's name on the OpenAI route: `MODEL_ID` when a Bedrock model
-/// answers, else [`DUMMY_MODEL`]. Read without the Bedrock client, so
-/// `/v1/models` does not link it.
-pub fn served_model(get: impl Fn(&str) -> Option<String>) -> String {
-    get("MODEL_ID")
+/// The models' names on the OpenAI route: the catalog's ids or, without a
+/// catalog, `MODEL_ID` when a Bedrock model answers, else [`DUMMY_MODEL`].
+/// Read without the Bedrock client, so `/v1/models` does not link it.
+pub fn served_models(get: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+    if let Some(catalog) = crate::catalog::Catalog::from_lookup(&get)? {
+        return Ok(catalog.models.into_iter().map(|m| m.id).collect());
+    }
+    Ok(vec![get("MODEL_ID")
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| DUMMY_MODEL.to_owned())
+        .unwrap_or_else(|| DUMMY_MODEL.to_owned())])
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! What a chat costs, in balance tokens: the one home of the price.
 //!
-//! `flat`: every chat costs `CHAT_COST`, whatever was said. `usage` (with a
-//! model only): the model's reported input and output tokens at per-model
-//! prices in balance tokens per 1000 model tokens, rounded up. Integers
-//! throughout: no floating point comes near a balance.
+//! `flat`: every chat costs a fixed price, whatever was said. `usage`: the
+//! model's reported input, output, cache-read and cache-write tokens, each
+//! at its own price in balance tokens per 1000 model tokens, summed and
+//! rounded up once. Integers throughout: no floating point comes near a
+//! balance.
 
-/// Balance tokens per 1000 model tokens, for input and for output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Balance tokens per 1000 model tokens, for input and for output, and for
+/// input read from or written to the model's prompt cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UsagePrices {
     pub input_per_1000: u32,
     pub output_per_1000: u32,
+    pub cache_read_per_1000: u32,
+    pub cache_write_per_1000: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,11 +24,16 @@ pub enum Pricing {
     Usage(UsagePrices),
 }
 
-/// What a model reports it read and wrote for one reply.
+/// What a model reports it read and wrote for one reply. The four counts
+/// are apart, as Bedrock reports them: `input_tokens` excludes what was read
+/// from or written to the prompt cache, so nothing is counted twice and no
+/// count is ever made by subtraction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
 }
 
 /// Tokens a model adds around what it is sent (role markers, the chat
@@ -37,6 +46,14 @@ pub const INPUT_OVERHEAD_TOKENS: u64 = 64;
 pub const MESSAGE_OVERHEAD_TOKENS: usize = 16;
 
 impl Usage {
+    /// Every input token, however it was read: what OpenAI calls
+    /// `prompt_tokens` (its `cached_tokens` are part of it).
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
     /// The most a reply can have used, when no report of the model says
     /// what it did: `input_bound` (the input's UTF-8 size, since no common
     /// tokenizer makes more tokens than bytes, and for a conversation its
@@ -46,6 +63,22 @@ impl Usage {
         Usage {
             input_tokens: input_bound as u64 + INPUT_OVERHEAD_TOKENS,
             output_tokens,
+            ..Default::default()
+        }
+    }
+}
+
+/// How a price is recorded with a hold and its chat: `flat:100`, or
+/// `per1000:in=1,out=5,cache_read=0,cache_write=2`.
+impl std::fmt::Display for Pricing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pricing::Flat(cost) => write!(f, "flat:{cost}"),
+            Pricing::Usage(p) => write!(
+                f,
+                "per1000:in={},out={},cache_read={},cache_write={}",
+                p.input_per_1000, p.output_per_1000, p.cache_read_per_1000, p.cache_write_per_1000
+            ),
         }
     }
 }
@@ -90,17 +123,32 @@ impl Pricing {
 }
 
 impl UsagePrices {
-    /// `ceil((input x input price + output x output price) / 1000)`.
+    /// Input and output prices, with the cache priced as plain input: what
+    /// a model without cache prices of its own is charged.
+    pub const fn plain(input_per_1000: u32, output_per_1000: u32) -> Self {
+        UsagePrices {
+            input_per_1000,
+            output_per_1000,
+            cache_read_per_1000: input_per_1000,
+            cache_write_per_1000: input_per_1000,
+        }
+    }
+
+    /// `ceil((input x input price + output x output price + cache read x
+    /// its price + cache write x its price) / 1000)`: every count at its
+    /// own price, rounded up once.
     pub fn cost(&self, usage: Usage) -> u64 {
-        let micro = usage
-            .input_tokens
-            .saturating_mul(u64::from(self.input_per_1000))
-            .saturating_add(
-                usage
-                    .output_tokens
-                    .saturating_mul(u64::from(self.output_per_1000)),
-            );
-        micro.div_ceil(1000)
+        [
+            (usage.input_tokens, self.input_per_1000),
+            (usage.output_tokens, self.output_per_1000),
+            (usage.cache_read_tokens, self.cache_read_per_1000),
+            (usage.cache_write_tokens, self.cache_write_per_1000),
+        ]
+        .into_iter()
+        .fold(0u64, |sum, (tokens, price)| {
+            sum.saturating_add(tokens.saturating_mul(u64::from(price)))
+        })
+        .div_ceil(1000)
     }
 }
 
@@ -108,15 +156,13 @@ impl UsagePrices {
 mod tests {
     use super::*;
 
-    const PRICES: UsagePrices = UsagePrices {
-        input_per_1000: 3,
-        output_per_1000: 15,
-    };
+    const PRICES: UsagePrices = UsagePrices::plain(3, 15);
 
     fn usage(input_tokens: u64, output_tokens: u64) -> Usage {
         Usage {
             input_tokens,
             output_tokens,
+            ..Default::default()
         }
     }
 
@@ -144,6 +190,54 @@ mod tests {
         let hold = pricing.hold(10, 10);
         assert_eq!(pricing.cost(usage(1_000_000, 1_000_000), hold), hold);
         assert_eq!(Pricing::Flat(100).cost(usage(5, 5), 100), 100);
+    }
+
+    #[test]
+    fn cache_reads_and_writes_are_priced_apart_and_never_netted_against_input() {
+        let prices = UsagePrices {
+            input_per_1000: 1000,
+            output_per_1000: 5000,
+            cache_read_per_1000: 100,
+            cache_write_per_1000: 1250,
+        };
+        // (input, output, cache read, cache write) -> cost.
+        let table: [((u64, u64, u64, u64), u64); 6] = [
+            ((0, 0, 0, 0), 0),
+            ((1, 0, 0, 0), 1),
+            ((0, 0, 10, 0), 1),
+            ((0, 0, 0, 4), 5),
+            ((100, 20, 1000, 0), 300),
+            // Rounded up once over the sum (0.1 + 1.25 = 1.35: 2), not per
+            // part (1 + 2 = 3).
+            ((0, 0, 1, 1), 2),
+        ];
+        for ((input, output, read, write), cost) in table {
+            let usage = Usage {
+                input_tokens: input,
+                output_tokens: output,
+                cache_read_tokens: read,
+                cache_write_tokens: write,
+            };
+            assert_eq!(prices.cost(usage), cost, "{usage:?}");
+        }
+        let usage = Usage {
+            input_tokens: 5,
+            cache_read_tokens: 7,
+            cache_write_tokens: 11,
+            ..Usage::default()
+        };
+        assert_eq!(usage.prompt_tokens(), 23);
+    }
+
+    #[test]
+    fn without_cache_prices_of_its_own_the_cache_costs_what_input_does() {
+        let plain = UsagePrices::plain(3, 15);
+        let cached = Usage {
+            cache_read_tokens: 1000,
+            cache_write_tokens: 1000,
+            ..Usage::default()
+        };
+        assert_eq!(plain.cost(cached), 6);
     }
 
     #[test]

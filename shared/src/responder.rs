@@ -229,6 +229,7 @@ impl DummyResponder {
                 .map(|t| t.split_whitespace().count() as u64)
                 .sum(),
             output_tokens: DUMMY_PIECES.len() as u64,
+            ..Default::default()
         }
     }
 }
@@ -338,6 +339,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 5,
             output_tokens: 2,
+            ..Default::default()
         };
         assert_eq!(end, Some((Finish::Stop, Some(usage))));
     }

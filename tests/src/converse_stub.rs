@@ -129,6 +129,8 @@ pub struct Streamed {
     pieces: Vec<String>,
     stop_reason: &'static str,
     usage: Option<(u64, u64)>,
+    /// Prompt-cache tokens read and written, reported beside the usage.
+    cache: (u64, u64),
     first_event_after: Duration,
     between_pieces: Duration,
     failure: Option<(usize, &'static str)>,
@@ -142,6 +144,7 @@ impl Streamed {
             pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
             stop_reason: "end_turn",
             usage: Some((12, pieces.len() as u64)),
+            cache: (0, 0),
             first_event_after: Duration::ZERO,
             between_pieces: Duration::ZERO,
             failure: None,
@@ -151,6 +154,14 @@ impl Streamed {
     /// The usage the `metadata` event reports.
     pub fn usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
         self.usage = Some((input_tokens, output_tokens));
+        self
+    }
+
+    /// Tokens the usage reports read from and written to the prompt cache
+    /// (`cacheReadInputTokens`, `cacheWriteInputTokens`), apart from its
+    /// `inputTokens` as Bedrock reports them.
+    pub fn cache(mut self, read: u64, write: u64) -> Self {
+        self.cache = (read, write);
         self
     }
 
@@ -504,8 +515,15 @@ fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, Hu
         event("messageStop", json!({ "stopReason": streamed.stop_reason })),
     )?;
     if let Some((input, output)) = streamed.usage {
+        let (read, write) = streamed.cache;
         let metadata = json!({
-            "usage": { "inputTokens": input, "outputTokens": output, "totalTokens": input + output },
+            "usage": {
+                "inputTokens": input,
+                "outputTokens": output,
+                "cacheReadInputTokens": read,
+                "cacheWriteInputTokens": write,
+                "totalTokens": input + output + read + write,
+            },
             "metrics": { "latencyMs": 42 },
         });
         send(writer, event("metadata", metadata))?;

@@ -327,7 +327,9 @@ pub async fn audit_of(app: &App, username: &str) -> chat_core::store::Audit {
 }
 
 /// The ledger invariant, as every test that moves tokens ends: `username`'s
-/// balance is the sum of their ledger entries, and no hold is left open.
+/// balance is the sum of their ledger entries, no hold is left open, and
+/// the account counts no open model call (each was counted out as its hold
+/// closed).
 pub async fn assert_ledger_balances(app: &App, username: &str) {
     let audit = audit_of(app, username).await;
     assert_eq!(
@@ -336,6 +338,11 @@ pub async fn assert_ledger_balances(app: &App, username: &str) {
         audit.entries
     );
     assert_eq!(audit.open_holds, 0, "{username}: a hold is still open");
+    let open_calls = stored_account(app, username)
+        .await
+        .get("open_calls")
+        .map_or(0, |n| n.as_n().unwrap().parse::<i64>().unwrap());
+    assert_eq!(open_calls, 0, "{username}: the account counts open calls");
 }
 
 /// Another [`App`] on `app`'s tables and configuration, shareable: what a
@@ -343,7 +350,8 @@ pub async fn assert_ledger_balances(app: &App, username: &str) {
 pub fn sharing(app: &App) -> Arc<App> {
     let mut twin =
         devtools::dynamodb_local::quiet_app(app.config.clone(), app.store.client().clone());
-    twin.responder = app.responder.clone();
+    twin.models = app.models.clone();
+    twin.store = app.store.clone();
     Arc::new(twin)
 }
 

@@ -152,6 +152,21 @@ impl Running {
         }
     }
 
+    /// Waits (60 s at most) for a process that should stop by itself, as a
+    /// cold start that refuses its configuration does: whether it did,
+    /// failing, and what it wrote.
+    pub fn exit(mut self) -> (bool, String) {
+        let started = Instant::now();
+        let failed = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break !status.success(),
+                _ if started.elapsed() > Duration::from_secs(60) => break false,
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        (failed, self.stop())
+    }
+
     /// Kills the process where it is (SIGKILL, as Lambda ends a function
     /// that timed out); what it wrote until then.
     pub fn kill(mut self) -> String {

@@ -45,7 +45,7 @@ async fn a_completion_answers_in_openais_shape_charges_and_is_saved() {
     // One token per word of everything sent (4 + 4), one per piece (2).
     assert_eq!(
         body["usage"],
-        json!({"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10})
+        json!({"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10, "prompt_tokens_details": {"cached_tokens": 0}})
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
 
@@ -92,7 +92,7 @@ async fn a_stream_sends_role_pieces_finish_usage_and_done() {
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(
         usage["usage"],
-        json!({"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10})
+        json!({"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10, "prompt_tokens_details": {"cached_tokens": 0}})
     );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
     assert_ledger_balances(&app, "alice").await;

@@ -19,10 +19,7 @@ use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::{json, Value};
 
 const MODEL_ID: &str = "test-model";
-const PRICES: UsagePrices = UsagePrices {
-    input_per_1000: 3,
-    output_per_1000: 15,
-};
+const PRICES: UsagePrices = UsagePrices::plain(3, 15);
 /// Far longer than anything here takes on a slow machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -45,7 +42,8 @@ async fn app_capped(
     let mut app = quiet_app(config, client);
     let mut model = ModelConfig::new(MODEL_ID);
     model.max_attempts = 1;
-    app.responder = Arc::new(stub.responder(model));
+    app.models =
+        chat_core::served::Models::only(Arc::new(stub.responder(model)), app.config.pricing);
     Arc::new(app)
 }
 
@@ -176,6 +174,7 @@ async fn a_client_that_hangs_up_after_the_first_chunk_pays_for_what_was_written(
         PRICES.cost(chat_core::pricing::Usage {
             input_tokens: INPUT_BYTES + INPUT_OVERHEAD_TOKENS,
             output_tokens: pieces * "wordNN ".len() as u64,
+            ..Default::default()
         })
     };
     assert!(spent >= written(1) as i64 - 1, "{spent}");
@@ -216,6 +215,7 @@ async fn a_model_failing_midway_charges_the_text_and_ends_with_an_error_event() 
     let expected = PRICES.cost(chat_core::pricing::Usage {
         input_tokens: INPUT_BYTES + INPUT_OVERHEAD_TOKENS,
         output_tokens: "one two ".len() as u64,
+        ..Default::default()
     });
     assert_eq!(
         stored_tokens(&app, "alice").await,

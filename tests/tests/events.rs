@@ -67,7 +67,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
             let response = completions::handle(app, request).await.unwrap();
             return buffered(response).await;
         }
-        "models" => models::handle(app, "dummy", request).await,
+        "models" => models::handle(app, &["dummy".to_owned()], request).await,
         "keys" => keys::handle(app, request).await,
         other => panic!("events/{name}.json names no function ({other})"),
     };

@@ -186,6 +186,11 @@ async fn a_function_killed_after_its_model_wrote_is_charged_by_make_runs_sweeper
         ("MODEL_TIMEOUT_SECONDS", "15"),
         ("HOLD_SECONDS", "30"),
         ("SWEEP_SECONDS", "1"),
+        // Priced by use, so the whole hold is told apart from a charge for
+        // what was written.
+        ("PRICING", "usage"),
+        ("MODEL_INPUT_PRICE", "1000"),
+        ("MODEL_OUTPUT_PRICE", "2000"),
     ]);
     let port = api.port;
     let credentials = json!({"username": "alice", "password": "correct-horse-battery"}).to_string();
@@ -219,7 +224,14 @@ async fn a_function_killed_after_its_model_wrote_is_charged_by_make_runs_sweeper
         .status()
         .unwrap();
     let tables = api.tables();
-    assert_eq!(stored_tokens(&tables, "alice").await, Some(3900), "held");
+    // (13 bytes + 16 + 64) x 1000 + 1024 x 2000 thousandths: the message
+    // read, the default reply cap written.
+    let hold = 93 + 2048;
+    assert_eq!(
+        stored_tokens(&tables, "alice").await,
+        Some(4000 - hold),
+        "held"
+    );
     // Past HOLD_SECONDS, the sweeper make run runs settles it: nothing
     // recorded what the model did, so the whole hold is charged.
     let started = std::time::Instant::now();
@@ -230,7 +242,11 @@ async fn a_function_killed_after_its_model_wrote_is_charged_by_make_runs_sweeper
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(stored_tokens(&tables, "alice").await, Some(3900));
+    assert_eq!(stored_tokens(&tables, "alice").await, Some(4000 - hold));
+    assert_eq!(
+        api_tests::saved_messages(&tables, "alice").await,
+        ["write and die"]
+    );
     assert_eq!(stub.call_count(), 1, "the model was called once");
     assert_ledger_balances(&tables, "alice").await;
 }

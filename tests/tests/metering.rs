@@ -34,14 +34,14 @@ async fn app_with(stub: &ConverseStub, pricing: Pricing, initial_tokens: u32) ->
     let mut app = fresh_app().await;
     app.config.pricing = pricing;
     app.config.initial_tokens = initial_tokens;
-    app.responder = Arc::new(stub.responder(one_attempt()));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(one_attempt())),
+        app.config.pricing,
+    );
     app
 }
 
-const PRICES: UsagePrices = UsagePrices {
-    input_per_1000: 3,
-    output_per_1000: 15,
-};
+const PRICES: UsagePrices = UsagePrices::plain(3, 15);
 
 fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
     item[name].as_n().unwrap().parse().unwrap()
@@ -137,7 +137,10 @@ async fn a_model_that_refuses_the_call_gives_the_whole_hold_back() {
 async fn a_model_chat_is_two_round_trips_hold_and_settle() {
     let (mut app, calls) = counted_app().await;
     let stub = ConverseStub::start(Answer::text("hi"));
-    app.responder = Arc::new(stub.responder(one_attempt()));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(one_attempt())),
+        app.config.pricing,
+    );
     let token = signed_up(&app, "alice").await;
     calls.take();
     assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
@@ -208,6 +211,9 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
     let now = Timestamp::now();
     let request = HoldRequest {
         amount: 100,
+        message: &message,
+        model: "dummy",
+        pricing: chat_core::pricing::Pricing::Flat(100),
         key: None,
         taken: now,
         expires: now,
@@ -227,6 +233,7 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
     assert_eq!(swept.charged_at_bound, 1);
     let record = ChatRecord {
         chat_id: uuid::Uuid::now_v7(),
+        model: "dummy",
         message: &message,
         response: "too late",
         cost: 60,
@@ -237,7 +244,8 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
     let settled = app.store.settle(&hold, &record, Deadline::none()).await;
     assert!(!settled.unwrap(), "the hold was closed: nothing applies");
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
-    assert_eq!(stored_chats(&app, "alice").await, 0);
+    // The sweeper's chat alone: its message, no reply.
+    assert_eq!(saved_messages(&app, "alice").await, ["late"]);
     // A second sweep finds nothing to charge.
     let again = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
     assert_eq!(again.closed(), 0);
@@ -291,11 +299,13 @@ async fn a_function_killed_during_its_model_call_is_charged_its_hold_once_by_the
     let again = sweeper::sweep(&app, late, Deadline::none()).await.unwrap();
     assert_eq!(again.closed(), 0, "charged once");
     assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
-    assert_eq!(stored_chats(&app, "alice").await, 0);
-    let settles = ledger_entries(&app, "alice", "ledger#settle#").await;
-    assert_eq!(settles.len(), 1);
-    assert_eq!(number(&settles[0], "amount"), 0);
-    assert_eq!(settles[0]["reason"].as_s().unwrap(), "abandoned");
+    // The charge has its chat: the message, no reply, cut short.
+    let chats = ledger_entries(&app, "alice", "0").await;
+    assert_eq!(chats.len(), 1);
+    assert_eq!(number(&chats[0], "amount"), 0, "nothing given back");
+    assert_eq!(number(&chats[0], "cost"), 100);
+    assert_eq!(chats[0]["response"].as_s().unwrap(), "");
+    assert_eq!(chats[0]["finish"].as_s().unwrap(), "length");
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -316,10 +326,12 @@ async fn hold_for(app: &App, raw_token: &str, message: &ChatMessage) -> chat_cor
         .verify(AuthToken::parse(raw_token).unwrap())
         .await
         .unwrap();
-    let _ = message;
     let now = Timestamp::now();
     let request = HoldRequest {
         amount: 100,
+        message,
+        model: "dummy",
+        pricing: chat_core::pricing::Pricing::Flat(100),
         key: None,
         taken: now,
         expires: now,

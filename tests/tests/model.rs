@@ -27,7 +27,8 @@ fn one_attempt() -> ModelConfig {
 
 async fn app_with(stub: &ConverseStub, model: ModelConfig) -> App {
     let mut app = fresh_app().await;
-    app.responder = Arc::new(stub.responder(model));
+    app.models =
+        chat_core::served::Models::only(Arc::new(stub.responder(model)), app.config.pricing);
     app
 }
 
@@ -46,8 +47,9 @@ async fn saved_responses(app: &App, username: &str) -> Vec<String> {
         .unwrap();
     page.items()
         .iter()
-        // Idempotency markers carry a reply too, but no message.
-        .filter(|item| item.contains_key("message"))
+        // Idempotency markers carry a reply too, but no message; holds a
+        // message, but no reply.
+        .filter(|item| item.contains_key("message") && item.contains_key("response"))
         .map(|item| item["response"].as_s().unwrap().clone())
         .collect()
 }
@@ -101,10 +103,11 @@ async fn a_reply_with_usage_and_no_text_is_charged_its_usage_and_saved() {
             .stop_reason("content_filtered"),
     ));
     let mut app = app_with(&stub, one_attempt()).await;
-    app.config.pricing = Pricing::Usage(UsagePrices {
-        input_per_1000: 3,
-        output_per_1000: 15,
-    });
+    app.config.pricing = Pricing::Usage(UsagePrices::plain(3, 15));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(one_attempt())),
+        app.config.pricing,
+    );
     let token = signed_up(&app, "alice").await;
     let response = chat_as(&app, &token, "Hello").await;
     assert_eq!(response.status(), 200);
@@ -147,7 +150,10 @@ async fn a_model_that_answers_with_an_error_is_502_and_charges_nothing() {
     ];
     for (name, answer, attempts) in cases {
         let stub = ConverseStub::start(answer);
-        app.responder = Arc::new(stub.responder(ModelConfig::new(MODEL_ID)));
+        app.models = chat_core::served::Models::only(
+            Arc::new(stub.responder(ModelConfig::new(MODEL_ID))),
+            app.config.pricing,
+        );
         let response = chat_as(&app, &token, "Hello").await;
         assert_eq!(response.status(), 502, "{name}");
         assert!(response.headers().get("retry-after").is_none(), "{name}");
@@ -209,7 +215,10 @@ async fn a_throttled_or_unavailable_model_is_503_and_charges_nothing() {
     ];
     for (name, answer) in cases {
         let stub = ConverseStub::start(answer);
-        app.responder = Arc::new(stub.responder(one_attempt()));
+        app.models = chat_core::served::Models::only(
+            Arc::new(stub.responder(one_attempt())),
+            app.config.pricing,
+        );
         let response = chat_as(&app, &token, "Hello").await;
         assert_eq!(response.status(), 503, "{name}");
         assert_eq!(response.headers()["retry-after"], "5", "{name}");
@@ -316,7 +325,10 @@ async fn a_paid_model_costs_a_hold_and_a_settle_and_the_dummy_one_write() {
     assert_eq!(chat_as(&app, &token, "free").await.status(), 200);
     assert_eq!(calls.take(), ["TransactWriteItems"], "dummy reply");
 
-    app.responder = Arc::new(stub.responder(one_attempt()));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(one_attempt())),
+        app.config.pricing,
+    );
     calls.take();
     assert_eq!(chat_as(&app, &token, "paid").await.status(), 200);
     assert_eq!(

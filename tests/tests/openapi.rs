@@ -419,10 +419,11 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
     let Target::Operation { path, .. } = target else {
         return fallback::handle(request).await.unwrap();
     };
+    // Each boxed: the callers' futures hold only a pointer to it.
     let result = match path {
-        "/register/" => register::handle(app, request).await,
-        "/login/" => login::handle(app, request).await,
-        "/chat/" => chat::handle(app, request).await,
+        "/register/" => Box::pin(register::handle(app, request)).await,
+        "/login/" => Box::pin(login::handle(app, request)).await,
+        "/chat/" => Box::pin(chat::handle(app, request)).await,
         "/chats/" => history::handle(app, request).await,
         "/balance/" => balance::handle(app, request).await,
         "/logout/" => logout::handle(app, request).await,
@@ -430,11 +431,16 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         // The answer may be a stream, which a task of its own writes: read
         // to its end, it is held to the spec as the others are.
         "/v1/chat/completions" => {
-            let response = completions::handle(sharing(app), request).await.unwrap();
+            let response = Box::pin(completions::handle(sharing(app), request))
+                .await
+                .unwrap();
             return buffered(response).await;
         }
         // As its `main` serves it: the name of the model the app answers with.
-        "/v1/models" => models::handle(app, app.responder.model_name(), request).await,
+        "/v1/models" => {
+            let ids: Vec<String> = app.models.all().iter().map(|m| m.id.clone()).collect();
+            models::handle(app, &ids, request).await
+        }
         other => panic!("no handler for {other}"),
     };
     result.unwrap()
@@ -1087,13 +1093,20 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         run.expect(CHAT, &response, 402, "insufficient_tokens")["tokens"],
         0
     );
+    // A model the catalog does not list (404), and one it does, by name.
+    let unknown = json!({"message": "hi", "model": "no-such-model"}).to_string();
+    let response = call(&app, CHAT, request("chat", Some(&unknown), Some(&token))).await;
+    run.expect(CHAT, &response, 404, "model_not_found");
+    let named = json!({"message": "hi", "model": "dummy"}).to_string();
+    let response = call(&app, CHAT, request("chat", Some(&named), Some(&token))).await;
+    run.expect(CHAT, &response, 200, "");
     // The model answers with an error (502), then is throttled (503).
     let refusing = ConverseStub::start(Answer::error(400, "ValidationException"));
-    app.responder = model_answering(&refusing);
+    app.models = chat_core::served::Models::only(model_answering(&refusing), app.config.pricing);
     let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
     run.expect(CHAT, &response, 502, "model_error");
     let throttled = ConverseStub::start(Answer::error(429, "ThrottlingException"));
-    app.responder = model_answering(&throttled);
+    app.models = chat_core::served::Models::only(model_answering(&throttled), app.config.pricing);
     let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
     run.expect(CHAT, &response, 503, "model_unavailable");
     // A key whose first chat is still with the model (409).
@@ -1101,7 +1114,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         std::time::Duration::from_secs(3),
         Answer::text("in a moment"),
     ));
-    app.responder = model_answering(&slow);
+    app.models = chat_core::served::Models::only(model_answering(&slow), app.config.pricing);
     let keyed = || {
         let mut request = request("chat", Some(&body), Some(&token));
         request
@@ -1161,7 +1174,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     let other = with(hello(MODEL_ID), json!({"max_tokens": 5}));
     let response = call(&app, COMPLETIONS, v1_keyed(&other)).await;
     run.expect(COMPLETIONS, &response, 422, "idempotency_key_reused");
-    app.responder = Arc::new(DummyResponder);
+    app.models = chat_core::served::Models::only(Arc::new(DummyResponder), app.config.pricing);
 
     // GET /chats/
     run.parameter(CHATS, "query", "limit", "1", true);
@@ -1295,7 +1308,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     // streamed, as the model lists itself.
     let replying =
         ConverseStub::start(Answer::Stream(Streamed::pieces(&["Hel", "lo"]).usage(9, 2)));
-    app.responder = model_answering(&replying);
+    app.models = chat_core::served::Models::only(model_answering(&replying), app.config.pricing);
     let response = call(&app, MODELS, models_request(Some(&auth))).await;
     assert_eq!(
         run.expect(MODELS, &response, 200, "")["data"][0]["id"],
@@ -1315,14 +1328,14 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     assert_eq!((streamed_text(&chunks), error), ("Hello".into(), None));
     assert_eq!(
         chunks.last().unwrap()["usage"],
-        json!({"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11})
+        json!({"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11, "prompt_tokens_details": {"cached_tokens": 0}})
     );
     // The model fails after its first piece: what it wrote was sent (and
     // is charged), then an error event ends the stream, without [DONE].
     let failing = ConverseStub::start(Answer::Stream(
         Streamed::pieces(&["Hel", "lo"]).failing_after(1, "modelStreamErrorException"),
     ));
-    app.responder = model_answering(&failing);
+    app.models = chat_core::served::Models::only(model_answering(&failing), app.config.pricing);
     let streamed = with(paid.clone(), json!({"stream": true}));
     let response = call(&app, COMPLETIONS, completion(&streamed, Some(&auth))).await;
     let (chunks, error) = run.expect_stream(&response, false);
@@ -1346,13 +1359,13 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         ),
     ] {
         let stub = ConverseStub::start(answer);
-        app.responder = model_answering(&stub);
+        app.models = chat_core::served::Models::only(model_answering(&stub), app.config.pricing);
         for body in [&paid, &streamed] {
             let response = call(&app, COMPLETIONS, completion(body, Some(&auth))).await;
             run.expect(COMPLETIONS, &response, status, code);
         }
     }
-    app.responder = Arc::new(DummyResponder);
+    app.models = chat_core::served::Models::only(Arc::new(DummyResponder), app.config.pricing);
 
     Box::pin(rate_limits(&mut run, &app, &token, &body, &whole)).await;
 

@@ -23,10 +23,7 @@ use serde_json::{json, Value};
 const MODEL_ID: &str = "test-model";
 
 /// Dear enough that a few tokens of a bound show in the balance.
-const PRICES: UsagePrices = UsagePrices {
-    input_per_1000: 1000,
-    output_per_1000: 2000,
-};
+const PRICES: UsagePrices = UsagePrices::plain(1000, 2000);
 
 /// One attempt (exact call counts) and a model that may stall for 1 s.
 fn impatient() -> ModelConfig {
@@ -40,7 +37,8 @@ fn impatient() -> ModelConfig {
 /// `client` as its DynamoDB client (one with conflicts injected, say).
 fn app_on(stub: &ConverseStub, config: Config, client: aws_sdk_dynamodb::Client) -> App {
     let mut app = quiet_app(config, client);
-    app.responder = Arc::new(stub.responder(impatient()));
+    app.models =
+        chat_core::served::Models::only(Arc::new(stub.responder(impatient())), app.config.pricing);
     app
 }
 
@@ -69,6 +67,7 @@ fn bound_cost(message: &str, written: u64) -> i64 {
     PRICES.cost(Usage {
         input_tokens: input,
         output_tokens: written,
+        ..Default::default()
     }) as i64
 }
 
@@ -329,6 +328,11 @@ async fn a_function_killed_after_its_model_wrote_is_charged_its_hold_by_the_swee
             ("MODEL_ID", MODEL_ID),
             ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url()),
             ("MODEL_TIMEOUT_SECONDS", "15"),
+            // Priced by use, so the whole hold is told apart from a charge
+            // for what was written.
+            ("PRICING", "usage"),
+            ("MODEL_INPUT_PRICE", "1000"),
+            ("MODEL_OUTPUT_PRICE", "2000"),
         ],
     );
     let began = std::time::Instant::now();
@@ -340,14 +344,50 @@ async fn a_function_killed_after_its_model_wrote_is_charged_its_hold_by_the_swee
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     function.kill();
-    assert_eq!(stored_tokens(&app, "alice").await, Some(3900), "held");
+    // The hold: the event's message read, the default reply cap written.
+    let message = "Hello, how are you?";
+    let hold = PRICES.cost(Usage::bound(message.len() + 16, 1024)) as i64;
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - hold),
+        "held"
+    );
     let late = Timestamp::now().plus(app.config.hold_ttl + Duration::from_secs(1));
     let swept = sweeper::sweep(&app, late, Deadline::none()).await.unwrap();
-    // Nothing recorded what the model did: its hold, the bound, is charged.
+    // Nothing recorded what the model did: its hold, the bound, is charged,
+    // and the chat saved with its message and no reply.
     assert_eq!((swept.charged_at_bound, swept.settled_owed), (1, 0));
-    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold));
+    assert_eq!(saved_messages(&app, "alice").await, [message]);
     assert!(ledger_entries(&app, "alice", "ledger#release#")
         .await
         .is_empty());
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_refused_calls_release_that_never_commits_is_given_back_by_the_sweeper() {
+    let stub = ConverseStub::start(Answer::error(400, "ValidationException"));
+    let (config, client) = usage_config(4).await;
+    let (conflicted, conflicts) = with_conflicts(&client, "TransactWriteItems");
+    let app = Arc::new(app_on(&stub, config, conflicted));
+    let token = signed_up(&app, "alice").await;
+    // The hold commits; the model refuses; the release meets conflicts
+    // until it gives up, and marks the hold for the sweeper instead.
+    conflicts.arm_after(1, usize::MAX);
+    let response = chat_as(&app, &token, "refused").await;
+    assert_eq!(response.status(), 502);
+    let hold = PRICES.cost(Usage::bound("refused".len() + 16, 1024)) as i64;
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds[0]["refused"].as_bool(), Ok(&true));
+
+    conflicts.arm(0);
+    let later = Timestamp::now().plus(app.config.hold_ttl + Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!((swept.released, swept.charged_at_bound), (1, 0));
+    // The model did nothing: nothing is charged, and no chat saved.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    assert_eq!(stored_chats(&app, "alice").await, 0);
     assert_ledger_balances(&app, "alice").await;
 }

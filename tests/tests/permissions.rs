@@ -118,9 +118,13 @@ async fn needed() -> ByFunction {
     }
     record("CompletionsFunction", &shared, &calls, ALWAYS);
     let app = cold_start(&app).await;
-    let list = models::handle(&app, "dummy", with_auth(event("models"), &token))
-        .await
-        .unwrap();
+    let list = models::handle(
+        &app,
+        &["dummy".to_owned()],
+        with_auth(event("models"), &token),
+    )
+    .await
+    .unwrap();
     assert_eq!(list.status(), 200);
     record("ModelsFunction", &app, &calls, ALWAYS);
 
@@ -167,7 +171,10 @@ async fn needed() -> ByFunction {
     // model itself.
     let stub = ConverseStub::start(Answer::text("from the model"));
     let mut paid = cold_start(&app).await;
-    paid.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
+    paid.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(ModelConfig::new("test-model"))),
+        paid.config.pricing,
+    );
     assert_eq!(
         keyed_chat_as(&paid, &token, "m", "model").await.status(),
         200
@@ -182,7 +189,10 @@ async fn needed() -> ByFunction {
 
     // A model that fails: the hold is given back and the key forgotten.
     let failing = ConverseStub::start(Answer::error(400, "ValidationException"));
-    paid.responder = Arc::new(failing.responder(ModelConfig::new("test-model")));
+    paid.models = chat_core::served::Models::only(
+        Arc::new(failing.responder(ModelConfig::new("test-model"))),
+        paid.config.pricing,
+    );
     assert_eq!(
         keyed_chat_as(&paid, &token, "f", "fails").await.status(),
         502
@@ -195,7 +205,10 @@ async fn needed() -> ByFunction {
         _ => Answer::error(400, "ValidationException"),
     });
     let mut completing = cold_start(&paid).await;
-    completing.responder = Arc::new(streaming.responder(ModelConfig::new("test-model")));
+    completing.models = chat_core::served::Models::only(
+        Arc::new(streaming.responder(ModelConfig::new("test-model"))),
+        completing.config.pricing,
+    );
     let completing = sharing(&completing);
     completing.auth.warm_up().await;
     calls.take();
@@ -221,29 +234,43 @@ async fn needed() -> ByFunction {
         .await
         .unwrap();
     let now = chat_core::clock::Timestamp::now();
-    let key = chat_core::domain::IdempotencyKey::parse("dead")
-        .unwrap()
-        .bind(b"dead");
-    sweeping
-        .store
-        .take_hold(
-            &verified,
-            &chat_core::store::HoldRequest {
-                amount: 100,
-                key: Some(&key),
-                taken: now,
-                expires: now,
-            },
-            chat_core::deadline::Deadline::none(),
-        )
-        .await
-        .unwrap();
+    // Two holds with keys: one whose function died (charged, its chat
+    // saved, the key answered), one whose model refused and whose release
+    // could not commit (given back, the key forgotten).
+    let mut holds = Vec::new();
+    for name in ["dead", "refused"] {
+        let key = chat_core::domain::IdempotencyKey::parse(name)
+            .unwrap()
+            .bind(name.as_bytes());
+        let taken = sweeping
+            .store
+            .take_hold(
+                &verified,
+                &chat_core::store::HoldRequest {
+                    amount: 100,
+                    message: &chat_core::domain::ChatMessage::parse(name.into()).unwrap(),
+                    model: "dummy",
+                    pricing: chat_core::pricing::Pricing::Flat(100),
+                    key: Some(&key),
+                    taken: now,
+                    expires: now,
+                },
+                chat_core::deadline::Deadline::none(),
+            )
+            .await
+            .unwrap();
+        match taken {
+            chat_core::store::HoldOutcome::Held(hold) => holds.push(hold),
+            other => panic!("a hold: {other:?}"),
+        }
+    }
+    assert!(sweeping.store.mark_refused(&holds[1]).await.unwrap());
     calls.take();
     let later = now.plus(std::time::Duration::from_secs(5));
     let swept = sweeper::sweep(&sweeping, later, chat_core::deadline::Deadline::none())
         .await
         .unwrap();
-    assert_eq!(swept.charged_at_bound, 1);
+    assert_eq!((swept.charged_at_bound, swept.released), (1, 1));
     record("SweeperFunction", &sweeping, &calls, ALWAYS);
 
     let paid = cold_start(&paid).await;

@@ -75,7 +75,10 @@ async fn a_registration_that_meets_a_conflict_is_retried() {
 async fn a_hold_that_meets_endless_conflicts_gets_a_503_and_the_model_is_not_called() {
     let (mut app, conflicts) = app_with_conflicts("TransactWriteItems").await;
     let stub = ConverseStub::start(Answer::text("never asked"));
-    app.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(ModelConfig::new("test-model"))),
+        app.config.pricing,
+    );
     let token = signed_up(&app, "alice").await;
 
     conflicts.arm(2);
@@ -99,7 +102,10 @@ async fn a_settle_that_meets_conflicts_is_retried_and_charges_once() {
         during_model.arm(3);
         Answer::text("settled at last")
     });
-    app.responder = Arc::new(stub.responder(ModelConfig::new("test-model")));
+    app.models = chat_core::served::Models::only(
+        Arc::new(stub.responder(ModelConfig::new("test-model"))),
+        app.config.pricing,
+    );
     let token = signed_up(&app, "alice").await;
     let response = chat_as(&app, &token, "hello").await;
     assert_eq!(response.status(), 200);
@@ -156,6 +162,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
     let message = ChatMessage::parse("the last 100 tokens".into()).unwrap();
     let record = ChatRecord {
         chat_id: uuid::Uuid::now_v7(),
+        model: "dummy",
         message: &message,
         response: "AI response",
         cost: 4000,

@@ -28,6 +28,8 @@ pub const FINISH_REASON: &str = "finish-reason";
 #[derive(Deserialize)]
 struct ChatBody {
     message: Option<Value>,
+    /// A model of the catalog (`GET /v1/models`); absent: the default.
+    model: Option<Value>,
 }
 
 pub async fn handle(app: &App, request: Request) -> Result<Response<Body>, Error> {
@@ -43,15 +45,21 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
     let body: ChatBody = json_body(&request)?;
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
+    let model = match body.model {
+        None | Some(Value::Null) => app.models.get(None)?,
+        Some(Value::String(id)) => app.models.get(Some(&id))?,
+        Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
+    };
     // Bound to the message alone, as it always was: a retry with another
     // message under the same key is refused.
     let key = idempotency_key(&request)?.map(|key| key.bind(message.as_str().as_bytes()));
     let conversation = Conversation::single(message.as_str());
     let sampling = Sampling {
-        max_tokens: app.responder.max_output_tokens(),
+        max_tokens: model.responder.max_output_tokens(),
         ..Sampling::default()
     };
     let call = Call {
+        model,
         conversation: &conversation,
         sampling: &sampling,
         message: &message,
@@ -61,7 +69,7 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
     };
     // Free to produce, so produced first and then charged in the one
     // transaction that saves it; a paid model is metered.
-    let billed = if app.responder.is_paid() {
+    let billed = if model.responder.is_paid() {
         match billing::open(app, &token, &call).await? {
             Opened::Started(open) => Billed::Charged(open.finish(app, &call, None).await),
             Opened::Done(billed) => billed,

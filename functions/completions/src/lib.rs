@@ -21,6 +21,7 @@ use chat_core::http::{deadline, idempotency_key, json_body_within, require_metho
 use chat_core::http::{IDEMPOTENT_REPLAYED, TOKENS_CHARGED};
 use chat_core::metrics::ChatCounts;
 use chat_core::openai::OpenAiError;
+use chat_core::served::ServedModel;
 use chat_core::store::SavedChat;
 use chat_core::{ApiError, App};
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -37,17 +38,22 @@ const FUNCTION: &str = "completions";
 pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
     let deadline = deadline(&request);
-    let (token, completion, key) = match accept(&app, &request).await {
+    let (token, completion, key, model) = match accept(&app, &request).await {
         Ok(accepted) => accepted,
         Err(error) => return Ok(refuse(&app, started, &error)),
     };
-    let call = call_of(&completion, key.as_ref(), deadline);
-    let billed = if app.responder.is_paid() {
+    let call = call_of(&model, &completion, key.as_ref(), deadline);
+    let billed = if model.responder.is_paid() {
         match billing::open(&app, &token, &call).await {
             Ok(Opened::Done(billed)) => Ok(billed),
             Ok(Opened::Started(open)) if completion.stream => {
-                let response = stream(app.clone(), open, completion, key, deadline, started);
-                return Ok(response);
+                let call = Owned {
+                    model: model.clone(),
+                    completion,
+                    key,
+                    deadline,
+                };
+                return Ok(stream(app.clone(), open, call, started));
             }
             Ok(Opened::Started(open)) => Ok(Billed::Charged(open.finish(&app, &call, None).await)),
             Err(error) => Err(error),
@@ -59,13 +65,13 @@ pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, E
         Ok(Billed::Charged(settled)) => {
             let cost = settled.cost;
             match settled.charged_failure() {
-                Ok(settled) => (answer(&app, &completion, &settled), Some(cost)),
+                Ok(settled) => (answer(&model.id, &completion, &settled), Some(cost)),
                 // The model failed after reading the request: the error,
                 // with what that cost.
                 Err(error) => (OpenAiError::of(&error).into_response(), Some(cost)),
             }
         }
-        Ok(Billed::Replayed(saved)) => (replay(&app, &completion, saved), None),
+        Ok(Billed::Replayed(saved)) => (replay(&model.id, &completion, saved), None),
         Err(error) => return Ok(refuse(&app, started, &error)),
     };
     app.record(
@@ -77,13 +83,21 @@ pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, E
     Ok(response)
 }
 
-/// A request the caller may make: a live-looking token, a valid body, the
+/// A request the caller may make: a live-looking token, a valid body, a
 /// model served here, and the idempotency key bound to the body. The
 /// session itself is checked by the charge or the hold, in the same call.
 async fn accept(
     app: &App,
     request: &Request,
-) -> Result<(VerifiedToken, CompletionRequest, Option<KeyedRequest>), ApiError> {
+) -> Result<
+    (
+        VerifiedToken,
+        CompletionRequest,
+        Option<KeyedRequest>,
+        ServedModel,
+    ),
+    ApiError,
+> {
     require_method(request, Method::POST)?;
     let token = app.auth.authenticate(request).await?;
     let body: Map<String, Value> = json_body_within(request, request::MAX_BODY_BYTES)?;
@@ -95,20 +109,28 @@ async fn accept(
         bytes.extend(serde_json::to_vec(&without_stream(&body)).unwrap_or_default());
         key.bind(&bytes)
     });
-    let completion = request::parse(body, app.responder.max_output_tokens())?;
-    if completion.model != app.responder.model_name() {
-        return Err(ApiError::UnknownModel(completion.model));
-    }
-    Ok((token, completion, key))
+    // The model first, for its reply cap; an unknown one is refused once
+    // the body is known to be valid otherwise.
+    let named = body.get("model").and_then(Value::as_str);
+    let found = named.and_then(|id| app.models.get(Some(id)).ok());
+    let cap = found
+        .unwrap_or_else(|| app.models.default_model())
+        .responder
+        .max_output_tokens();
+    let completion = request::parse(body, cap)?;
+    let model = app.models.get(Some(&completion.model))?.clone();
+    Ok((token, completion, key, model))
 }
 
 /// What the billing module is asked for this completion.
 fn call_of<'a>(
+    model: &'a ServedModel,
     completion: &'a CompletionRequest,
     key: Option<&'a KeyedRequest>,
     deadline: chat_core::deadline::Deadline,
 ) -> Call<'a> {
     Call {
+        model,
         conversation: &completion.conversation,
         sampling: &completion.sampling,
         message: &completion.last_message,
@@ -139,8 +161,8 @@ fn completion_of<'a>(chat_id: uuid::Uuid, model: &'a str) -> Completion<'a> {
 
 /// A reply already settled (or made free), whole or as a stream of its
 /// pieces.
-fn answer(app: &App, completion: &CompletionRequest, settled: &Settled) -> Response<Body> {
-    let wire = completion_of(settled.chat_id, app.responder.model_name());
+fn answer(model: &str, completion: &CompletionRequest, settled: &Settled) -> Response<Body> {
+    let wire = completion_of(settled.chat_id, model);
     if completion.stream {
         let mut events = vec![wire.chunk(wire::role_delta(), None, completion.include_usage)];
         for piece in &settled.pieces {
@@ -158,7 +180,7 @@ fn answer(app: &App, completion: &CompletionRequest, settled: &Settled) -> Respo
 
 /// The earlier answer to a retry under the same idempotency key, in the
 /// form this request asks for; nothing charged now.
-fn replay(app: &App, completion: &CompletionRequest, saved: SavedChat) -> Response<Body> {
+fn replay(model: &str, completion: &CompletionRequest, saved: SavedChat) -> Response<Body> {
     tracing::info!(chat_id = %saved.chat_id, "completion replayed for its idempotency key");
     let chat_id = uuid::Uuid::parse_str(&saved.chat_id).unwrap_or_default();
     let settled = Settled {
@@ -171,7 +193,7 @@ fn replay(app: &App, completion: &CompletionRequest, saved: SavedChat) -> Respon
         cost: 0,
         failure: None,
     };
-    let wire = completion_of(chat_id, app.responder.model_name());
+    let wire = completion_of(chat_id, model);
     if completion.stream {
         let mut events = vec![
             wire.chunk(wire::role_delta(), None, completion.include_usage),
@@ -213,16 +235,19 @@ fn ending(wire: &Completion<'_>, settled: &Settled, include_usage: bool) -> Vec<
 fn stream(
     app: Arc<App>,
     open: billing::OpenCall,
-    completion: CompletionRequest,
-    key: Option<KeyedRequest>,
-    deadline: chat_core::deadline::Deadline,
+    owned: Owned,
     started: std::time::Instant,
 ) -> Response<Body> {
     let (mut sender, body) = channel();
     tokio::spawn(async move {
-        let call = call_of(&completion, key.as_ref(), deadline);
-        let name = app.responder.model_name();
-        let wire = completion_of(open.chat_id(), name);
+        let Owned {
+            model,
+            completion,
+            key,
+            deadline,
+        } = owned;
+        let call = call_of(&model, &completion, key.as_ref(), deadline);
+        let wire = completion_of(open.chat_id(), &model.id);
         let include_usage = completion.include_usage;
         let first = wire.chunk(wire::role_delta(), None, include_usage);
         let here = sender.send_data(first.into()).await.is_ok();
@@ -259,6 +284,14 @@ fn stream(
         drop(sender);
     });
     event_stream(body)
+}
+
+/// What a stream's task owns of its request.
+struct Owned {
+    model: ServedModel,
+    completion: CompletionRequest,
+    key: Option<KeyedRequest>,
+    deadline: chat_core::deadline::Deadline,
 }
 
 /// Where a streamed reply's text goes as it comes: one chunk a piece.

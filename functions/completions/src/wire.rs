@@ -100,11 +100,16 @@ fn event(value: &Value) -> Vec<u8> {
     format!("data: {value}\n\n").into_bytes()
 }
 
+/// OpenAI's usage: `prompt_tokens` counts every input token, those read
+/// from the prompt cache too, which `prompt_tokens_details.cached_tokens`
+/// names apart.
 fn usage_of(usage: Usage) -> Value {
+    let prompt = usage.prompt_tokens();
     json!({
-        "prompt_tokens": usage.input_tokens,
+        "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens.saturating_add(usage.output_tokens),
+        "total_tokens": prompt.saturating_add(usage.output_tokens),
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
     })
 }
 
@@ -135,6 +140,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 3,
             output_tokens: 2,
+            ..Default::default()
         };
         let whole = completion.whole("AI response", Finish::Stop, usage);
         assert_eq!(whole["usage"]["total_tokens"], 5);

@@ -1,5 +1,6 @@
-//! `GET /v1/models`: the one model this deployment serves, in OpenAI's
-//! list shape, so OpenAI clients can find its name before they chat.
+//! `GET /v1/models`: the models this deployment serves (its catalog), in
+//! OpenAI's list shape, so OpenAI clients can find their names before they
+//! chat.
 
 use chat_core::clock::Timestamp;
 use chat_core::http::require_method;
@@ -17,23 +18,24 @@ const OWNER: &str = "chat-api";
 /// is a fixed date (2025-01-01), so the answer never changes between calls.
 const CREATED: u64 = 1_735_689_600;
 
-pub async fn handle(app: &App, model: &str, request: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(app: &App, ids: &[String], request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
     app.answer_as(
         "models",
         started,
-        models(app, model, &request).await,
+        models(app, ids, &request).await,
         |error| OpenAiError::of(&error).into_response(),
     )
 }
 
-async fn models(app: &App, model: &str, request: &Request) -> Result<Response<Body>, ApiError> {
+async fn models(app: &App, ids: &[String], request: &Request) -> Result<Response<Body>, ApiError> {
     require_method(request, Method::GET)?;
     let token = app.auth.authenticate(request).await?;
     // A revoked or disabled caller is refused here as everywhere else:
     // the balance's read is the one that checks the session is live.
     app.store.balance(&token, Timestamp::now()).await?;
-    let body = json!({ "object": "list", "data": [model_object(model)] });
+    let data: Vec<Value> = ids.iter().map(|id| model_object(id)).collect();
+    let body = json!({ "object": "list", "data": data });
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -31,6 +31,9 @@ const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// What one sweep did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Holds given back: their model refused the call, and the release
+    /// could not commit then.
+    pub released: usize,
     /// Holds settled at what their chat recorded it owes.
     pub settled_owed: usize,
     /// Holds with nothing recorded, charged in full.
@@ -47,6 +50,7 @@ pub struct Swept {
 impl Swept {
     pub fn json(&self) -> Value {
         json!({
+            "released": self.released,
             "settled_owed": self.settled_owed,
             "charged_at_bound": self.charged_at_bound,
             "closed_meanwhile": self.closed_meanwhile,
@@ -57,7 +61,7 @@ impl Swept {
 
     /// Holds this sweep closed.
     pub fn closed(&self) -> usize {
-        self.settled_owed + self.charged_at_bound
+        self.released + self.settled_owed + self.charged_at_bound
     }
 }
 
@@ -72,6 +76,7 @@ pub async fn sweep(app: &App, now: Timestamp, deadline: Deadline) -> Result<Swep
         for outcome in outcomes {
             match outcome {
                 Some(SweptHold::SettledOwed { .. }) => swept.settled_owed += 1,
+                Some(SweptHold::Released) => swept.released += 1,
                 Some(SweptHold::SettledAtBound { .. }) => swept.charged_at_bound += 1,
                 Some(SweptHold::ClosedMeanwhile) => swept.closed_meanwhile += 1,
                 None => swept.failed += 1,
@@ -104,6 +109,9 @@ async fn sweep_one(app: &App, hold: &Hold, deadline: Deadline) -> Option<SweptHo
                 }
                 SweptHold::SettledAtBound { cost } => {
                     tracing::error!(user = %hold.username, hold = %hold.hold_id, cost, "an expired hold with nothing recorded charged in full");
+                }
+                SweptHold::Released => {
+                    tracing::warn!(user = %hold.username, hold = %hold.hold_id, "an expired hold of a refused call given back");
                 }
                 // Closed between the index read and now: settled late,
                 // or swept by a run alongside.

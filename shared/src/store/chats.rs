@@ -39,6 +39,8 @@ pub(crate) fn marker_id(key: &IdempotencyKey) -> String {
 pub struct ChatRecord<'a> {
     /// UUIDv7, so a user's chats sort by time under the table's range key.
     pub chat_id: Uuid,
+    /// The catalog id of the model that answered.
+    pub model: &'a str,
     pub message: &'a ChatMessage,
     pub response: &'a str,
     /// What the chat costs the user, in balance tokens.
@@ -64,6 +66,9 @@ impl ChatRecord<'_> {
             .item("cost", n(self.cost))
             .item("input_tokens", n(self.usage.input_tokens))
             .item("output_tokens", n(self.usage.output_tokens))
+            .item("cache_read_tokens", n(self.usage.cache_read_tokens))
+            .item("cache_write_tokens", n(self.usage.cache_write_tokens))
+            .item("model", s(self.model))
             .item("finish", s(self.finish.as_str()))
             .item("amount", n(amount))
             .item("created_at", s(self.created.iso8601()))
@@ -136,6 +141,8 @@ impl Store {
                     .item("finish", s(chat.finish.as_str()))
                     .item("input_tokens", n(chat.usage.input_tokens))
                     .item("output_tokens", n(chat.usage.output_tokens))
+                    .item("cache_read_tokens", n(chat.usage.cache_read_tokens))
+                    .item("cache_write_tokens", n(chat.usage.cache_write_tokens))
                     .item("created_at", s(chat.created.iso8601()))
                     .condition_expression("attribute_not_exists(chat_id)")
                     // Hands back the earlier chat's reply on refusal, so a
@@ -293,13 +300,14 @@ pub(super) fn replay_of(
     {
         return Err(ApiError::IdempotencyKeyInProgress);
     }
-    let usage = match (
-        number_of(marker, "input_tokens"),
-        number_of(marker, "output_tokens"),
-    ) {
-        (Ok(input), Ok(output)) => Some(Usage {
-            input_tokens: input.unsigned_abs(),
-            output_tokens: output.unsigned_abs(),
+    // Markers from before usage (or cache counts) was kept have none.
+    let count = |name: &str| number_of(marker, name).map(i64::unsigned_abs);
+    let usage = match (count("input_tokens"), count("output_tokens")) {
+        (Ok(input_tokens), Ok(output_tokens)) => Some(Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens: count("cache_read_tokens").unwrap_or(0),
+            cache_write_tokens: count("cache_write_tokens").unwrap_or(0),
         }),
         _ => None,
     };

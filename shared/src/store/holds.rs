@@ -34,7 +34,7 @@ use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, KeyedRequest, Username, VerifiedToken};
 use crate::error::ApiError;
-use crate::pricing::Usage;
+use crate::pricing::{Pricing, Usage};
 use crate::responder::Finish;
 use crate::store::{ChatRecord, SavedChat};
 
@@ -62,9 +62,18 @@ pub struct Hold {
     pub counted: bool,
 }
 
-/// A hold to take: how much, under which key, and from when until when.
+/// A hold to take: how much, for which model at which prices, under which
+/// key, and from when until when.
 pub struct HoldRequest<'a> {
     pub amount: u64,
+    /// The chat's message, kept on the hold: should its function die, the
+    /// sweeper saves the chat it charges with it.
+    pub message: &'a ChatMessage,
+    /// The catalog id of the model called, recorded with the hold.
+    pub model: &'a str,
+    /// The prices the call is charged at, recorded with the hold: a price
+    /// change while it is open does not reach it.
+    pub pricing: Pricing,
     pub key: Option<&'a KeyedRequest>,
     pub taken: Timestamp,
     /// When the sweeper may close it.
@@ -103,6 +112,9 @@ impl ReleaseReason {
 /// What the sweeper did with one expired hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SweptHold {
+    /// Given back: its model refused the call, and the release that should
+    /// have followed could not commit.
+    Released,
     /// Settled at what its chat recorded it owes (a settle that could not
     /// commit): the chat saved, the rest given back.
     SettledOwed { cost: u64 },
@@ -161,6 +173,9 @@ impl Store {
     ) -> Result<HoldOutcome, ApiError> {
         let HoldRequest {
             amount,
+            message,
+            model,
+            pricing,
             key,
             taken: now,
             expires,
@@ -180,6 +195,9 @@ impl Store {
             .item("kind", s("hold"))
             .item("amount", n(-held))
             .item("state", s("open"))
+            .item("model", s(model))
+            .item("prices", s(pricing.to_string()))
+            .item("message", s(message.as_str()))
             .item("counted", AttributeValue::Bool(true))
             .item("open_shard", s(shard))
             .item("deadline", n(expires.unix_seconds()))
@@ -285,6 +303,7 @@ impl Store {
                 .update_expression(
                     "SET #state = :done, chat_ref = :chat, #response = :response, \
                      #finish = :finish, input_tokens = :input, output_tokens = :output, \
+                     cache_read_tokens = :cache_read, cache_write_tokens = :cache_write, \
                      created_at = :at",
                 )
                 .condition_expression("hold_ref = :hold")
@@ -297,6 +316,8 @@ impl Store {
                 .expression_attribute_values(":finish", s(chat.finish.as_str()))
                 .expression_attribute_values(":input", n(chat.usage.input_tokens))
                 .expression_attribute_values(":output", n(chat.usage.output_tokens))
+                .expression_attribute_values(":cache_read", n(chat.usage.cache_read_tokens))
+                .expression_attribute_values(":cache_write", n(chat.usage.cache_write_tokens))
                 .expression_attribute_values(":at", s(chat.created.iso8601()))
                 .expression_attribute_values(":hold", s(&hold.hold_id))
                 .build()
@@ -380,6 +401,7 @@ impl Store {
             .update_expression(
                 "SET owed_chat_id = :chat, owed_cost = :cost, #message = :message, \
                  #response = :response, input_tokens = :input, output_tokens = :output, \
+                 cache_read_tokens = :cache_read, cache_write_tokens = :cache_write, \
                  #finish = :finish, owed_at_ms = :at",
             )
             .condition_expression("#state = :open")
@@ -394,6 +416,8 @@ impl Store {
             .expression_attribute_values(":response", s(chat.response))
             .expression_attribute_values(":input", n(chat.usage.input_tokens))
             .expression_attribute_values(":output", n(chat.usage.output_tokens))
+            .expression_attribute_values(":cache_read", n(chat.usage.cache_read_tokens))
+            .expression_attribute_values(":cache_write", n(chat.usage.cache_write_tokens))
             .expression_attribute_values(":finish", s(chat.finish.as_str()))
             .expression_attribute_values(":at", n(chat.created.unix_millis()))
             .send()
@@ -401,9 +425,31 @@ impl Store {
         Ok(unless_refused(result)?.is_some())
     }
 
-    /// Closes an expired `hold` for the sweeper: at what its chat recorded
-    /// it owes, or, with nothing recorded, at its whole amount (see
-    /// [`SweptHold`]), under the same "still open" condition as a settle.
+    /// Marks the open `hold` as one whose model refused the call, so that
+    /// the sweeper gives it back: for a release that could not commit. One
+    /// write to the hold item alone. `false` if it is no longer open.
+    pub async fn mark_refused(&self, hold: &Hold) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.chats)
+            .key("username", s(hold.username.as_str()))
+            .key("chat_id", s(&hold.hold_id))
+            .update_expression("SET refused = :yes")
+            .condition_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        Ok(unless_refused(result)?.is_some())
+    }
+
+    /// Closes an expired `hold` for the sweeper: given back if its model
+    /// refused the call; else at what its chat recorded it owes, or, with
+    /// nothing recorded, at its whole amount with the chat saved without a
+    /// reply (see [`SweptHold`]); under the same "still open" condition as
+    /// a settle.
     pub async fn sweep_hold(&self, hold: &Hold, deadline: Deadline) -> Result<SweptHold, ApiError> {
         let item = self
             .client
@@ -425,6 +471,16 @@ impl Store {
             counted: matches!(item.get("counted"), Some(AttributeValue::Bool(true))),
             ..hold.clone()
         };
+        if matches!(item.get("refused"), Some(AttributeValue::Bool(true))) {
+            let released = self
+                .release(&hold, ReleaseReason::ModelRefused, deadline)
+                .await?;
+            return Ok(if released {
+                SweptHold::Released
+            } else {
+                SweptHold::ClosedMeanwhile
+            });
+        }
         match owed_of(&item) {
             Ok(Some(owed)) => {
                 let chat = owed.record();
@@ -445,10 +501,35 @@ impl Store {
                 tracing::error!(hold = %hold.hold_id, error = %e, "an owed chat could not be read")
             }
         }
-        let entry = self.closing_entry(&hold, SETTLE_PREFIX, "settle", 0, "abandoned")?;
-        let mut items = vec![self.close(&hold, "settled")?, entry];
-        items.extend(self.give_back(&hold, 0)?);
-        items.extend(self.forget_marker(&hold)?);
+        // Nothing recorded: the whole hold, with the chat saved (its
+        // message kept on the hold, no reply) and the key answered, so a
+        // retry under it replays this rather than paying again.
+        let message = string_of(&item, "message")
+            .ok()
+            .and_then(|m| ChatMessage::parse(m.to_owned()).ok());
+        let items = match &message {
+            Some(message) => self.settle_items(
+                &hold,
+                &ChatRecord {
+                    chat_id: Uuid::now_v7(),
+                    model: string_of(&item, "model").unwrap_or_default(),
+                    message,
+                    response: "",
+                    cost: hold.amount,
+                    usage: Usage::default(),
+                    finish: Finish::Length,
+                    created: Timestamp::now(),
+                },
+            )?,
+            // A hold from before messages were kept: its ledger entry alone.
+            None => {
+                let entry = self.closing_entry(&hold, SETTLE_PREFIX, "settle", 0, "abandoned")?;
+                let mut items = vec![self.close(&hold, "settled")?, entry];
+                items.extend(self.give_back(&hold, 0)?);
+                items.extend(self.forget_marker(&hold)?);
+                items
+            }
+        };
         Ok(if self.close_hold(items, deadline).await? {
             SweptHold::SettledAtBound { cost: hold.amount }
         } else {
@@ -596,6 +677,7 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
 /// What a hold item records its chat owes, read back for the sweeper.
 struct Owed {
     chat_id: Uuid,
+    model: String,
     message: ChatMessage,
     response: String,
     cost: u64,
@@ -608,6 +690,7 @@ impl Owed {
     fn record(&self) -> ChatRecord<'_> {
         ChatRecord {
             chat_id: self.chat_id,
+            model: &self.model,
             message: &self.message,
             response: &self.response,
             cost: self.cost,
@@ -624,8 +707,12 @@ fn owed_of(item: &HashMap<String, AttributeValue>) -> Result<Option<Owed>, ApiEr
         return Ok(None);
     }
     let bad = |what: &str| ApiError::internal(format!("an owed chat's {what} cannot be read"));
+    // Records from before cache tokens were kept have none.
+    let count = |name: &str| number_of(item, name).map_or(0, i64::unsigned_abs);
     Ok(Some(Owed {
         chat_id: Uuid::parse_str(string_of(item, "owed_chat_id")?).map_err(|_| bad("id"))?,
+        // Holds from before the catalog name no model.
+        model: string_of(item, "model").unwrap_or_default().to_owned(),
         message: ChatMessage::parse(string_of(item, "message")?.to_owned())
             .map_err(|_| bad("message"))?,
         response: string_of(item, "response")?.to_owned(),
@@ -633,6 +720,8 @@ fn owed_of(item: &HashMap<String, AttributeValue>) -> Result<Option<Owed>, ApiEr
         usage: Usage {
             input_tokens: number_of(item, "input_tokens")?.unsigned_abs(),
             output_tokens: number_of(item, "output_tokens")?.unsigned_abs(),
+            cache_read_tokens: count("cache_read_tokens"),
+            cache_write_tokens: count("cache_write_tokens"),
         },
         finish: Finish::parse(string_of(item, "finish")?).ok_or_else(|| bad("finish"))?,
         created: Timestamp::from_unix_millis(number_of(item, "owed_at_ms")?)
