@@ -131,6 +131,8 @@ pub struct Streamed {
     usage: Option<(u64, u64)>,
     first_event_after: Duration,
     between_pieces: Duration,
+    /// Every piece after the first waits for this gate too.
+    gate_after_first: Option<Gate>,
     failure: Option<(usize, &'static str)>,
 }
 
@@ -144,6 +146,7 @@ impl Streamed {
             usage: Some((12, pieces.len() as u64)),
             first_event_after: Duration::ZERO,
             between_pieces: Duration::ZERO,
+            gate_after_first: None,
             failure: None,
         }
     }
@@ -177,6 +180,13 @@ impl Streamed {
     /// A wait before every piece but the first.
     pub fn between_pieces(mut self, delay: Duration) -> Self {
         self.between_pieces = delay;
+        self
+    }
+
+    /// The first piece at once, the rest once the test opens `gate`: a
+    /// model that writes exactly one piece before the test says so.
+    pub fn gated_after_first(mut self, gate: &Gate) -> Self {
+        self.gate_after_first = Some(gate.clone());
         self
     }
 
@@ -484,6 +494,9 @@ fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, Hu
         .map_or(streamed.pieces.len(), |(after, _)| after);
     for (index, piece) in streamed.pieces.iter().take(shown).enumerate() {
         if index > 0 {
+            if let Some(gate) = &streamed.gate_after_first {
+                gate.wait();
+            }
             std::thread::sleep(streamed.between_pieces);
         }
         let delta = json!({ "contentBlockIndex": 0, "delta": { "text": piece } });
