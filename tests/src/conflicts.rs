@@ -1,4 +1,4 @@
-//! Transaction conflicts on demand.
+//! Transaction conflicts, lost answers and late answers on demand.
 //!
 //! DynamoDB Local runs one transaction at a time, so it never cancels one
 //! for a `TransactionConflict`, and the retry path would never run in a
@@ -7,6 +7,13 @@
 //! collide, and hands every other request to the real client. Nothing of
 //! an answered request reaches DynamoDB Local, just as nothing of a
 //! cancelled transaction is applied in AWS.
+//!
+//! Two more faults forward the request first ([`Conflicts::arm_lost`],
+//! [`Conflicts::arm_held`]): it reaches DynamoDB Local and commits, and
+//! then its answer is lost (the SDK sees DynamoDB's 500, as when a
+//! transaction's outcome is in doubt, and sends it again) or held back
+//! until the test lets it go (a reader that acts on what it read while
+//! another writer moves on).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use aws_smithy_types::body::SdkBody;
 use serde_json::{json, Value};
 
 /// How many conflicts are still to come, and how many were sent.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Conflicts {
     /// Requests of the operation let through before the conflicts begin.
     skip: Arc<AtomicUsize>,
@@ -30,7 +37,35 @@ pub struct Conflicts {
     sent: Arc<AtomicUsize>,
     /// How long each conflict takes to arrive, as a round trip would.
     delay_ms: Arc<AtomicUsize>,
+    /// What the armed requests meet.
+    fault: Arc<AtomicUsize>,
+    /// Permits for held answers; [`Conflicts::let_go`] adds them.
+    held: Arc<tokio::sync::Semaphore>,
 }
+
+impl Default for Conflicts {
+    fn default() -> Self {
+        Conflicts {
+            skip: Arc::default(),
+            pending: Arc::default(),
+            sent: Arc::default(),
+            delay_ms: Arc::default(),
+            fault: Arc::default(),
+            held: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
+/// The answers [`Conflicts::arm_lost_to_the_store`] loses: one per attempt
+/// of the SDK's retry configuration.
+pub fn lost_attempts() -> usize {
+    chat_core::app::sdk_retries().max_attempts() as usize
+}
+
+// The faults, as stored in `Conflicts::fault`.
+const CONFLICT: usize = 0;
+const LOST: usize = 1;
+const HELD: usize = 2;
 
 impl Conflicts {
     /// The next `count` requests of the operation are refused.
@@ -42,8 +77,56 @@ impl Conflicts {
     /// `count` after them are refused: a chat's hold commits, its settle
     /// meets the conflicts.
     pub fn arm_after(&self, skip: usize, count: usize) {
+        self.arm_fault(CONFLICT, skip, count);
+    }
+
+    /// After `skip` requests of the operation, the `count` after them reach
+    /// DynamoDB Local and commit, and their answers are replaced by a 500
+    /// `InternalServerError`: "committed, but the answer was lost". The
+    /// SDK (or the store's retries) sends each again.
+    pub fn arm_lost(&self, skip: usize, count: usize) {
+        self.arm_fault(LOST, skip, count);
+    }
+
+    /// After `skip` requests of the operation, one request commits and
+    /// every attempt the SDK makes of it loses its answer, so the store's
+    /// own retry sends the transaction anew. The SDK's attempts alone
+    /// would prove nothing: they carry one `ClientRequestToken`, and
+    /// DynamoDB answers a repeat of a committed token as it answered the
+    /// first, without applying it again. The store's new send has a token
+    /// of its own, and only its conditions can tell its commit apart.
+    pub fn arm_lost_to_the_store(&self, skip: usize) {
+        self.arm_lost(skip, lost_attempts());
+    }
+
+    /// After `skip` requests of the operation, the `count` after them reach
+    /// DynamoDB Local at once, and their answers wait until
+    /// [`Conflicts::let_go`]. The client's attempt timeout still applies:
+    /// give the client a long one (see [`with_patient_faults`]).
+    pub fn arm_held(&self, skip: usize, count: usize) {
+        self.arm_fault(HELD, skip, count);
+    }
+
+    /// Lets every held answer, and every later one, through.
+    pub fn let_go(&self) {
+        self.held
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+
+    fn arm_fault(&self, fault: usize, skip: usize, count: usize) {
+        self.fault.store(fault, Ordering::SeqCst);
         self.skip.store(skip, Ordering::SeqCst);
         self.pending.store(count, Ordering::SeqCst);
+    }
+
+    /// Waits (without blocking the runtime) until `count` faults were
+    /// dealt, or `limit` passed; whether they were.
+    pub async fn wait_for(&self, count: usize, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while self.sent() < count && started.elapsed() < limit {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.sent() >= count
     }
 
     /// Each refusal from now on arrives after `delay`, so that a number of
@@ -53,7 +136,7 @@ impl Conflicts {
             .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
-    /// Conflicts answered so far.
+    /// Faults dealt so far: conflicts answered, answers lost or held.
     pub fn sent(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
     }
@@ -80,6 +163,29 @@ impl Conflicts {
 /// `client` with conflicts injected into `operation` (e.g.
 /// `"TransactWriteItems"`), driven by the returned handle.
 pub fn with_conflicts(client: &Client, operation: &'static str) -> (Client, Conflicts) {
+    let (config, conflicts) = injecting(client, operation);
+    (Client::from_conf(config.build()), conflicts)
+}
+
+/// As [`with_conflicts`], with attempt timeouts long enough that an answer
+/// held by [`Conflicts::arm_held`] is waited for, not sent again.
+pub fn with_patient_faults(client: &Client, operation: &'static str) -> (Client, Conflicts) {
+    let (config, conflicts) = injecting(client, operation);
+    let patient = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(120))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build();
+    (
+        Client::from_conf(config.timeout_config(patient).build()),
+        conflicts,
+    )
+}
+
+fn injecting(
+    client: &Client,
+    operation: &'static str,
+) -> (aws_sdk_dynamodb::config::Builder, Conflicts) {
     let conflicts = Conflicts::default();
     let inner = client
         .config()
@@ -90,8 +196,8 @@ pub fn with_conflicts(client: &Client, operation: &'static str) -> (Client, Conf
         operation,
         conflicts: conflicts.clone(),
     };
-    let config = client.config().to_builder().http_client(injecting).build();
-    (Client::from_conf(config), conflicts)
+    let config = client.config().to_builder().http_client(injecting);
+    (config, conflicts)
 }
 
 #[derive(Debug)]
@@ -129,6 +235,27 @@ impl HttpConnector for InjectingConnector {
         if target.rsplit('.').next() != Some(self.operation) || !self.conflicts.take_one() {
             return self.inner.call(request);
         }
+        match self.conflicts.fault.load(Ordering::SeqCst) {
+            LOST => {
+                let sent = self.inner.call(request);
+                return HttpConnectorFuture::new(async move {
+                    // Applied or refused, DynamoDB Local has decided; the
+                    // caller never hears which.
+                    sent.await?;
+                    Ok(lost_response())
+                });
+            }
+            HELD => {
+                let sent = self.inner.call(request);
+                let held = self.conflicts.held.clone();
+                return HttpConnectorFuture::new(async move {
+                    let answer = sent.await;
+                    let _permit = held.acquire().await;
+                    answer
+                });
+            }
+            _ => {}
+        }
         let items = request
             .body()
             .bytes()
@@ -144,6 +271,23 @@ impl HttpConnector for InjectingConnector {
             Ok(conflict_response(items))
         })
     }
+}
+
+/// DynamoDB's answer when it cannot say how a request ended: a server
+/// error, which the SDK retries.
+fn lost_response() -> HttpResponse {
+    let body = json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+        "message": "Internal server error",
+    });
+    let mut response = HttpResponse::new(
+        500.try_into().expect("500 is a status code"),
+        SdkBody::from(body.to_string()),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.0");
+    response
 }
 
 /// DynamoDB's answer to a transaction that met another on its first item:

@@ -133,6 +133,8 @@ pub struct Streamed {
     cache: (u64, u64),
     first_event_after: Duration,
     between_pieces: Duration,
+    /// Every piece after the first waits for this gate too.
+    gate_after_first: Option<Gate>,
     failure: Option<(usize, &'static str)>,
 }
 
@@ -147,6 +149,7 @@ impl Streamed {
             cache: (0, 0),
             first_event_after: Duration::ZERO,
             between_pieces: Duration::ZERO,
+            gate_after_first: None,
             failure: None,
         }
     }
@@ -188,6 +191,13 @@ impl Streamed {
     /// A wait before every piece but the first.
     pub fn between_pieces(mut self, delay: Duration) -> Self {
         self.between_pieces = delay;
+        self
+    }
+
+    /// The first piece at once, the rest once the test opens `gate`: a
+    /// model that writes exactly one piece before the test says so.
+    pub fn gated_after_first(mut self, gate: &Gate) -> Self {
+        self.gate_after_first = Some(gate.clone());
         self
     }
 
@@ -495,6 +505,9 @@ fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, Hu
         .map_or(streamed.pieces.len(), |(after, _)| after);
     for (index, piece) in streamed.pieces.iter().take(shown).enumerate() {
         if index > 0 {
+            if let Some(gate) = &streamed.gate_after_first {
+                gate.wait();
+            }
             std::thread::sleep(streamed.between_pieces);
         }
         let delta = json!({ "contentBlockIndex": 0, "delta": { "text": piece } });

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_tests::completion::*;
-use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::config::DEFAULT_OPEN_CALLS_PER_USER;
-use chat_core::pricing::{Pricing, UsagePrices, INPUT_OVERHEAD_TOKENS};
+use chat_core::pricing::{Pricing, UsagePrices, INPUT_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
@@ -145,10 +145,15 @@ async fn a_stream_is_charged_the_models_usage_before_done_and_saved() {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_after_the_first_chunk_pays_for_what_was_written() {
-    let pieces: Vec<String> = (0..40).map(|i| format!("word{i} ")).collect();
+    let pieces: Vec<String> = (10..50).map(|i| format!("word{i} ")).collect();
     let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    // The first piece at once; the rest once the client has gone, paced
+    // so that the model is still writing when the function stops it.
+    let gate = Gate::default();
     let stub = ConverseStub::start(Answer::Stream(
-        Streamed::pieces(&pieces).between_pieces(Duration::from_millis(100)),
+        Streamed::pieces(&pieces)
+            .gated_after_first(&gate)
+            .between_pieces(Duration::from_millis(100)),
     ));
     let app = app_with(&stub, Pricing::Usage(PRICES), 4000).await;
     let token = signed_up(&app, "alice").await;
@@ -157,40 +162,69 @@ async fn a_client_that_hangs_up_after_the_first_chunk_pays_for_what_was_written(
     let mut body = response.into_body();
     // The role chunk, then the first piece of text: then the client goes.
     let mut seen = String::new();
-    while !seen.contains("word0") {
+    while !seen.contains("word10") {
         let bytes = next_bytes(&mut body).await.expect("a first piece");
         seen.push_str(&String::from_utf8(bytes).unwrap());
     }
     drop(body);
-    // The function stops reading the model, which closes its stream.
+    gate.open();
+    // The function reads the second piece, finds the client gone, and
+    // stops reading the model, which closes its stream.
     assert_eq!(stub.wait_for_hang_ups(1, PATIENCE).await, 1);
     let hold = closed_hold(&app, "alice").await;
     assert_eq!(hold["state"].as_s().unwrap(), "settled");
-    let held = -amount(&hold);
-    let spent = 4000 - stored_tokens(&app, "alice").await.unwrap();
-    // Charged at the bound for what was written: more than nothing, less
-    // than all 40 pieces, never more than the hold.
-    let written = |pieces: u64| {
-        PRICES.cost(chat_core::pricing::Usage {
-            input_tokens: INPUT_BYTES + INPUT_OVERHEAD_TOKENS,
-            output_tokens: pieces * "wordNN ".len() as u64,
-            ..Default::default()
-        })
-    };
-    assert!(spent >= written(1) as i64 - 1, "{spent}");
-    assert!(spent < written(40) as i64, "{spent}");
-    assert!(spent > 0 && spent <= held, "{spent} of {held}");
+    // Charged the bound of what it read and wrote: the conversation's
+    // bytes, 16 per message and 64 in all; the two pieces' 14 bytes.
+    let read = INPUT_BYTES + 4 * MESSAGE_OVERHEAD_TOKENS as u64 + INPUT_OVERHEAD_TOKENS;
+    let cost = PRICES.cost(chat_core::pricing::Usage {
+        input_tokens: read,
+        output_tokens: "word10 word11 ".len() as u64,
+        ..Default::default()
+    });
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - cost as i64));
+    assert!(cost as i64 <= -amount(&hold));
     let page = history::handle(&app, with_auth(event("history"), &token))
         .await
         .unwrap();
-    let saved = json_of(&page)["chats"][0]["response"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        saved.starts_with("word0 ") && !saved.contains("word39"),
-        "{saved}"
-    );
+    let saved = &json_of(&page)["chats"][0];
+    assert_eq!(saved["response"], "word10 word11 ");
+    assert_eq!(saved["cost"], cost);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_hang_up_is_charged_no_more_output_than_max_tokens() {
+    // One piece longer than the reply's cap, then the client goes.
+    let long = "x".repeat(300);
+    let mut pieces = vec![long.as_str()];
+    pieces.extend(["more "; 40]);
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&pieces)
+            .gated_after_first(&gate)
+            .between_pieces(Duration::from_millis(100)),
+    ));
+    let app = app_with(&stub, Pricing::Usage(PRICES), 4000).await;
+    let token = signed_up(&app, "alice").await;
+    let response = open(&app, &token, &request(true)).await;
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    while !seen.contains(&long) {
+        seen.push_str(&String::from_utf8(next_bytes(&mut body).await.unwrap()).unwrap());
+    }
+    drop(body);
+    gate.open();
+    assert_eq!(stub.wait_for_hang_ups(1, PATIENCE).await, 1);
+    let hold = closed_hold(&app, "alice").await;
+    let read = INPUT_BYTES + 4 * MESSAGE_OVERHEAD_TOKENS as u64 + INPUT_OVERHEAD_TOKENS;
+    // 305 bytes written, charged as `max_tokens` (100): the hold exactly.
+    let cost = PRICES.cost(chat_core::pricing::Usage {
+        input_tokens: read,
+        output_tokens: 100,
+        ..Default::default()
+    });
+    assert_eq!(cost as i64, -amount(&hold));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - cost as i64));
     assert_ledger_balances(&app, "alice").await;
 }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
 use api_tests::http::send;
 use api_tests::local_api::LocalApi;
 use api_tests::{assert_ledger_balances, stored_tokens};
@@ -22,8 +22,13 @@ const PATIENCE: Duration = Duration::from_secs(60);
 async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
     let pieces: Vec<String> = (0..50).map(|i| format!("word{i} ")).collect();
     let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    // The first piece at once, the rest once the client has gone, paced so
+    // the model is still writing when the hang-up reaches it.
+    let gate = Gate::default();
     let stub = ConverseStub::start(Answer::Stream(
-        Streamed::pieces(&pieces).between_pieces(Duration::from_millis(200)),
+        Streamed::pieces(&pieces)
+            .gated_after_first(&gate)
+            .between_pieces(Duration::from_millis(200)),
     ));
     let api = LocalApi::start_with(&[
         ("MODEL_ID", MODEL_ID),
@@ -97,9 +102,11 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
         "{head}"
     );
     drop(stream);
+    gate.open();
 
-    // Whether the hang-up reaches the function or the model is read to its
-    // end, the hold is settled for what was written, within the hold.
+    // The hang-up goes through the gateway to the function, which stops
+    // the model: the stand-in sees it.
+    assert_eq!(stub.wait_for_hang_ups(1, PATIENCE).await, 1);
     let tables = api.tables();
     let started = std::time::Instant::now();
     loop {
@@ -110,17 +117,29 @@ async fn a_key_streams_over_http_and_a_hang_up_is_charged_what_was_written() {
         assert!(started.elapsed() < PATIENCE, "the stream was never settled");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Charged exactly the bound of what it read and of what it wrote
+    // before the function stopped it (saved as the reply), within the
+    // reply's cap and so the hold.
+    let history = send(
+        port,
+        "GET",
+        "/chats/",
+        &[("Authorization", &format!("Token {token}"))],
+        b"",
+    );
+    let saved = history.json()["chats"][0]["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(saved.starts_with("word0 word1 "), "{saved}");
+    assert!(!saved.contains("word49"), "read to the end: {saved}");
     let spent = 4000 - stored_tokens(&tables, "alice").await.unwrap();
     let input = "Count for me".len() as u64
         + chat_core::pricing::MESSAGE_OVERHEAD_TOKENS as u64
         + chat_core::pricing::INPUT_OVERHEAD_TOKENS;
-    let hold = (input * 3 + 200 * 15).div_ceil(1000) as i64;
-    assert!(spent > 0 && spent <= hold, "{spent} of {hold}");
+    let written = (saved.len() as u64).min(200);
+    assert_eq!(spent, (input * 3 + written * 15).div_ceil(1000) as i64);
     assert_ledger_balances(&tables, "alice").await;
-    eprintln!(
-        "hang-ups the stand-in saw: {} (0: the function read the model to its end)",
-        stub.hang_ups()
-    );
 
     // The key is revoked: the next request with it is refused.
     let id = created.json()["id"].as_str().unwrap().to_owned();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tests::calls::counted_app;
-use api_tests::converse_stub::{Answer, ConverseStub};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::{AuthToken, SigningKey, Username};
@@ -350,27 +350,50 @@ async fn a_paid_model_costs_a_hold_and_a_settle_and_the_dummy_one_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn simultaneous_chats_with_a_model_are_still_charged_exactly() {
-    // Slow enough that every chat passes the balance read before any is
-    // charged: the read filters, the transaction decides.
-    let stub = ConverseStub::start(Answer::after(
-        Duration::from_millis(300),
-        Answer::text("ok"),
-    ));
-    let mut app = app_with(&stub, one_attempt()).await;
+    // The model answers once the test says so: the three chats the balance
+    // holds for are all in the model at once while the five others are
+    // refused, so the holds, not the order of replies, decide.
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::text("ok")));
+    let mut model = one_attempt();
+    model.timeout = Duration::from_secs(120);
+    let mut app = app_with(&stub, model).await;
     app.config.initial_tokens = 300;
     let app = Arc::new(app);
     let token = signed_up(&app, "alice").await;
-    let statuses: Vec<u16> = simultaneous_chats(&app, &token, 8)
-        .await
-        .iter()
-        .map(|response| response.status().as_u16())
-        .collect();
-    let ok = statuses.iter().filter(|s| **s == 200).count();
-    let refused = statuses.iter().filter(|s| **s == 402).count();
-    assert_eq!((ok, refused), (3, 5), "statuses: {statuses:?}");
+    let mut running = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (app, token) = (app.clone(), token.clone());
+        running.spawn(async move { chat_as(&app, &token, &format!("message {i}")).await });
+    }
+    let mut statuses = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(120), async {
+        while statuses.len() < 5 {
+            statuses.push(
+                running
+                    .join_next()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+    })
+    .await;
+    gate.open();
+    while let Some(response) = running.join_next().await {
+        statuses.push(response.unwrap().status().as_u16());
+    }
+    assert!(
+        waited.is_ok(),
+        "five refusals did not come while three chats ran"
+    );
+    assert_eq!(statuses, [402, 402, 402, 402, 402, 200, 200, 200]);
     assert_eq!(stored_tokens(&app, "alice").await, Some(0));
     assert_eq!(stored_chats(&app, "alice").await, 3);
-    assert!((3..=8).contains(&stub.call_count()));
+    // A refused chat never reaches the model: exactly the three paid for.
+    assert_eq!(stub.call_count(), 3);
     assert_ledger_balances(&app, "alice").await;
 }
 

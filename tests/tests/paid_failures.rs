@@ -4,10 +4,10 @@
 //! books are DynamoDB Local's, and every test ends on the ledger.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api_tests::completion::*;
-use api_tests::conflicts::with_conflicts;
+use api_tests::conflicts::{with_conflicts, with_patient_faults};
 use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
 use api_tests::runtime_api::{debug_binary, start};
 use api_tests::*;
@@ -18,6 +18,7 @@ use chat_core::pricing::{Pricing, Usage, UsagePrices};
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_app, fresh_tables, quiet_app};
+use lambda_http::{Context, RequestExt};
 use serde_json::{json, Value};
 
 const MODEL_ID: &str = "test-model";
@@ -389,5 +390,261 @@ async fn a_refused_calls_release_that_never_commits_is_given_back_by_the_sweeper
     // The model did nothing: nothing is charged, and no chat saved.
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// One attempt, and a timeout longer than any test here waits: the model
+/// answers when the test opens its gate, never before.
+fn patient() -> ModelConfig {
+    let mut model = ModelConfig::new(MODEL_ID);
+    model.max_attempts = 1;
+    model.timeout = Duration::from_secs(120);
+    model
+}
+
+fn patient_app(stub: &ConverseStub, config: Config, client: aws_sdk_dynamodb::Client) -> App {
+    let mut app = quiet_app(config, client);
+    app.models =
+        chat_core::served::Models::only(Arc::new(stub.responder(patient())), app.config.pricing);
+    app
+}
+
+/// Waits, boundedly, until the stand-in has been called `count` times.
+async fn wait_for_calls(stub: &ConverseStub, count: usize) {
+    let began = Instant::now();
+    while stub.call_count() < count {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the model was called {} times, not {count}",
+            stub.call_count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_v1_reply_still_writing_at_the_cutoff_is_cut_there_and_charged_what_was_written() {
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::Stream(
+        Streamed::pieces(&["one ", "two"]).gated_after_first(&gate),
+    ));
+    let (config, client) = usage_config(4).await;
+    let app = Arc::new(patient_app(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    // A Lambda deadline 8 s away: the model is cut off at its margin, 3 s
+    // from now, still waiting to write its second piece.
+    let deadline_in = Duration::from_secs(8);
+    let mut context = Context::default();
+    context.deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + deadline_in.as_millis() as u64;
+    let started = Instant::now();
+    let request = completion_request(
+        Some(&format!("Bearer {token}")),
+        &v1(false, "cut me").to_string(),
+    )
+    .with_lambda_context(context);
+    let answer = Completed::of(completions::handle(app.clone(), request).await.unwrap()).await;
+    let answered = started.elapsed();
+    gate.open();
+    assert_eq!(answer.status, 200);
+    let body = answer.json();
+    assert_eq!(body["choices"][0]["message"]["content"], "one ");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    let cost = bound_cost("cut me", 4);
+    assert_eq!(
+        answer.header("tokens-charged"),
+        Some(cost.to_string().as_str())
+    );
+    // Cut at the margin (less the deadline's rounding to milliseconds),
+    // and answered before the deadline.
+    let cutoff = deadline_in - chat_core::billing::SETTLE_MARGIN;
+    assert!(
+        answered + Duration::from_millis(5) >= cutoff,
+        "answered at {answered:?}"
+    );
+    assert!(answered < deadline_in, "answered at {answered:?}");
+    // The model was stopped there: the stand-in could not write the rest.
+    assert_eq!(stub.wait_for_hang_ups(1, Duration::from_secs(30)).await, 1);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - cost));
+    assert_eq!(saved_messages(&app, "alice").await, ["cut me"]);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_that_read_a_hold_open_just_before_its_settle_closes_nothing() {
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::used("late", 100, 20)));
+    let (config, client) = usage_config(4).await;
+    let hold_ttl = config.hold_ttl;
+    let app = Arc::new(patient_app(&stub, config.clone(), client.clone()));
+    // The sweeper's reads reach DynamoDB Local, and their answers wait.
+    let (slow_reads, reads) = with_patient_faults(&client, "GetItem");
+    let sweeping = quiet_app(config, slow_reads);
+    let token = signed_up(&app, "alice").await;
+    let chat = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move { chat_as(&app, &token, "race me").await })
+    };
+    wait_for_calls(&stub, 1).await;
+    reads.arm_held(0, 1);
+    let later = Timestamp::now().plus(hold_ttl + Duration::from_secs(1));
+    let sweep =
+        tokio::spawn(async move { sweeper::sweep(&sweeping, later, Deadline::none()).await });
+    assert!(
+        reads.wait_for(1, Duration::from_secs(60)).await,
+        "the sweeper never read the hold"
+    );
+    // The sweeper has read the hold open; now the chat settles it.
+    gate.open();
+    let response = chat.await.unwrap();
+    assert_eq!(response.status(), 200);
+    // 100 x 1000 + 20 x 2000 thousandths.
+    assert_eq!(response.headers()["tokens-charged"], "140");
+    reads.let_go();
+    let swept = sweep.await.unwrap().unwrap();
+    assert_eq!(
+        swept,
+        sweeper::Swept {
+            closed_meanwhile: 1,
+            ..sweeper::Swept::default()
+        }
+    );
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 140));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds[0]["state"].as_s().unwrap(), "settled");
+    assert!(ledger_entries(&app, "alice", "ledger#settle#")
+        .await
+        .is_empty());
+    assert_eq!(saved_messages(&app, "alice").await, ["race me"]);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sweepers_at_once_close_each_abandoned_hold_once() {
+    const HOLDS: usize = 10;
+    let (config, client) = usage_config(0).await;
+    let app = quiet_app(config.clone(), client.clone());
+    let token = signed_up(&app, "alice").await;
+    let verified = app
+        .auth
+        .verify(chat_core::domain::AuthToken::parse(&token).unwrap())
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let message = chat_core::domain::ChatMessage::parse("abandoned".into()).unwrap();
+    let request = chat_core::store::HoldRequest {
+        amount: 30,
+        message: &message,
+        model: "dummy",
+        pricing: Pricing::Flat(30),
+        key: None,
+        taken: now,
+        expires: now,
+    };
+    for _ in 0..HOLDS {
+        let taken = app
+            .store
+            .take_hold(&verified, &request, Deadline::none())
+            .await;
+        assert!(matches!(taken, Ok(chat_core::store::HoldOutcome::Held(_))));
+    }
+    // Both sweepers read every hold open before either closes one.
+    let later = now.plus(Duration::from_secs(2));
+    let mut sweeps = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (slow_reads, reads) = with_patient_faults(&client, "GetItem");
+        reads.arm_held(0, HOLDS);
+        let sweeping = quiet_app(config.clone(), slow_reads);
+        sweeps.push(tokio::spawn(async move {
+            sweeper::sweep(&sweeping, later, Deadline::none()).await
+        }));
+        readers.push(reads);
+    }
+    for reads in &readers {
+        assert!(reads.wait_for(HOLDS, Duration::from_secs(60)).await);
+    }
+    readers.iter().for_each(|reads| reads.let_go());
+    let mut total = sweeper::Swept::default();
+    for sweep in sweeps {
+        let swept = sweep.await.unwrap().unwrap();
+        total.charged_at_bound += swept.charged_at_bound;
+        total.closed_meanwhile += swept.closed_meanwhile;
+        total.settled_owed += swept.settled_owed;
+        total.failed += swept.failed;
+        total.left += swept.left;
+    }
+    assert_eq!(
+        total,
+        sweeper::Swept {
+            charged_at_bound: HOLDS,
+            closed_meanwhile: HOLDS,
+            ..sweeper::Swept::default()
+        }
+    );
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - 30 * HOLDS as i64)
+    );
+    // Each charge saved as its chat, once.
+    assert_eq!(stored_chats(&app, "alice").await, HOLDS);
+    let account = stored_account(&app, "alice").await;
+    assert_eq!(account["open_calls"].as_n().unwrap(), "0");
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_paid_chats_with_one_key_at_once_call_the_model_once_and_charge_once() {
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::used("only once", 100, 20)));
+    let (config, client) = usage_config(4).await;
+    let app = Arc::new(patient_app(&stub, config, client));
+    let token = signed_up(&app, "alice").await;
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, token) = (app.clone(), token.clone());
+        running.spawn(async move { keyed_chat_as(&app, &token, "one-key", "same question").await });
+    }
+    // One holds its call open at the gate; the 19 others are told to wait
+    // meanwhile. Should another reach the model, it waits at the gate too,
+    // and the counts below say so once the time is up.
+    let mut answers = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(120), async {
+        while answers.len() < 19 {
+            answers.push(running.join_next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    gate.open();
+    while let Some(answer) = running.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    assert!(
+        waited.is_ok(),
+        "19 answers did not come while the model ran"
+    );
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert_eq!(statuses[..19], [409; 19], "{statuses:?}");
+    assert_eq!(statuses[19], 200);
+    for waiting in &answers[..19] {
+        assert!(waiting.headers().contains_key("retry-after"));
+    }
+    assert_eq!(answers[19].headers()["tokens-charged"], "140");
+    assert_eq!(stub.call_count(), 1);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 140));
+    assert_eq!(ledger_entries(&app, "alice", "ledger#hold#").await.len(), 1);
+    // Once answered, the key replays at no charge.
+    let replay = keyed_chat_as(&app, &token, "one-key", "same question").await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.headers()["tokens-charged"], "0");
+    assert_eq!(json_of(&replay)["response"], "only once");
+    assert_eq!(
+        (stub.call_count(), stored_chats(&app, "alice").await),
+        (1, 1)
+    );
     assert_ledger_balances(&app, "alice").await;
 }
