@@ -32,7 +32,8 @@ pub struct App {
 impl App {
     pub fn new(config: Config, client: Client) -> Self {
         let store = Store::new(client, config.tables.clone())
-            .with_chats_per_minute(config.chats_per_minute);
+            .with_chats_per_minute(config.chats_per_minute)
+            .with_source_limits(config.source_limits);
         App {
             config,
             auth: Authenticator::new(store.clone()),

@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Too many wrong passwords for this user lately: the next try waits.
     #[error("too many failed logins for this user; retry after {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    /// This client address reached its cap of login checks or sign-ups
+    /// for the window (`LOGIN_CHECKS_PER_IP`, `REGISTRATIONS_PER_IP`).
+    #[error("too many requests from this address; retry after {retry_after} seconds")]
+    IpRateLimited { retry_after: u64 },
     /// The per-user chat rate (`CHATS_PER_MINUTE`) is reached.
     #[error("too many chats this minute; retry after {retry_after} seconds")]
     RateLimited { retry_after: u64 },
@@ -103,7 +107,9 @@ impl ApiError {
     pub fn is_throttling(&self) -> bool {
         matches!(
             self,
-            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. }
+            ApiError::TooManyAttempts { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::IpRateLimited { .. }
         )
     }
 
@@ -120,6 +126,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::IpRateLimited { .. } => "ip_rate_limited",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
@@ -150,9 +157,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
-            ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyAttempts { .. }
+            | ApiError::RateLimited { .. }
+            | ApiError::IpRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SessionRequired | ApiError::RegistrationClosed | ApiError::InvalidInvite => {
                 StatusCode::FORBIDDEN
             }
@@ -232,7 +239,9 @@ impl ApiError {
                     HeaderValue::from(MODEL_RETRY_AFTER_SECONDS),
                 );
             }
-            ApiError::TooManyAttempts { retry_after } | ApiError::RateLimited { retry_after } => {
+            ApiError::TooManyAttempts { retry_after }
+            | ApiError::RateLimited { retry_after }
+            | ApiError::IpRateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::MethodNotAllowed { allowed } => {
@@ -318,6 +327,11 @@ mod tests {
                 ApiError::RateLimited { retry_after: 9 },
                 429,
                 "rate_limited",
+            ),
+            (
+                ApiError::IpRateLimited { retry_after: 30 },
+                429,
+                "ip_rate_limited",
             ),
             (ApiError::TooManyKeys { limit: 10 }, 409, "too_many_keys"),
             (ApiError::SessionRequired, 403, "session_required"),

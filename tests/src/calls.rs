@@ -74,6 +74,13 @@ fn accesses(sent: &Sent) -> Vec<(String, String)> {
                 (format!("dynamodb:{action}"), table(request))
             })
             .collect(),
+        // A batch is authorised once per table it names.
+        "BatchGetItem" | "BatchWriteItem" => sent.body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| (format!("dynamodb:{}", sent.operation), name.clone()))
+            .collect(),
         operation => vec![(format!("dynamodb:{operation}"), table(&sent.body))],
     }
 }

@@ -23,13 +23,13 @@ use api_tests::openapi::{error_code_of, event_data, Observed, Spec, Target};
 use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use chat_core::clock::Timestamp;
-use chat_core::config::{Registration, DEFAULT_INITIAL_TOKENS};
+use chat_core::config::{Registration, SourceLimits, DEFAULT_INITIAL_TOKENS};
 use chat_core::domain::Cursor;
 use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
 use chat_core::openai::OpenAiError;
 use chat_core::responder::DummyResponder;
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
-use chat_core::store::{LoginFailures, FREE_FAILURES, MAX_API_KEYS};
+use chat_core::store::MAX_API_KEYS;
 use chat_core::{ApiError, App, Config, Tables};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{
@@ -798,27 +798,58 @@ async fn registration_modes(run: &mut Run, app: &App) {
     run.expect(REGISTER, &response, 403, "invalid_invite");
 }
 
-/// `POST /login/` slowed down after too many wrong passwords.
+/// `POST /login/` slowed down after too many wrong passwords, and
+/// `/login/` and `/register/` past their per-IP caps.
 async fn slowed_login(run: &mut Run, app: &App) {
-    // Wrong passwords in a row for frank, as login records them (each on
-    // top of the run so far, as login reads it): past the free five, his
-    // next login waits, right password or not, up to a minute.
-    let frank = Username::parse("frank").unwrap();
-    let now = Timestamp::now().unix_seconds();
-    let mut failures = LoginFailures::default();
-    for _ in 0..FREE_FAILURES + 6 {
-        app.store
-            .record_login_failure(&frank, &failures, now)
-            .await
-            .unwrap();
-        failures = LoginFailures {
-            count: failures.current(now) + 1,
-            last_at: now,
-        };
+    // Past the free five, frank's next login waits, right password or not,
+    // up to a minute; as would a name nobody has.
+    for name in ["frank", "nobody-at-all"] {
+        slow_down(app, name).await;
+        let waiting = credentials(name, PASSWORD);
+        let response = call(app, LOGIN, request("login", Some(&waiting), None)).await;
+        run.expect(LOGIN, &response, 429, "too_many_attempts");
     }
-    let waiting = credentials("frank", PASSWORD);
-    let response = call(app, LOGIN, request("login", Some(&waiting), None)).await;
-    run.expect(LOGIN, &response, 429, "too_many_attempts");
+    // One password check and one account an hour per address.
+    let mut config = app.config.clone();
+    config.source_limits = SourceLimits {
+        login_checks_per_minute: 1,
+        registrations_per_hour: 1,
+    };
+    let capped = quiet_app(config, app.store.client().clone());
+    let ip = "198.51.100.23";
+    for (target, name, body, status, code) in [
+        (
+            LOGIN,
+            "login",
+            credentials("alice", "not-the-password"),
+            401,
+            "invalid_credentials",
+        ),
+        (
+            LOGIN,
+            "login",
+            credentials("alice", PASSWORD),
+            429,
+            "ip_rate_limited",
+        ),
+        (
+            REGISTER,
+            "register",
+            credentials("henry", PASSWORD),
+            201,
+            "",
+        ),
+        (
+            REGISTER,
+            "register",
+            credentials("irene", PASSWORD),
+            429,
+            "ip_rate_limited",
+        ),
+    ] {
+        let response = call(&capped, target, with_body(event_from(name, ip), &body)).await;
+        run.expect(target, &response, status, code);
+    }
 }
 
 /// `POST /keys/`, `GET /keys/`, `DELETE /keys/{id}`, and a key used where a
@@ -1561,9 +1592,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::RateLimited { .. } => 21,
             ApiError::RegistrationClosed => 22,
             ApiError::InvalidInvite => 23,
+            ApiError::IpRateLimited { .. } => 24,
         }
     }
-    const VARIANTS: usize = 24;
+    const VARIANTS: usize = 25;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -1596,6 +1628,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::RateLimited { retry_after: 9 },
         ApiError::RegistrationClosed,
         ApiError::InvalidInvite,
+        ApiError::IpRateLimited { retry_after: 30 },
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

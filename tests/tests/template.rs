@@ -222,6 +222,10 @@ fn every_function_gets_the_configuration_it_reads() {
         "INITIAL_TOKENS",
         "SESSION_TTL_SECONDS",
         "METRICS_NAMESPACE",
+        "CHATS_PER_MINUTE",
+        "REGISTRATION",
+        "LOGIN_CHECKS_PER_IP",
+        "REGISTRATIONS_PER_IP",
     ] {
         assert!(
             variables.contains_key(name),

@@ -5,6 +5,7 @@ mod cursor;
 mod idempotency;
 mod message;
 mod password;
+mod source;
 mod token;
 mod username;
 
@@ -12,5 +13,6 @@ pub use cursor::Cursor;
 pub use idempotency::IdempotencyKey;
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+pub use source::Source;
 pub use token::{AuthToken, SessionId, SigningKey, TokenKind, VerifiedToken, API_KEY_PREFIX};
 pub use username::{Username, USERNAME_MAX_CHARS};
