@@ -326,13 +326,37 @@ impl Store {
     /// transaction that records why: a hold's unused part or all of it
     /// given back, or an operator's grant. A negative amount (an operator
     /// taking tokens back) takes at most what is there. The account must
-    /// exist: nothing is created. On refusal the old item comes back, so
-    /// the caller tells a missing account from a short balance.
+    /// exist: nothing is created. It names the balance and the version
+    /// alone and hands nothing back, so the sweeper's grant can be limited
+    /// to those (see `template.yaml`).
     pub(super) fn credit(
         &self,
         username: &str,
         amount: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.credit_builder(username, amount)
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    /// [`Store::credit`], and on refusal the old item comes back, so the
+    /// operator's grant tells a missing account from a short balance.
+    pub(super) fn credit_returning_old(
+        &self,
+        username: &str,
+        amount: i64,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.credit_builder(username, amount)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    fn credit_builder(
+        &self,
+        username: &str,
+        amount: i64,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(username))
@@ -341,9 +365,6 @@ impl Store {
             .expression_attribute_values(":amount", n(amount))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":floor", n((-amount).max(0)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)
     }
 
     /// `username`'s whole account item, read strongly consistent; `None`

@@ -83,7 +83,7 @@ impl Store {
                 "must be 1-64 letters, digits and . - _",
             ));
         }
-        let credit = self.credit(username.as_str(), amount)?;
+        let credit = self.credit_returning_old(username.as_str(), amount)?;
         let entry = self.grant_entry(username, amount, reason, op_id, Timestamp::now())?;
         let items = vec![
             TransactWriteItem::builder().update(credit).build(),
