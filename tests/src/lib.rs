@@ -9,6 +9,7 @@ pub mod hostile;
 pub mod http;
 pub mod local_api;
 pub mod openapi;
+pub mod ops;
 pub mod runtime_api;
 
 use std::path::PathBuf;
@@ -160,10 +161,10 @@ pub fn events_signing_key() -> SigningKey {
 /// stores the events' signing key (on tables that have none yet) and the
 /// session, as login would. `alice` must be registered.
 pub async fn start_events_session(app: &App) -> Result<(), chat_core::ApiError> {
-    let key = app.store.create_signing_key(events_signing_key()).await?;
+    let keys = app.store.create_signing_key(events_signing_key()).await?;
     assert_eq!(
-        key,
-        events_signing_key(),
+        keys.current(),
+        &events_signing_key(),
         "these tables had a signing key of their own already"
     );
     let token = app

@@ -2,40 +2,10 @@
 //! with the table names in its environment, against DynamoDB Local, and
 //! its effect on the API, through the handlers.
 
-use std::process::Output;
-
-use api_tests::local_api::user_command;
+use api_tests::ops::{chat_ops, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::App;
-use devtools::dynamodb_local::{endpoint, fresh_app, repo_root};
-
-fn chat_ops(app: &App, args: &[&str]) -> Output {
-    let status = user_command("cargo")
-        .args(["build", "--quiet", "-p", "chat-ops"])
-        .current_dir(repo_root())
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo build -p chat-ops failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target"), std::path::PathBuf::from);
-    let tables = app.store.tables();
-    user_command(target.join("debug/chat-ops").to_str().unwrap())
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("USERS_TABLE", &tables.users)
-        .env("CREDENTIALS_TABLE", &tables.credentials)
-        .env("CHATS_TABLE", &tables.chats)
-        .output()
-        .expect("running chat-ops")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use devtools::dynamodb_local::fresh_app;
 
 #[tokio::test]
 async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {

@@ -3,6 +3,7 @@
 
 mod cursor;
 mod idempotency;
+mod keyring;
 mod message;
 mod password;
 mod source;
@@ -11,6 +12,7 @@ mod username;
 
 pub use cursor::Cursor;
 pub use idempotency::IdempotencyKey;
+pub use keyring::{KeyRing, PreviousKey};
 pub use message::{ChatMessage, MESSAGE_MAX_CHARS};
 pub use password::{Password, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 pub use source::Source;

@@ -5,7 +5,7 @@
 //! | table | items | module |
 //! |---|---|---|
 //! | users | accounts: balance, sessions, key entries, disabled | `accounts`, key entries `api_keys` |
-//! | users | the token-signing key | `keys` |
+//! | users | the token-signing keys (current and previous) | `keys` |
 //! | credentials | password hashes | `credentials` |
 //! | credentials | failed logins per name, whether or not it has an account | `failures` |
 //! | credentials | per-source counts of login checks and sign-ups | `sources` |
@@ -56,7 +56,7 @@ pub use holds::{
     Hold, HoldOutcome, HoldRequest, ReleaseReason, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
 };
 pub use invites::INVITE_CODE_PREFIX;
-pub use keys::SIGNING_KEY_ITEM;
+pub use keys::{Rotation, SIGNING_KEY_ITEM};
 pub use ledger::Audit;
 pub use login::LoginSlot;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};

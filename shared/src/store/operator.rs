@@ -147,6 +147,46 @@ impl Store {
         }))
     }
 
+    /// Every API key still live at `now` (epoch seconds) that was made
+    /// before `before`: a paginated scan of the accounts, then each holder's
+    /// key details. What a signing key's retirement would end, for the
+    /// keys made while it signed.
+    pub async fn live_keys_made_before(
+        &self,
+        before: Timestamp,
+        now: i64,
+    ) -> Result<Vec<(Username, super::KeyInfo)>, ApiError> {
+        let cutoff = before.iso8601();
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let (names, next) = self.accounts_page(start).await?;
+            for username in names {
+                let Some(account) = self.account_item(&username).await? else {
+                    continue;
+                };
+                let holds_keys = account
+                    .get("api_keys")
+                    .and_then(|keys| keys.as_m().ok())
+                    .is_some_and(|keys| !keys.is_empty());
+                if !holds_keys {
+                    continue;
+                }
+                for key in self.keys_of(&username, &account).await? {
+                    // ISO-8601 in UTC with milliseconds sorts as time does.
+                    let live = key.expires_at.is_none_or(|at| at > now);
+                    if live && key.created_at < cutoff {
+                        found.push((username.clone(), key));
+                    }
+                }
+            }
+            start = next;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     async fn recent_entries(
         &self,
         username: &Username,
