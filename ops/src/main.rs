@@ -29,7 +29,8 @@ struct Cli {
 enum Command {
     /// Add tokens to a user's balance (negative: take them back, never
     /// below zero), with a ledger entry. Give the same --op-id to retry:
-    /// it applies once.
+    /// it applies once, and an id once used (for any user) is never applied
+    /// to another grant.
     Grant {
         user: String,
         #[arg(allow_negative_numbers = true)]
@@ -150,8 +151,11 @@ async fn grant(
             println!("operation {op_id} was applied before; nothing changed");
             ExitCode::SUCCESS
         }
-        GrantOutcome::IdReused { amount } => {
-            eprintln!("chat-ops: operation {op_id} was a grant of {amount}, not {tokens}; nothing changed");
+        GrantOutcome::IdReused {
+            user: earlier_user,
+            amount,
+        } => {
+            eprintln!("chat-ops: operation {op_id} was a grant of {amount} to {earlier_user}, not {tokens} to {user}; nothing changed");
             ExitCode::from(1)
         }
         GrantOutcome::NoAccount => no_account(name),

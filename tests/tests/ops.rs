@@ -81,6 +81,18 @@ async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
     let other = grant(&["600", "--reason", "top-up", "--op-id", "t1"]);
     assert_eq!(other.status.code(), Some(1));
     assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
+    // So is the same id for another user, even for the same amount: an id
+    // names one operation, across every user.
+    signed_up(&app, "bob").await;
+    let for_bob = chat_ops(
+        &app,
+        &["grant", "bob", "500", "--reason", "top-up", "--op-id", "t1"],
+    );
+    assert_eq!(for_bob.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&for_bob.stderr);
+    assert!(said.contains("a grant of 500 to alice"), "{said}");
+    assert_eq!(stored_tokens(&app, "bob").await, Some(4000));
+    assert_ledger_balances(&app, "bob").await;
     // Taken back down to zero, and not below.
     let all = grant(&["-4500", "--reason", "refund", "--op-id", "t2"]);
     assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
