@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::cors::AllowedOrigins;
 use crate::pricing::{Pricing, UsagePrices};
 
 /// Names of the three DynamoDB tables.
@@ -52,6 +53,9 @@ pub struct Config {
     /// Caps per client address: password checks a minute on `/login/`,
     /// accounts made an hour on `/register/`.
     pub source_limits: SourceLimits,
+    /// The origins browser pages may call the `/v1` routes from
+    /// (`CORS_ALLOW_ORIGINS`).
+    pub cors: AllowedOrigins,
 }
 
 /// The caps of the per-source limits; 0 turns one off.
@@ -176,6 +180,7 @@ impl Config {
                 0,
                 1_000_000,
             )? as u32,
+            cors: AllowedOrigins::parse(get("CORS_ALLOW_ORIGINS").as_deref()),
             source_limits: SourceLimits {
                 login_checks_per_minute: number(
                     "LOGIN_CHECKS_PER_IP",
@@ -236,6 +241,7 @@ impl Config {
             chats_per_minute: DEFAULT_CHATS_PER_MINUTE,
             registration: Registration::Open,
             source_limits: SourceLimits::default(),
+            cors: AllowedOrigins::Any,
         }
     }
 }

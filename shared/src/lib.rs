@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod deadline;
 pub mod domain;
 pub mod error;

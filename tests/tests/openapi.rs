@@ -86,6 +86,7 @@ fn documented(spec: &Spec) -> BTreeSet<(String, u16, String)> {
         .collect();
     targets.push(Target::Fallback);
     targets.push(Target::OpenAiFallback);
+    targets.push(Target::OpenAiPreflight);
     let mut all = BTreeSet::new();
     for target in targets {
         for (status, response) in spec.responses(target) {
@@ -852,6 +853,83 @@ async fn slowed_login(run: &mut Run, app: &App) {
     }
 }
 
+/// `request` as a browser page on `origin` sends it.
+fn from_origin(mut request: Request, origin: &str) -> Request {
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    request
+}
+
+/// A browser's preflight of `route` (`/v1/...`) from `origin`.
+fn preflight(route: &str, origin: &str) -> Request {
+    let (name, method) = match route {
+        "/v1/models" => ("models", "GET"),
+        _ => ("completions", "POST"),
+    };
+    let mut request = with_method(from_origin(event(name), origin), Method::OPTIONS);
+    let headers = request.headers_mut();
+    headers.remove("authorization");
+    headers.insert("access-control-request-method", method.parse().unwrap());
+    headers.insert(
+        "access-control-request-headers",
+        "authorization, content-type, x-stainless-lang"
+            .parse()
+            .unwrap(),
+    );
+    request
+}
+
+/// The `/v1/` routes called by browser pages: every origin of a list is
+/// named back, on the preflight and on the answer; any other is not.
+async fn browsers_on_v1(run: &mut Run, app: &App, token: &str) {
+    let mut config = app.config.clone();
+    let origins = ["https://app.example", "https://admin.example"];
+    config.cors = chat_core::cors::AllowedOrigins::parse(Some(&origins.join(",")));
+    let listed = quiet_app(config, app.store.client().clone());
+    // Each call boxed: the completion's future is large.
+    let send = |target, request| Box::pin(call(&listed, target, request));
+    for (route, target) in [
+        ("/v1/models", MODELS),
+        ("/v1/chat/completions", COMPLETIONS),
+    ] {
+        let method = if target == MODELS { "GET" } else { "POST" };
+        for origin in origins {
+            let response = send(target, preflight(route, origin)).await;
+            run.expect(Target::OpenAiPreflight, &response, 204, "");
+            let headers = response.headers();
+            assert_eq!(headers["access-control-allow-origin"], origin);
+            assert_eq!(
+                headers["access-control-allow-methods"],
+                format!("{method}, OPTIONS")
+            );
+        }
+        let stranger = send(target, preflight(route, "https://evil.example")).await;
+        run.expect(Target::OpenAiPreflight, &stranger, 204, "");
+        assert!(stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+    }
+    for origin in origins {
+        let models = from_origin(models_request(Some(&bearer(token))), origin);
+        let response = send(MODELS, models).await;
+        run.expect(MODELS, &response, 200, "");
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+        let chat = from_origin(completion(&hello("dummy"), Some(&bearer(token))), origin);
+        let response = send(COMPLETIONS, chat).await;
+        run.expect(COMPLETIONS, &response, 200, "");
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    }
+    let stranger = from_origin(models_request(None), "https://evil.example");
+    let refused = send(MODELS, stranger).await;
+    run.expect(MODELS, &refused, 401, "invalid_api_key");
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
 /// `POST /keys/`, `GET /keys/`, `DELETE /keys/{id}`, and a key used where a
 /// token is, as the user whose login `token` is.
 async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
@@ -1055,6 +1133,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     .await;
     run.expect(LOGIN, &response, 413, "payload_too_large");
     Box::pin(slowed_login(&mut run, &app)).await;
+    Box::pin(browsers_on_v1(&mut run, &app, &token)).await;
 
     // POST /chat/
     let body = json!({"message": "Hello, how are you?"}).to_string();

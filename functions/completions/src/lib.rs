@@ -23,7 +23,7 @@ use chat_core::pricing::Usage;
 use chat_core::responder::{Finish, Piece, ReplyStream};
 use chat_core::store::{ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason};
 use chat_core::{ApiError, App};
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::{channel, Body, Sender};
 use lambda_http::{Error, Request, Response};
@@ -40,6 +40,21 @@ const SETTLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 const FUNCTION: &str = "completions";
 
 pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
+    // A browser's preflight: answered here, for every allowed origin.
+    if let Some(preflight) = app.config.cors.preflight(&request, &Method::POST) {
+        return Ok(preflight.map(|()| Body::empty()));
+    }
+    let origin = request.headers().get(ORIGIN).cloned();
+    // Boxed: the answer's future is large, and a debug build polls it on
+    // the caller's stack.
+    let mut response = Box::pin(answer(app.clone(), request)).await?;
+    app.config
+        .cors
+        .decorate(origin.as_ref(), response.headers_mut());
+    Ok(response)
+}
+
+async fn answer(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
     let deadline = deadline(&request);
     let accepted = match accept(&app, &request).await {
