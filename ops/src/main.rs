@@ -11,7 +11,7 @@ use chat_core::auth::KEY_REFRESH;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::Username;
-use chat_core::store::{Audit, GrantOutcome, Rotation};
+use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
@@ -76,6 +76,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Upgrade the tables of a stack deployed before the account item and
+    /// the ledger: each password hash still in the users table moves to the
+    /// credentials table, and each account with no ledger gets an opening
+    /// entry for its balance. Safe to run again; exits 1 if an item was
+    /// left as it is.
+    Migrate,
     /// Check that each balance equals the sum of its ledger: one user, or
     /// every account (a paginated scan). Exits 1 if any differs.
     Audit {
@@ -109,6 +115,7 @@ async fn main() -> ExitCode {
         Command::Disable { user } => set_disabled(&app, &user, true).await,
         Command::Enable { user } => set_disabled(&app, &user, false).await,
         Command::RotateKey => rotate_key(&app).await,
+        Command::Migrate => migrate(&app).await,
         Command::RetireKey { id, force } => retire_key(&app, id, force).await,
     };
     match result {
@@ -327,6 +334,57 @@ async fn retire_key(app: &App, id: u8, force: bool) -> Result<ExitCode, ApiError
         KEY_REFRESH.as_secs()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every users item brought up to the account item and the ledger, with a
+/// line for each left as it is and a summary; progress on stderr when it is
+/// a terminal.
+async fn migrate(app: &App) -> Result<ExitCode, ApiError> {
+    let progress = std::io::stderr().is_terminal();
+    let (mut seen, mut moved, mut opened, mut skipped) = (0usize, 0usize, 0usize, 0usize);
+    let mut start = None;
+    loop {
+        let (items, next) = app.store.users_page(start).await?;
+        for item in &items {
+            seen += 1;
+            match app.store.migrate(item, Deadline::none()).await? {
+                Migrated::Current => {}
+                Migrated::Done {
+                    moved_hash,
+                    opened_ledger,
+                } => {
+                    moved += usize::from(moved_hash);
+                    opened += usize::from(opened_ledger);
+                }
+                Migrated::Skipped(why) => {
+                    skipped += 1;
+                    let name = item
+                        .get("username")
+                        .and_then(|v| v.as_s().ok())
+                        .map_or("?", String::as_str);
+                    println!("{name}: left as it is: {why}");
+                }
+            }
+            if progress {
+                eprint!("\rread {seen} users");
+            }
+        }
+        start = next;
+        if start.is_none() {
+            break;
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    println!(
+        "migrated {seen} users: {moved} password hashes moved to the credentials table, {opened} opening ledger entries, {skipped} left as they were"
+    );
+    Ok(if skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// One line per account that does not balance (or per user asked for),

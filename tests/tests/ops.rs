@@ -203,3 +203,106 @@ async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
     );
     assert_ledger_balances(&app, "alice").await;
 }
+
+/// An item as the users table held it before the account item: the hash
+/// beside the balance.
+async fn put_legacy_user(app: &chat_core::App, name: &str, tokens: i64) {
+    let hash = chat_core::passwords::hash(
+        chat_core::domain::Password::parse(PASSWORD.to_owned()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().users)
+        .item("username", s(name))
+        .item("user_id", s("0190a1b2-0000-7000-8000-000000000000"))
+        .item("password_hash", s(&hash))
+        .item("tokens", AttributeValue::N(tokens.to_string()))
+        .item("created_at", s("2026-11-20T10:00:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_again() {
+    let app = fresh_app().await;
+    signed_up(&app, "alice").await;
+    // olduser: registered before the account item, one chat since (a chat
+    // of then: a cost, no ledger amount).
+    put_legacy_user(&app, "olduser", 3900).await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().chats)
+        .item("username", s("olduser"))
+        .item("chat_id", s("0190a1b2-0000-7000-8000-000000000001"))
+        .item("message", s("hello from before"))
+        .item("response", s("AI response"))
+        .item("cost", AttributeValue::N("100".into()))
+        .item("created_at", s("2026-11-20T10:05:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+    // Before: the name has no credentials, so no login gets in.
+    assert_eq!(login_with(&app, "olduser", PASSWORD).await.status(), 401);
+
+    let run = chat_ops(&app, &["migrate"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stdout(&run));
+    assert!(
+        stdout(&run).contains(
+            "migrated 2 users: 1 password hashes moved to the credentials table, 1 opening ledger entries, 0 left"
+        ),
+        "{}",
+        stdout(&run)
+    );
+    // The hash left the users table; the user logs in, keeps the balance
+    // and the chat of before, and the ledger balances.
+    let account = app
+        .store
+        .client()
+        .get_item()
+        .table_name(&app.store.tables().users)
+        .key("username", s("olduser"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!account.contains_key("password_hash"));
+    let token = logged_in(&app, "olduser").await;
+    assert_eq!(stored_tokens(&app, "olduser").await, Some(3900));
+    assert_eq!(chat_as(&app, &token, "hello again").await.status(), 200);
+    assert_eq!(
+        saved_messages(&app, "olduser").await.len(),
+        2,
+        "the chat of before is still there"
+    );
+    assert_ledger_balances(&app, "olduser").await;
+    assert_ledger_balances(&app, "alice").await;
+
+    // Again: nothing left to do.
+    let again = chat_ops(&app, &["migrate"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("0 password hashes moved to the credentials table, 0 opening"),
+        "{}",
+        stdout(&again)
+    );
+    assert_ledger_balances(&app, "olduser").await;
+
+    // A legacy item whose name has credentials already is left alone, and
+    // said so.
+    put_legacy_user(&app, "alice", 10).await;
+    let clash = chat_ops(&app, &["migrate"]);
+    assert_eq!(clash.status.code(), Some(1));
+    assert!(
+        stdout(&clash).contains("alice: left as it is: its name has credentials already"),
+        "{}",
+        stdout(&clash)
+    );
+}

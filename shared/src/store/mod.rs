@@ -17,7 +17,8 @@
 //! | chats | per-minute chat counts | `rate` |
 //!
 //! `login` composes a login's calls before its password check; `operator`
-//! composes them for `chat-ops`; `transact` sends a
+//! composes them for `chat-ops`, and `migrate` upgrades the items of a
+//! stack from before the account item; `transact` sends a
 //! transaction and `retry` bounds its retries by the deadline.
 
 mod accounts;
@@ -31,6 +32,7 @@ mod invites;
 mod keys;
 mod ledger;
 mod login;
+mod migrate;
 mod operator;
 mod rate;
 pub mod retry;
@@ -59,6 +61,7 @@ pub use invites::INVITE_CODE_PREFIX;
 pub use keys::{Rotation, SIGNING_KEY_ITEM};
 pub use ledger::Audit;
 pub use login::LoginSlot;
+pub use migrate::Migrated;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use sources::SourceLimit;
 
