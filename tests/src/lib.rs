@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, SigningKey};
-use chat_core::domain::{Source, Username};
+use chat_core::domain::{LoginName, Source};
 use chat_core::store::MARKER_PREFIX;
 use chat_core::store::{LoginFailures, FREE_FAILURES};
 use chat_core::App;
@@ -71,7 +71,7 @@ pub async fn login_from(app: &App, ip: &str, username: &str, password: &str) -> 
 /// slots: through the store, at moments spaced by the waits the earlier
 /// ones imposed.
 pub async fn past_failures(app: &App, username: &str, count: u32, last: Timestamp) {
-    let name = Username::parse_existing(username).expect("a username");
+    let name = LoginName::parse(username);
     let mut moments = vec![last.unix_millis()];
     for done in (1..count).rev() {
         // The failure before the last `count - done` came this long before.

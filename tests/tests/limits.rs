@@ -16,7 +16,7 @@ use api_tests::*;
 use chat_core::clock::Timestamp;
 use chat_core::config::{Registration, SourceLimits};
 use chat_core::deadline::Deadline;
-use chat_core::domain::{Source, Username};
+use chat_core::domain::{LoginName, Source};
 use chat_core::store::FREE_FAILURES;
 use chat_core::{ApiError, App, Config};
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
@@ -143,6 +143,47 @@ async fn wrong_passwords_answer_the_same_step_by_step_for_a_real_name_and_an_unk
     assert_ledger_balances(&app, "alice").await;
 }
 
+#[tokio::test]
+async fn a_name_or_password_no_account_can_have_is_counted_and_answered_as_any_wrong_one() {
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    // A password shorter than any rule took, for a real and an unknown
+    // name; a name with a space in it, which no rule took.
+    let tries = [
+        ("alice", "wrong"),
+        ("nobody", "wrong"),
+        ("no such user", "wrong-password-1"),
+    ];
+    for step in 1..=7 {
+        let mut answers = Vec::new();
+        for (name, password) in tries {
+            answers.push(answer(&login_with(&app, name, password).await));
+        }
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "step {step}: {answers:?}"
+        );
+        let status = if step <= 5 { 401 } else { 429 };
+        assert_eq!(answers[0].0, status, "step {step}");
+    }
+    // An impossible name is kept as a digest, never as sent.
+    let credentials = app
+        .store
+        .client()
+        .scan()
+        .table_name(&app.store.tables().credentials)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = credentials
+        .items()
+        .iter()
+        .map(|item| item["username"].as_s().unwrap().as_str())
+        .collect();
+    assert!(keys.iter().all(|key| !key.contains(' ')), "{keys:?}");
+    assert_ledger_balances(&app, "alice").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn guesses_sent_at_once_take_the_free_slots_and_no_more() {
     // The store's own clock stands still here, so the count is exact
@@ -151,7 +192,7 @@ async fn guesses_sent_at_once_take_the_free_slots_and_no_more() {
     assert_eq!(register(&app, "alice").await.status(), 201);
     let now = Timestamp::now();
     for name in ["alice", "nobody"] {
-        let username = Username::parse(name).unwrap();
+        let username = LoginName::parse(name);
         let tasks: Vec<_> = (0..12)
             .map(|_| {
                 let (app, username) = (app.clone(), username.clone());

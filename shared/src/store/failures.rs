@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::{n, s, Store};
-use crate::domain::Username;
+use super::{n, s, sha256_hex, Store};
+use crate::domain::{LoginName, Username};
 use crate::error::ApiError;
 
 const FAILURES_PREFIX: &str = "~login#";
@@ -36,9 +36,14 @@ pub const FAILURES_LAPSE_SECONDS: i64 = 900;
 const KEEP_SECONDS: i64 = 3600;
 const MILLIS: i64 = 1000;
 
-/// The item key of `username`'s failures.
-pub(super) fn failures_key(username: &Username) -> String {
-    format!("{FAILURES_PREFIX}{}", username.as_str())
+/// The item key of `name`'s failures: the name itself, or for a name no
+/// account can have, `!` (which no username holds) and its SHA-256, so a
+/// string of any length and content is a key of bounded size.
+pub(super) fn failures_key(name: &LoginName) -> String {
+    match name {
+        LoginName::Possible(username) => format!("{FAILURES_PREFIX}{}", username.as_str()),
+        LoginName::Impossible(raw) => format!("{FAILURES_PREFIX}!{}", sha256_hex(raw.as_bytes())),
+    }
 }
 
 /// A name's recent wrong passwords: how many in a row, and when the last.
@@ -106,14 +111,14 @@ impl Store {
     /// login that loses the race gets the item as it is now, to look again.
     pub(super) fn take_login_slot(
         &self,
-        username: &Username,
+        name: &LoginName,
         seen: &LoginFailures,
         now_ms: i64,
     ) -> Result<TransactWriteItem, ApiError> {
         let expires = now_ms.div_euclid(MILLIS) + FAILURES_LAPSE_SECONDS + KEEP_SECONDS;
         let update = Update::builder()
             .table_name(&self.tables.credentials)
-            .key("username", s(failures_key(username)))
+            .key("username", s(failures_key(name)))
             .update_expression("SET failures = :count, last_failure_ms = :now, #ttl = :expires")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":count", n(seen.current(now_ms) + 1))
@@ -141,7 +146,10 @@ impl Store {
     ) -> Result<TransactWriteItem, ApiError> {
         let delete = Delete::builder()
             .table_name(&self.tables.credentials)
-            .key("username", s(failures_key(username)))
+            .key(
+                "username",
+                s(failures_key(&LoginName::Possible(username.clone()))),
+            )
             .build()
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().delete(delete).build())

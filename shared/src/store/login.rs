@@ -15,7 +15,7 @@ use super::transact::condition_failed;
 use super::{s, storage_error, string_of, transient, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{Source, Username};
+use crate::domain::{LoginName, Source};
 use crate::error::ApiError;
 
 /// Slots a login may lose to others before it gives up. Each loss means
@@ -33,23 +33,23 @@ pub struct LoginSlot {
 }
 
 impl Store {
-    /// Takes a slot for one password check of `username` from `source` at
+    /// Takes a slot for one password check of `name` from `source` at
     /// `now`: refused with 429 while the name's failures make logins wait,
     /// or while the source is at its cap, before any password is checked.
     /// The slot counts as a failure until the login gets in.
     pub async fn begin_login(
         &self,
-        username: &Username,
+        name: &LoginName,
         source: &Source,
         now: Timestamp,
         deadline: Deadline,
     ) -> Result<LoginSlot, ApiError> {
-        let (password_hash, mut failures) = self.login_state(username, deadline).await?;
+        let (password_hash, mut failures) = self.login_state(name, deadline).await?;
         for _ in 0..MAX_SLOT_TRIES {
             if let Some(retry_after) = failures.wait(now.unix_millis()) {
                 return Err(ApiError::TooManyAttempts { retry_after });
             }
-            let slot = self.take_login_slot(username, &failures, now.unix_millis())?;
+            let slot = self.take_login_slot(name, &failures, now.unix_millis())?;
             let mut items = vec![slot];
             let source_at = match self.count_source(SourceLimit::LoginChecks, source, now)? {
                 Some(count) => {
@@ -88,19 +88,25 @@ impl Store {
         Err(ApiError::TooManyAttempts { retry_after: 1 })
     }
 
-    /// `username`'s password hash (if the name has an account) and failures,
+    /// `name`'s password hash (if the name has an account) and failures,
     /// in one strongly consistent read, so a login right after registering
-    /// always finds the user.
+    /// always finds the user. A name no account can have has no hash to
+    /// read.
     async fn login_state(
         &self,
-        username: &Username,
+        name: &LoginName,
         deadline: Deadline,
     ) -> Result<(Option<String>, LoginFailures), ApiError> {
         let table = &self.tables.credentials;
         let key = |name: String| HashMap::from([("username".to_owned(), s(name))]);
         let keys = KeysAndAttributes::builder()
-            .keys(key(username.as_str().to_owned()))
-            .keys(key(failures_key(username)))
+            .set_keys(Some(
+                name.username()
+                    .map(|username| key(username.as_str().to_owned()))
+                    .into_iter()
+                    .chain([key(failures_key(name))])
+                    .collect(),
+            ))
             .projection_expression("username, password_hash, failures, last_failure_ms")
             .consistent_read(true)
             .build()
@@ -146,10 +152,12 @@ impl Store {
                     == Some(name)
             })
         };
-        let password_hash = named(username.as_str())
+        let password_hash = name
+            .username()
+            .and_then(|username| named(username.as_str()))
             .map(|item| string_of(item, "password_hash").map(str::to_owned))
             .transpose()?;
-        let failures = LoginFailures::of(named(&failures_key(username)))?;
+        let failures = LoginFailures::of(named(&failures_key(name)))?;
         Ok((password_hash, failures))
     }
 }
