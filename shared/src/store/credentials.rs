@@ -1,6 +1,9 @@
 //! The credentials table: `username` -> argon2id hash. Only register and
 //! login may touch it (IAM says so, and a test holds IAM to the code), so no
-//! other function can read a password hash, whatever it is made to do.
+//! other function can read a password hash, whatever it is made to do. The
+//! same table keeps invite codes (`invites`), each name's failed logins
+//! (`failures`) and the per-address counts (`sources`), under keys that
+//! start with `~`, which no username does.
 
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 

@@ -1,7 +1,7 @@
 //! A login's calls before its password is checked: one read of the name's
 //! credentials and failures, then the write that takes the login's slot
 //! (and counts the check against its source). The same calls, in the same
-//! order, whether or not the name has an account.
+//! order, whether or not the name has an account, or could have one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
