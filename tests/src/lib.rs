@@ -331,6 +331,27 @@ pub async fn item_counts(app: &App) -> [i32; 3] {
     counts
 }
 
+/// [`item_counts`] without the failed logins the slow-down counts
+/// (`~login#...` in the credentials table): what a refused login may
+/// change, by design, and nothing else.
+pub async fn item_counts_beside_login_failures(app: &App) -> [i32; 3] {
+    let mut counts = item_counts(app).await;
+    counts[1] = app
+        .store
+        .client()
+        .scan()
+        .table_name(&app.store.tables().credentials)
+        .filter_expression("NOT begins_with(username, :failures)")
+        .expression_attribute_values(":failures", AttributeValue::S("~login#".into()))
+        .select(Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .count;
+    counts
+}
+
 /// `username`'s balance beside the sum of their ledger, as the audit reads
 /// it; the user must have an account.
 pub async fn audit_of(app: &App, username: &str) -> chat_core::store::Audit {
