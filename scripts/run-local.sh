@@ -20,6 +20,8 @@
 #   CATALOG_FILE=...         the catalog of models to serve (docs/catalog.md)
 #   SWEEP_SECONDS=60         how often the sweeper runs, as its schedule does in
 #                            AWS (0: never)
+#   LOGIN_CHECKS_PER_IP=0, REGISTRATIONS_PER_IP=0
+#                            per-IP limits, off: every local client is 127.0.0.1
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -123,6 +125,10 @@ export AWS_ENDPOINT_URL="$endpoint" AWS_REGION="${AWS_REGION:-us-east-1}" \
   CHAT_COST="${CHAT_COST:-100}" INITIAL_TOKENS="${INITIAL_TOKENS:-4000}" \
   SESSION_TTL_SECONDS="${SESSION_TTL_SECONDS:-86400}" RUST_LOG="${RUST_LOG:-info}"
 unset AWS_PROFILE AWS_SESSION_TOKEN
+# Every client of make run reaches the functions from the same loopback
+# address, so a per-IP limit here would be one limit on every local client
+# at once (a test suite, Schemathesis, a browser): off unless asked for.
+export LOGIN_CHECKS_PER_IP="${LOGIN_CHECKS_PER_IP:-0}" REGISTRATIONS_PER_IP="${REGISTRATIONS_PER_IP:-0}"
 
 build
 cargo run --quiet -p devtools --bin create-tables
@@ -133,12 +139,13 @@ cargo run --quiet -p devtools --bin create-tables
 # header value that is not UTF-8), which it presents as API Gateway would.
 watch_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 say "starting cargo lambda watch on 127.0.0.1:$watch_port"
-env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,CREDENTIALS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG"
+env_vars="AWS_ENDPOINT_URL,AWS_REGION,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,USERS_TABLE,CREDENTIALS_TABLE,CHATS_TABLE,CHAT_COST,INITIAL_TOKENS,SESSION_TTL_SECONDS,RUST_LOG,LOGIN_CHECKS_PER_IP,REGISTRATIONS_PER_IP"
 # A model behind chat, when asked for (the dummy reply otherwise): e.g. a
 # local stand-in of Bedrock's Converse at AWS_ENDPOINT_URL_BEDROCK_RUNTIME.
 for name in MODEL_ID MODEL_TIMEOUT_SECONDS MODEL_MAX_TOKENS AWS_ENDPOINT_URL_BEDROCK_RUNTIME \
   PRICING MODEL_INPUT_PRICE MODEL_OUTPUT_PRICE MODEL_FREE MODEL_TOKENS_PER_SECOND \
-  OPEN_CALLS_PER_USER HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION CATALOG; do
+  OPEN_CALLS_PER_USER HOLD_SECONDS CHATS_PER_MINUTE REGISTRATION CATALOG \
+  CORS_ALLOW_ORIGINS; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name"; fi
 done
 # The catalog's file, read by each function at its cold start: by its full

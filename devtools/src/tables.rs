@@ -64,7 +64,10 @@ pub const TABLES: [TableSpec; 3] = [
         logical_id: "CredentialsTable",
         hash_key: "username",
         range_key: None,
-        ttl_attribute: None,
+        // Failed logins per name and the per-source counts expire
+        // (store/failures.rs, store/sources.rs); credentials and invite
+        // codes never carry the attribute.
+        ttl_attribute: Some("ttl"),
         indexes: &[],
     },
     TableSpec {

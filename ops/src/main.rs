@@ -7,10 +7,11 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use chat_core::auth::KEY_REFRESH;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::Username;
-use chat_core::store::{Audit, GrantOutcome};
+use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
@@ -28,7 +29,8 @@ struct Cli {
 enum Command {
     /// Add tokens to a user's balance (negative: take them back, never
     /// below zero), with a ledger entry. Give the same --op-id to retry:
-    /// it applies once.
+    /// it applies once, and an id once used (for any user) is never applied
+    /// to another grant.
     Grant {
         user: String,
         #[arg(allow_negative_numbers = true)]
@@ -59,6 +61,27 @@ enum Command {
     Disable { user: String },
     /// Undo `disable`.
     Enable { user: String },
+    /// Make a new token-signing key: new tokens are signed with it (every
+    /// function reads it within 5 minutes), and the key it replaces keeps
+    /// verifying what it signed until it is retired.
+    RotateKey,
+    /// Retire a key replaced by `rotate-key`: the tokens it signed stop
+    /// working. Refused while one of them can still be live (a session
+    /// within SESSION_TTL_SECONDS of the rotation, an unexpired API key made
+    /// before it), unless --force (a leaked key: end its tokens now).
+    RetireKey {
+        /// The key's id, as rotate-key printed it.
+        id: u8,
+        /// Retire it even though tokens it signed are still live.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Upgrade the tables of a stack deployed before the account item and
+    /// the ledger: each password hash still in the users table moves to the
+    /// credentials table, and each account with no ledger gets an opening
+    /// entry for its balance. Safe to run again; exits 1 if an item was
+    /// left as it is.
+    Migrate,
     /// Check that each balance equals the sum of its ledger: one user, or
     /// every account (a paginated scan). Exits 1 if any differs.
     Audit {
@@ -91,6 +114,9 @@ async fn main() -> ExitCode {
         Command::Invite { count, note } => invite(&app, count, &note).await,
         Command::Disable { user } => set_disabled(&app, &user, true).await,
         Command::Enable { user } => set_disabled(&app, &user, false).await,
+        Command::RotateKey => rotate_key(&app).await,
+        Command::Migrate => migrate(&app).await,
+        Command::RetireKey { id, force } => retire_key(&app, id, force).await,
     };
     match result {
         Ok(code) => code,
@@ -132,8 +158,11 @@ async fn grant(
             println!("operation {op_id} was applied before; nothing changed");
             ExitCode::SUCCESS
         }
-        GrantOutcome::IdReused { amount } => {
-            eprintln!("chat-ops: operation {op_id} was a grant of {amount}, not {tokens}; nothing changed");
+        GrantOutcome::IdReused {
+            user: earlier_user,
+            amount,
+        } => {
+            eprintln!("chat-ops: operation {op_id} was a grant of {amount} to {earlier_user}, not {tokens} to {user}; nothing changed");
             ExitCode::from(1)
         }
         GrantOutcome::NoAccount => no_account(name),
@@ -214,6 +243,148 @@ async fn set_disabled(app: &App, name: &str, disabled: bool) -> Result<ExitCode,
         if disabled { "disabled" } else { "enabled" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the last token key `rotated_at` (epoch seconds) signed stops
+/// working by itself: every function has read the rotation
+/// ([`KEY_REFRESH`]), and a session issued just before that has expired.
+fn sessions_end(app: &App, rotated_at: i64) -> Timestamp {
+    let signed_until = rotated_at + KEY_REFRESH.as_secs() as i64;
+    Timestamp::from_unix_seconds(signed_until)
+        .unwrap_or_else(Timestamp::now)
+        .plus(app.config.session_ttl)
+}
+
+async fn rotate_key(app: &App) -> Result<ExitCode, ApiError> {
+    let now = Timestamp::now();
+    Ok(match app.store.rotate_signing_key(now).await? {
+        Rotation::Rotated { old, new } => {
+            println!(
+                "key {new} signs new tokens from now on (every function reads it within {} s)",
+                KEY_REFRESH.as_secs()
+            );
+            println!(
+                "key {old} still verifies the tokens it signed: retire it with `chat-ops retire-key {old}` after {} (its last sessions' expiry), once no API key made before then is still live",
+                sessions_end(app, now.unix_seconds()).iso8601()
+            );
+            ExitCode::SUCCESS
+        }
+        Rotation::NoKey => {
+            eprintln!("chat-ops: no signing key yet; the deployment's first login makes one");
+            ExitCode::from(1)
+        }
+        Rotation::NoFreeId => {
+            eprintln!("chat-ops: 255 keys are held; retire a previous one first");
+            ExitCode::from(1)
+        }
+    })
+}
+
+async fn retire_key(app: &App, id: u8, force: bool) -> Result<ExitCode, ApiError> {
+    let Some(ring) = app.store.signing_keys().await? else {
+        eprintln!("chat-ops: no signing key yet");
+        return Ok(ExitCode::from(2));
+    };
+    if ring.current().id() == id {
+        eprintln!("chat-ops: key {id} is the current key; rotate first");
+        return Ok(ExitCode::from(1));
+    }
+    let Some(previous) = ring.previous().iter().find(|p| p.key.id() == id) else {
+        eprintln!("chat-ops: no previous key {id}");
+        return Ok(ExitCode::from(2));
+    };
+    if !force {
+        let now = Timestamp::now();
+        let until = sessions_end(app, previous.rotated_at);
+        if until.unix_seconds() > now.unix_seconds() {
+            eprintln!(
+                "chat-ops: sessions signed with key {id} may be live until {}; retire it then, or now with --force (they end at once)",
+                until.iso8601()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        let signed_until =
+            Timestamp::from_unix_seconds(previous.rotated_at + KEY_REFRESH.as_secs() as i64)
+                .unwrap_or(now);
+        let keys = app
+            .store
+            .live_keys_made_before(signed_until, now.unix_seconds())
+            .await?;
+        if !keys.is_empty() {
+            eprintln!(
+                "chat-ops: {} live API keys may be signed with key {id}; retiring it ends them (--force), or wait until they expire or are revoked:",
+                keys.len()
+            );
+            for (user, key) in keys.iter().take(20) {
+                let expires = key
+                    .expires_at
+                    .and_then(Timestamp::from_unix_seconds)
+                    .map_or("never".to_owned(), Timestamp::iso8601);
+                eprintln!("  {user}  {}  {}  expires {expires}", key.id, key.name);
+            }
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if !app.store.retire_signing_key(id).await? {
+        eprintln!("chat-ops: no previous key {id}");
+        return Ok(ExitCode::from(2));
+    }
+    println!(
+        "key {id} is retired: the tokens it signed stop working (in every function within {} s)",
+        KEY_REFRESH.as_secs()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every users item brought up to the account item and the ledger, with a
+/// line for each left as it is and a summary; progress on stderr when it is
+/// a terminal.
+async fn migrate(app: &App) -> Result<ExitCode, ApiError> {
+    let progress = std::io::stderr().is_terminal();
+    let (mut seen, mut moved, mut opened, mut skipped) = (0usize, 0usize, 0usize, 0usize);
+    let mut start = None;
+    loop {
+        let (items, next) = app.store.users_page(start).await?;
+        for item in &items {
+            seen += 1;
+            match app.store.migrate(item, Deadline::none()).await? {
+                Migrated::Current => {}
+                Migrated::Done {
+                    moved_hash,
+                    opened_ledger,
+                } => {
+                    moved += usize::from(moved_hash);
+                    opened += usize::from(opened_ledger);
+                }
+                Migrated::Skipped(why) => {
+                    skipped += 1;
+                    let name = item
+                        .get("username")
+                        .and_then(|v| v.as_s().ok())
+                        .map_or("?", String::as_str);
+                    println!("{name}: left as it is: {why}");
+                }
+            }
+            if progress {
+                eprint!("\rread {seen} users");
+            }
+        }
+        start = next;
+        if start.is_none() {
+            break;
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    println!(
+        "migrated {seen} users: {moved} password hashes moved to the credentials table, {opened} opening ledger entries, {skipped} left as they were"
+    );
+    Ok(if skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// One line per account that does not balance (or per user asked for),

@@ -36,7 +36,8 @@ impl App {
     pub fn new(config: Config, client: Client) -> Self {
         let store = Store::new(client, config.tables.clone())
             .with_chats_per_minute(config.chats_per_minute)
-            .with_open_calls_per_user(config.open_calls_per_user);
+            .with_open_calls_per_user(config.open_calls_per_user)
+            .with_source_limits(config.source_limits);
         App {
             models: Models::only(Arc::new(DummyResponder), config.pricing),
             config,

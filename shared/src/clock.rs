@@ -25,6 +25,20 @@ impl Timestamp {
         self.0.unix_timestamp()
     }
 
+    /// Milliseconds since the epoch: for waits short enough that a second's
+    /// rounding would decide them, and all that [`Timestamp::iso8601`]
+    /// shows, as a number to store and read back.
+    pub fn unix_millis(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// The instant `millis` milliseconds after the epoch, if it is a date.
+    pub fn from_unix_millis(millis: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn plus(self, duration: std::time::Duration) -> Self {
         Timestamp(self.0 + duration)
     }
@@ -39,18 +53,6 @@ impl Timestamp {
     /// The instant `seconds` after the epoch, if it is a date at all.
     pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp(seconds)
-            .ok()
-            .map(Timestamp)
-    }
-
-    /// Milliseconds since the epoch: all that [`Timestamp::iso8601`] shows,
-    /// as a number to store and read back.
-    pub fn unix_millis(self) -> i64 {
-        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
-    }
-
-    pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
             .ok()
             .map(Timestamp)
     }
@@ -73,6 +75,11 @@ mod tests {
         );
         assert_eq!(t.iso8601(), "2026-11-25T14:03:07.123Z");
         assert_eq!(t.unix_seconds(), 1_795_615_387);
+        assert_eq!(t.unix_millis(), 1_795_615_387_123);
+        assert_eq!(
+            Timestamp::from_unix_millis(1_795_615_387_123).map(Timestamp::unix_millis),
+            Some(1_795_615_387_123)
+        );
         assert_eq!(t.day(), "2026-11-25");
         let back = Timestamp::from_unix_millis(t.unix_millis()).unwrap();
         assert_eq!(back.iso8601(), t.iso8601());

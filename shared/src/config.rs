@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::cors::AllowedOrigins;
 use crate::pricing::{Pricing, UsagePrices};
 
 /// Names of the three DynamoDB tables.
@@ -56,6 +57,21 @@ pub struct Config {
     pub model_tokens_per_second: u32,
     /// Who may register.
     pub registration: Registration,
+    /// Caps per client address: password checks a minute on `/login/`,
+    /// accounts made an hour on `/register/`.
+    pub source_limits: SourceLimits,
+    /// The origins browser pages may call the `/v1` routes from
+    /// (`CORS_ALLOW_ORIGINS`).
+    pub cors: AllowedOrigins,
+}
+
+/// The caps of the per-source limits; 0 turns one off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceLimits {
+    /// Password checks per client address and minute on `/login/`.
+    pub login_checks_per_minute: u32,
+    /// Accounts made per client address and hour on `/register/`.
+    pub registrations_per_hour: u32,
 }
 
 /// Who may register (`REGISTRATION`).
@@ -78,6 +94,15 @@ pub const DEFAULT_METRICS_NAMESPACE: &str = "ChatApi";
 /// chat a second sustained, far above what a person types, and a cap on
 /// what one script can take from everyone else.
 pub const DEFAULT_CHATS_PER_MINUTE: u32 = 60;
+/// Password checks one client address may cause a minute: a few people
+/// behind one NAT logging in at once, or one person retyping, stay far
+/// below it; a guesser spraying one password over many names (which the
+/// per-name slow-down cannot see) gets 30 names a minute, not the route's
+/// whole rate.
+pub const DEFAULT_LOGIN_CHECKS_PER_IP: u32 = 30;
+/// Accounts one client address may make an hour: a household or a class
+/// signing up together fits; a script farming the initial grant does not.
+pub const DEFAULT_REGISTRATIONS_PER_IP: u32 = 10;
 /// The chat function's timeout with a model (29 s) plus a minute.
 pub const DEFAULT_HOLD_SECONDS: u64 = 90;
 /// Model calls one user may have running at once: a person in a few tabs
@@ -207,6 +232,21 @@ impl Config {
                 1,
                 100_000,
             )? as u32,
+            cors: AllowedOrigins::parse(get("CORS_ALLOW_ORIGINS").as_deref()),
+            source_limits: SourceLimits {
+                login_checks_per_minute: number(
+                    "LOGIN_CHECKS_PER_IP",
+                    DEFAULT_LOGIN_CHECKS_PER_IP.into(),
+                    0,
+                    1_000_000,
+                )? as u32,
+                registrations_per_hour: number(
+                    "REGISTRATIONS_PER_IP",
+                    DEFAULT_REGISTRATIONS_PER_IP.into(),
+                    0,
+                    1_000_000,
+                )? as u32,
+            },
             initial_tokens: number(
                 "INITIAL_TOKENS",
                 DEFAULT_INITIAL_TOKENS.into(),
@@ -238,7 +278,10 @@ impl Config {
         })
     }
 
-    /// Defaults with the given tables: for tests and local tooling.
+    /// Defaults with the given tables: for tests and local tooling. The
+    /// per-source limits are off: every sample event comes from one address,
+    /// so they would be one limit on every test; the tests of those limits
+    /// turn them on.
     pub fn with_tables(tables: Tables) -> Self {
         Config {
             tables,
@@ -251,6 +294,8 @@ impl Config {
             open_calls_per_user: DEFAULT_OPEN_CALLS_PER_USER,
             model_tokens_per_second: DEFAULT_MODEL_TOKENS_PER_SECOND,
             registration: Registration::Open,
+            source_limits: SourceLimits::default(),
+            cors: AllowedOrigins::Any,
         }
     }
 }

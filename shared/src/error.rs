@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Too many wrong passwords for this user lately: the next try waits.
     #[error("too many failed logins for this user; retry after {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    /// This client address reached its cap of login checks or sign-ups
+    /// for the window (`LOGIN_CHECKS_PER_IP`, `REGISTRATIONS_PER_IP`).
+    #[error("too many requests from this address; retry after {retry_after} seconds")]
+    IpRateLimited { retry_after: u64 },
     /// The per-user chat rate (`CHATS_PER_MINUTE`) is reached.
     #[error("too many chats this minute; retry after {retry_after} seconds")]
     RateLimited { retry_after: u64 },
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. }
                 | ApiError::RateLimited { .. }
                 | ApiError::TooManyOpenCalls { .. }
+                | ApiError::IpRateLimited { .. }
         )
     }
 
@@ -137,6 +142,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyOpenCalls { .. } => "too_many_open_calls",
+            ApiError::IpRateLimited { .. } => "ip_rate_limited",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
@@ -170,7 +176,8 @@ impl ApiError {
             ApiError::TooManyKeys { .. } => StatusCode::CONFLICT,
             ApiError::TooManyAttempts { .. }
             | ApiError::RateLimited { .. }
-            | ApiError::TooManyOpenCalls { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | ApiError::TooManyOpenCalls { .. }
+            | ApiError::IpRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SessionRequired | ApiError::RegistrationClosed | ApiError::InvalidInvite => {
                 StatusCode::FORBIDDEN
             }
@@ -260,7 +267,8 @@ impl ApiError {
             }
             ApiError::TooManyAttempts { retry_after }
             | ApiError::RateLimited { retry_after }
-            | ApiError::TooManyOpenCalls { retry_after } => {
+            | ApiError::TooManyOpenCalls { retry_after }
+            | ApiError::IpRateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::ChargedFailure { failure, charged } => {
@@ -363,6 +371,11 @@ mod tests {
                 },
                 503,
                 "model_unavailable",
+            ),
+            (
+                ApiError::IpRateLimited { retry_after: 30 },
+                429,
+                "ip_rate_limited",
             ),
             (ApiError::TooManyKeys { limit: 10 }, 409, "too_many_keys"),
             (ApiError::SessionRequired, 403, "session_required"),

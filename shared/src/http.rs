@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deadline::Deadline;
-use crate::domain::{AuthToken, IdempotencyKey};
+use crate::domain::{AuthToken, IdempotencyKey, Source};
 use crate::error::ApiError;
 
 /// Far above any valid request (a maximal message is 32 KB of UTF-8), far
@@ -122,6 +122,20 @@ pub fn deadline(request: &Request) -> Deadline {
         .map_or_else(Deadline::none, |context| {
             Deadline::from_epoch_millis(context.deadline)
         })
+}
+
+/// Where the request came from: the address API Gateway's request context
+/// gives (`requestContext.http.sourceIp`), the TCP peer it saw, which no
+/// header the client sends can change. `X-Forwarded-For` is never read.
+pub fn source(request: &Request) -> Source {
+    match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context
+            .http
+            .source_ip
+            .as_deref()
+            .map_or_else(Source::unknown, Source::parse),
+        _ => Source::unknown(),
+    }
 }
 
 /// The caller's token from the `Authorization` header, if it is well formed.

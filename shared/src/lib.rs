@@ -11,6 +11,7 @@ pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod deadline;
 pub mod domain;
 pub mod error;

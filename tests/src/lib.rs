@@ -9,15 +9,19 @@ pub mod hostile;
 pub mod http;
 pub mod local_api;
 pub mod openapi;
+pub mod ops;
 pub mod runtime_api;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, SigningKey};
+use chat_core::domain::{LoginName, Source};
 use chat_core::store::MARKER_PREFIX;
+use chat_core::store::{LoginFailures, FREE_FAILURES};
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
@@ -40,6 +44,63 @@ pub fn event(name: &str) -> Request {
     let path = events_dir().join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The sample event `events/<name>.json` as if API Gateway had seen it
+/// come from `ip` (`requestContext.http.sourceIp`).
+pub fn event_from(name: &str, ip: &str) -> Request {
+    let path = events_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["requestContext"]["http"]["sourceIp"] = ip.into();
+    lambda_http::request::from_str(&payload.to_string()).unwrap()
+}
+
+/// A login of `username` with `password`, sent from `ip`.
+pub async fn login_from(app: &App, ip: &str, username: &str, password: &str) -> Response<Body> {
+    login::handle(
+        app,
+        with_body(event_from("login", ip), &credentials(username, password)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Records `count` wrong passwords for `username` (an account's or not),
+/// the last at `last` (which must be in the past), as logins take their
+/// slots: through the store, at moments spaced by the waits the earlier
+/// ones imposed.
+pub async fn past_failures(app: &App, username: &str, count: u32, last: Timestamp) {
+    let name = LoginName::parse(username);
+    let mut moments = vec![last.unix_millis()];
+    for done in (1..count).rev() {
+        // The failure before the last `count - done` came this long before.
+        let before = LoginFailures {
+            count: done,
+            last_ms: 0,
+        };
+        let gap = before.wait(0).map_or(0, |seconds| seconds as i64 * 1000);
+        moments.push(moments.last().unwrap() - gap);
+    }
+    for at in moments.into_iter().rev() {
+        app.store
+            .begin_login(
+                &name,
+                &Source::unknown(),
+                Timestamp::from_unix_millis(at).unwrap(),
+                Deadline::none(),
+            )
+            .await
+            .expect("a slot free at that moment");
+    }
+}
+
+/// Makes logins with `username` (an account's or not) wait most of a
+/// minute from now, as eleven wrong passwords in a row would.
+pub async fn slow_down(app: &App, username: &str) {
+    let now = Timestamp::now().unix_millis();
+    let last = Timestamp::from_unix_millis(now - 2000).unwrap();
+    past_failures(app, username, FREE_FAILURES + 6, last).await;
 }
 
 /// A request shaped like `events/<name>.json` with another body.
@@ -100,10 +161,10 @@ pub fn events_signing_key() -> SigningKey {
 /// stores the events' signing key (on tables that have none yet) and the
 /// session, as login would. `alice` must be registered.
 pub async fn start_events_session(app: &App) -> Result<(), chat_core::ApiError> {
-    let key = app.store.create_signing_key(events_signing_key()).await?;
+    let keys = app.store.create_signing_key(events_signing_key()).await?;
     assert_eq!(
-        key,
-        events_signing_key(),
+        keys.current(),
+        &events_signing_key(),
         "these tables had a signing key of their own already"
     );
     let token = app
@@ -312,6 +373,27 @@ pub async fn item_counts(app: &App) -> [i32; 3] {
             .unwrap()
             .count;
     }
+    counts
+}
+
+/// [`item_counts`] without the failed logins the slow-down counts
+/// (`~login#...` in the credentials table): what a refused login may
+/// change, by design, and nothing else.
+pub async fn item_counts_beside_login_failures(app: &App) -> [i32; 3] {
+    let mut counts = item_counts(app).await;
+    counts[1] = app
+        .store
+        .client()
+        .scan()
+        .table_name(&app.store.tables().credentials)
+        .filter_expression("NOT begins_with(username, :failures)")
+        .expression_attribute_values(":failures", AttributeValue::S("~login#".into()))
+        .select(Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .count;
     counts
 }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use api_tests::hostile::{generate, Material};
 use api_tests::http::{send, send_raw, HttpResponse};
-use api_tests::item_counts;
 use api_tests::local_api::LocalApi;
+use api_tests::{item_counts, item_counts_beside_login_failures, past_failures};
+use chat_core::clock::Timestamp;
 use serde_json::json;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -52,12 +53,15 @@ fn register(port: u16, username: &str) -> HttpResponse {
 
 #[test]
 fn the_local_api_serves_the_contract_over_http_and_stops_cleanly() {
-    let api = LocalApi::start();
+    // Several instances of each function, as Lambda scales out: the exact
+    // counts below must hold however the requests spread over them.
+    let api = LocalApi::start_with(&[("CONCURRENCY", "4")]);
     let port = api.port;
 
     let alice = journey(port);
     errors(port);
     concurrent_chats(port);
+    wrong_passwords(&api);
     hostile_requests(&api, &alice);
     non_utf8_bytes(&api, &alice);
     logout(port, &alice);
@@ -244,6 +248,50 @@ fn concurrent_chats(port: u16) {
     assert_eq!(balance(port, &token).json(), json!({"tokens": 0}));
 }
 
+fn login_status(port: u16, username: &str, password: &str) -> (u16, String) {
+    let body = json!({"username": username, "password": password}).to_string();
+    let response = post(port, "/login/", &body, None);
+    let code = response.json()["error"].as_str().unwrap_or("").to_owned();
+    (response.status, code)
+}
+
+/// Wrong passwords over HTTP: a name that exists and one that does not
+/// answered alike step by step, and guesses sent at once on a slowed name
+/// (spread over the instances) getting one password check between them,
+/// for both.
+fn wrong_passwords(api: &LocalApi) {
+    let port = api.port;
+    assert_eq!(register(port, "carol").status, 201);
+    for step in 1..=7 {
+        let real = login_status(port, "carol", "wrong-password-1");
+        let unknown = login_status(port, "nobody", "wrong-password-1");
+        assert_eq!(real, unknown, "step {step}");
+        if step <= 5 {
+            assert_eq!(real, (401, "invalid_credentials".to_owned()), "step {step}");
+        }
+    }
+    // Ten failures, the last 40 s ago: one slot is free, and its taking
+    // makes the next wait a minute.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tables = api.tables();
+    let long_ago = Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 40_000).unwrap();
+    assert_eq!(register(port, "dave").status, 201);
+    for name in ["dave", "nobody-else"] {
+        runtime.block_on(past_failures(&tables, name, 10, long_ago));
+        let threads: Vec<_> = (0..12)
+            .map(|_| std::thread::spawn(move || login_status(port, name, "wrong-password-1")))
+            .collect();
+        let mut statuses: Vec<u16> = threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap().0)
+            .collect();
+        statuses.sort();
+        let mut expected = vec![401];
+        expected.extend([429; 11]);
+        assert_eq!(statuses, expected, "{name}");
+    }
+}
+
 /// 1000+ generated malformed requests: invalid UTF-8, deep nesting, huge
 /// bodies and numbers, duplicate keys, wrong content types, control
 /// characters, forged, truncated and padded tokens, oversized headers,
@@ -355,7 +403,8 @@ fn non_utf8_bytes(api: &LocalApi, alice: &str) {
 fn hostile_requests(api: &LocalApi, alice: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let tables = api.tables();
-    let before = runtime.block_on(item_counts(&tables));
+    // A login refused for its name or password is counted, as any is.
+    let before = runtime.block_on(item_counts_beside_login_failures(&tables));
     let material = Material {
         token: alice.to_owned(),
         other_user: "bob".into(),
@@ -389,9 +438,9 @@ fn hostile_requests(api: &LocalApi, alice: &str) {
         );
     }
     assert_eq!(
-        runtime.block_on(item_counts(&tables)),
+        runtime.block_on(item_counts_beside_login_failures(&tables)),
         before,
-        "no table changed"
+        "no table changed but the failed logins counted"
     );
     assert_eq!(balance(api.port, alice).json(), json!({"tokens": 3900}));
 }

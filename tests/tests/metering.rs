@@ -381,7 +381,15 @@ async fn a_hold_of_a_user_named_under_the_earlier_unicode_rule_is_swept_too() {
     .await
     .unwrap();
     app.store
-        .create_user(&jose, hash, 4000, None, Timestamp::now(), Deadline::none())
+        .create_user(
+            &jose,
+            hash,
+            4000,
+            None,
+            &chat_core::domain::Source::unknown(),
+            Timestamp::now(),
+            Deadline::none(),
+        )
         .await
         .unwrap();
     let token = logged_in(&app, "josé").await;

@@ -23,13 +23,13 @@ use api_tests::openapi::{error_code_of, event_data, Observed, Spec, Target};
 use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use chat_core::clock::Timestamp;
-use chat_core::config::{Registration, DEFAULT_INITIAL_TOKENS};
+use chat_core::config::{Registration, SourceLimits, DEFAULT_INITIAL_TOKENS};
 use chat_core::domain::Cursor;
 use chat_core::domain::{AuthToken, ChatMessage, IdempotencyKey, Password, Username};
 use chat_core::openai::OpenAiError;
 use chat_core::responder::DummyResponder;
 use chat_core::routes::{OPENAI_ROUTES, ROUTES};
-use chat_core::store::{LoginFailures, FREE_FAILURES, MAX_API_KEYS};
+use chat_core::store::MAX_API_KEYS;
 use chat_core::{ApiError, App, Config, Tables};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{
@@ -86,6 +86,7 @@ fn documented(spec: &Spec) -> BTreeSet<(String, u16, String)> {
         .collect();
     targets.push(Target::Fallback);
     targets.push(Target::OpenAiFallback);
+    targets.push(Target::OpenAiPreflight);
     let mut all = BTreeSet::new();
     for target in targets {
         for (status, response) in spec.responses(target) {
@@ -804,27 +805,135 @@ async fn registration_modes(run: &mut Run, app: &App) {
     run.expect(REGISTER, &response, 403, "invalid_invite");
 }
 
-/// `POST /login/` slowed down after too many wrong passwords.
+/// `POST /login/` slowed down after too many wrong passwords, and
+/// `/login/` and `/register/` past their per-IP caps.
 async fn slowed_login(run: &mut Run, app: &App) {
-    // Wrong passwords in a row for frank, as login records them (each on
-    // top of the run so far, as login reads it): past the free five, his
-    // next login waits, right password or not, up to a minute.
-    let frank = Username::parse("frank").unwrap();
-    let now = Timestamp::now().unix_seconds();
-    let mut failures = LoginFailures::default();
-    for _ in 0..FREE_FAILURES + 6 {
-        app.store
-            .record_login_failure(&frank, &failures, now)
-            .await
-            .unwrap();
-        failures = LoginFailures {
-            count: failures.current(now) + 1,
-            last_at: now,
-        };
+    // Past the free five, frank's next login waits, right password or not,
+    // up to a minute; as would a name nobody has.
+    for name in ["frank", "nobody-at-all"] {
+        slow_down(app, name).await;
+        let waiting = credentials(name, PASSWORD);
+        let response = call(app, LOGIN, request("login", Some(&waiting), None)).await;
+        run.expect(LOGIN, &response, 429, "too_many_attempts");
     }
-    let waiting = credentials("frank", PASSWORD);
-    let response = call(app, LOGIN, request("login", Some(&waiting), None)).await;
-    run.expect(LOGIN, &response, 429, "too_many_attempts");
+    // One password check and one account an hour per address.
+    let mut config = app.config.clone();
+    config.source_limits = SourceLimits {
+        login_checks_per_minute: 1,
+        registrations_per_hour: 1,
+    };
+    let capped = quiet_app(config, app.store.client().clone());
+    let ip = "198.51.100.23";
+    for (target, name, body, status, code) in [
+        (
+            LOGIN,
+            "login",
+            credentials("alice", "not-the-password"),
+            401,
+            "invalid_credentials",
+        ),
+        (
+            LOGIN,
+            "login",
+            credentials("alice", PASSWORD),
+            429,
+            "ip_rate_limited",
+        ),
+        (
+            REGISTER,
+            "register",
+            credentials("henry", PASSWORD),
+            201,
+            "",
+        ),
+        (
+            REGISTER,
+            "register",
+            credentials("irene", PASSWORD),
+            429,
+            "ip_rate_limited",
+        ),
+    ] {
+        let response = call(&capped, target, with_body(event_from(name, ip), &body)).await;
+        run.expect(target, &response, status, code);
+    }
+}
+
+/// `request` as a browser page on `origin` sends it.
+fn from_origin(mut request: Request, origin: &str) -> Request {
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    request
+}
+
+/// A browser's preflight of `route` (`/v1/...`) from `origin`.
+fn preflight(route: &str, origin: &str) -> Request {
+    let (name, method) = match route {
+        "/v1/models" => ("models", "GET"),
+        _ => ("completions", "POST"),
+    };
+    let mut request = with_method(from_origin(event(name), origin), Method::OPTIONS);
+    let headers = request.headers_mut();
+    headers.remove("authorization");
+    headers.insert("access-control-request-method", method.parse().unwrap());
+    headers.insert(
+        "access-control-request-headers",
+        "authorization, content-type, x-stainless-lang"
+            .parse()
+            .unwrap(),
+    );
+    request
+}
+
+/// The `/v1/` routes called by browser pages: every origin of a list is
+/// named back, on the preflight and on the answer; any other is not.
+async fn browsers_on_v1(run: &mut Run, app: &App, token: &str) {
+    let mut config = app.config.clone();
+    let origins = ["https://app.example", "https://admin.example"];
+    config.cors = chat_core::cors::AllowedOrigins::parse(Some(&origins.join(",")));
+    let listed = quiet_app(config, app.store.client().clone());
+    // Each call boxed: the completion's future is large.
+    let send = |target, request| Box::pin(call(&listed, target, request));
+    for (route, target) in [
+        ("/v1/models", MODELS),
+        ("/v1/chat/completions", COMPLETIONS),
+    ] {
+        let method = if target == MODELS { "GET" } else { "POST" };
+        for origin in origins {
+            let response = send(target, preflight(route, origin)).await;
+            run.expect(Target::OpenAiPreflight, &response, 204, "");
+            let headers = response.headers();
+            assert_eq!(headers["access-control-allow-origin"], origin);
+            assert_eq!(
+                headers["access-control-allow-methods"],
+                format!("{method}, OPTIONS")
+            );
+        }
+        let stranger = send(target, preflight(route, "https://evil.example")).await;
+        run.expect(Target::OpenAiPreflight, &stranger, 204, "");
+        assert!(stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+    }
+    for origin in origins {
+        let models = from_origin(models_request(Some(&bearer(token))), origin);
+        let response = send(MODELS, models).await;
+        run.expect(MODELS, &response, 200, "");
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+        let chat = from_origin(completion(&hello("dummy"), Some(&bearer(token))), origin);
+        let response = send(COMPLETIONS, chat).await;
+        run.expect(COMPLETIONS, &response, 200, "");
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    }
+    let stranger = from_origin(models_request(None), "https://evil.example");
+    let refused = send(MODELS, stranger).await;
+    run.expect(MODELS, &refused, 401, "invalid_api_key");
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }
 
 /// `POST /keys/`, `GET /keys/`, `DELETE /keys/{id}`, and a key used where a
@@ -1030,6 +1139,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     .await;
     run.expect(LOGIN, &response, 413, "payload_too_large");
     Box::pin(slowed_login(&mut run, &app)).await;
+    Box::pin(browsers_on_v1(&mut run, &app, &token)).await;
 
     // POST /chat/
     let body = json!({"message": "Hello, how are you?"}).to_string();
@@ -1624,9 +1734,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::InvalidInvite => 23,
             ApiError::TooManyOpenCalls { .. } => 24,
             ApiError::ChargedFailure { .. } => 25,
+            ApiError::IpRateLimited { .. } => 26,
         }
     }
-    const VARIANTS: usize = 26;
+    const VARIANTS: usize = 27;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -1664,6 +1775,7 @@ fn every_api_error() -> Vec<ApiError> {
             failure: Box::new(ApiError::ModelUnavailable("stalled".into())),
             charged: 7,
         },
+        ApiError::IpRateLimited { retry_after: 30 },
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");

@@ -2,40 +2,10 @@
 //! with the table names in its environment, against DynamoDB Local, and
 //! its effect on the API, through the handlers.
 
-use std::process::Output;
-
-use api_tests::local_api::user_command;
+use api_tests::ops::{chat_ops, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::App;
-use devtools::dynamodb_local::{endpoint, fresh_app, repo_root};
-
-fn chat_ops(app: &App, args: &[&str]) -> Output {
-    let status = user_command("cargo")
-        .args(["build", "--quiet", "-p", "chat-ops"])
-        .current_dir(repo_root())
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo build -p chat-ops failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target"), std::path::PathBuf::from);
-    let tables = app.store.tables();
-    user_command(target.join("debug/chat-ops").to_str().unwrap())
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("USERS_TABLE", &tables.users)
-        .env("CREDENTIALS_TABLE", &tables.credentials)
-        .env("CHATS_TABLE", &tables.chats)
-        .output()
-        .expect("running chat-ops")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use devtools::dynamodb_local::fresh_app;
 
 #[tokio::test]
 async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
@@ -111,6 +81,18 @@ async fn a_grant_applies_once_per_operation_id_and_never_below_zero() {
     let other = grant(&["600", "--reason", "top-up", "--op-id", "t1"]);
     assert_eq!(other.status.code(), Some(1));
     assert_eq!(stored_tokens(&app, "alice").await, Some(4500));
+    // So is the same id for another user, even for the same amount: an id
+    // names one operation, across every user.
+    signed_up(&app, "bob").await;
+    let for_bob = chat_ops(
+        &app,
+        &["grant", "bob", "500", "--reason", "top-up", "--op-id", "t1"],
+    );
+    assert_eq!(for_bob.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&for_bob.stderr);
+    assert!(said.contains("a grant of 500 to alice"), "{said}");
+    assert_eq!(stored_tokens(&app, "bob").await, Some(4000));
+    assert_ledger_balances(&app, "bob").await;
     // Taken back down to zero, and not below.
     let all = grant(&["-4500", "--reason", "refund", "--op-id", "t2"]);
     assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
@@ -220,4 +202,107 @@ async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
         Some(4000 - 100 * (charged as i64 + 1))
     );
     assert_ledger_balances(&app, "alice").await;
+}
+
+/// An item as the users table held it before the account item: the hash
+/// beside the balance.
+async fn put_legacy_user(app: &chat_core::App, name: &str, tokens: i64) {
+    let hash = chat_core::passwords::hash(
+        chat_core::domain::Password::parse(PASSWORD.to_owned()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().users)
+        .item("username", s(name))
+        .item("user_id", s("0190a1b2-0000-7000-8000-000000000000"))
+        .item("password_hash", s(&hash))
+        .item("tokens", AttributeValue::N(tokens.to_string()))
+        .item("created_at", s("2026-11-20T10:00:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_again() {
+    let app = fresh_app().await;
+    signed_up(&app, "alice").await;
+    // olduser: registered before the account item, one chat since (a chat
+    // of then: a cost, no ledger amount).
+    put_legacy_user(&app, "olduser", 3900).await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    app.store
+        .client()
+        .put_item()
+        .table_name(&app.store.tables().chats)
+        .item("username", s("olduser"))
+        .item("chat_id", s("0190a1b2-0000-7000-8000-000000000001"))
+        .item("message", s("hello from before"))
+        .item("response", s("AI response"))
+        .item("cost", AttributeValue::N("100".into()))
+        .item("created_at", s("2026-11-20T10:05:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+    // Before: the name has no credentials, so no login gets in.
+    assert_eq!(login_with(&app, "olduser", PASSWORD).await.status(), 401);
+
+    let run = chat_ops(&app, &["migrate"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stdout(&run));
+    assert!(
+        stdout(&run).contains(
+            "migrated 2 users: 1 password hashes moved to the credentials table, 1 opening ledger entries, 0 left"
+        ),
+        "{}",
+        stdout(&run)
+    );
+    // The hash left the users table; the user logs in, keeps the balance
+    // and the chat of before, and the ledger balances.
+    let account = app
+        .store
+        .client()
+        .get_item()
+        .table_name(&app.store.tables().users)
+        .key("username", s("olduser"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!account.contains_key("password_hash"));
+    let token = logged_in(&app, "olduser").await;
+    assert_eq!(stored_tokens(&app, "olduser").await, Some(3900));
+    assert_eq!(chat_as(&app, &token, "hello again").await.status(), 200);
+    assert_eq!(
+        saved_messages(&app, "olduser").await.len(),
+        2,
+        "the chat of before is still there"
+    );
+    assert_ledger_balances(&app, "olduser").await;
+    assert_ledger_balances(&app, "alice").await;
+
+    // Again: nothing left to do.
+    let again = chat_ops(&app, &["migrate"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("0 password hashes moved to the credentials table, 0 opening"),
+        "{}",
+        stdout(&again)
+    );
+    assert_ledger_balances(&app, "olduser").await;
+
+    // A legacy item whose name has credentials already is left alone, and
+    // said so.
+    put_legacy_user(&app, "alice", 10).await;
+    let clash = chat_ops(&app, &["migrate"]);
+    assert_eq!(clash.status.code(), Some(1));
+    assert!(
+        stdout(&clash).contains("alice: left as it is: its name has credentials already"),
+        "{}",
+        stdout(&clash)
+    );
 }

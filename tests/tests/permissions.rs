@@ -2,14 +2,18 @@
 //!
 //! Locally nothing enforces IAM, so a missing grant would pass every other
 //! test and fail in AWS with AccessDenied. Each function's code paths run
-//! here against DynamoDB Local with an interceptor recording every
-//! (action, table) they need; the template must grant exactly that set:
-//! nothing missing, and nothing no code path uses (least privilege).
+//! here against DynamoDB Local with an interceptor recording every access
+//! they need: (action, table, kind of item); the template must grant
+//! exactly that set: nothing missing, and nothing no code path uses (least
+//! privilege). The kind of item is what IAM's `dynamodb:LeadingKeys` tells
+//! apart (the signing key from an account, a name's failed logins from its
+//! credentials), so a grant scoped by it is held to the code too, and so is
+//! a grant limited to some attributes (`dynamodb:Attributes`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use api_tests::calls::{counted_app, CallLog};
+use api_tests::calls::{counted_app, Access, CallLog};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use chat_core::App;
@@ -18,13 +22,19 @@ use devtools::dynamodb_local::{quiet_app, repo_root};
 use devtools::tables::TABLES;
 use serde_yaml::Value;
 
-/// (action, resource): the logical id of a table, or the tail of a model's
-/// ARN (`foundation-model/${ModelId}`).
-type Grants = BTreeSet<(String, String)>;
+/// (action, resource, kind of item): the resource is the logical id of a
+/// table (or index), or the tail of a model's ARN
+/// (`foundation-model/${ModelId}`); the kind is one of [`KINDS`] for the
+/// users and credentials tables, empty elsewhere.
+type Grant = (String, String, String);
+type Grants = BTreeSet<Grant>;
 
 /// What a function needs, by function and by the template condition under
 /// which it does (`None`: always; `Some("HasModel")`: with a model; ...).
 type ByFunction = BTreeMap<(String, Option<String>), Grants>;
+
+/// Every access a function made, with its grant, for the attribute checks.
+type Seen = BTreeMap<String, Vec<(Grant, Access)>>;
 
 const MODEL_GRANT: (&str, &str) = ("bedrock:InvokeModel", "foundation-model/${ModelId}");
 const STREAM_GRANT: (&str, &str) = (
@@ -37,20 +47,71 @@ const ALWAYS: Option<&str> = None;
 /// The conditions a grant may depend on.
 const CONDITIONS: [&str; 2] = ["HasModel", "InviteOnly"];
 
+/// The kinds of item in the tables whose items differ by partition key:
+/// (table, kind, a key of that kind as `dynamodb:LeadingKeys` sees it). The
+/// first kind whose prefix a key has is its kind; the last of each table
+/// (no `~`) is the per-user item.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("UsersTable", "signing-key", "~token-signing-key"),
+    ("UsersTable", "account", "alice"),
+    ("CredentialsTable", "login-failures", "~login#alice"),
+    (
+        "CredentialsTable",
+        "source-counts",
+        "~ip#login#203.0.113.7#30000000",
+    ),
+    ("CredentialsTable", "invite", "~invite#0f1e2d"),
+    ("CredentialsTable", "credentials", "alice"),
+];
+
+/// The kind of the item keyed `key` in `resource`; empty where the table's
+/// items are not told apart.
+fn kind_of(resource: &str, key: Option<&str>) -> String {
+    let kinds: Vec<_> = KINDS
+        .iter()
+        .filter(|(table, ..)| *table == resource)
+        .collect();
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let key = key.unwrap_or_else(|| panic!("an access to {resource} without a key"));
+    let prefix = |sample: &str| match sample.find('#') {
+        Some(at) => sample[..=at].to_owned(),
+        None => sample.to_owned(),
+    };
+    kinds
+        .iter()
+        .find(|(_, _, sample)| sample.starts_with('~') && key.starts_with(&prefix(sample)))
+        .or_else(|| kinds.iter().find(|(_, _, sample)| !sample.starts_with('~')))
+        .map(|(_, kind, _)| kind.to_string())
+        .unwrap()
+}
+
 /// What each function needs, from its runs.
-async fn needed() -> ByFunction {
-    let (app, calls) = counted_app().await;
+async fn needed() -> (ByFunction, Seen) {
+    let (mut app, calls) = counted_app().await;
+    // Every limit on, so its writes are seen: the per-source counts of
+    // register and login.
+    app.config.source_limits = chat_core::config::SourceLimits {
+        login_checks_per_minute: 100,
+        registrations_per_hour: 100,
+    };
+    let app = quiet_app(app.config.clone(), app.store.client().clone());
     let mut needed = ByFunction::new();
+    let mut seen = Seen::new();
     let mut record = |function: &str, app: &App, calls: &CallLog, condition: Option<&str>| {
-        let by_logical_id: Grants = calls
-            .take_accesses()
-            .into_iter()
-            .map(|(action, table)| (action, logical_id(app, &table)))
-            .collect();
-        needed
-            .entry((function.to_owned(), condition.map(str::to_owned)))
-            .or_default()
-            .extend(by_logical_id);
+        for access in calls.take_accesses() {
+            let resource = logical_id(app, &access.table);
+            let kind = kind_of(&resource, access.leading_key.as_deref());
+            let grant = (access.action.clone(), resource, kind);
+            needed
+                .entry((function.to_owned(), condition.map(str::to_owned)))
+                .or_default()
+                .insert(grant.clone());
+            seen.entry(function.to_owned())
+                .or_default()
+                .push((grant, access));
+        }
     };
 
     assert_eq!(register(&app, "alice").await.status(), 201);
@@ -291,7 +352,7 @@ async fn needed() -> ByFunction {
         needed
             .entry(("ChatFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
             .or_default()
-            .insert((grant.0.to_owned(), grant.1.to_owned()));
+            .insert((grant.0.to_owned(), grant.1.to_owned(), String::new()));
     }
     assert!(streaming.call_count() > 0);
     needed
@@ -300,8 +361,12 @@ async fn needed() -> ByFunction {
             WITH_MODEL.map(str::to_owned),
         ))
         .or_default()
-        .insert((STREAM_GRANT.0.to_owned(), STREAM_GRANT.1.to_owned()));
-    needed
+        .insert((
+            STREAM_GRANT.0.to_owned(),
+            STREAM_GRANT.1.to_owned(),
+            String::new(),
+        ));
+    (needed, seen)
 }
 
 /// The same function's state after a cold start: a new [`App`] on the same
@@ -329,12 +394,24 @@ fn logical_id(app: &App, table: &str) -> String {
     }
 }
 
-/// What each function's policies grant, by function and by whether the
-/// grant holds only with a model (`!If [HasModel, statement, NoValue]`).
-fn granted() -> ByFunction {
+/// A statement that limits what its requests may name and get back.
+#[derive(Debug)]
+struct AttributeRule {
+    grants: Grants,
+    /// `ForAllValues:StringEquals` on `dynamodb:Attributes`.
+    attributes: BTreeSet<String>,
+    /// `StringEqualsIfExists` on `dynamodb:ReturnValues`.
+    return_values: BTreeSet<String>,
+}
+
+/// What each function's policies grant, by function and by the template
+/// condition a statement holds under (`!If [Condition, statement,
+/// NoValue]`), and the attribute rules among them, by function.
+fn granted() -> (ByFunction, BTreeMap<String, Vec<AttributeRule>>) {
     let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
     let template: Value = serde_yaml::from_str(&text).unwrap();
     let mut granted = ByFunction::new();
+    let mut rules: BTreeMap<String, Vec<AttributeRule>> = BTreeMap::new();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
@@ -349,16 +426,115 @@ fn granted() -> ByFunction {
             for statement in policy["Statement"].as_sequence().unwrap() {
                 let (statement, condition) = condition_of(statement);
                 assert_eq!(statement["Effect"], "Allow");
-                let grants = granted.entry((id.clone(), condition)).or_default();
+                let scope = Scope::of(&statement["Condition"]);
+                let mut grants = Grants::new();
                 for action in strings(&statement["Action"]) {
                     for resource in one_or_many(&statement["Resource"]) {
-                        grants.insert((action.clone(), resource_of(&action, resource)));
+                        let resource = resource_of(&action, resource);
+                        for kind in scope.kinds(&resource) {
+                            grants.insert((action.clone(), resource.clone(), kind));
+                        }
                     }
+                }
+                granted
+                    .entry((id.clone(), condition))
+                    .or_default()
+                    .extend(grants.iter().cloned());
+                if let Some(attributes) = scope.attributes {
+                    rules.entry(id.clone()).or_default().push(AttributeRule {
+                        grants,
+                        attributes,
+                        return_values: scope.return_values,
+                    });
                 }
             }
         }
     }
-    granted
+    (granted, rules)
+}
+
+/// What a statement's `Condition` limits, of the condition keys this
+/// project uses; any other is refused, so none is silently ignored.
+#[derive(Default)]
+struct Scope {
+    /// (operator, values) on `dynamodb:LeadingKeys`.
+    leading_keys: Option<(String, Vec<String>)>,
+    attributes: Option<BTreeSet<String>>,
+    return_values: BTreeSet<String>,
+}
+
+impl Scope {
+    fn of(condition: &Value) -> Self {
+        let mut scope = Scope::default();
+        for (operator, keys) in condition.as_mapping().into_iter().flatten() {
+            let operator = operator.as_str().unwrap();
+            for (key, values) in keys.as_mapping().unwrap() {
+                let values = strings(values);
+                match (operator, key.as_str().unwrap()) {
+                    (
+                        "ForAllValues:StringEquals"
+                        | "ForAllValues:StringLike"
+                        | "ForAllValues:StringNotLike",
+                        "dynamodb:LeadingKeys",
+                    ) => scope.leading_keys = Some((operator.to_owned(), values)),
+                    ("ForAllValues:StringEquals", "dynamodb:Attributes") => {
+                        scope.attributes = Some(values.into_iter().collect())
+                    }
+                    ("StringEqualsIfExists", "dynamodb:ReturnValues") => {
+                        scope.return_values = values.into_iter().collect()
+                    }
+                    (operator, key) => {
+                        panic!("a condition this test cannot read: {operator} {key}")
+                    }
+                }
+            }
+        }
+        scope
+    }
+
+    /// The kinds of item in `resource` the statement reaches.
+    fn kinds(&self, resource: &str) -> Vec<String> {
+        let kinds: Vec<_> = KINDS
+            .iter()
+            .filter(|(table, ..)| *table == resource)
+            .collect();
+        let Some((operator, patterns)) = &self.leading_keys else {
+            return match kinds.is_empty() {
+                true => vec![String::new()],
+                false => kinds.iter().map(|(_, kind, _)| kind.to_string()).collect(),
+            };
+        };
+        assert!(!kinds.is_empty(), "a LeadingKeys condition on {resource}");
+        kinds
+            .into_iter()
+            .filter(|(_, _, sample)| {
+                let like = |pattern: &String| glob(pattern, sample);
+                match operator.as_str() {
+                    "ForAllValues:StringEquals" => patterns.iter().any(|p| p == sample),
+                    "ForAllValues:StringLike" => patterns.iter().any(like),
+                    _ => !patterns.iter().any(like),
+                }
+            })
+            .map(|(_, kind, _)| kind.to_string())
+            .collect()
+    }
+}
+
+/// IAM's `StringLike`: `*` any run of characters, `?` any one.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|at| text.is_char_boundary(*at))
+            .any(|at| glob(&pattern[1..], &text[at..])),
+        Some(c) => {
+            text.chars().next().is_some_and(|t| c == '?' || c == t)
+                && glob(
+                    &pattern[c.len_utf8()..],
+                    &text[text.chars().next().unwrap().len_utf8()..],
+                )
+        }
+    }
 }
 
 /// A statement and the condition it holds under, if any: an
@@ -425,8 +601,8 @@ fn resource_of(action: &str, resource: &Value) -> String {
 
 #[tokio::test]
 async fn every_function_is_granted_exactly_what_it_uses() {
-    let needed = needed().await;
-    let granted = granted();
+    let (needed, seen) = needed().await;
+    let (granted, rules) = granted();
     let empty = Grants::new();
     for ((function, condition), grants) in &granted {
         // Under a condition a function needs what it always needs and
@@ -466,6 +642,99 @@ async fn every_function_is_granted_exactly_what_it_uses() {
             "{function} has grants this test does not exercise"
         );
     }
+    // A grant limited to some attributes: every request it covers names
+    // only those and asks for nothing else back, and it names each of them.
+    for (function, rules) in &rules {
+        for rule in rules {
+            let covered: Vec<&Access> = seen[function]
+                .iter()
+                .filter(|(grant, _)| rule.grants.contains(grant))
+                .map(|(_, access)| access)
+                .collect();
+            let mut named = BTreeSet::new();
+            for access in &covered {
+                let beyond: Vec<_> = access.attributes.difference(&rule.attributes).collect();
+                assert!(
+                    beyond.is_empty(),
+                    "{function}: {} names {beyond:?} beyond its grant",
+                    access.action
+                );
+                named.extend(access.attributes.iter().cloned());
+                if let Some(values) = &access.return_values {
+                    assert!(rule.return_values.contains(values), "{function}: {values}");
+                }
+                assert!(
+                    access
+                        .return_on_failure
+                        .as_deref()
+                        .is_none_or(|v| v == "NONE"),
+                    "{function}: a refusal would hand back the whole item"
+                );
+            }
+            assert_eq!(
+                named, rule.attributes,
+                "{function}: attributes granted, unused"
+            );
+        }
+    }
+}
+
+/// The grants of `function` that write the signing key's item.
+fn key_writes(granted: &ByFunction, function: &str) -> Vec<Grant> {
+    granted
+        .iter()
+        .filter(|((id, _), _)| id == function)
+        .flat_map(|(_, grants)| grants.iter().cloned())
+        .filter(|(action, resource, kind)| {
+            resource == "UsersTable" && kind == "signing-key" && action != "dynamodb:GetItem"
+        })
+        .collect()
+}
+
+#[test]
+fn no_function_but_login_can_write_the_signing_key_and_the_sweeper_only_a_balance() {
+    let (granted, rules) = granted();
+    let functions: BTreeSet<&String> = granted.keys().map(|(id, _)| id).collect();
+    for function in functions {
+        let writes = key_writes(&granted, function);
+        if function == "LoginFunction" {
+            // The first login of a deployment stores the first key with a
+            // conditional put; rotation is the operator's (chat-ops).
+            let put = (
+                "dynamodb:PutItem".to_owned(),
+                "UsersTable".to_owned(),
+                "signing-key".to_owned(),
+            );
+            assert_eq!(writes, [put], "{function}");
+        } else {
+            assert!(
+                writes.is_empty(),
+                "{function} can write the signing key: {writes:?}"
+            );
+        }
+    }
+    // The sweeper settles holds: of an account it may touch the balance,
+    // the version and the count of open model calls, and nothing else, nor
+    // read the item back.
+    let sweeper = &rules["SweeperFunction"];
+    let on_accounts: Vec<_> = sweeper
+        .iter()
+        .filter(|rule| {
+            rule.grants
+                .iter()
+                .any(|(_, resource, _)| resource == "UsersTable")
+        })
+        .collect();
+    assert_eq!(on_accounts.len(), 1);
+    let rule = on_accounts[0];
+    assert_eq!(
+        rule.attributes,
+        ["open_calls", "tokens", "username", "version"]
+            .map(str::to_owned)
+            .into()
+    );
+    assert!(!rule.return_values.iter().any(|v| v.starts_with("ALL_")));
+    assert!(rule.grants.iter().all(|(_, _, kind)| kind == "account"));
 }
 
 /// X-Ray is the one grant SAM adds by itself: AWS's managed X-Ray write

@@ -1,9 +1,10 @@
 //! The round-trip budget of DESIGN.md as a count, not a time: the DynamoDB
 //! calls each handler sends, read by an SDK interceptor. One for chat (a
-//! replay included), balance, register and logout; two for login; a history
-//! page's session read and its query. Refusals may cost less, never more; a
-//! token the server did not sign costs nothing. And a warm function reuses
-//! its connection.
+//! replay included), balance, register and logout; three for a login that
+//! gets in (docs/design.md says why it is not two), two for one that does
+//! not, whether or not the name exists; a history page's session read and
+//! its query. Refusals may cost less, never more; a token the server did
+//! not sign costs nothing. And a warm function reuses its connection.
 
 use std::io::copy;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -30,8 +31,14 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(register(&app, "alice").await.status(), 201);
     assert_eq!(calls.take(), ["TransactWriteItems"], "register");
 
+    // The read of the credentials and the failures, the slot's write
+    // before the hash, the session's write (which forgets the failures).
     let token = logged_in(&app, "alice").await;
-    assert_eq!(calls.take(), ["GetItem", "UpdateItem"], "login");
+    assert_eq!(
+        calls.take(),
+        ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"],
+        "login"
+    );
 
     assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
     assert_eq!(calls.take(), ["TransactWriteItems"], "chat");
@@ -68,7 +75,13 @@ async fn the_key_is_read_once_per_cold_start_and_a_full_account_costs_a_login_on
     logged_in(&app, "alice").await;
     assert_eq!(
         calls.take(),
-        ["GetItem", "GetItem", "PutItem", "UpdateItem"],
+        [
+            "BatchGetItem",
+            "TransactWriteItems",
+            "GetItem",
+            "PutItem",
+            "TransactWriteItems"
+        ],
         "a deployment's first login"
     );
     let cold = quiet_app(app.config.clone(), app.store.client().clone());
@@ -78,11 +91,16 @@ async fn the_key_is_read_once_per_cold_start_and_a_full_account_costs_a_login_on
     for _ in 1..MAX_SESSIONS {
         logged_in(&cold, "alice").await;
     }
-    assert_eq!(calls.take().len(), 2 * (MAX_SESSIONS - 1), "room for each");
+    assert_eq!(calls.take().len(), 3 * (MAX_SESSIONS - 1), "room for each");
     logged_in(&cold, "alice").await;
     assert_eq!(
         calls.take(),
-        ["GetItem", "UpdateItem", "UpdateItem"],
+        [
+            "BatchGetItem",
+            "TransactWriteItems",
+            "TransactWriteItems",
+            "TransactWriteItems"
+        ],
         "the first refused for room, the second ends the oldest session too"
     );
 }
@@ -105,9 +123,26 @@ async fn refusals_cost_at_most_the_same_and_malformed_input_costs_nothing() {
         login_with(&app, "bob", "not-the-password").await.status(),
         401
     );
-    // The read, and the failure counted for the slow-down: two, as a login
-    // that gets in.
-    assert_eq!(calls.take(), ["GetItem", "UpdateItem"], "wrong password");
+    // The read, and the slot's write (the failure counted before the hash
+    // is checked): one fewer than a login that gets in.
+    assert_eq!(
+        calls.take(),
+        ["BatchGetItem", "TransactWriteItems"],
+        "wrong password"
+    );
+    // The same for a name nobody has: the answer and the work of a refusal
+    // never tell whether a name exists.
+    assert_eq!(
+        login_with(&app, "nobody", "not-the-password")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        calls.take(),
+        ["BatchGetItem", "TransactWriteItems"],
+        "unknown user"
+    );
     assert_eq!(chat_as(&app, &ended, "hi").await.status(), 401);
     assert_eq!(calls.take(), ["TransactWriteItems"], "chat, ended session");
     assert_eq!(balance_as(&app, &ended).await.status(), 401);

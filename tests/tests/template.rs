@@ -147,6 +147,11 @@ fn every_function_crate_is_deployed_and_every_route_reaches_its_function() {
                     assert_eq!(properties["PayloadFormatVersion"], "2.0", "{id}");
                     served.insert((method, path));
                 }
+                // A browser's preflight of a route: the function answers
+                // it (shared/src/cors.rs), so it is no route of its own.
+                "Api" if method == "OPTIONS" => {
+                    assert_eq!(text(&properties["RestApiId"]), "OpenAiApi", "{id}");
+                }
                 "Api" => {
                     assert_eq!(text(&properties["RestApiId"]), "OpenAiApi", "{id}");
                     served.insert((method, format!("/v1{path}")));
@@ -222,6 +227,10 @@ fn every_function_gets_the_configuration_it_reads() {
         "INITIAL_TOKENS",
         "SESSION_TTL_SECONDS",
         "METRICS_NAMESPACE",
+        "CHATS_PER_MINUTE",
+        "REGISTRATION",
+        "LOGIN_CHECKS_PER_IP",
+        "REGISTRATIONS_PER_IP",
     ] {
         assert!(
             variables.contains_key(name),
@@ -733,4 +742,35 @@ fn every_checkov_skip_says_why_in_the_resource_it_skips() {
         }
     }
     assert!(skipped > 0);
+}
+
+#[test]
+fn the_openai_api_answers_preflights_in_its_functions_for_every_configured_origin() {
+    let template = template();
+    let resources = &template["Resources"];
+    // SAM's Cors on a REST API is a mock with one fixed origin: none here.
+    assert!(
+        resources["OpenAiApi"]["Properties"]["Cors"].is_null(),
+        "the REST API's own CORS could name only one origin"
+    );
+    for (id, path) in [
+        ("CompletionsFunction", "/chat/completions"),
+        ("ModelsFunction", "/models"),
+    ] {
+        let properties = &resources[id]["Properties"];
+        assert_eq!(
+            serde_yaml::to_string(&properties["Environment"]["Variables"]["CORS_ALLOW_ORIGINS"])
+                .unwrap()
+                .trim(),
+            "!Join\n- ','\n- !Ref CorsAllowOrigin",
+            "{id} gets every configured origin"
+        );
+        let preflight = properties["Events"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|event| event["Properties"]["Method"] == "OPTIONS")
+            .unwrap_or_else(|| panic!("{id} takes no OPTIONS"));
+        assert_eq!(text(&preflight["Properties"]["Path"]), path);
+    }
 }

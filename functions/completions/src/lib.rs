@@ -24,7 +24,7 @@ use chat_core::openai::OpenAiError;
 use chat_core::served::ServedModel;
 use chat_core::store::SavedChat;
 use chat_core::{ApiError, App};
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::{channel, Body, Sender};
 use lambda_http::{Error, Request, Response};
@@ -36,6 +36,22 @@ use wire::Completion;
 const FUNCTION: &str = "completions";
 
 pub async fn handle(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
+    // A browser's preflight: answered here, for every allowed origin.
+    if let Some(preflight) = app.config.cors.preflight(&request, &Method::POST) {
+        return Ok(preflight.map(|()| Body::empty()));
+    }
+    let origin = request.headers().get(ORIGIN).cloned();
+    // Boxed: the answer's future is large, and a debug build polls it on
+    // the caller's stack.
+    let mut response = Box::pin(complete(app.clone(), request)).await?;
+    app.config
+        .cors
+        .decorate(origin.as_ref(), response.headers_mut());
+    Ok(response)
+}
+
+/// The completion itself: refused, answered whole, or streamed.
+async fn complete(app: Arc<App>, request: Request) -> Result<Response<Body>, Error> {
     let started = std::time::Instant::now();
     let deadline = deadline(&request);
     let (token, completion, key, model) = match accept(&app, &request).await {

@@ -1,8 +1,10 @@
 //! `POST /login/`: exchanges a username and password for a session token.
 
 use chat_core::clock::Timestamp;
-use chat_core::domain::{Password, Username};
-use chat_core::http::{deadline, json_body, require_method, required_string, CredentialsBody};
+use chat_core::domain::{LoginName, Password};
+use chat_core::http::{
+    deadline, json_body, require_method, required_string, source, CredentialsBody,
+};
 use chat_core::response::json_response;
 use chat_core::{passwords, ApiError, App};
 use lambda_http::http::{Method, StatusCode};
@@ -20,46 +22,38 @@ async fn login(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
     let username = required_string(body.username, "username")?;
     let password = required_string(body.password, "password")?;
     // A name or password that could never have been registered cannot log
-    // in; it gets the same answer as a wrong password, not a hint. Anything
-    // registration ever took can, including what earlier rules took.
-    let (Ok(username), Ok(password)) = (
-        Username::parse_existing(&username),
-        Password::parse_existing(password),
-    ) else {
+    // in, yet it is counted and answered as any wrong password is: no
+    // answer tells an impossible name from an unknown or a real one.
+    // Anything registration ever took can log in, earlier rules included.
+    let name = LoginName::parse(&username);
+    let now = Timestamp::now();
+    // The slot first, whatever the name: a name nobody has is read, counted
+    // and slowed down as a real one is, so no answer and no amount of work
+    // tells a stranger which names exist. Waiting costs no argon2id, and
+    // guesses sent at once get one password check per slot.
+    let slot = app
+        .store
+        .begin_login(&name, &source(&request), now, deadline(&request))
+        .await?;
+    // A password no rule ever took matches nothing: no hash is checked, for
+    // a real name as for any other.
+    let matches = match Password::parse_existing(password) {
+        Ok(password) => passwords::verify(password, slot.password_hash).await?,
+        Err(_) => false,
+    };
+    let Some(username) = name.username().filter(|_| matches) else {
+        // No username here: a refused login's "username" is now and then a
+        // password typed into the wrong field. The slot stays counted.
+        tracing::info!("login refused");
         return Err(ApiError::InvalidCredentials);
     };
-    let stored = app.store.find_credentials(&username).await?;
-    let now = Timestamp::now();
-    let failures = stored.as_ref().map(|c| c.failures).unwrap_or_default();
-    // Checked before the hash: a guesser waiting out the slow-down costs
-    // no argon2id either.
-    if let Some(wait) = failures.wait(now.unix_seconds()) {
-        tracing::info!("login slowed down");
-        return Err(ApiError::TooManyAttempts {
-            retry_after: wait.unsigned_abs(),
-        });
-    }
-    let exists = stored.is_some();
-    if !passwords::verify(password, stored.map(|c| c.password_hash)).await? {
-        // No username here: a refused login's "username" is now and then a
-        // password typed into the wrong field.
-        tracing::info!("login refused");
-        if exists {
-            app.store
-                .record_login_failure(&username, &failures, now.unix_seconds())
-                .await?;
-        }
-        return Err(ApiError::InvalidCredentials);
-    }
-    if failures.count > 0 {
-        app.store.clear_login_failures(&username).await?;
-    }
     let token = app
         .auth
-        .issue(&username, now.plus(app.config.session_ttl))
+        .issue(username, now.plus(app.config.session_ttl))
         .await?;
+    // The session opens in the same write that forgets the failures.
     app.store
-        .create_session(&token, now, deadline(&request))
+        .open_login_session(&token, now, deadline(&request))
         .await?;
     tracing::info!(user = %username, "logged in");
     Ok(json_response(

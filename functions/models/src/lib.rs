@@ -7,7 +7,7 @@ use chat_core::http::require_method;
 use chat_core::openai::OpenAiError;
 use chat_core::response::json_response;
 use chat_core::{ApiError, App};
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::{json, Value};
 
@@ -19,13 +19,20 @@ const OWNER: &str = "chat-api";
 const CREATED: u64 = 1_735_689_600;
 
 pub async fn handle(app: &App, ids: &[String], request: Request) -> Result<Response<Body>, Error> {
+    // A browser's preflight: answered here, for every allowed origin.
+    if let Some(preflight) = app.config.cors.preflight(&request, &Method::GET) {
+        return Ok(preflight.map(|()| Body::Empty));
+    }
     let started = std::time::Instant::now();
-    app.answer_as(
+    let mut response = app.answer_as(
         "models",
         started,
         models(app, ids, &request).await,
         |error| OpenAiError::of(&error).into_response(),
-    )
+    )?;
+    let origin = request.headers().get(header::ORIGIN);
+    app.config.cors.decorate(origin, response.headers_mut());
+    Ok(response)
 }
 
 async fn models(app: &App, ids: &[String], request: &Request) -> Result<Response<Body>, ApiError> {

@@ -3,7 +3,9 @@
 use chat_core::clock::Timestamp;
 use chat_core::config::Registration;
 use chat_core::domain::{Password, Username};
-use chat_core::http::{deadline, json_body, require_method, required_string, CredentialsBody};
+use chat_core::http::{
+    deadline, json_body, require_method, required_string, source, CredentialsBody,
+};
 use chat_core::response::json_response;
 use chat_core::store::INVITE_CODE_PREFIX;
 use chat_core::{passwords, ApiError, App};
@@ -57,6 +59,7 @@ async fn register(app: &App, request: Request) -> Result<Response<Body>, ApiErro
             password_hash,
             app.config.initial_tokens,
             invite.as_deref(),
+            &source(&request),
             Timestamp::now(),
             deadline(&request),
         )

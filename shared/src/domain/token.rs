@@ -5,7 +5,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::Username;
+use super::{KeyRing, Username};
 
 /// 256 bits from the OS CSPRNG: unguessable, and enough that hashing with a
 /// fast SHA-256 (not a password hash) is safe for storage.
@@ -223,6 +223,13 @@ impl AuthToken {
         })
     }
 
+    /// The token, if the key of `ring` it names signed it and it has not
+    /// expired at `now` (epoch seconds).
+    pub fn verify_with(self, ring: &KeyRing, now: i64) -> Option<VerifiedToken> {
+        let key = ring.key(self.key_id())?;
+        self.verify(key, now)
+    }
+
     /// The token, if `key` signed it and it has not expired at `now`
     /// (epoch seconds). The MAC is compared in constant time.
     pub fn verify(self, key: &SigningKey, now: i64) -> Option<VerifiedToken> {
@@ -251,7 +258,8 @@ impl AuthToken {
         i64::try_from(u64::from_be_bytes(expiry)).unwrap_or(i64::MAX)
     }
 
-    fn key_id(&self) -> u8 {
+    /// The id of the key that signed it, as the token says.
+    pub fn key_id(&self) -> u8 {
         self.payload[SECRET_BYTES + EXPIRY_BYTES]
     }
 

@@ -70,6 +70,45 @@ impl Username {
     }
 }
 
+/// The name a login is for, as the login slow-down counts it: a name that
+/// may have an account, or one that never can (blank, too long, a
+/// character no username has). Both are counted and slowed down alike, so
+/// no answer tells an impossible name from an unknown or a real one.
+#[derive(Clone, PartialEq, Eq)]
+pub enum LoginName {
+    Possible(Username),
+    /// As sent (the store keeps only its digest).
+    Impossible(String),
+}
+
+impl LoginName {
+    pub fn parse(raw: &str) -> Self {
+        match Username::parse_existing(raw) {
+            Ok(name) => LoginName::Possible(name),
+            Err(_) => LoginName::Impossible(raw.to_owned()),
+        }
+    }
+
+    /// The username, if the name may have an account.
+    pub fn username(&self) -> Option<&Username> {
+        match self {
+            LoginName::Possible(name) => Some(name),
+            LoginName::Impossible(_) => None,
+        }
+    }
+}
+
+// What a login was sent is now and then a password typed into the wrong
+// field: an impossible name is never printed.
+impl fmt::Debug for LoginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoginName::Possible(name) => write!(f, "LoginName({name})"),
+            LoginName::Impossible(_) => f.write_str("LoginName(<impossible>)"),
+        }
+    }
+}
+
 impl fmt::Display for Username {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -13,13 +13,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-
-use super::retry::{with_retries, Attempt};
-use super::{n, number_of, s, storage_error, Store};
+use super::retry::{with_retries, worth_retrying, Attempt};
+use super::transact::{cancellation_reasons, condition_failed};
+use super::{n, number_of, s, storage_error, transient, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{TokenKind, Username, VerifiedToken};
@@ -75,12 +74,38 @@ impl Store {
             .map_err(ApiError::internal)
     }
 
-    /// Adds `token`'s session to its account. A full account first drops
-    /// its expired sessions and, if that is not enough, the ones that
-    /// expire first: one write when there is room, two when there is not.
+    /// Opens the session of a login that got in: `token`'s session is added
+    /// to its account in the same transaction that forgets the name's failed
+    /// logins (see [`Store::begin_login`]).
+    pub async fn open_login_session(
+        &self,
+        token: &VerifiedToken,
+        now: Timestamp,
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        let forget = self.forget_login_failures(token.username())?;
+        self.add_session(token, Some(forget), now, deadline).await
+    }
+
+    /// Adds `token`'s session to its account, as a login does, without
+    /// touching its failures: for tools that start a session of their own.
     pub async fn create_session(
         &self,
         token: &VerifiedToken,
+        now: Timestamp,
+        deadline: Deadline,
+    ) -> Result<(), ApiError> {
+        self.add_session(token, None, now, deadline).await
+    }
+
+    /// Adds `token`'s session to its account, with `also` in the same
+    /// transaction. A full account first drops its expired sessions and, if
+    /// that is not enough, the ones that expire first: one write when there
+    /// is room, two when there is not.
+    async fn add_session(
+        &self,
+        token: &VerifiedToken,
+        also: Option<TransactWriteItem>,
         now: Timestamp,
         deadline: Deadline,
     ) -> Result<(), ApiError> {
@@ -95,9 +120,7 @@ impl Store {
             // and this one must look again. A disabled account takes none.
             let mut condition =
                 "size(sessions) < :room AND attribute_not_exists(disabled)".to_owned();
-            let mut request = self
-                .client
-                .update_item()
+            let mut account = aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.tables.users)
                 .key("username", s(token.username().as_str()))
                 .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
@@ -111,39 +134,62 @@ impl Store {
                 update.push_str(if i == 0 { " REMOVE " } else { ", " });
                 update.push_str(&format!("sessions.{name}"));
                 condition.push_str(&format!(" AND attribute_exists(sessions.{name})"));
-                request = request.expression_attribute_names(name, id);
+                account = account.expression_attribute_names(name, id);
             }
-            let result = request
+            let account = match account
                 .update_expression(update)
                 .condition_expression(condition)
+                .build()
+            {
+                Ok(account) => account,
+                Err(e) => return Attempt::Done(Err(ApiError::internal(e))),
+            };
+            let mut items = vec![TransactWriteItem::builder().update(account).build()];
+            items.extend(also.clone());
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
                 .send()
                 .await;
-            match result {
-                Ok(_) => Attempt::Done(Ok(())),
-                Err(err) => match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                        let Some(account) = e.item() else {
-                            return Attempt::Done(Err(ApiError::internal(
-                                "credentials without an account item",
-                            )));
-                        };
-                        if account.contains_key("disabled") {
-                            return Attempt::Done(Err(ApiError::AccountDisabled));
-                        }
-                        // Full: try again, making room from what is there now.
-                        let ids = evict_ids_to_fit(account, now);
-                        if ids.is_empty() {
-                            // Nothing to make room with: no try would differ.
-                            return Attempt::Done(Err(ApiError::internal(
-                                "an account refused a session but holds none to end",
-                            )));
-                        }
-                        *evict.lock().unwrap_or_else(|e| e.into_inner()) = ids;
-                        Attempt::Retry
-                    }
-                    _ => Attempt::Done(Err(storage_error(err))),
-                },
+            let err = match result {
+                Ok(_) => return Attempt::Done(Ok(())),
+                Err(err) => err,
+            };
+            let Some(reasons) = cancellation_reasons(&err) else {
+                // Sent again when its outcome is unknown: adding the same
+                // session twice is the same session.
+                return if transient(&err) {
+                    Attempt::Retry
+                } else {
+                    Attempt::Done(Err(storage_error(err)))
+                };
+            };
+            if !condition_failed(&reasons, 0) {
+                return if worth_retrying(&reasons) {
+                    Attempt::Retry
+                } else {
+                    Attempt::Done(Err(storage_error(err)))
+                };
             }
+            let Some(account) = reasons[0].item() else {
+                return Attempt::Done(Err(ApiError::internal(
+                    "credentials without an account item",
+                )));
+            };
+            if account.contains_key("disabled") {
+                return Attempt::Done(Err(ApiError::AccountDisabled));
+            }
+            // Full: try again, making room from what is there now.
+            let ids = evict_ids_to_fit(account, now);
+            if ids.is_empty() {
+                // Nothing to make room with: no try would differ.
+                return Attempt::Done(Err(ApiError::internal(
+                    "an account refused a session but holds none to end",
+                )));
+            }
+            *evict.lock().unwrap_or_else(|e| e.into_inner()) = ids;
+            Attempt::Retry
         })
         .await
     }
@@ -307,33 +353,53 @@ impl Store {
     /// transaction that records why: a hold's unused part or all of it
     /// given back, or an operator's grant. A negative amount (an operator
     /// taking tokens back) takes at most what is there. The account must
-    /// exist: nothing is created. On refusal the old item comes back, so
-    /// the caller tells a missing account from a short balance.
+    /// exist: nothing is created. It names the balance and the version
+    /// alone and hands nothing back, so the sweeper's grant can be limited
+    /// to those (see `template.yaml`).
     pub(super) fn credit(
         &self,
         username: &str,
         amount: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        self.credit_update(username, amount, "")
+        self.credit_builder(username, amount, "")
+            .build()
+            .map_err(ApiError::internal)
     }
 
     /// [`Store::credit`] for the close of a hold (`amount` may be 0): the
-    /// same write counts the call as no longer open.
+    /// same write counts the call as no longer open (`open_calls`, which
+    /// the sweeper's grant names too).
     pub(super) fn credit_closing_call(
         &self,
         username: &str,
         amount: i64,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        self.credit_update(username, amount, ", open_calls :minus_one")
+        self.credit_builder(username, amount, ", open_calls :minus_one")
+            .expression_attribute_values(":minus_one", n(-1))
+            .build()
+            .map_err(ApiError::internal)
     }
 
-    fn credit_update(
+    /// [`Store::credit`], and on refusal the old item comes back, so the
+    /// operator's grant tells a missing account from a short balance.
+    pub(super) fn credit_returning_old(
+        &self,
+        username: &str,
+        amount: i64,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        self.credit_builder(username, amount, "")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    fn credit_builder(
         &self,
         username: &str,
         amount: i64,
         also: &str,
-    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        let mut update = aws_sdk_dynamodb::types::Update::builder()
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(username))
             .update_expression(format!(
@@ -342,14 +408,7 @@ impl Store {
             .condition_expression("attribute_exists(username) AND tokens >= :floor")
             .expression_attribute_values(":amount", n(amount))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":floor", n((-amount).max(0)));
-        if !also.is_empty() {
-            update = update.expression_attribute_values(":minus_one", n(-1));
-        }
-        update
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(ApiError::internal)
+            .expression_attribute_values(":floor", n((-amount).max(0)))
     }
 
     /// `username`'s whole account item, read strongly consistent; `None`

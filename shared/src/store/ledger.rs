@@ -97,7 +97,10 @@ impl Store {
 
     /// The sum of `username`'s ledger amounts, how many entries, and how
     /// many holds are open.
-    async fn ledger_sum(&self, username: &Username) -> Result<(i64, usize, usize), ApiError> {
+    pub(super) async fn ledger_sum(
+        &self,
+        username: &Username,
+    ) -> Result<(i64, usize, usize), ApiError> {
         let (mut sum, mut entries, mut open) = (0i64, 0usize, 0usize);
         for item in self.partition(username, "amount, #state, kind").await? {
             // Idempotency markers carry no amount: they move nothing.

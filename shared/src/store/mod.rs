@@ -5,8 +5,10 @@
 //! | table | items | module |
 //! |---|---|---|
 //! | users | accounts: balance, sessions, key entries, disabled | `accounts`, key entries `api_keys` |
-//! | users | the token-signing key | `keys` |
-//! | credentials | password hashes, login failures | `credentials` |
+//! | users | the token-signing keys (current and previous) | `keys` |
+//! | credentials | password hashes | `credentials` |
+//! | credentials | failed logins per name, whether or not it has an account | `failures` |
+//! | credentials | per-source counts of login checks and sign-ups | `sources` |
 //! | credentials | invite codes | `invites` |
 //! | chats | chats and the charge; idempotency markers | `chats`, read by `history` |
 //! | chats | holds, with their hold and release entries | `holds` |
@@ -14,21 +16,27 @@
 //! | chats | key details | `api_keys` |
 //! | chats | per-minute chat counts | `rate` |
 //!
-//! `operator` composes them for `chat-ops`; `transact` sends a
+//! `login` composes a login's calls before its password check; `operator`
+//! composes them for `chat-ops`, and `migrate` upgrades the items of a
+//! stack from before the account item; `transact` sends a
 //! transaction and `retry` bounds its retries by the deadline.
 
 mod accounts;
 mod api_keys;
 mod chats;
 mod credentials;
+mod failures;
 mod history;
 mod holds;
 mod invites;
 mod keys;
 mod ledger;
+mod login;
+mod migrate;
 mod operator;
 mod rate;
 pub mod retry;
+mod sources;
 mod transact;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -36,21 +44,24 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::config::Tables;
+use crate::config::{SourceLimits, Tables};
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
 pub use api_keys::{may_manage_keys, KeyInfo, NewKey, MAX_API_KEYS, NEVER};
 pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
-pub use credentials::{LoginFailures, StoredCredentials, FREE_FAILURES, MAX_WAIT_SECONDS};
+pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
     Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
 };
 pub use invites::INVITE_CODE_PREFIX;
-pub use keys::SIGNING_KEY_ITEM;
+pub use keys::{Rotation, SIGNING_KEY_ITEM};
 pub use ledger::Audit;
+pub use login::LoginSlot;
+pub use migrate::Migrated;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
+pub use sources::SourceLimit;
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]
@@ -61,6 +72,8 @@ pub struct Store {
     chats_per_minute: u32,
     /// Model calls a user may have open at once; 0: no cap.
     open_calls_per_user: u32,
+    /// Caps per client address on login checks and sign-ups; 0: none.
+    source_limits: SourceLimits,
 }
 
 impl Store {
@@ -70,6 +83,7 @@ impl Store {
             tables,
             chats_per_minute: 0,
             open_calls_per_user: 0,
+            source_limits: SourceLimits::default(),
         }
     }
 
@@ -82,6 +96,12 @@ impl Store {
     /// The same store, capping each user's chats per minute (0: no cap).
     pub fn with_chats_per_minute(mut self, cap: u32) -> Self {
         self.chats_per_minute = cap;
+        self
+    }
+
+    /// The same store, with these caps per client address (0: none).
+    pub fn with_source_limits(mut self, limits: SourceLimits) -> Self {
+        self.source_limits = limits;
         self
     }
 

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 
 use super::accounts::sessions_by_expiry;
 use super::transact::condition_failed;
-use super::{number_of, string_of, Store};
+use super::{n, number_of, s, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::Username;
@@ -23,6 +25,7 @@ pub enum GrantOutcome {
     AlreadyApplied,
     /// The operation id was used before, for another amount or user.
     IdReused {
+        user: String,
         amount: i64,
     },
     NoAccount,
@@ -64,11 +67,18 @@ pub fn valid_operation_id(id: &str) -> bool {
 
 const ACCOUNT: usize = 0;
 const ENTRY: usize = 1;
+const OPERATION: usize = 2;
+
+/// An operation's own item in the chats table, `~op#<id>` (no username has
+/// a `~`): it names the grant's user and amount, and exists once, so an id
+/// applies once across every user, not once per user.
+const OPERATION_PREFIX: &str = "~op#";
 
 impl Store {
     /// Adds `amount` (negative: takes it back, never below zero) to
-    /// `username`'s balance, with its ledger entry `ledger#grant#<op_id>`,
-    /// in one transaction; a retry with the same `op_id` applies nothing.
+    /// `username`'s balance, with its ledger entry `ledger#grant#<op_id>`
+    /// and the operation's own item, in one transaction; a retry with the
+    /// same `op_id` applies nothing, for this user or any other.
     pub async fn grant(
         &self,
         username: &Username,
@@ -83,11 +93,24 @@ impl Store {
                 "must be 1-64 letters, digits and . - _",
             ));
         }
-        let credit = self.credit(username.as_str(), amount)?;
-        let entry = self.grant_entry(username, amount, reason, op_id, Timestamp::now())?;
+        let now = Timestamp::now();
+        let credit = self.credit_returning_old(username.as_str(), amount)?;
+        let entry = self.grant_entry(username, amount, reason, op_id, now)?;
+        let operation = Put::builder()
+            .table_name(&self.tables.chats)
+            .item("username", s(format!("{OPERATION_PREFIX}{op_id}")))
+            .item("chat_id", s("grant"))
+            .item("user", s(username.as_str()))
+            .item("amount", n(amount))
+            .item("created_at", s(now.iso8601()))
+            .condition_expression("attribute_not_exists(username)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)?;
         let items = vec![
             TransactWriteItem::builder().update(credit).build(),
             TransactWriteItem::builder().put(entry).build(),
+            TransactWriteItem::builder().put(operation).build(),
         ];
         self.transact(
             items,
@@ -103,11 +126,27 @@ impl Store {
                         .map(|item| number_of(item, "amount"))
                         .transpose();
                     return Some(earlier.map(|earlier| match earlier {
-                        Some(earlier) if earlier != amount => {
-                            GrantOutcome::IdReused { amount: earlier }
-                        }
+                        Some(earlier) if earlier != amount => GrantOutcome::IdReused {
+                            user: username.as_str().to_owned(),
+                            amount: earlier,
+                        },
                         _ => GrantOutcome::AlreadyApplied,
                     }));
+                }
+                // The id was another user's grant (the same user's would
+                // have met its own entry above).
+                if condition_failed(reasons, OPERATION) {
+                    return Some(match reasons[OPERATION].item() {
+                        Some(earlier) => string_of(earlier, "user").and_then(|user| {
+                            Ok(GrantOutcome::IdReused {
+                                user: user.to_owned(),
+                                amount: number_of(earlier, "amount")?,
+                            })
+                        }),
+                        None => Err(ApiError::internal(
+                            "an operation's item refused a grant but none came back",
+                        )),
+                    });
                 }
                 if condition_failed(reasons, ACCOUNT) {
                     return Some(match reasons[ACCOUNT].item() {
@@ -145,6 +184,46 @@ impl Store {
             keys: self.keys_of(username, &account).await?,
             recent: self.recent_entries(username, recent).await?,
         }))
+    }
+
+    /// Every API key still live at `now` (epoch seconds) that was made
+    /// before `before`: a paginated scan of the accounts, then each holder's
+    /// key details. What a signing key's retirement would end, for the
+    /// keys made while it signed.
+    pub async fn live_keys_made_before(
+        &self,
+        before: Timestamp,
+        now: i64,
+    ) -> Result<Vec<(Username, super::KeyInfo)>, ApiError> {
+        let cutoff = before.iso8601();
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let (names, next) = self.accounts_page(start).await?;
+            for username in names {
+                let Some(account) = self.account_item(&username).await? else {
+                    continue;
+                };
+                let holds_keys = account
+                    .get("api_keys")
+                    .and_then(|keys| keys.as_m().ok())
+                    .is_some_and(|keys| !keys.is_empty());
+                if !holds_keys {
+                    continue;
+                }
+                for key in self.keys_of(&username, &account).await? {
+                    // ISO-8601 in UTC with milliseconds sorts as time does.
+                    let live = key.expires_at.is_none_or(|at| at > now);
+                    if live && key.created_at < cutoff {
+                        found.push((username.clone(), key));
+                    }
+                }
+            }
+            start = next;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
     }
 
     async fn recent_entries(

@@ -58,7 +58,7 @@ impl Store {
 }
 
 /// Why a transaction was cancelled, item by item; `None` if it was not.
-fn cancellation_reasons(
+pub(super) fn cancellation_reasons(
     err: &SdkError<TransactWriteItemsError, HttpResponse>,
 ) -> Option<Vec<CancellationReason>> {
     match err.as_service_error() {

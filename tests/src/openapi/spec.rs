@@ -85,6 +85,7 @@ impl Spec {
                 .get("responses"),
             Target::Fallback => self.doc.pointer("/x-fallback/responses"),
             Target::OpenAiFallback => self.doc.pointer("/x-openai-fallback/responses"),
+            Target::OpenAiPreflight => self.doc.pointer("/x-openai-cors/responses"),
         };
         responses
             .and_then(Value::as_object)
@@ -197,16 +198,27 @@ impl Spec {
             }
         }
 
-        let documented: Map<String, Value> = response
-            .get("headers")
-            .and_then(Value::as_object)
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|(name, header)| (name.to_ascii_lowercase(), self.resolve(header).clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let named = |headers: Option<&Value>| -> Map<String, Value> {
+            headers
+                .and_then(Value::as_object)
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|(name, header)| {
+                            (name.to_ascii_lowercase(), self.resolve(header).clone())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut documented = named(response.get("headers"));
+        // Every answer under `/v1/` may carry the CORS headers that
+        // `x-openai-cors` documents once for all of them.
+        if target.is_openai() {
+            for (name, header) in named(self.doc.pointer("/x-openai-cors/headers")) {
+                documented.entry(name).or_insert(header);
+            }
+        }
         for (name, header) in &documented {
             let required = header.get("required") == Some(&Value::Bool(true));
             match observed.header(name) {

@@ -4,12 +4,14 @@ use std::fmt;
 
 /// What the spec documents a response for: one operation, or the requests
 /// no operation matches (the root extensions `x-fallback`, and
-/// `x-openai-fallback` for those under `/v1/`).
+/// `x-openai-fallback` for those under `/v1/`), or a browser's CORS
+/// preflight under `/v1/` (`x-openai-cors`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target<'a> {
     Operation { method: &'a str, path: &'a str },
     Fallback,
     OpenAiFallback,
+    OpenAiPreflight,
 }
 
 impl Target<'_> {
@@ -19,7 +21,7 @@ impl Target<'_> {
         match self {
             Target::Operation { path, .. } => chat_core::routes::is_openai(path),
             Target::Fallback => false,
-            Target::OpenAiFallback => true,
+            Target::OpenAiFallback | Target::OpenAiPreflight => true,
         }
     }
 
@@ -28,6 +30,7 @@ impl Target<'_> {
         match text {
             "x-fallback" => Target::Fallback,
             "x-openai-fallback" => Target::OpenAiFallback,
+            "x-openai-cors" => Target::OpenAiPreflight,
             _ => {
                 let (method, path) = text
                     .split_once(' ')
@@ -44,6 +47,7 @@ impl fmt::Display for Target<'_> {
             Target::Operation { method, path } => write!(f, "{method} {path}"),
             Target::Fallback => f.write_str("x-fallback"),
             Target::OpenAiFallback => f.write_str("x-openai-fallback"),
+            Target::OpenAiPreflight => f.write_str("x-openai-cors"),
         }
     }
 }
