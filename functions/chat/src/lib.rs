@@ -45,14 +45,19 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
     let body: ChatBody = json_body(&request)?;
     let message = ChatMessage::parse(required_string(body.message, "message")?)
         .map_err(|why| ApiError::invalid_field("message", why))?;
-    let model = match body.model {
-        None | Some(Value::Null) => app.models.get(None)?,
-        Some(Value::String(id)) => app.models.get(Some(&id))?,
+    let named = match body.model {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if id.is_empty() => {
+            return Err(ApiError::invalid_field("model", "may not be empty"))
+        }
+        Some(Value::String(id)) => Some(id),
         Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
     };
     // Bound to the message alone, as it always was: a retry with another
     // message under the same key is refused.
     let key = idempotency_key(&request)?.map(|key| key.bind(message.as_str().as_bytes()));
+    // Only a request valid in every other way is told its model is unknown.
+    let model = app.models.get(named.as_deref())?;
     let conversation = Conversation::single(message.as_str());
     let sampling = Sampling {
         max_tokens: model.responder.max_output_tokens(),
