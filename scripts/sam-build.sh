@@ -12,10 +12,12 @@ export SAM_CLI_TELEMETRY=0
 
 bash scripts/tools.sh cargo-lambda sam
 # cargo-lambda cross-compiles with zig, but the Rust standard library for the
-# target must come with the toolchain, and these machines cannot download it.
+# target must come with the toolchain: added here when missing (rustup
+# fetches it once), as the other tools are installed when missing.
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
-  say "the Rust target aarch64-unknown-linux-gnu is missing: rustup target add aarch64-unknown-linux-gnu"
-  exit 1
+  say "adding the Rust target aarch64-unknown-linux-gnu (one time)"
+  rustup target add aarch64-unknown-linux-gnu >&2 \
+    || { say "could not add it: rustup target add aarch64-unknown-linux-gnu"; exit 1; }
 fi
 
 say "building release arm64 binaries with cargo-lambda (LTO: several minutes from cold)"
