@@ -393,23 +393,16 @@ impl Store {
     /// through after all, or the sweeper came first).
     pub async fn record_owed(&self, hold: &Hold, chat: &ChatRecord<'_>) -> Result<bool, ApiError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(&hold.hold_id))
+            .update_open_hold(hold)
             .update_expression(
                 "SET owed_chat_id = :chat, owed_cost = :cost, #message = :message, \
                  #response = :response, input_tokens = :input, output_tokens = :output, \
                  cache_read_tokens = :cache_read, cache_write_tokens = :cache_write, \
                  #finish = :finish, owed_at_ms = :at",
             )
-            .condition_expression("#state = :open")
-            .expression_attribute_names("#state", "state")
             .expression_attribute_names("#message", "message")
             .expression_attribute_names("#response", "response")
             .expression_attribute_names("#finish", "finish")
-            .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":chat", s(chat.chat_id.to_string()))
             .expression_attribute_values(":cost", n(chat.cost))
             .expression_attribute_values(":message", s(chat.message.as_str()))
@@ -430,19 +423,28 @@ impl Store {
     /// write to the hold item alone. `false` if it is no longer open.
     pub async fn mark_refused(&self, hold: &Hold) -> Result<bool, ApiError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(&hold.hold_id))
+            .update_open_hold(hold)
             .update_expression("SET refused = :yes")
-            .condition_expression("#state = :open")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":open", s("open"))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
         Ok(unless_refused(result)?.is_some())
+    }
+
+    /// A write to `hold`'s item alone, if it is still open: what
+    /// [`Store::record_owed`] and [`Store::mark_refused`] add to it.
+    fn update_open_hold(
+        &self,
+        hold: &Hold,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.tables.chats)
+            .key("username", s(hold.username.as_str()))
+            .key("chat_id", s(&hold.hold_id))
+            .condition_expression("#state = :open")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s("open"))
     }
 
     /// Closes an expired `hold` for the sweeper: given back if its model
