@@ -35,8 +35,8 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 15;
 /// A chat costs the same whatever the model writes, so the reply is capped:
 /// what one chat can cost us is then bounded too. 8192 is the most output
 /// the common Bedrock text models allow per call.
-pub const DEFAULT_MAX_TOKENS: u32 = 1024;
-pub const MAX_MAX_TOKENS: u32 = 8192;
+pub const DEFAULT_MAX_TOKENS: u32 = chat_core::catalog::DEFAULT_REPLY_TOKENS;
+pub const MAX_MAX_TOKENS: u32 = chat_core::catalog::MAX_REPLY_TOKENS;
 
 /// One retry: a throttled or not-ready model often is free again a moment
 /// later, and the operation timeout bounds the wait either way.

@@ -15,6 +15,8 @@ use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
+mod catalog;
+
 #[derive(Parser)]
 #[command(
     name = "chat-ops",
@@ -27,6 +29,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Tables(TableCommand),
+    /// The catalog of models: check a file, show the one served, or make
+    /// the stack's parameters of it (no table is touched).
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+    },
+}
+
+/// What works on the tables, with the operator's credentials.
+#[derive(Subcommand)]
+enum TableCommand {
     /// Add tokens to a user's balance (negative: take them back, never
     /// below zero), with a ledger entry. Give the same --op-id to retry:
     /// it applies once, and an id once used (for any user) is never applied
@@ -92,7 +107,10 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = match Cli::parse().command {
+        Command::Catalog { command } => return catalog::run(command),
+        Command::Tables(command) => command,
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -101,22 +119,22 @@ async fn main() -> ExitCode {
         }
     };
     let app = App::new(config, chat_core::app::dynamodb_client().await);
-    let result = match cli.command {
-        Command::Audit { user } => audit(&app, user).await,
-        Command::Grant {
+    let result = match command {
+        TableCommand::Audit { user } => audit(&app, user).await,
+        TableCommand::Grant {
             user,
             tokens,
             reason,
             op_id,
         } => grant(&app, &user, tokens, &reason, op_id).await,
-        Command::Show { user } => show(&app, &user).await,
-        Command::Revoke { user } => revoke(&app, &user).await,
-        Command::Invite { count, note } => invite(&app, count, &note).await,
-        Command::Disable { user } => set_disabled(&app, &user, true).await,
-        Command::Enable { user } => set_disabled(&app, &user, false).await,
-        Command::RotateKey => rotate_key(&app).await,
-        Command::Migrate => migrate(&app).await,
-        Command::RetireKey { id, force } => retire_key(&app, id, force).await,
+        TableCommand::Show { user } => show(&app, &user).await,
+        TableCommand::Revoke { user } => revoke(&app, &user).await,
+        TableCommand::Invite { count, note } => invite(&app, count, &note).await,
+        TableCommand::Disable { user } => set_disabled(&app, &user, true).await,
+        TableCommand::Enable { user } => set_disabled(&app, &user, false).await,
+        TableCommand::RotateKey => rotate_key(&app).await,
+        TableCommand::Migrate => migrate(&app).await,
+        TableCommand::RetireKey { id, force } => retire_key(&app, id, force).await,
     };
     match result {
         Ok(code) => code,

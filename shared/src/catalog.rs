@@ -31,6 +31,9 @@ use crate::pricing::{Pricing, UsagePrices};
 const MAX_PRICE: u64 = 1_000_000;
 /// The most tokens any reply may be asked for (Bedrock's common maximum).
 pub const MAX_REPLY_TOKENS: u32 = 8192;
+/// A model's longest reply when neither its entry nor `MODEL_MAX_TOKENS`
+/// says: it bounds what one call can cost.
+pub const DEFAULT_REPLY_TOKENS: u32 = 1024;
 /// Bedrock's own limit on a model id or ARN.
 const MAX_MODEL_ID_LENGTH: usize = 2048;
 /// What clients may name a model: OpenAI's ids are of this shape too.

@@ -371,12 +371,10 @@ fn evaluate(template: &Value, expr: &Value, given: &BTreeMap<&str, &str>) -> Eva
             let name = text(&tagged.value);
             Evaluated::Text(given.get(name).map_or_else(
                 || {
-                    let default = &template["Parameters"][name]["Default"];
-                    serde_yaml::to_string(default)
-                        .unwrap()
-                        .trim()
-                        .trim_matches('"')
-                        .to_owned()
+                    match &template["Parameters"][name]["Default"] {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+                    }
                 },
                 |v| (*v).to_owned(),
             ))
@@ -499,6 +497,7 @@ fn the_metered_functions_get_every_billing_setting() {
         let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
         for name in [
             "MODEL_ID",
+            "CATALOG",
             "PRICING",
             "MODEL_INPUT_PRICE",
             "MODEL_OUTPUT_PRICE",
@@ -508,6 +507,50 @@ fn the_metered_functions_get_every_billing_setting() {
         ] {
             assert!(variables.get(name).is_some(), "{id} gets {name}");
         }
+    }
+}
+
+/// In AWS the catalog is the `Catalog` parameter: every function that
+/// serves models reads it, a stack names its models one way only, and the
+/// metered functions may call exactly the Bedrock models it grants.
+#[test]
+fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants() {
+    let template = template();
+    for id in ["ChatFunction", "CompletionsFunction", "ModelsFunction"] {
+        let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
+        assert_eq!(yaml(&variables["CATALOG"]), "!Ref Catalog", "{id}");
+    }
+    let catalog = r#"{"default":"dummy","models":[{"id":"dummy","flat":100}]}"#;
+    let with_model = "anthropic.claude-3-haiku-20240307-v1:0";
+    for (given, refused) in [
+        (vec![("Catalog", catalog)], false),
+        (vec![("ModelId", with_model)], false),
+        (vec![("Catalog", catalog), ("ModelId", with_model)], true),
+    ] {
+        let given: BTreeMap<&str, &str> = given.into_iter().collect();
+        assert_eq!(refused_by_rules(&template, &given), refused, "{given:?}");
+    }
+    for id in ["ChatFunction", "CompletionsFunction"] {
+        let statements = template["Resources"][id]["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap();
+        let bedrock: Vec<&Value> = statements
+            .iter()
+            .filter(|s| yaml(s).contains("bedrock:"))
+            .collect();
+        assert_eq!(bedrock.len(), 1, "{id}: one Bedrock grant");
+        let (condition, grant, otherwise) = conditional(bedrock[0], "the Bedrock grant");
+        assert_eq!(condition, "CallsBedrock", "{id}");
+        assert_eq!(yaml(otherwise), "!Ref AWS::NoValue", "{id}");
+        assert_eq!(
+            yaml(&grant["Action"]),
+            "bedrock:InvokeModelWithResponseStream",
+            "{id}"
+        );
+        let (condition, catalogs, single) = conditional(&grant["Resource"], "its resource");
+        assert_eq!(condition, "HasCatalog", "{id}");
+        assert_eq!(yaml(catalogs), "!Ref CatalogBedrockModelArns", "{id}");
+        assert!(yaml(single).ends_with("foundation-model/${ModelId}"), "{id}");
     }
 }
 
