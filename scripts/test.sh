@@ -6,7 +6,7 @@
 # aws-sam-cli, cfn-lint and checkov), starts one DynamoDB Local for the run (each
 # test makes tables of its own in it), builds the functions so the
 # end-to-end test's `make run` starts at once, runs the whole workspace's
-# tests, then Schemathesis against a `make run` of its own
+# tests and a smoke run of the benchmarks, then Schemathesis against a `make run` of its own
 # (scripts/schemathesis.sh), then the official openai Python SDK's tests of
 # the /v1 routes against that same `make run` (scripts/openai-sdk.sh), then
 # lints the SAM template and scans it with checkov (`make validate`).
@@ -39,6 +39,16 @@ bash scripts/run-local.sh build
 
 say "running the tests"
 cargo test --workspace
+
+# The benchmarks, briefly, in the test profile (make bench builds them with
+# LTO, minutes more for the same code): a bench that no longer runs, or that
+# times a refusal, fails here. Sizes need the arm64 builds of make bench.
+say "smoke run of the benchmarks (figures meaningless here; make bench has them)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+BENCH_ITERATIONS=5 BENCH_STARTS=2 BENCH_RELEASE=0 BENCH_BIN_DIR="$target/debug" \
+  BENCH_JSON="$target/bench/smoke.json" \
+  cargo test -p api-tests --bench perf -- in-process http cold-start
+cargo test -p api-tests --bench login_timing
 
 # Schemathesis drives a `make run` of its own, on the DynamoDB Local above
 # (its tables, users, sessions and chats, are none a test uses), with a data

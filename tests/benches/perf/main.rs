@@ -11,6 +11,10 @@
 //! `scripts/bench.sh` builds what the last two read. Name parts to run only
 //! those: `cargo bench -p api-tests --bench perf -- in-process cold-start`.
 //! BENCH_ITERATIONS (200) and BENCH_STARTS (20) set the sample sizes.
+//! `make test` runs a smoke of it in the test profile (scripts/test.sh):
+//! a few samples of each part but sizes, on the debug binaries
+//! (BENCH_RELEASE=0, BENCH_BIN_DIR), so a bench that no longer runs, or
+//! times a refusal, fails the tests.
 
 mod cold_start;
 mod in_process;
