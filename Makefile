@@ -1,6 +1,6 @@
 # The front door. `make run` serves the API locally; `make test` runs every
 # test. Both install what they need on a fresh machine and say so.
-.PHONY: run test bench lint fmt build sam-build validate deploy clean ops
+.PHONY: run test bench mutants lint fmt build sam-build validate deploy clean ops
 
 # One DynamoDB Local for the whole test run; each test makes its own tables.
 test:
@@ -22,6 +22,12 @@ ops:
 # PARTS="in-process cold-start" runs only those (see scripts/bench.sh).
 bench:
 	bash scripts/bench.sh $(PARTS)
+
+# Mutation testing of the money code (cargo-mutants; hours for all of it):
+# see scripts/mutants.sh. ARGS go to cargo mutants, e.g.
+# make mutants ARGS="--file shared/src/pricing.rs".
+mutants:
+	bash scripts/mutants.sh $(ARGS)
 
 lint:
 	cargo fmt --all -- --check

@@ -19,6 +19,14 @@ Authorization, or as `Bearer <token>` to the operations that document
 `BearerAuth` (the OpenAI-compatible /v1/ ones, as OpenAI's SDKs send their
 key).
 
+A served model. A valid completion, and a valid chat that names a model,
+names the one scripts/schemathesis.sh read from GET /v1/models
+(SCHEMATHESIS_MODEL), so that valid requests reach the model and are
+charged: an unknown model's 404 is tested in tests/tests/openapi.rs.
+
+A fresh login works. A 401 to a token the hooks have just logged in for,
+before any request took it, fails the run (`fresh_login_accepted`).
+
 The rules no schema can state. POST /v1/chat/completions refuses some
 requests its schema allows, for rules over several messages or parts (see
 `CompletionRequest` in openapi.yaml, and `beyond_the_schema()` in
@@ -72,6 +80,12 @@ def _user_of(case, context=None):
     return "SCHEMATHESIS_USERNAME"
 
 
+# Tokens a login here has just made, not yet accepted by any request: a
+# 401 to one of them is a failure (`fresh_login_accepted`), since nothing
+# between the login and its first use could have ended it.
+_FRESH: set[str] = set()
+
+
 # One cached token per user (`cache_by_key`).
 @schemathesis.auth(retry_on=[401], cache_by_key=_user_of)
 class RunUser:
@@ -85,7 +99,9 @@ class RunUser:
             timeout=60,
         )
         response.raise_for_status()
-        return response.json()["token"]
+        token = response.json()["token"]
+        _FRESH.add(token)
+        return token
 
     def set(self, case, data, context):
         security = case.operation.definition.raw.get("security")
@@ -103,7 +119,28 @@ class RunUser:
         case.headers = headers
 
 
-# The operation whose valid requests are brought within rules no schema
+def _token_sent(response):
+    sent = response.request.headers.get("Authorization") or ""
+    return sent[len("Bearer "):] if sent.startswith("Bearer ") else sent
+
+
+@schemathesis.check
+def fresh_login_accepted(ctx, response, case):
+    """A token the run's user has just logged in for works: the retry after
+    a 401 (a fuzzed /logout/ ended the old one) must not be refused too."""
+    token = _token_sent(response)
+    if token not in _FRESH:
+        return None
+    if response.status_code == 401:
+        raise AssertionError(
+            "a token from a login made just before was refused (401): "
+            "the re-login after a 401 did not give a working session"
+        )
+    _FRESH.discard(token)
+    return None
+
+
+# The operations whose valid requests are brought within rules no schema
 # states (see the module's documentation).
 _COMPLETIONS = ("POST", "/v1/chat/completions")
 # The limits of functions/completions/src/request.rs (and of
@@ -118,16 +155,26 @@ _BLANK = re.compile(
 )
 
 
+_CHAT = ("POST", "/chat/")
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = (case.operation.method.upper(), case.operation.path)
-    if operation != _COMPLETIONS:
+    if operation not in (_COMPLETIONS, _CHAT):
         return
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
     body = case.body
-    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+    if not isinstance(body, dict):
+        return
+    # A valid request names a model the deployment serves (the schema
+    # cannot pin one: they differ between deployments), so that it reaches
+    # the model and is charged, rather than stopping at 404.
+    if operation == _COMPLETIONS or "model" in body:
+        body["model"] = os.environ["SCHEMATHESIS_MODEL"]
+    if operation == _COMPLETIONS and isinstance(body.get("messages"), list):
         _in_shape(body)
 
 

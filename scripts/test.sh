@@ -50,6 +50,10 @@ BENCH_ITERATIONS=5 BENCH_STARTS=2 BENCH_RELEASE=0 BENCH_BIN_DIR="$target/debug" 
   cargo test -p api-tests --bench perf -- in-process http cold-start
 cargo test -p api-tests --bench login_timing
 
+# Every account any test made, in every set of tables: balance = ledger.
+say "auditing every account the tests left behind"
+cargo run --quiet -p devtools --bin audit-tables
+
 # Schemathesis drives a `make run` of its own, on the DynamoDB Local above
 # (its tables, users, sessions and chats, are none a test uses), with a data
 # folder of its own, so a developer's `make run` is left alone.

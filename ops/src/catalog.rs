@@ -115,7 +115,10 @@ fn print_table(catalog: &Catalog) {
         println!(
             "{:<24} {:<44} {:<56} {:>9} {:>12}",
             model.id,
-            model.bedrock_model.as_deref().unwrap_or("the built-in dummy"),
+            model
+                .bedrock_model
+                .as_deref()
+                .unwrap_or("the built-in dummy"),
             price_text(&model.pricing),
             max_reply,
             model.pricing.hold(SAMPLE_MESSAGE_BYTES, max_reply),
@@ -159,7 +162,11 @@ fn overrides(
         ));
     }
     let mut arns: Vec<String> = Vec::new();
-    for model in catalog.models.iter().filter_map(|m| m.bedrock_model.as_deref()) {
+    for model in catalog
+        .models
+        .iter()
+        .filter_map(|m| m.bedrock_model.as_deref())
+    {
         arns.push(model_arn(model, region, partition));
     }
     arns.extend(also_grant.iter().cloned());

@@ -179,8 +179,14 @@ async fn bad_requests_and_strangers_change_nothing() {
     }
     let response = keys(&app, create_request("Bearer nope", json!({"name": "ci"}))).await;
     assert_eq!(response.status(), 401);
+    // An id not of the form ids have is malformed input; a well-formed one
+    // that names no key of the caller's is 404.
     let response = keys(&app, delete_request(&session, "not-an-id")).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json_of(&response)["field"], "id");
+    let response = keys(&app, delete_request(&session, "AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!(response.status(), 404);
+    assert_eq!(json_of(&response)["error"], "key_not_found");
     let response = keys(&app, with_method(event("keys-list"), Method::PUT)).await;
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST, GET");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_tests::calls::counted_app;
-use api_tests::converse_stub::{Answer, ConverseStub};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate};
 use api_tests::runtime_api::{debug_binary, start};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -150,9 +150,10 @@ async fn a_model_chat_is_two_round_trips_hold_and_settle() {
 
 #[tokio::test]
 async fn a_retried_key_holds_once_calls_the_model_once_and_replays() {
-    // Slow enough that the retry below is always inside the model's call,
-    // however busy the emulator is.
-    let stub = ConverseStub::start(Answer::after(Duration::from_secs(3), Answer::text("once")));
+    // The model answers only when the test opens the gate, so the retry
+    // below is inside its call however busy the machine is.
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::text("once")));
     let app = Arc::new(app_with(&stub, Pricing::Flat(100), 4000).await);
     let token = signed_up(&app, "alice").await;
 
@@ -168,6 +169,7 @@ async fn a_retried_key_holds_once_calls_the_model_once_and_replays() {
     assert_eq!(json_of(&early)["error"], "idempotency_key_in_progress");
     assert!(early.headers().contains_key("retry-after"));
 
+    gate.open();
     let first = first.await.unwrap();
     assert_eq!(first.status(), 200);
     let replay = keyed_chat_as(&app, &token, "k1", "hello").await;

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use api_tests::completion::{completion_request, streamed_text};
-use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
 use api_tests::openapi::{error_code_of, event_data, Observed, Spec, Target};
 use api_tests::*;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -1023,18 +1023,20 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
         run.expect(KEYS_CREATE, &response, 409, "too_many_keys")["limit"],
         MAX_API_KEYS
     );
-    // Revoked once (and refused from then on); then, as any id of no key
-    // of the caller's, whatever its form, 404.
+    // Revoked once (and refused from then on): then 404, as any
+    // well-formed id of no key of the caller's.
     run.parameter(KEYS_DELETE, "path", "id", &key_id, true);
     let response = call(app, KEYS_DELETE, delete_key(&key_id, token)).await;
     run.expect(KEYS_DELETE, &response, 204, "");
     let response = call(app, CHAT, request("chat", Some(&message), Some(&key))).await;
     run.expect(CHAT, &response, 401, "unauthorized");
-    for (id, well_formed) in [(key_id.as_str(), true), ("nope", false)] {
-        run.parameter(KEYS_DELETE, "path", "id", id, well_formed);
-        let response = call(app, KEYS_DELETE, delete_key(id, token)).await;
-        run.expect(KEYS_DELETE, &response, 404, "key_not_found");
-    }
+    run.parameter(KEYS_DELETE, "path", "id", &key_id, true);
+    let response = call(app, KEYS_DELETE, delete_key(&key_id, token)).await;
+    run.expect(KEYS_DELETE, &response, 404, "key_not_found");
+    // An id not of KeyId's form is malformed input, as the schema says.
+    run.parameter(KEYS_DELETE, "path", "id", "nope", false);
+    let response = call(app, KEYS_DELETE, delete_key("nope", token)).await;
+    run.expect(KEYS_DELETE, &response, 400, "invalid_field");
 }
 
 /// The per-user chat rate, on `/chat/` and `/v1/`, as the user whose login
@@ -1219,11 +1221,17 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     app.models = chat_core::served::Models::only(model_answering(&throttled), app.config.pricing);
     let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
     run.expect(CHAT, &response, 503, "model_unavailable");
-    // A key whose first chat is still with the model (409).
-    let slow = ConverseStub::start(Answer::after(
-        std::time::Duration::from_secs(3),
-        Answer::text("in a moment"),
-    ));
+    // A key whose first chat is still with the model (409). The model
+    // answers each call only once the test has seen what it waits for and
+    // opens that call's gate: no window of time to fit in.
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
+    let slow = {
+        let gates = gates.clone();
+        ConverseStub::scripted(move |n| match gates.get(n) {
+            Some(gate) => Answer::gated(gate, Answer::text("in a moment")),
+            None => Answer::text("in a moment"),
+        })
+    };
     app.models = chat_core::served::Models::only(model_answering(&slow), app.config.pricing);
     let keyed = || {
         let mut request = request("chat", Some(&body), Some(&token));
@@ -1237,7 +1245,9 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         while slow.call_count() == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        call(&app, CHAT, keyed()).await
+        let second = call(&app, CHAT, keyed()).await;
+        gates[0].open();
+        second
     });
     assert_eq!(first.status(), 200);
     run.expect(CHAT, &second, 409, "idempotency_key_in_progress");
@@ -1250,7 +1260,9 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         while slow.call_count() == before {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        call(&app, CHAT, plain()).await
+        let capped = call(&app, CHAT, plain()).await;
+        gates[1].open();
+        capped
     });
     assert_eq!(first.status(), 200);
     run.expect(CHAT, &capped, 429, "too_many_open_calls");
@@ -1274,7 +1286,9 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         while slow.call_count() == before {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        call(&app, COMPLETIONS, v1_keyed(&asked)).await
+        let second = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+        gates[2].open();
+        second
     });
     let first = run.expect(COMPLETIONS, &first, 200, "");
     run.expect(COMPLETIONS, &second, 409, "idempotency_key_in_progress");

@@ -54,6 +54,20 @@ async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
 
     let nobody = chat_ops(&app, &["audit", "nobody"]);
     assert_eq!(nobody.status.code(), Some(2));
+
+    // Put right again: `make test` audits every account a test left behind
+    // (devtools' audit-tables), and this one was wrong on purpose.
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S("carol".into()))
+        .update_expression("SET tokens = tokens - :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_ledger_balances(&app, "carol").await;
 }
 
 #[tokio::test]
@@ -305,4 +319,14 @@ async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_agai
         "{}",
         stdout(&clash)
     );
+    // That item was made over alice's account on purpose, and is no account
+    // to audit: gone before `make test` audits every account left behind.
+    app.store
+        .client()
+        .delete_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S("alice".into()))
+        .send()
+        .await
+        .unwrap();
 }

@@ -42,10 +42,13 @@ const STREAM_GRANT: (&str, &str) = (
     "foundation-model/${ModelId}",
 );
 const WITH_MODEL: Option<&str> = Some("HasModel");
+/// Bedrock is granted when a model is called: `ModelId`'s, as here, or a
+/// catalog's (whose grant tests/tests/template.rs holds).
+const CALLS_BEDROCK: Option<&str> = Some("CallsBedrock");
 const ALWAYS: Option<&str> = None;
 
 /// The conditions a grant may depend on.
-const CONDITIONS: [&str; 2] = ["HasModel", "InviteOnly"];
+const CONDITIONS: [&str; 3] = ["HasModel", "CallsBedrock", "InviteOnly"];
 
 /// The kinds of item in the tables whose items differ by partition key:
 /// (table, kind, a key of that kind as `dynamodb:LeadingKeys` sees it). The
@@ -350,7 +353,7 @@ async fn needed() -> (ByFunction, Seen) {
             MODEL_GRANT
         };
         needed
-            .entry(("ChatFunction".to_owned(), WITH_MODEL.map(str::to_owned)))
+            .entry(("ChatFunction".to_owned(), CALLS_BEDROCK.map(str::to_owned)))
             .or_default()
             .insert((grant.0.to_owned(), grant.1.to_owned(), String::new()));
     }
@@ -358,7 +361,7 @@ async fn needed() -> (ByFunction, Seen) {
     needed
         .entry((
             "CompletionsFunction".to_owned(),
-            WITH_MODEL.map(str::to_owned),
+            CALLS_BEDROCK.map(str::to_owned),
         ))
         .or_default()
         .insert((
@@ -576,6 +579,15 @@ fn strings(value: &Value) -> Vec<String> {
 /// A table's logical id for `!GetAtt XTable.Arn`; for a model, the tail
 /// of its ARN (`!Sub arn:...::foundation-model/${ModelId}`).
 fn resource_of(action: &str, resource: &Value) -> String {
+    // A model's grant is `!If [HasCatalog, the catalog's ARNs, ModelId's]`:
+    // this test's deployment names one model (ModelId).
+    if let Value::Tagged(tagged) = resource {
+        if tagged.tag == "If" && action.starts_with("bedrock:") {
+            let branches = tagged.value.as_sequence().unwrap();
+            assert_eq!(branches[0].as_str(), Some("HasCatalog"), "{action}");
+            return resource_of(action, &branches[2]);
+        }
+    }
     let Value::Tagged(tagged) = resource else {
         panic!("{action} on {resource:?}: expected !GetAtt or !Sub");
     };

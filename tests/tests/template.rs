@@ -370,11 +370,9 @@ fn evaluate(template: &Value, expr: &Value, given: &BTreeMap<&str, &str>) -> Eva
         "!Ref" => {
             let name = text(&tagged.value);
             Evaluated::Text(given.get(name).map_or_else(
-                || {
-                    match &template["Parameters"][name]["Default"] {
-                        Value::String(s) => s.clone(),
-                        other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
-                    }
+                || match &template["Parameters"][name]["Default"] {
+                    Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
                 },
                 |v| (*v).to_owned(),
             ))
@@ -550,7 +548,10 @@ fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants()
         let (condition, catalogs, single) = conditional(&grant["Resource"], "its resource");
         assert_eq!(condition, "HasCatalog", "{id}");
         assert_eq!(yaml(catalogs), "!Ref CatalogBedrockModelArns", "{id}");
-        assert!(yaml(single).ends_with("foundation-model/${ModelId}"), "{id}");
+        assert!(
+            yaml(single).ends_with("foundation-model/${ModelId}"),
+            "{id}"
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! a login session manages keys; a key works wherever a session token does.
 
 use chat_core::clock::Timestamp;
-use chat_core::domain::{TokenKind, VerifiedToken, API_KEY_PREFIX};
+use chat_core::domain::{SessionId, TokenKind, VerifiedToken, API_KEY_PREFIX};
 use chat_core::http::{deadline, json_body, whole_number};
 use chat_core::response::json_response;
 use chat_core::store::{may_manage_keys, KeyInfo, NewKey, NEVER};
@@ -102,15 +102,17 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
 
 async fn delete(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let owner = owner(app, request).await?;
-    // Ids are 22 base64url characters; anything else names no key.
-    if id.len() != 22
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ApiError::KeyNotFound);
-    }
-    app.store.delete_key(&owner, id, Timestamp::now()).await?;
+    // An id not of the form keys are given is malformed input (openapi.yaml
+    // `KeyId`); a well-formed one that names no key of the caller's is 404.
+    let id = SessionId::parse(id).ok_or_else(|| {
+        ApiError::invalid_field(
+            "id",
+            "not a key's id: 22 base64url characters, as POST /keys/ gives it",
+        )
+    })?;
+    app.store
+        .delete_key(&owner, id.as_str(), Timestamp::now())
+        .await?;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)

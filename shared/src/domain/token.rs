@@ -134,6 +134,17 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An id as a client gives it back (an API key's `id`): exactly the
+    /// form [`AuthToken::session_id`] makes, 16 bytes in unpadded
+    /// base64url, so 22 characters whose last is one of `A Q g w`.
+    pub fn parse(text: &str) -> Option<SessionId> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        // The decoder takes stray low bits in the last character; only the
+        // canonical spelling is an id.
+        (bytes.len() == SESSION_ID_BYTES && URL_SAFE_NO_PAD.encode(&bytes) == text)
+            .then(|| SessionId(text.to_owned()))
+    }
 }
 
 impl AuthToken {
@@ -459,5 +470,23 @@ mod tests {
         let payload = token.expose().split_once('.').unwrap().1.to_string();
         assert!(!format!("{token:?}").contains(&payload));
         assert!(!format!("{:?}", key()).contains("9"));
+    }
+
+    #[test]
+    fn a_session_id_parses_only_in_the_form_it_is_made() {
+        let id = issued().session_id();
+        assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
+        let text = id.as_str();
+        for bad in [
+            "",
+            "nope",
+            &text[..21],
+            &format!("{text}A"),
+            &format!("{}B", &text[..21]),
+            &format!("{}+", &text[..21]),
+            &format!("{}=", &text[..21]),
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad:?}");
+        }
     }
 }
