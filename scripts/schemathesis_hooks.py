@@ -140,9 +140,34 @@ def fresh_login_accepted(ctx, response, case):
     return None
 
 
+@schemathesis.check
+def valid_chats_are_paid_for(ctx, response, case):
+    """The run's users have a balance that lasts the run, so a valid chat or
+    completion is never refused for want of tokens; the one 429 it may get
+    is the per-user chat cap (`rate_limited`), which fuzzing reaches."""
+    operation = (case.operation.method.upper(), case.operation.path)
+    meta = case.meta
+    if operation not in (_COMPLETIONS, _CHAT) or meta is None or not meta.generation.mode.is_positive:
+        return None
+    if response.status_code not in (402, 429):
+        return None
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        error = None
+    code = error.get("code") if isinstance(error, dict) else error
+    if response.status_code == 402 or code != "rate_limited":
+        raise AssertionError(
+            f"a valid request was refused with {response.status_code} {code!r}, "
+            "though the run's users have tokens for the whole run"
+        )
+    return None
+
+
 # The operations whose valid requests are brought within rules no schema
 # states (see the module's documentation).
 _COMPLETIONS = ("POST", "/v1/chat/completions")
+_CHAT = ("POST", "/chat/")
 # The limits of functions/completions/src/request.rs (and of
 # chat_core::domain::MESSAGE_MAX_CHARS), as openapi.yaml states them.
 _MESSAGE_MAX_CHARS = 8000
@@ -153,9 +178,6 @@ _MAX_BODY_BYTES = 256 * 1024
 _BLANK = re.compile(
     "[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
 )
-
-
-_CHAT = ("POST", "/chat/")
 
 
 @schemathesis.hook
