@@ -379,4 +379,56 @@ mod tests {
             .unwrap_err()
             .contains("catalog line 1"));
     }
+
+    /// One model with `entry`'s fields after its id: accepted or not.
+    fn accepts(entry: &str) -> bool {
+        Catalog::parse(&format!(
+            r#"{{"default": "m", "models": [{{"id": "m", {entry}}}]}}"#
+        ))
+        .is_ok()
+    }
+
+    #[test]
+    fn a_bedrock_model_id_is_printable_and_within_bedrocks_length() {
+        let longest = "a".repeat(MAX_MODEL_ID_LENGTH);
+        let too_long = "a".repeat(MAX_MODEL_ID_LENGTH + 1);
+        for (model, ok) in [
+            ("anthropic.claude-3-haiku-20240307-v1:0", true),
+            (longest.as_str(), true),
+            (too_long.as_str(), false),
+            ("", false),
+            ("with space", false),
+            ("tab\there", false),
+        ] {
+            assert_eq!(
+                accepts(&format!(r#""bedrock_model": "{model}", "flat": 1"#)),
+                ok,
+                "{model:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_price_may_be_the_most_the_settings_allow_and_no_more() {
+        for (price, ok) in [(MAX_PRICE, true), (MAX_PRICE + 1, false)] {
+            assert_eq!(accepts(&format!(r#""flat": {price}"#)), ok, "flat {price}");
+            assert_eq!(
+                accepts(&format!(
+                    r#""price_per_1000": {{"input": {price}, "output": 1}}"#
+                )),
+                ok,
+                "input {price}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_finds_the_catalog_in_its_process_environment() {
+        // No other test of this crate reads these two variables.
+        std::env::remove_var("CATALOG_FILE");
+        std::env::set_var("CATALOG", EXAMPLE);
+        let found = Catalog::from_env();
+        std::env::remove_var("CATALOG");
+        assert_eq!(found, Ok(Some(Catalog::parse(EXAMPLE).unwrap())));
+    }
 }

@@ -247,4 +247,36 @@ mod tests {
             u64::MAX.div_ceil(1000)
         );
     }
+
+    #[test]
+    fn a_bound_counts_the_input_with_its_overhead_and_the_output() {
+        assert_eq!(
+            Usage::bound(1000, 10),
+            Usage {
+                input_tokens: 1000 + INPUT_OVERHEAD_TOKENS,
+                output_tokens: 10,
+                ..Default::default()
+            }
+        );
+        // A long message and a short reply: the hold is mostly input.
+        assert_eq!(
+            Pricing::Usage(PRICES).hold(10_000, 10),
+            (10_064 * 3 + 10 * 15_u64).div_ceil(1000)
+        );
+    }
+
+    #[test]
+    fn a_price_is_recorded_in_one_spelling() {
+        assert_eq!(Pricing::Flat(100).to_string(), "flat:100");
+        let prices = UsagePrices {
+            input_per_1000: 1,
+            output_per_1000: 5,
+            cache_read_per_1000: 0,
+            cache_write_per_1000: 2,
+        };
+        assert_eq!(
+            Pricing::Usage(prices).to_string(),
+            "per1000:in=1,out=5,cache_read=0,cache_write=2"
+        );
+    }
 }
