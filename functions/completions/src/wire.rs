@@ -31,7 +31,6 @@ impl<'a> Completion<'a> {
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [{
                 "index": 0,
                 "message": {"role": "assistant", "content": text, "refusal": null},
@@ -51,7 +50,6 @@ impl<'a> Completion<'a> {
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [{
                 "index": 0,
                 "delta": delta,
@@ -72,7 +70,6 @@ impl<'a> Completion<'a> {
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [],
             "usage": usage_of(usage),
         }))
@@ -132,6 +129,8 @@ mod tests {
         assert_eq!(chunk["choices"][0]["delta"]["content"], "hi");
         assert_eq!(chunk["choices"][0]["finish_reason"], Value::Null);
         assert!(chunk["usage"].is_null() && chunk.get("usage").is_some());
+        // OpenAI's schema types it a string: none is omitted, never null.
+        assert!(chunk.get("system_fingerprint").is_none());
     }
 
     #[test]
@@ -145,5 +144,6 @@ mod tests {
         let whole = completion.whole("AI response", Finish::Stop, usage);
         assert_eq!(whole["usage"]["total_tokens"], 5);
         assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+        assert!(whole.get("system_fingerprint").is_none());
     }
 }
