@@ -135,6 +135,12 @@ def _in_shape(body):
     """Brings a schema-valid completion request within the rules no schema
     states, in place, keeping it schema-valid."""
     messages = body["messages"]
+    # Tool calls and results must pair up, in order, with the tools given:
+    # generated ones rarely do, so they go (a tool round trip is held by
+    # tests/tests/completions_tools.rs and the SDK tests), and so does a
+    # message left with nothing to say.
+    messages[:] = [m for m in messages if _plain(m)] or [{"role": "user", "content": "x"}]
+    _tools_in_shape(body)
     # Text parts join into one text: not blank, at most 8000 characters.
     for message in messages:
         parts = message.get("content")
@@ -152,6 +158,30 @@ def _in_shape(body):
     turns = [m for m in messages if m.get("role") in ("user", "assistant")]
     for message in (turns[0], turns[-1]) if turns else (messages[-1],):
         message["role"] = "user"
+
+
+def _plain(message):
+    """A message without tool calls or results, with text to say."""
+    if message.get("role") == "tool" or message.get("tool_calls"):
+        return False
+    return message.get("content") not in (None, "")
+
+
+def _tools_in_shape(body):
+    """Each tool name once, and a named choice among the tools."""
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        seen = set()
+        tools[:] = [
+            t for t in tools
+            if t["function"]["name"] not in seen and not seen.add(t["function"]["name"])
+        ]
+        names = seen
+    else:
+        names = set()
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice["function"]["name"] not in names:
+        body["tool_choice"] = "auto" if names else None
 
 
 def _join_within_limits(parts):

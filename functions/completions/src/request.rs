@@ -270,12 +270,14 @@ fn function_name(value: Option<&Value>) -> Result<String, String> {
 /// The choice among `tools`; `None` for `"none"` or for no tools at all.
 fn tool_choice(value: Option<&Value>, tools: &[Tool]) -> Result<Option<ToolChoice>, ApiError> {
     let bad = |why: &str| ApiError::invalid_field("tool_choice", why.to_owned());
+    // Without tools, only a choice that asks for none makes sense.
     if tools.is_empty() {
-        return match value {
-            None | Some(Value::String(_)) if value.and_then(Value::as_str) != Some("required") => {
-                Ok(None)
+        return match value.map(|v| v.as_str()) {
+            None | Some(Some("none" | "auto")) => Ok(None),
+            Some(Some("required")) | Some(None) => {
+                Err(bad("may only be none or auto when no tools are given"))
             }
-            _ => Err(bad("is only allowed when tools are given")),
+            Some(Some(_)) => Err(bad("must be none, auto, required or a function")),
         };
     }
     match value {
@@ -575,9 +577,10 @@ fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
             ("name", "system" | "developer" | "user" | "assistant") => {}
             ("tool_calls", "assistant") => {}
             ("tool_call_id", "tool") => {}
-            // An assistant's earlier refusal or audio asks nothing.
-            ("refusal" | "function_call" | "audio", "assistant") if value.is_null() => {}
-            ("function_call" | "audio", _) => {
+            // An earlier refusal, or an empty list of calls, asks nothing.
+            ("refusal" | "tool_calls" | "function_call" | "audio", _)
+                if value.is_null() || value == &Value::Array(Vec::new()) => {}
+            ("tool_calls" | "function_call" | "audio", _) => {
                 return Err(at(format!("{name} is not supported by this API")))
             }
             _ => return Err(at(format!("unrecognized field {name}"))),
