@@ -184,14 +184,27 @@ def _tools_in_shape(body):
         body["tool_choice"] = "auto" if names else None
 
 
+# A 1x1 PNG: generated image parts hold a data: URL of the right shape
+# whose bytes are rarely an image of the type it names.
+_PNG_URL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
 def _join_within_limits(parts):
+    for part in parts:
+        if part.get("type") == "image_url":
+            part["image_url"]["url"] = _PNG_URL
+
     def joined():
-        return "".join(part["text"] for part in parts)
+        return "".join(part.get("text", "") for part in parts)
 
     while len(parts) > 1 and len(joined()) > _MESSAGE_MAX_CHARS:
         parts.pop()
-    if _BLANK.fullmatch(joined()):
-        parts[0]["text"] = "x"
+    # Blank text is taken beside an image; otherwise a text part says "x".
+    if _BLANK.fullmatch(joined()) and not any(p.get("type") == "image_url" for p in parts):
+        parts[0] = {"type": "text", "text": "x"}
         while len(parts) > 1 and len(joined()) > _MESSAGE_MAX_CHARS:
             parts.pop()
 
@@ -200,4 +213,4 @@ def _text(message):
     content = message.get("content")
     if isinstance(content, str):
         return content
-    return "".join(part["text"] for part in content)
+    return "".join(part.get("text", "") for part in content)

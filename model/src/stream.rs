@@ -16,14 +16,16 @@ use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
     AnyToolChoice, AutoToolChoice, CachePointBlock, CachePointType, ContentBlock,
     ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamMetadataEvent,
-    ConverseStreamOutput, InferenceConfiguration, Message, ReasoningContentBlockDelta,
-    SpecificToolChoice, StopReason, SystemContentBlock, Tool as BedrockTool, ToolConfiguration,
-    ToolInputSchema, ToolResultBlock, ToolResultContentBlock, ToolSpecification, ToolUseBlock,
+    ConverseStreamOutput, ImageBlock, ImageFormat as BedrockImageFormat, ImageSource,
+    InferenceConfiguration, Message, ReasoningContentBlockDelta, SpecificToolChoice, StopReason,
+    SystemContentBlock, Tool as BedrockTool, ToolConfiguration, ToolInputSchema, ToolResultBlock,
+    ToolResultContentBlock, ToolSpecification, ToolUseBlock,
 };
 use aws_smithy_types::event_stream::RawMessage;
-use aws_smithy_types::{Document, Number};
+use aws_smithy_types::{Blob, Document, Number};
 use chat_core::responder::{
-    Conversation, Finish, NextPiece, Piece, ReplyStream, Role, Sampling, StartFailure, ToolChoice,
+    Conversation, Finish, ImageFormat, NextPiece, Piece, ReplyStream, Role, Sampling, StartFailure,
+    ToolChoice,
 };
 use chat_core::ApiError;
 use serde_json::Value;
@@ -134,7 +136,7 @@ fn system_of(conversation: &Conversation, cache: bool) -> Option<Vec<SystemConte
 }
 
 /// Each turn as one message: a user turn's tool results first (Converse
-/// wants them before any text), then its text; an assistant turn's text,
+/// wants them before any text), then its images, then its text; an assistant turn's text,
 /// then its tool calls. An empty text is left out: Converse refuses blank
 /// text blocks, and a turn of tool blocks alone needs none.
 fn messages_of(conversation: &Conversation) -> Result<Vec<Message>, ApiError> {
@@ -154,6 +156,20 @@ fn messages_of(conversation: &Conversation) -> Result<Vec<Message>, ApiError> {
                     .build()
                     .map_err(ApiError::internal)?;
                 content.push(ContentBlock::ToolResult(block));
+            }
+            for image in &turn.images {
+                let format = match image.format {
+                    ImageFormat::Png => BedrockImageFormat::Png,
+                    ImageFormat::Jpeg => BedrockImageFormat::Jpeg,
+                    ImageFormat::Gif => BedrockImageFormat::Gif,
+                    ImageFormat::Webp => BedrockImageFormat::Webp,
+                };
+                let block = ImageBlock::builder()
+                    .format(format)
+                    .source(ImageSource::Bytes(Blob::new(image.bytes.clone())))
+                    .build()
+                    .map_err(ApiError::internal)?;
+                content.push(ContentBlock::Image(block));
             }
             if !turn.text.is_empty() {
                 content.push(ContentBlock::Text(turn.text.clone()));

@@ -28,6 +28,8 @@ pub struct Turn {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
     pub tool_results: Vec<ToolResult>,
+    /// Images in a user turn, before its text.
+    pub images: Vec<Image>,
 }
 
 impl Turn {
@@ -38,9 +40,79 @@ impl Turn {
             text: text.into(),
             tool_calls: Vec::new(),
             tool_results: Vec::new(),
+            images: Vec::new(),
         }
     }
 }
+
+/// An image sent to the model: its bytes, in a format Converse takes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Image {
+    pub format: ImageFormat,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Image {
+    // Never the bytes: a log line is no place for a caller's picture.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Image({}, {} bytes)",
+            self.format.media_type(),
+            self.bytes.len()
+        )
+    }
+}
+
+/// The image formats Converse takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Gif,
+    Webp,
+}
+
+impl ImageFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+
+    /// The format a media type names (`image/jpg` too, as browsers write it).
+    pub fn of_media_type(media_type: &str) -> Option<Self> {
+        match media_type.to_ascii_lowercase().as_str() {
+            "image/png" => Some(ImageFormat::Png),
+            "image/jpeg" | "image/jpg" => Some(ImageFormat::Jpeg),
+            "image/gif" => Some(ImageFormat::Gif),
+            "image/webp" => Some(ImageFormat::Webp),
+            _ => None,
+        }
+    }
+
+    /// Whether `bytes` begin as this format's files do.
+    pub fn matches(self, bytes: &[u8]) -> bool {
+        match self {
+            ImageFormat::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            ImageFormat::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+            ImageFormat::Gif => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
+            ImageFormat::Webp => {
+                bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP"
+            }
+        }
+    }
+}
+
+/// What one image may add to a call's input, in tokens, for its hold: the
+/// bytes of an image say nothing of its size in tokens (a small PNG can be
+/// a large picture), so each is bounded by a count above what Bedrock's
+/// image models read from the largest image they take (Claude's is about
+/// 1,600 tokens; Nova's about 2,600), and the model's usage is charged.
+pub const IMAGE_INPUT_TOKENS: usize = 3_000;
 
 /// A function the model may call: OpenAI's `tools` entry of type
 /// `function`, Converse's `toolSpec`.
@@ -137,6 +209,11 @@ impl Conversation {
         system + turns + tools
     }
 
+    /// The images sent, in all turns.
+    pub fn images(&self) -> usize {
+        self.turns.iter().map(|t| t.images.len()).sum()
+    }
+
     /// System prompts, turns, tool definitions, calls and results: each is
     /// wrapped in markers by a chat template.
     fn parts(&self) -> usize {
@@ -154,7 +231,9 @@ impl Conversation {
     /// markers a chat template wraps each in), so many short messages
     /// cannot be read for less than they cost.
     pub fn input_bound(&self) -> usize {
-        self.input_bytes() + MESSAGE_OVERHEAD_TOKENS * self.parts()
+        self.input_bytes()
+            + MESSAGE_OVERHEAD_TOKENS * self.parts()
+            + IMAGE_INPUT_TOKENS * self.images()
     }
 
     /// Every text sent to the model, system prompts first, then each
@@ -314,6 +393,11 @@ pub trait Responder: Send + Sync {
         0
     }
 
+    /// Whether the model reads images in user messages.
+    fn takes_images(&self) -> bool {
+        false
+    }
+
     /// The name clients use for this model (`model` on the OpenAI route).
     fn model_name(&self) -> &str;
 
@@ -342,7 +426,8 @@ pub const DUMMY_TOOL_ARGUMENTS: &str = "{}";
 
 /// Answers every message with [`DUMMY_RESPONSE`]. Streamed, it reports a
 /// usage anyone can work out: one input token per white-space separated
-/// word of everything sent, one output token per piece written; it honours
+/// word of everything sent and one per image, one output token per piece
+/// written; it honours
 /// `max_tokens` (in pieces) and stop sequences as a model would.
 ///
 /// Offered tools, it calls one instead, unless the last message holds tool
@@ -359,7 +444,8 @@ impl DummyResponder {
             input_tokens: conversation
                 .texts()
                 .map(|t| t.split_whitespace().count() as u64)
-                .sum(),
+                .sum::<u64>()
+                + conversation.images() as u64,
             output_tokens: DUMMY_PIECES.len() as u64,
             ..Default::default()
         }
@@ -387,6 +473,12 @@ impl Responder for DummyResponder {
 
     fn model_name(&self) -> &str {
         DUMMY_MODEL
+    }
+
+    /// It reads nothing, images included: `make run` takes them, so a
+    /// client's image path can be tried locally.
+    fn takes_images(&self) -> bool {
+        true
     }
 
     fn stream<'a>(
@@ -602,6 +694,30 @@ mod tests {
         assert_eq!(
             call(&conversation),
             Some(("call_dummy_1".into(), "second".into()))
+        );
+    }
+
+    #[test]
+    fn each_image_adds_its_token_bound_to_the_input_and_a_word_to_the_dummys_usage() {
+        let plain = Conversation::single("Look");
+        let mut with_image = plain.clone();
+        with_image.turns[0].images.push(Image {
+            format: ImageFormat::Png,
+            bytes: b"\x89PNG\r\n\x1a\n".to_vec(),
+        });
+        assert_eq!(
+            with_image.input_bound(),
+            plain.input_bound() + IMAGE_INPUT_TOKENS
+        );
+        assert_eq!(
+            DummyResponder::usage(&with_image).input_tokens,
+            DummyResponder::usage(&plain).input_tokens + 1
+        );
+        assert!(ImageFormat::Png.matches(&with_image.turns[0].images[0].bytes));
+        assert!(!ImageFormat::Gif.matches(&with_image.turns[0].images[0].bytes));
+        assert_eq!(
+            ImageFormat::of_media_type("image/JPG"),
+            Some(ImageFormat::Jpeg)
         );
     }
 

@@ -2320,9 +2320,20 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
         json!([{"text": "Hi"}]),
         json!([{"type": "text", "text": 7}]),
         json!(["Hi"]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL}}]),
+        json!([{"type": "text", "text": " "}, {"type": "image_url", "image_url": {"url": PNG_URL, "detail": "low"}}]),
+        json!([{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL, "detail": "max"}}]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL}, "extra": 1}]),
+        json!([{"type": "input_audio", "input_audio": {}}]),
     ] {
         agree(messages(vec![user(content)]));
     }
+    // Images only in a user's message.
+    agree(messages(vec![
+        json!({"role": "system", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}),
+        user(json!("Hi")),
+    ]));
     // Tools, the choice among them, and a round trip of calls and results.
     let tool = |name: &str| json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}});
     let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "weather", "arguments": "{}"}});
@@ -2530,3 +2541,6 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
         assert_eq!(barred.is_match(&one), c.is_control(), "U+{:04X}", c as u32);
     }
 }
+
+/// A 1x1 PNG, inline.
+const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";

@@ -8,6 +8,7 @@
 //! chunk and `[DONE]`, so a client that saw `[DONE]` was charged, and the
 //! invocation lasts until the ledger is written.
 
+pub mod images;
 pub mod request;
 pub mod wire;
 
@@ -135,6 +136,12 @@ async fn accept(
         .max_output_tokens();
     let completion = request::parse(body, cap)?;
     let model = app.models.get(Some(&completion.model))?.clone();
+    if completion.conversation.images() > 0 && !model.responder.takes_images() {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!("the model {} does not take images", model.id),
+        ));
+    }
     Ok((token, completion, key, model))
 }
 

@@ -10,10 +10,12 @@ use chat_core::domain::ChatMessage;
 use chat_core::domain::MESSAGE_MAX_CHARS;
 use chat_core::http::whole_number;
 use chat_core::responder::{
-    Conversation, Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult, Turn,
+    Conversation, Image, Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult, Turn,
 };
 use chat_core::ApiError;
 use serde_json::{Map, Value};
+
+use crate::images::{image_of_part, MAX_IMAGES};
 
 /// At most this many messages in one request.
 pub const MAX_MESSAGES: usize = 100;
@@ -479,6 +481,7 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
                 last.text.push_str(&turn.text);
                 last.tool_calls.extend(turn.tool_calls);
                 last.tool_results.extend(turn.tool_results);
+                last.images.extend(turn.images);
             }
             _ => conversation.turns.push(turn),
         }
@@ -487,6 +490,12 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
         return Err(ApiError::invalid_field(
             "messages",
             format!("may hold at most {MAX_CONVERSATION_CHARS} characters in all"),
+        ));
+    }
+    if conversation.images() > MAX_IMAGES {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!("may hold at most {MAX_IMAGES} images in all"),
         ));
     }
     let last = match (conversation.turns.first(), conversation.turns.last()) {
@@ -508,6 +517,11 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
 fn saved_message(turn: &Turn) -> String {
     let text = if !turn.text.trim().is_empty() {
         turn.text.clone()
+    } else if !turn.images.is_empty() {
+        match turn.images.len() {
+            1 => "(an image)".to_owned(),
+            n => format!("({n} images)"),
+        }
     } else {
         let results: Vec<&str> = turn.tool_results.iter().map(|r| r.text.as_str()).collect();
         let joined = results.join("\n\n");
@@ -590,9 +604,17 @@ fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
         "assistant" => tool_calls_of(message.get("tool_calls")).map_err(at)?,
         _ => Vec::new(),
     };
+    let mut images = Vec::new();
     let text = match message.get("content") {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => text_of_parts(parts).map_err(at)?,
+        Some(Value::Array(parts)) => {
+            let (text, in_parts) = content_of_parts(parts).map_err(at)?;
+            if !in_parts.is_empty() && role != "user" {
+                return Err(at("images are only taken in user messages".into()));
+            }
+            images = in_parts;
+            text
+        }
         // An assistant message that only calls tools has no content.
         None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
         None | Some(Value::Null) => return Err(at("content is required".into())),
@@ -603,7 +625,7 @@ fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
         }
     };
     // A tool may return nothing; any other message says something.
-    if text.trim().is_empty() && tool_calls.is_empty() && role != "tool" {
+    if text.trim().is_empty() && tool_calls.is_empty() && images.is_empty() && role != "tool" {
         return Err(at("content may not be blank".into()));
     }
     if text.chars().count() > MESSAGE_MAX_CHARS {
@@ -613,7 +635,10 @@ fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
     }
     Ok(match role {
         "system" | "developer" => Message::System(text),
-        "user" => Message::Turn(Turn::text(Role::User, text)),
+        "user" => Message::Turn(Turn {
+            images,
+            ..Turn::text(Role::User, text)
+        }),
         "assistant" => Message::Turn(Turn {
             tool_calls,
             ..Turn::text(Role::Assistant, text)
@@ -667,13 +692,15 @@ fn tool_calls_of(value: Option<&Value>) -> Result<Vec<ToolCall>, String> {
         .collect()
 }
 
-/// Text parts joined, as OpenAI joins them for a model; any other part
-/// (an image, audio, a file) is refused.
-fn text_of_parts(parts: &[Value]) -> Result<String, String> {
+/// Text parts joined, as OpenAI joins them for a model, and the images
+/// among them (`image_url` parts with `data:` URLs); any other part (audio,
+/// a file) is refused.
+fn content_of_parts(parts: &[Value]) -> Result<(String, Vec<Image>), String> {
     if parts.is_empty() {
         return Err("content may not be an empty array".into());
     }
     let mut text = String::new();
+    let mut images = Vec::new();
     for part in parts {
         match (part.get("type").and_then(Value::as_str), part.get("text")) {
             (Some("text"), Some(Value::String(t)))
@@ -684,6 +711,7 @@ fn text_of_parts(parts: &[Value]) -> Result<String, String> {
             (Some("text"), _) => {
                 return Err("a text part is {\"type\": \"text\", \"text\": string}".into())
             }
+            (Some("image_url"), _) => images.push(image_of_part(part)?),
             (Some(other), _) => {
                 return Err(format!(
                     "content parts of type {other} are not supported by this API"
@@ -692,7 +720,7 @@ fn text_of_parts(parts: &[Value]) -> Result<String, String> {
             (None, _) => return Err("each content part needs a type".into()),
         }
     }
-    Ok(text)
+    Ok((text, images))
 }
 
 #[cfg(test)]
@@ -844,7 +872,7 @@ mod tests {
             ),
             (
                 json!({"tool_choice": "required"}),
-                "tool_choice: is only allowed",
+                "tool_choice: may only be none or auto",
             ),
             (
                 json!({"tools": [weather_tool()], "tool_choice": "sometimes"}),
@@ -940,7 +968,7 @@ mod tests {
             (json!([{"content": "x"}]), "role is required"),
             (
                 json!([user("a"), {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
-                "messages[1]: content parts of type image_url",
+                "messages[1]: an image's url must be a data: URL",
             ),
             (
                 json!([{"role": "user", "content": "x", "extra": 1}]),
