@@ -561,6 +561,85 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_use_block_becomes_a_call_and_its_input_deltas_its_arguments() {
+        use aws_sdk_bedrockruntime::types::{
+            ContentBlockStartEvent, ToolUseBlockDelta, ToolUseBlockStart,
+        };
+        let start = ConverseStreamOutput::ContentBlockStart(
+            ContentBlockStartEvent::builder()
+                .content_block_index(1)
+                .start(ContentBlockStart::ToolUse(
+                    ToolUseBlockStart::builder()
+                        .tool_use_id("tooluse_1")
+                        .name("weather")
+                        .build()
+                        .unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        );
+        let input = |text: &str| {
+            ConverseStreamOutput::ContentBlockDelta(
+                ContentBlockDeltaEvent::builder()
+                    .content_block_index(1)
+                    .delta(ContentBlockDelta::ToolUse(
+                        ToolUseBlockDelta::builder().input(text).build().unwrap(),
+                    ))
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let pieces = pieces_of(vec![
+            start,
+            input("{\"city\":"),
+            input("\"Oslo\"}"),
+            stop(StopReason::ToolUse),
+            metadata(20, 9),
+        ]);
+        assert_eq!(
+            pieces[..3],
+            [
+                Piece::ToolCall {
+                    id: "tooluse_1".into(),
+                    name: "weather".into()
+                },
+                Piece::ToolInput("{\"city\":".into()),
+                Piece::ToolInput("\"Oslo\"}".into()),
+            ]
+        );
+        assert!(matches!(
+            pieces[3],
+            Piece::Finished {
+                finish: Finish::ToolCalls,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn json_becomes_a_document_number_for_number_and_only_objects_are_arguments() {
+        let value = serde_json::json!({"a": [1, -2, 2.5, "x", true, null]});
+        let Document::Object(map) = document_of(&value) else {
+            panic!("an object")
+        };
+        let Document::Array(items) = &map["a"] else {
+            panic!("an array")
+        };
+        assert_eq!(items[0], Document::Number(Number::PosInt(1)));
+        assert_eq!(items[1], Document::Number(Number::NegInt(-2)));
+        assert_eq!(items[2], Document::Number(Number::Float(2.5)));
+        assert_eq!(items[5], Document::Null);
+        assert_eq!(
+            arguments_document("[1]"),
+            Document::Object(Default::default())
+        );
+        assert_eq!(
+            arguments_document("not json"),
+            Document::Object(Default::default())
+        );
+    }
+
+    #[test]
     fn metadata_before_the_stop_finishes_at_the_stop() {
         let pieces = pieces_of(vec![metadata(3, 4), stop(StopReason::MaxTokens)]);
         assert_eq!(

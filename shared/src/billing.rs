@@ -693,6 +693,21 @@ mod tests {
     }
 
     #[test]
+    fn without_a_report_a_tool_calls_name_and_arguments_count_as_output() {
+        let call = open_call(100, 10);
+        let p = Produced {
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "weather".into(),
+                arguments: "{\"city\":\"Oslo\"}".into(),
+            }],
+            ..produced("ok", 0, None)
+        };
+        let written = "ok".len() + "weather".len() + "{\"city\":\"Oslo\"}".len();
+        assert_eq!(call.charged_usage(&p), Usage::bound(10, written as u64));
+    }
+
+    #[test]
     fn a_hang_up_or_a_cut_is_charged_the_bound_even_with_a_usage() {
         let call = open_call(100, 10);
         let usage = Some(Usage {

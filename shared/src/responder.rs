@@ -721,6 +721,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn tools_calls_and_results_count_into_the_input_bound() {
+        let plain = Conversation::single("Hi");
+        let tool = Tool {
+            name: "weather".into(),
+            description: Some("Today's".into()),
+            parameters: serde_json::json!({"type": "object"}),
+        };
+        let schema = tool.parameters.to_string().len();
+        let offered = Conversation {
+            tools: vec![tool],
+            ..plain.clone()
+        };
+        assert_eq!(
+            offered.input_bound(),
+            plain.input_bound()
+                + "weather".len()
+                + "Today's".len()
+                + schema
+                + MESSAGE_OVERHEAD_TOKENS
+        );
+        let mut answered = offered.clone();
+        answered.turns[0].tool_results.push(ToolResult {
+            call_id: "c".into(),
+            text: "sunny".into(),
+        });
+        assert_eq!(
+            answered.input_bound(),
+            offered.input_bound() + "c".len() + "sunny".len() + MESSAGE_OVERHEAD_TOKENS
+        );
+    }
+
     fn texts_of(pieces: Vec<Piece>) -> (Vec<Piece>, String) {
         let text = pieces
             .iter()
