@@ -204,6 +204,12 @@ def _in_shape(body):
     """Brings a schema-valid completion request within the rules no schema
     states, in place, keeping it schema-valid."""
     messages = body["messages"]
+    # Tool calls and results must pair up, in order, with the tools given:
+    # generated ones rarely do, so they go (a tool round trip is held by
+    # tests/tests/completions_tools.rs and the SDK tests), and so does a
+    # message left with nothing to say.
+    messages[:] = [m for m in messages if _plain(m)] or [{"role": "user", "content": "x"}]
+    _tools_in_shape(body)
     # Text parts join into one text: not blank, at most 8000 characters.
     for message in messages:
         parts = message.get("content")
@@ -223,14 +229,51 @@ def _in_shape(body):
         message["role"] = "user"
 
 
+def _plain(message):
+    """A message without tool calls or results, with text to say."""
+    if message.get("role") == "tool" or message.get("tool_calls"):
+        return False
+    return message.get("content") not in (None, "")
+
+
+def _tools_in_shape(body):
+    """Each tool name once, and a named choice among the tools."""
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        seen = set()
+        tools[:] = [
+            t for t in tools
+            if t["function"]["name"] not in seen and not seen.add(t["function"]["name"])
+        ]
+        names = seen
+    else:
+        names = set()
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice["function"]["name"] not in names:
+        body["tool_choice"] = "auto" if names else None
+
+
+# A 1x1 PNG: generated image parts hold a data: URL of the right shape
+# whose bytes are rarely an image of the type it names.
+_PNG_URL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
 def _join_within_limits(parts):
+    for part in parts:
+        if part.get("type") == "image_url":
+            part["image_url"]["url"] = _PNG_URL
+
     def joined():
-        return "".join(part["text"] for part in parts)
+        return "".join(part.get("text", "") for part in parts)
 
     while len(parts) > 1 and len(joined()) > _MESSAGE_MAX_CHARS:
         parts.pop()
-    if _BLANK.fullmatch(joined()):
-        parts[0]["text"] = "x"
+    # Blank text is taken beside an image; otherwise a text part says "x".
+    if _BLANK.fullmatch(joined()) and not any(p.get("type") == "image_url" for p in parts):
+        parts[0] = {"type": "text", "text": "x"}
         while len(parts) > 1 and len(joined()) > _MESSAGE_MAX_CHARS:
             parts.pop()
 
@@ -239,4 +282,4 @@ def _text(message):
     content = message.get("content")
     if isinstance(content, str):
         return content
-    return "".join(part["text"] for part in content)
+    return "".join(part.get("text", "") for part in content)

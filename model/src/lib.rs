@@ -63,6 +63,8 @@ pub struct ModelConfig {
     /// Ask the model to cache the system prompt (a cache point after it),
     /// for models that support prompt caching.
     pub cache: bool,
+    /// The model reads images (the catalog's `images`).
+    pub images: bool,
 }
 
 impl ModelConfig {
@@ -75,6 +77,7 @@ impl ModelConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             endpoint_url: None,
             cache: false,
+            images: false,
         }
     }
 
@@ -128,6 +131,7 @@ impl ModelConfig {
             // fall back to AWS_ENDPOINT_URL, which locally is DynamoDB Local.
             endpoint_url: set("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
             cache: false,
+            images: false,
             model_id,
         })
     }
@@ -180,6 +184,7 @@ pub async fn models_of(
                     config.max_tokens = max;
                 }
                 config.cache = model.cache;
+                config.images = model.images;
                 if shared.is_none() {
                     shared = Some(
                         aws_config::defaults(BehaviorVersion::latest())
@@ -243,6 +248,7 @@ pub struct BedrockResponder {
     timeout: Duration,
     /// A cache point after the system prompt.
     cache: bool,
+    images: bool,
 }
 
 impl BedrockResponder {
@@ -284,6 +290,7 @@ impl BedrockResponder {
             max_tokens: i32::try_from(model.max_tokens).unwrap_or(i32::MAX),
             timeout: model.timeout,
             cache: model.cache,
+            images: model.images,
         }
     }
 }
@@ -299,6 +306,10 @@ impl Responder for BedrockResponder {
 
     fn model_name(&self) -> &str {
         &self.model_id
+    }
+
+    fn takes_images(&self) -> bool {
+        self.images
     }
 
     fn stream<'a>(

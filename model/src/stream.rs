@@ -14,15 +14,21 @@ use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamError;
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ConversationRole,
-    ConverseStreamMetadataEvent, ConverseStreamOutput, InferenceConfiguration, Message,
-    ReasoningContentBlockDelta, StopReason, SystemContentBlock,
+    AnyToolChoice, AutoToolChoice, CachePointBlock, CachePointType, ContentBlock,
+    ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamMetadataEvent,
+    ConverseStreamOutput, ImageBlock, ImageFormat as BedrockImageFormat, ImageSource,
+    InferenceConfiguration, Message, ReasoningContentBlockDelta, SpecificToolChoice, StopReason,
+    SystemContentBlock, Tool as BedrockTool, ToolConfiguration, ToolInputSchema, ToolResultBlock,
+    ToolResultContentBlock, ToolSpecification, ToolUseBlock,
 };
 use aws_smithy_types::event_stream::RawMessage;
+use aws_smithy_types::{Blob, Document, Number};
 use chat_core::responder::{
-    Conversation, Finish, NextPiece, Piece, ReplyStream, Role, Sampling, StartFailure,
+    Conversation, Finish, ImageFormat, NextPiece, Piece, ReplyStream, Role, Sampling, StartFailure,
+    ToolChoice,
 };
 use chat_core::ApiError;
+use serde_json::Value;
 
 use crate::{model_failure, usage_of, BedrockResponder, ErrorCode, RawStatus, REFUSAL_CODES};
 
@@ -83,6 +89,7 @@ pub(crate) async fn converse_stream(
             messages_of(conversation).map_err(StartFailure::refused)?,
         ))
         .inference_config(inference_of(sampling, responder.max_tokens))
+        .set_tool_config(tool_config_of(conversation).map_err(StartFailure::refused)?)
         .send()
         .await
         .map_err(|err| StartFailure::refused(model_failure(err)))?;
@@ -128,6 +135,10 @@ fn system_of(conversation: &Conversation, cache: bool) -> Option<Vec<SystemConte
     Some(blocks)
 }
 
+/// Each turn as one message: a user turn's tool results first (Converse
+/// wants them before any text), then its images, then its text; an assistant turn's text,
+/// then its tool calls. An empty text is left out: Converse refuses blank
+/// text blocks, and a turn of tool blocks alone needs none.
 fn messages_of(conversation: &Conversation) -> Result<Vec<Message>, ApiError> {
     conversation
         .turns
@@ -137,13 +148,117 @@ fn messages_of(conversation: &Conversation) -> Result<Vec<Message>, ApiError> {
                 Role::User => ConversationRole::User,
                 Role::Assistant => ConversationRole::Assistant,
             };
+            let mut content = Vec::new();
+            for result in &turn.tool_results {
+                let block = ToolResultBlock::builder()
+                    .tool_use_id(&result.call_id)
+                    .content(ToolResultContentBlock::Text(result.text.clone()))
+                    .build()
+                    .map_err(ApiError::internal)?;
+                content.push(ContentBlock::ToolResult(block));
+            }
+            for image in &turn.images {
+                let format = match image.format {
+                    ImageFormat::Png => BedrockImageFormat::Png,
+                    ImageFormat::Jpeg => BedrockImageFormat::Jpeg,
+                    ImageFormat::Gif => BedrockImageFormat::Gif,
+                    ImageFormat::Webp => BedrockImageFormat::Webp,
+                };
+                let block = ImageBlock::builder()
+                    .format(format)
+                    .source(ImageSource::Bytes(Blob::new(image.bytes.clone())))
+                    .build()
+                    .map_err(ApiError::internal)?;
+                content.push(ContentBlock::Image(block));
+            }
+            if !turn.text.is_empty() {
+                content.push(ContentBlock::Text(turn.text.clone()));
+            }
+            for call in &turn.tool_calls {
+                let block = ToolUseBlock::builder()
+                    .tool_use_id(&call.id)
+                    .name(&call.name)
+                    .input(arguments_document(&call.arguments))
+                    .build()
+                    .map_err(ApiError::internal)?;
+                content.push(ContentBlock::ToolUse(block));
+            }
             Message::builder()
                 .role(role)
-                .content(ContentBlock::Text(turn.text.clone()))
+                .set_content(Some(content))
                 .build()
                 .map_err(ApiError::internal)
         })
         .collect()
+}
+
+/// The tools offered and the choice among them; `None` without tools.
+fn tool_config_of(conversation: &Conversation) -> Result<Option<ToolConfiguration>, ApiError> {
+    if conversation.tools.is_empty() {
+        return Ok(None);
+    }
+    let mut config = ToolConfiguration::builder();
+    for tool in &conversation.tools {
+        let spec = ToolSpecification::builder()
+            .name(&tool.name)
+            .set_description(tool.description.clone())
+            .input_schema(ToolInputSchema::Json(document_of(&tool.parameters)))
+            .build()
+            .map_err(ApiError::internal)?;
+        config = config.tools(BedrockTool::ToolSpec(spec));
+    }
+    let choice = match &conversation.tool_choice {
+        ToolChoice::Auto => {
+            aws_sdk_bedrockruntime::types::ToolChoice::Auto(AutoToolChoice::builder().build())
+        }
+        ToolChoice::Required => {
+            aws_sdk_bedrockruntime::types::ToolChoice::Any(AnyToolChoice::builder().build())
+        }
+        ToolChoice::Named(name) => aws_sdk_bedrockruntime::types::ToolChoice::Tool(
+            SpecificToolChoice::builder()
+                .name(name)
+                .build()
+                .map_err(ApiError::internal)?,
+        ),
+    };
+    config
+        .tool_choice(choice)
+        .build()
+        .map(Some)
+        .map_err(ApiError::internal)
+}
+
+/// A tool call's arguments as Converse takes them: the JSON object the
+/// model wrote. Text that is not a JSON object (a client may send any
+/// string back) goes as an empty object: Converse takes objects only, and
+/// the call's id still ties it to its result.
+fn arguments_document(arguments: &str) -> Document {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(value @ Value::Object(_)) => document_of(&value),
+        _ => Document::Object(Default::default()),
+    }
+}
+
+/// JSON as a Smithy document, number for number.
+fn document_of(value: &Value) -> Document {
+    match value {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(if let Some(u) = n.as_u64() {
+            Number::PosInt(u)
+        } else if let Some(i) = n.as_i64() {
+            Number::NegInt(i)
+        } else {
+            Number::Float(n.as_f64().unwrap_or(0.0))
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(document_of).collect()),
+        Value::Object(map) => Document::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), document_of(v)))
+                .collect(),
+        ),
+    }
 }
 
 /// Only what the caller set: Bedrock's defaults are the model's own. The
@@ -166,6 +281,7 @@ fn finish_of(reason: &StopReason) -> Finish {
     match reason {
         StopReason::MaxTokens | StopReason::ModelContextWindowExceeded => Finish::Length,
         StopReason::GuardrailIntervened | StopReason::ContentFiltered => Finish::ContentFilter,
+        StopReason::ToolUse => Finish::ToolCalls,
         _ => Finish::Stop,
     }
 }
@@ -197,9 +313,16 @@ impl Progress {
                     (bytes > 0).then_some(Piece::Hidden(bytes))
                 }
                 Some(ContentBlockDelta::ToolUse(tool)) if !tool.input.is_empty() => {
-                    Some(Piece::Hidden(tool.input.len()))
+                    Some(Piece::ToolInput(tool.input))
                 }
                 // Citations and the rest add no output of their own.
+                _ => None,
+            },
+            ConverseStreamOutput::ContentBlockStart(start) => match start.start {
+                Some(ContentBlockStart::ToolUse(tool)) => Some(Piece::ToolCall {
+                    id: tool.tool_use_id,
+                    name: tool.name,
+                }),
                 _ => None,
             },
             ConverseStreamOutput::MessageStop(stop) => {
@@ -438,6 +561,85 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_use_block_becomes_a_call_and_its_input_deltas_its_arguments() {
+        use aws_sdk_bedrockruntime::types::{
+            ContentBlockStartEvent, ToolUseBlockDelta, ToolUseBlockStart,
+        };
+        let start = ConverseStreamOutput::ContentBlockStart(
+            ContentBlockStartEvent::builder()
+                .content_block_index(1)
+                .start(ContentBlockStart::ToolUse(
+                    ToolUseBlockStart::builder()
+                        .tool_use_id("tooluse_1")
+                        .name("weather")
+                        .build()
+                        .unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        );
+        let input = |text: &str| {
+            ConverseStreamOutput::ContentBlockDelta(
+                ContentBlockDeltaEvent::builder()
+                    .content_block_index(1)
+                    .delta(ContentBlockDelta::ToolUse(
+                        ToolUseBlockDelta::builder().input(text).build().unwrap(),
+                    ))
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let pieces = pieces_of(vec![
+            start,
+            input("{\"city\":"),
+            input("\"Oslo\"}"),
+            stop(StopReason::ToolUse),
+            metadata(20, 9),
+        ]);
+        assert_eq!(
+            pieces[..3],
+            [
+                Piece::ToolCall {
+                    id: "tooluse_1".into(),
+                    name: "weather".into()
+                },
+                Piece::ToolInput("{\"city\":".into()),
+                Piece::ToolInput("\"Oslo\"}".into()),
+            ]
+        );
+        assert!(matches!(
+            pieces[3],
+            Piece::Finished {
+                finish: Finish::ToolCalls,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn json_becomes_a_document_number_for_number_and_only_objects_are_arguments() {
+        let value = serde_json::json!({"a": [1, -2, 2.5, "x", true, null]});
+        let Document::Object(map) = document_of(&value) else {
+            panic!("an object")
+        };
+        let Document::Array(items) = &map["a"] else {
+            panic!("an array")
+        };
+        assert_eq!(items[0], Document::Number(Number::PosInt(1)));
+        assert_eq!(items[1], Document::Number(Number::NegInt(-2)));
+        assert_eq!(items[2], Document::Number(Number::Float(2.5)));
+        assert_eq!(items[5], Document::Null);
+        assert_eq!(
+            arguments_document("[1]"),
+            Document::Object(Default::default())
+        );
+        assert_eq!(
+            arguments_document("not json"),
+            Document::Object(Default::default())
+        );
+    }
+
+    #[test]
     fn metadata_before_the_stop_finishes_at_the_stop() {
         let pieces = pieces_of(vec![metadata(3, 4), stop(StopReason::MaxTokens)]);
         assert_eq!(
@@ -472,7 +674,7 @@ mod tests {
         for (reason, finish) in [
             (StopReason::EndTurn, Finish::Stop),
             (StopReason::StopSequence, Finish::Stop),
-            (StopReason::ToolUse, Finish::Stop),
+            (StopReason::ToolUse, Finish::ToolCalls),
             (StopReason::MaxTokens, Finish::Length),
             (StopReason::ModelContextWindowExceeded, Finish::Length),
             (StopReason::GuardrailIntervened, Finish::ContentFilter),
@@ -536,19 +738,11 @@ mod tests {
         let conversation = Conversation {
             system: vec!["Be brief.".into(), "Answer in French.".into()],
             turns: vec![
-                Turn {
-                    role: Role::User,
-                    text: "Hi".into(),
-                },
-                Turn {
-                    role: Role::Assistant,
-                    text: "Salut".into(),
-                },
-                Turn {
-                    role: Role::User,
-                    text: "How are you?".into(),
-                },
+                Turn::text(Role::User, "Hi"),
+                Turn::text(Role::Assistant, "Salut"),
+                Turn::text(Role::User, "How are you?"),
             ],
+            ..Conversation::default()
         };
         assert_eq!(
             system_of(&conversation, false),

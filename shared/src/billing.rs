@@ -36,7 +36,9 @@ use crate::domain::{ChatMessage, KeyedRequest, VerifiedToken};
 use crate::error::ApiError;
 use crate::metrics::MoneyEvent;
 use crate::pricing::{Pricing, Usage};
-use crate::responder::{Conversation, Finish, Piece, ReplyStream, Sampling, StartFailure};
+use crate::responder::{
+    Conversation, Finish, Piece, ReplyStream, Sampling, StartFailure, ToolCall,
+};
 use crate::served::ServedModel;
 use crate::store::{
     ChatOutcome, ChatRecord, Hold, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
@@ -81,6 +83,8 @@ pub struct Settled {
     pub text: String,
     /// The text as the model wrote it, piece by piece.
     pub pieces: Vec<String>,
+    /// The tools the model called, in order.
+    pub tool_calls: Vec<ToolCall>,
     pub finish: Finish,
     /// What it was charged for.
     pub usage: Usage,
@@ -95,10 +99,12 @@ impl Settled {
     /// what it was charged.
     pub fn charged_failure(self) -> Result<Settled, ApiError> {
         match self.failure {
-            Some(failure) if self.text.is_empty() => Err(ApiError::ChargedFailure {
-                failure: Box::new(failure),
-                charged: self.cost,
-            }),
+            Some(failure) if self.text.is_empty() && self.tool_calls.is_empty() => {
+                Err(ApiError::ChargedFailure {
+                    failure: Box::new(failure),
+                    charged: self.cost,
+                })
+            }
             failure => Ok(Settled { failure, ..self }),
         }
     }
@@ -112,10 +118,26 @@ pub enum Billed {
     Replayed(SavedChat),
 }
 
-/// Where a streamed reply's text goes as it comes: a client's stream.
+/// Where a streamed reply goes as it comes: a client's stream.
 pub trait Sink: Send {
     /// Sends `text` on; `false` once the client has gone.
     fn text<'a>(&'a mut self, text: &'a str) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+    /// Sends on a piece of the `index`-th tool call (from 0): its start
+    /// (`ToolDelta::Start`) or more of its arguments; `false` once the
+    /// client has gone.
+    fn tool_call<'a>(
+        &'a mut self,
+        index: usize,
+        delta: ToolDelta<'a>,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+}
+
+/// A piece of a tool call as it is streamed.
+#[derive(Clone, Copy, Debug)]
+pub enum ToolDelta<'a> {
+    Start { id: &'a str, name: &'a str },
+    Arguments(&'a str),
 }
 
 /// A reply from the free responder, made first and then charged and saved
@@ -143,6 +165,7 @@ pub async fn free(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<B
         message: call.message,
         model: &call.model.id,
         response: &produced.text,
+        tool_calls: &produced.tool_calls,
         cost,
         usage,
         finish,
@@ -161,6 +184,7 @@ pub async fn free(app: &App, token: &VerifiedToken, call: &Call<'_>) -> Result<B
             created,
             text: produced.text,
             pieces: produced.pieces,
+            tool_calls: produced.tool_calls,
             finish,
             usage,
             cost,
@@ -353,6 +377,7 @@ impl OpenCall {
             message: call.message,
             model: &call.model.id,
             response: &produced.text,
+            tool_calls: &produced.tool_calls,
             cost,
             usage,
             finish,
@@ -375,6 +400,7 @@ impl OpenCall {
             created,
             text: produced.text,
             pieces: produced.pieces,
+            tool_calls: produced.tool_calls,
             finish,
             usage,
             cost,
@@ -391,7 +417,12 @@ impl OpenCall {
         if let (Some(usage), false, false) = (produced.usage, produced.hung_up, produced.cut) {
             return usage;
         }
-        let written = (produced.text.len() + produced.hidden_bytes) as u64;
+        let calls: usize = produced
+            .tool_calls
+            .iter()
+            .map(|c| c.name.len() + c.arguments.len())
+            .sum();
+        let written = (produced.text.len() + produced.hidden_bytes + calls) as u64;
         Usage::bound(self.input_bound, written.min(u64::from(self.max_tokens)))
     }
 }
@@ -499,7 +530,10 @@ impl ReplyStream for Ended {
 pub struct Produced {
     pub text: String,
     pub pieces: Vec<String>,
-    /// UTF-8 bytes of output that is not text (reasoning, tool input).
+    /// The tools the model called, arguments as written so far.
+    pub tool_calls: Vec<ToolCall>,
+    /// UTF-8 bytes of output that is neither text nor a tool call
+    /// (reasoning).
     pub hidden_bytes: usize,
     pub finish: Option<Finish>,
     pub usage: Option<Usage>,
@@ -548,6 +582,49 @@ impl Produced {
                     }
                 }
                 Ok(Some(Piece::Hidden(bytes))) => produced.hidden_bytes += bytes,
+                Ok(Some(Piece::ToolCall { id, name })) => {
+                    let index = produced.tool_calls.len();
+                    let gone = match sink.as_mut() {
+                        Some(sink) => {
+                            let delta = ToolDelta::Start {
+                                id: &id,
+                                name: &name,
+                            };
+                            !sink.tool_call(index, delta).await
+                        }
+                        None => false,
+                    };
+                    produced.tool_calls.push(ToolCall {
+                        id,
+                        name,
+                        arguments: String::new(),
+                    });
+                    if gone {
+                        produced.hung_up = true;
+                        break;
+                    }
+                }
+                Ok(Some(Piece::ToolInput(arguments))) => {
+                    // Arguments before any call's start belong to none: they
+                    // were written all the same, and count as hidden output.
+                    let Some(index) = produced.tool_calls.len().checked_sub(1) else {
+                        produced.hidden_bytes += arguments.len();
+                        continue;
+                    };
+                    let gone = match sink.as_mut() {
+                        Some(sink) => {
+                            !sink
+                                .tool_call(index, ToolDelta::Arguments(&arguments))
+                                .await
+                        }
+                        None => false,
+                    };
+                    produced.tool_calls[index].arguments.push_str(&arguments);
+                    if gone {
+                        produced.hung_up = true;
+                        break;
+                    }
+                }
                 Ok(Some(Piece::Finished { finish, usage })) => {
                     produced.finish = Some(finish);
                     produced.usage = usage;
@@ -616,6 +693,21 @@ mod tests {
     }
 
     #[test]
+    fn without_a_report_a_tool_calls_name_and_arguments_count_as_output() {
+        let call = open_call(100, 10);
+        let p = Produced {
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "weather".into(),
+                arguments: "{\"city\":\"Oslo\"}".into(),
+            }],
+            ..produced("ok", 0, None)
+        };
+        let written = "ok".len() + "weather".len() + "{\"city\":\"Oslo\"}".len();
+        assert_eq!(call.charged_usage(&p), Usage::bound(10, written as u64));
+    }
+
+    #[test]
     fn a_hang_up_or_a_cut_is_charged_the_bound_even_with_a_usage() {
         let call = open_call(100, 10);
         let usage = Some(Usage {
@@ -658,6 +750,7 @@ mod tests {
             created: Timestamp::now(),
             text: text.into(),
             pieces: vec![],
+            tool_calls: vec![],
             finish: Finish::Length,
             usage: Usage::default(),
             cost: 9,

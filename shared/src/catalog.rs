@@ -62,6 +62,8 @@ pub struct CatalogModel {
     pub max_tokens: Option<u32>,
     /// A cache point after the system prompt (prompt caching).
     pub cache: bool,
+    /// The model reads images in user messages.
+    pub images: bool,
 }
 
 /// Why a catalog was refused: where, and what is wrong.
@@ -91,6 +93,8 @@ struct Entry {
     free: bool,
     #[serde(default)]
     cache: bool,
+    #[serde(default)]
+    images: bool,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +152,7 @@ impl Catalog {
                 pricing,
                 max_tokens: entry.max_tokens,
                 cache: entry.cache,
+                images: entry.images,
             });
         }
         if models.is_empty() {
@@ -363,6 +368,19 @@ mod tests {
             catalog.models[1].pricing,
             Pricing::Usage(UsagePrices::plain(3, 15))
         );
+    }
+
+    #[test]
+    fn a_model_takes_images_only_when_it_says_so() {
+        let catalog = Catalog::parse(
+            r#"{"default": "eyes", "models": [
+                {"id": "eyes", "bedrock_model": "a.b", "flat": 1, "images": true},
+                {"id": "blind", "bedrock_model": "a.c", "flat": 1}
+            ]}"#,
+        )
+        .unwrap();
+        let takes: Vec<bool> = catalog.models.iter().map(|m| m.images).collect();
+        assert_eq!(takes, [true, false]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible routes (/v1/models, /v1/chat/completions) through
+"""The OpenAI-compatible routes (/v1/models, /v1/chat/completions, with
+tools and images) through
 the official `openai` Python SDK, against a running local API.
 
 scripts/openai-sdk.sh runs these (make test does, against a `make run` of
@@ -444,14 +445,14 @@ def test_empty_balance(user):
 BAD_REQUESTS = {
     "unknown field": ({"messages": HI, "extra_body": {"frobnicate": True}}, "frobnicate"),
     "n 2": ({"messages": HI, "n": 2}, "n"),
-    "tools": (
+    "a tool with a bad name": (
         {
             "messages": HI,
             "tools": [
                 {
                     "type": "function",
                     "function": {
-                        "name": "get_weather",
+                        "name": "get weather",
                         "parameters": {"type": "object", "properties": {}},
                     },
                 }
@@ -459,17 +460,40 @@ BAD_REQUESTS = {
         },
         "tools",
     ),
-    "image part": (
+    "a tool result without tools": (
+        {
+            "messages": HI
+            + [
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function",
+                     "function": {"name": "get_weather", "arguments": "{}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            ],
+        },
+        "tools",
+    ),
+    "a remote image": (
         {
             "messages": [
                 {
                     "role": "user",
                     "content": [
                         {"type": "text", "text": "What is this?"},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
-                        },
+                        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                    ],
+                }
+            ]
+        },
+        "messages",
+    ),
+    "an image that is not what it says": (
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/gif;base64,iVBORw0KGgo="}},
                     ],
                 }
             ]
@@ -490,6 +514,125 @@ BAD_REQUESTS = {
     "ends with system": ({"messages": [{"role": "system", "content": "Be brief."}]}, "messages"),
     "max_tokens above the cap": ({"messages": HI, "max_tokens": 1_000_000_000}, "max_tokens"),
 }
+
+
+# --- tools -------------------------------------------------------------------
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time"}}
+
+
+def test_a_tool_round_trip(user):
+    """The dummy calls the first tool (arguments {}, id call_dummy_0), then
+    answers as always once given the result; each call is charged and
+    saved, the call itself with no text."""
+    ask = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = user.sdk.chat.completions.create(model=MODEL, messages=ask, tools=[WEATHER, CLOCK])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id == "call_dummy_0"
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == "{}"
+    assert first.usage.prompt_tokens == words("Weather in Oslo?")
+    assert first.usage.completion_tokens == 1
+    # The SDK's own message object goes back as the assistant's turn.
+    conversation = ask + [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"},
+    ]
+    second = user.sdk.chat.completions.create(
+        model=MODEL, messages=conversation, tools=[WEATHER, CLOCK]
+    )
+    assert second.choices[0].message.content == REPLY
+    assert second.choices[0].message.tool_calls is None
+    assert second.choices[0].finish_reason == "stop"
+    # The result and the call's arguments are words of the prompt.
+    assert second.usage.prompt_tokens == words("Weather in Oslo?", "{}", "sunny, 21 C")
+    assert user.balance() == INITIAL_TOKENS - 2 * COST
+    chats = user.chats()
+    assert [c["response"] for c in chats] == [REPLY, ""], chats
+    assert [c["message"] for c in chats] == ["sunny, 21 C", "Weather in Oslo?"], chats
+    user.audit()
+
+
+def test_a_streamed_tool_call_with_a_named_choice(user):
+    stream = user.sdk.chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        tools=[WEATHER, CLOCK],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        parallel_tool_calls=False,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    calls = [tc for d in deltas for tc in (d.tool_calls or [])]
+    assert calls[0].index == 0 and calls[0].id == "call_dummy_0"
+    assert calls[0].function.name == "get_time"
+    assert "".join(tc.function.arguments or "" for tc in calls) == "{}"
+    assert all(tc.index == 0 for tc in calls)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "tool_calls"
+    assert chunks[-1].usage.completion_tokens == 1
+    # The SDK's stream helper puts the deltas back together.
+    with user.sdk.chat.completions.stream(
+        model=MODEL, messages=HI, tools=[WEATHER], tool_choice="required"
+    ) as helper:
+        final = helper.get_final_completion()
+    (call,) = final.choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == ("get_weather", "{}")
+    assert user.balance() == INITIAL_TOKENS - 2 * COST
+    user.audit()
+
+
+def test_tool_choice_none_offers_no_tools(user):
+    completion = user.sdk.chat.completions.create(
+        model=MODEL, messages=HI, tools=[WEATHER], tool_choice="none"
+    )
+    assert completion.choices[0].message.content == REPLY
+    assert completion.choices[0].finish_reason == "stop"
+    user.check_books(1, last_message="Hi")
+
+
+# --- images ------------------------------------------------------------------
+
+# A 1x1 PNG.
+PNG_URL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_an_inline_image(user):
+    """The dummy takes images (each one word of the prompt) and answers as
+    always; the chat is saved with the message's text."""
+    message = "What is in this picture?"
+    completion = user.sdk.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": message},
+                    {"type": "image_url", "image_url": {"url": PNG_URL, "detail": "low"}},
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content == REPLY
+    assert completion.usage.prompt_tokens == words(message) + 1
+    user.check_books(1, last_message=message)
 
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))

@@ -136,6 +136,8 @@ pub struct Streamed {
     /// Every piece after the first waits for this gate too.
     gate_after_first: Option<Gate>,
     failure: Option<(usize, &'static str)>,
+    /// Tool calls after the text: id, name, and the arguments' pieces.
+    tool_uses: Vec<(String, String, Vec<String>)>,
 }
 
 impl Streamed {
@@ -151,7 +153,22 @@ impl Streamed {
             between_pieces: Duration::ZERO,
             gate_after_first: None,
             failure: None,
+            tool_uses: Vec::new(),
         }
+    }
+
+    /// After the text, a call of the tool `name` under `id`, its arguments
+    /// streamed in these pieces, as Bedrock does: a `contentBlockStart`
+    /// with the `toolUse`, a `contentBlockDelta` per piece, a
+    /// `contentBlockStop`; the stop reason becomes `tool_use`.
+    pub fn tool_use(mut self, id: &str, name: &str, arguments: &[&str]) -> Self {
+        self.tool_uses.push((
+            id.to_owned(),
+            name.to_owned(),
+            arguments.iter().map(|a| (*a).to_owned()).collect(),
+        ));
+        self.stop_reason = "tool_use";
+        self
     }
 
     /// The usage the `metadata` event reports.
@@ -435,11 +452,18 @@ fn converse_answer(streamed: &Streamed) -> JsonAnswer {
         };
         return error_answer(&Answer::error(status, error_type));
     }
-    let content = if streamed.pieces.is_empty() {
+    let mut content = if streamed.pieces.is_empty() {
         json!([])
     } else {
         json!([{ "text": streamed.text() }])
     };
+    for (id, name, arguments) in &streamed.tool_uses {
+        let input: Value = serde_json::from_str(&arguments.concat()).unwrap_or(json!({}));
+        content
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }));
+    }
     let (input, output) = streamed.usage.unwrap_or((12, 5));
     JsonAnswer {
         status: 200,
@@ -523,6 +547,23 @@ fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, Hu
         writer,
         event("contentBlockStop", json!({ "contentBlockIndex": 0 })),
     )?;
+    for (i, (id, name, arguments)) in streamed.tool_uses.iter().enumerate() {
+        let index = i + 1;
+        let start = json!({
+            "contentBlockIndex": index,
+            "start": { "toolUse": { "toolUseId": id, "name": name } },
+        });
+        send(writer, event("contentBlockStart", start))?;
+        for piece in arguments {
+            let delta =
+                json!({ "contentBlockIndex": index, "delta": { "toolUse": { "input": piece } } });
+            send(writer, event("contentBlockDelta", delta))?;
+        }
+        send(
+            writer,
+            event("contentBlockStop", json!({ "contentBlockIndex": index })),
+        )?;
+    }
     send(
         writer,
         event("messageStop", json!({ "stopReason": streamed.stop_reason })),

@@ -190,7 +190,7 @@ async fn refusals_take_openais_shape_and_change_nothing() {
         ),
         (
             Some(token),
-            json!({"model": "dummy", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            json!({"model": "dummy", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f g"}}]}),
             400,
             "invalid_field",
             json!("tools"),

@@ -32,14 +32,12 @@ fn hello() -> Conversation {
     Conversation {
         system: vec![],
         turns: vec![turn(Role::User, "Hello")],
+        ..Conversation::default()
     }
 }
 
 fn turn(role: Role, text: &str) -> Turn {
-    Turn {
-        role,
-        text: text.to_owned(),
-    }
+    Turn::text(role, text)
 }
 
 fn sampling() -> Sampling {
@@ -97,6 +95,7 @@ async fn a_stream_yields_its_pieces_in_order_then_its_end_and_usage() {
             turn(Role::Assistant, "Salut"),
             turn(Role::User, "How are you?"),
         ],
+        ..Conversation::default()
     };
     let sampling = Sampling {
         max_tokens: 200,

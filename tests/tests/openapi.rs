@@ -1041,6 +1041,28 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
 
 /// The per-user chat rate, on `/chat/` and `/v1/`, as the user whose login
 /// `token` is; `message` a chat's body, `whole` a completion's.
+/// A tool call by the dummy, whole and streamed: its message and its
+/// deltas as the spec has them.
+async fn tool_calls(run: &mut Run, app: &App, auth: &str) {
+    let weather = json!([{"type": "function", "function": {"name": "weather"}}]);
+    let calling = with(hello("dummy"), json!({"tools": weather}));
+    run.accepted_body(COMPLETIONS, &calling.to_string());
+    let response = call(app, COMPLETIONS, completion(&calling, Some(auth))).await;
+    let answer = run.expect(COMPLETIONS, &response, 200, "");
+    assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "weather"
+    );
+    let streamed_call = with(calling, json!({"stream": true}));
+    let response = call(app, COMPLETIONS, completion(&streamed_call, Some(auth))).await;
+    let (chunks, error) = run.expect_stream(&response, false);
+    assert!(error.is_none());
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["delta"]["tool_calls"][0]["id"] == "call_dummy_0"));
+}
+
 async fn rate_limits(run: &mut Run, app: &App, token: &str, message: &str, whole: &Value) {
     let auth = bearer(token);
     // One chat or completion a minute: alice has had hers this minute
@@ -1359,6 +1381,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
             ("AI response".into(), None)
         );
     }
+    Box::pin(tool_calls(&mut run, &app, &auth)).await;
     // Every field the request documents at once, each in a value the
     // server takes: nothing documented is refused.
     let everything = every_field();
@@ -2311,8 +2334,83 @@ fn the_completion_request_schema_takes_what_the_parser_takes() {
         json!([{"text": "Hi"}]),
         json!([{"type": "text", "text": 7}]),
         json!(["Hi"]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL}}]),
+        json!([{"type": "text", "text": " "}, {"type": "image_url", "image_url": {"url": PNG_URL, "detail": "low"}}]),
+        json!([{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL, "detail": "max"}}]),
+        json!([{"type": "image_url", "image_url": {"url": PNG_URL}, "extra": 1}]),
+        json!([{"type": "input_audio", "input_audio": {}}]),
     ] {
         agree(messages(vec![user(content)]));
+    }
+    // Images only in a user's message.
+    agree(messages(vec![
+        json!({"role": "system", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}),
+        user(json!("Hi")),
+    ]));
+    // Tools, the choice among them, and a round trip of calls and results.
+    let tool = |name: &str| json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}});
+    let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "weather", "arguments": "{}"}});
+    let round = |assistant: Value, tool_message: Value| json!({"model": "dummy", "tools": [tool("weather")], "messages": [user(json!("Hi")), assistant, tool_message]});
+    for tools in [
+        json!([tool("weather")]),
+        json!([tool("a b")]),
+        json!([tool("")]),
+        json!([{"type": "function", "function": {"name": "w", "strict": true, "description": null}}]),
+        json!([{"type": "function", "function": {"name": "w", "parameters": []}}]),
+        json!([{"type": "function", "function": {"name": "w", "extra": 1}}]),
+        json!([{"type": "custom", "custom": {"name": "w"}}]),
+        json!([{"type": "function"}]),
+        json!({}),
+    ] {
+        agree(with(hi(), json!({ "tools": tools })));
+        for choice in [
+            json!("auto"),
+            json!("none"),
+            json!("required"),
+            json!({"type": "function", "function": {"name": "weather"}}),
+        ] {
+            // A named function that is not among the tools is a rule over
+            // two fields, the server's alone (and the hooks').
+            let named = choice.get("function").is_some();
+            if named && tools[0]["function"]["name"] != "weather" && tools[0]["type"] == "function"
+            {
+                continue;
+            }
+            agree(with(hi(), json!({"tools": tools, "tool_choice": choice})));
+        }
+    }
+    for (assistant, tool_message) in [
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": [call("c1")]}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"}),
+        ),
+        (
+            json!({"role": "assistant", "content": "Checking.", "tool_calls": [call("c1")]}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": ""}),
+        ),
+        (
+            json!({"role": "assistant", "content": "", "tool_calls": [call("c1")]}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "sunny"}]}),
+        ),
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": [call("c1")]}),
+            json!({"role": "tool", "tool_call_id": "", "content": "sunny"}),
+        ),
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function"}]}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"}),
+        ),
+        (
+            json!({"role": "assistant", "content": null}),
+            json!({"role": "user", "content": "Hi"}),
+        ),
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": [call("c1")]}),
+            json!({"role": "tool", "content": "sunny"}),
+        ),
+    ] {
+        agree(round(assistant, tool_message));
     }
     // Past the bodies the schema can judge: the same pattern as
     // ChatRequest's message, which every_request_limit_in_the_spec_is_the_servers
@@ -2457,3 +2555,6 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
         assert_eq!(barred.is_match(&one), c.is_control(), "U+{:04X}", c as u32);
     }
 }
+
+/// A 1x1 PNG, inline.
+const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";

@@ -8,6 +8,7 @@
 //! chunk and `[DONE]`, so a client that saw `[DONE]` was charged, and the
 //! invocation lasts until the ledger is written.
 
+pub mod images;
 pub mod request;
 pub mod wire;
 
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_core::billing::{self, Billed, Call, Opened, Settled, Sink};
+use chat_core::billing::{self, Billed, Call, Opened, Settled, Sink, ToolDelta};
 use chat_core::domain::{KeyedRequest, VerifiedToken};
 use chat_core::http::{deadline, idempotency_key, json_body_within, require_method};
 use chat_core::http::{IDEMPOTENT_REPLAYED, TOKENS_CHARGED};
@@ -135,6 +136,12 @@ async fn accept(
         .max_output_tokens();
     let completion = request::parse(body, cap)?;
     let model = app.models.get(Some(&completion.model))?.clone();
+    if completion.conversation.images() > 0 && !model.responder.takes_images() {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!("the model {} does not take images", model.id),
+        ));
+    }
     Ok((token, completion, key, model))
 }
 
@@ -184,14 +191,38 @@ fn answer(model: &str, completion: &CompletionRequest, settled: &Settled) -> Res
         for piece in &settled.pieces {
             events.push(wire.chunk(wire::text_delta(piece), None, completion.include_usage));
         }
+        events.extend(tool_call_events(&wire, settled, completion.include_usage));
         events.extend(ending(&wire, settled, completion.include_usage));
         return send_all(events, false);
     }
     json_answer(
-        &wire.whole(&settled.text, settled.finish, settled.usage),
+        &wire.whole(
+            &settled.text,
+            &settled.tool_calls,
+            settled.finish,
+            settled.usage,
+        ),
         settled.cost,
         false,
     )
+}
+
+/// A settled reply's tool calls as a stream gives them: each call's start,
+/// then its arguments in one piece.
+fn tool_call_events(wire: &Completion<'_>, settled: &Settled, include_usage: bool) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    for (index, call) in settled.tool_calls.iter().enumerate() {
+        let start = ToolDelta::Start {
+            id: &call.id,
+            name: &call.name,
+        };
+        events.push(wire.chunk(wire::tool_delta(index, start), None, include_usage));
+        if !call.arguments.is_empty() {
+            let arguments = ToolDelta::Arguments(&call.arguments);
+            events.push(wire.chunk(wire::tool_delta(index, arguments), None, include_usage));
+        }
+    }
+    events
 }
 
 /// The earlier answer to a retry under the same idempotency key, in the
@@ -204,6 +235,7 @@ fn replay(model: &str, completion: &CompletionRequest, saved: SavedChat) -> Resp
         created: chat_core::clock::Timestamp::now(),
         pieces: vec![saved.response.clone()],
         text: saved.response,
+        tool_calls: saved.tool_calls,
         finish: saved.finish,
         usage: saved.usage.unwrap_or_default(),
         cost: 0,
@@ -211,19 +243,25 @@ fn replay(model: &str, completion: &CompletionRequest, saved: SavedChat) -> Resp
     };
     let wire = completion_of(chat_id, model);
     if completion.stream {
-        let mut events = vec![
-            wire.chunk(wire::role_delta(), None, completion.include_usage),
-            wire.chunk(
+        let mut events = vec![wire.chunk(wire::role_delta(), None, completion.include_usage)];
+        if !settled.text.is_empty() || settled.tool_calls.is_empty() {
+            events.push(wire.chunk(
                 wire::text_delta(&settled.text),
                 None,
                 completion.include_usage,
-            ),
-        ];
+            ));
+        }
+        events.extend(tool_call_events(&wire, &settled, completion.include_usage));
         events.extend(ending(&wire, &settled, completion.include_usage));
         return send_all(events, true);
     }
     json_answer(
-        &wire.whole(&settled.text, settled.finish, settled.usage),
+        &wire.whole(
+            &settled.text,
+            &settled.tool_calls,
+            settled.finish,
+            settled.usage,
+        ),
         0,
         true,
     )
@@ -326,6 +364,22 @@ impl Sink for Chunks<'_> {
                 let chunk = self
                     .wire
                     .chunk(wire::text_delta(text), None, self.include_usage);
+                self.here = self.sender.send_data(chunk.into()).await.is_ok();
+            }
+            self.here
+        })
+    }
+
+    fn tool_call<'a>(
+        &'a mut self,
+        index: usize,
+        delta: ToolDelta<'a>,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            if self.here {
+                let chunk =
+                    self.wire
+                        .chunk(wire::tool_delta(index, delta), None, self.include_usage);
                 self.here = self.sender.send_data(chunk.into()).await.is_ok();
             }
             self.here

@@ -9,9 +9,13 @@
 use chat_core::domain::ChatMessage;
 use chat_core::domain::MESSAGE_MAX_CHARS;
 use chat_core::http::whole_number;
-use chat_core::responder::{Conversation, Role, Sampling, Turn};
+use chat_core::responder::{
+    Conversation, Image, Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult, Turn,
+};
 use chat_core::ApiError;
 use serde_json::{Map, Value};
+
+use crate::images::{image_of_part, MAX_IMAGES};
 
 /// At most this many messages in one request.
 pub const MAX_MESSAGES: usize = 100;
@@ -20,8 +24,11 @@ pub const MAX_MESSAGES: usize = 100;
 pub const MAX_CONVERSATION_CHARS: usize = 32_000;
 /// OpenAI's own limit on stop sequences.
 pub const MAX_STOP_SEQUENCES: usize = 4;
-/// The request body's limit: the conversation's characters, escaped.
+/// The request body's limit: the conversation's characters, escaped, and
+/// the tools' definitions.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// OpenAI's own limit on the tools of one request.
+pub const MAX_TOOLS: usize = 128;
 
 /// A request, validated.
 #[derive(Debug)]
@@ -42,6 +49,8 @@ const IGNORED: &[&str] = &[
     "metadata",
     "store",
     "service_tier",
+    // Converse has no switch for it: a model may still call several tools
+    // at once, each answered in `tool_calls` (docs/openai.md).
     "parallel_tool_calls",
     "safety_identifier",
     "prompt_cache_key",
@@ -50,8 +59,6 @@ const IGNORED: &[&str] = &[
 /// Features this API does not have: refused unless absent, null or their
 /// neutral value (see [`neutral`]).
 const UNSUPPORTED: &[&str] = &[
-    "tools",
-    "tool_choice",
     "functions",
     "function_call",
     "response_format",
@@ -102,7 +109,30 @@ pub fn parse(body: Map<String, Value>, max_tokens_cap: u32) -> Result<Completion
             return Err(ApiError::invalid_field("n", "only n = 1 is supported"));
         }
     }
-    let (conversation, last_message) = conversation(body.get("messages"))?;
+    let (mut conversation, last_message) = conversation(body.get("messages"))?;
+    let tools = tools(present(&body, "tools"))?;
+    if tools.is_empty() && conversation.turns.iter().any(has_tool_blocks) {
+        return Err(ApiError::invalid_field(
+            "tools",
+            "the messages hold tool calls: give the tools they call",
+        ));
+    }
+    match tool_choice(present(&body, "tool_choice"), &tools)? {
+        Some(choice) => {
+            conversation.tools = tools;
+            conversation.tool_choice = choice;
+        }
+        // `"none"`: Converse cannot be told not to call offered tools, so
+        // none are offered; a conversation that already holds tool calls
+        // cannot be sent without them.
+        None if conversation.turns.iter().any(has_tool_blocks) => {
+            return Err(ApiError::invalid_field(
+                "tool_choice",
+                "none is not supported once the messages hold tool calls",
+            ))
+        }
+        None => {}
+    }
     let stream = match present(&body, "stream") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -152,7 +182,137 @@ const HONOURED: &[&str] = &[
     "stream",
     "stream_options",
     "n",
+    "tools",
+    "tool_choice",
 ];
+
+fn has_tool_blocks(turn: &Turn) -> bool {
+    !turn.tool_calls.is_empty() || !turn.tool_results.is_empty()
+}
+
+/// OpenAI's function tools: `{"type": "function", "function": {"name",
+/// "description", "parameters", "strict"}}`, names unique.
+fn tools(value: Option<&Value>) -> Result<Vec<Tool>, ApiError> {
+    let items = match value {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= MAX_TOOLS => items,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "tools",
+                format!("must be an array of at most {MAX_TOOLS} tools"),
+            ))
+        }
+    };
+    let mut tools: Vec<Tool> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |why: &str| ApiError::invalid_field("tools", format!("tools[{i}]: {why}"));
+        let Value::Object(item) = item else {
+            return Err(at("must be an object"));
+        };
+        if item.get("type").and_then(Value::as_str) != Some("function") {
+            return Err(at("only tools of type function are supported by this API"));
+        }
+        if let Some(other) = item
+            .keys()
+            .find(|k| !["type", "function"].contains(&k.as_str()))
+        {
+            return Err(at(&format!("unrecognized field {other}")));
+        }
+        let Some(Value::Object(function)) = item.get("function") else {
+            return Err(at("function must be an object"));
+        };
+        for (name, value) in function {
+            match (name.as_str(), value) {
+                ("name", _) => {}
+                ("description", Value::String(_) | Value::Null) => {}
+                ("parameters", Value::Object(_) | Value::Null) => {}
+                ("strict", Value::Bool(_) | Value::Null) => {}
+                ("description" | "parameters" | "strict", _) => {
+                    return Err(at(&format!("function.{name} has the wrong type")))
+                }
+                _ => return Err(at(&format!("unrecognized field function.{name}"))),
+            }
+        }
+        let name = function_name(function.get("name")).map_err(|why| at(&why))?;
+        if tools.iter().any(|t| t.name == name) {
+            return Err(at(&format!("the name {name} is given twice")));
+        }
+        tools.push(Tool {
+            name,
+            description: function
+                .get("description")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+            // No parameters: a function of none, as OpenAI reads it.
+            parameters: present(function, "parameters")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(tools)
+}
+
+/// A function's name as OpenAI (and Converse) allow it: 1 to 64 of
+/// `a-z A-Z 0-9 _ -`.
+fn function_name(value: Option<&Value>) -> Result<String, String> {
+    match value {
+        Some(Value::String(name))
+            if (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Ok(name.clone())
+        }
+        _ => Err("function.name must be 1 to 64 letters, digits, _ or -".into()),
+    }
+}
+
+/// The choice among `tools`; `None` for `"none"` or for no tools at all.
+fn tool_choice(value: Option<&Value>, tools: &[Tool]) -> Result<Option<ToolChoice>, ApiError> {
+    let bad = |why: &str| ApiError::invalid_field("tool_choice", why.to_owned());
+    // Without tools, only a choice that asks for none makes sense.
+    if tools.is_empty() {
+        return match value.map(|v| v.as_str()) {
+            None | Some(Some("none" | "auto")) => Ok(None),
+            Some(Some("required")) | Some(None) => {
+                Err(bad("may only be none or auto when no tools are given"))
+            }
+            Some(Some(_)) => Err(bad("must be none, auto, required or a function")),
+        };
+    }
+    match value {
+        None => Ok(Some(ToolChoice::Auto)),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            "none" => Ok(None),
+            _ => Err(bad("must be none, auto, required or a function")),
+        },
+        Some(Value::Object(choice)) => {
+            let name = match (
+                choice.get("type").and_then(Value::as_str),
+                choice.get("function"),
+            ) {
+                (Some("function"), Some(Value::Object(f))) if choice.len() == 2 && f.len() == 1 => {
+                    f.get("name").and_then(Value::as_str)
+                }
+                _ => None,
+            };
+            match name {
+                Some(name) if tools.iter().any(|t| t.name == name) => {
+                    Ok(Some(ToolChoice::Named(name.to_owned())))
+                }
+                Some(name) => Err(bad(&format!("names {name}, which is not among the tools"))),
+                None => Err(bad(
+                    "must be {\"type\": \"function\", \"function\": {\"name\": string}}",
+                )),
+            }
+        }
+        Some(_) => Err(bad("must be a string or an object")),
+    }
+}
 
 /// Whether an unsupported field asks for nothing beyond what we do: absent
 /// in effect (null, false, 0, empty), or the plain text we answer with.
@@ -269,6 +429,8 @@ fn stop(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
 /// The messages as the model takes them: system and developer messages as
 /// system prompts, in order; the others as turns, consecutive messages of
 /// one role joined into one turn (Bedrock requires turns to alternate).
+/// A `tool` message is a user turn's tool result, as Converse has it; an
+/// assistant message may call tools.
 fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage), ApiError> {
     let messages = match messages {
         Some(Value::Array(messages)) => messages,
@@ -282,25 +444,46 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
         ));
     }
     let mut conversation = Conversation::default();
-    let mut last_user = None;
     let mut chars = 0;
+    let mut called: Vec<String> = Vec::new();
+    // The last user or tool message, as sent (not joined with others).
+    let mut last_said = None;
     for (i, message) in messages.iter().enumerate() {
-        let (role, text) = message_of(i, message)?;
-        chars += text.chars().count();
-        match role {
-            None => conversation.system.push(text),
-            Some(role) => {
-                if role == Role::User {
-                    last_user = Some(text.clone());
-                }
-                match conversation.turns.last_mut() {
-                    Some(turn) if turn.role == role => {
-                        turn.text.push_str("\n\n");
-                        turn.text.push_str(&text);
-                    }
-                    _ => conversation.turns.push(Turn { role, text }),
-                }
+        let at = |why: String| ApiError::invalid_field("messages", format!("messages[{i}]: {why}"));
+        let message = message_of(i, message)?;
+        chars += message.chars();
+        let turn = match message {
+            Message::System(text) => {
+                conversation.system.push(text);
+                continue;
             }
+            Message::Turn(turn) => turn,
+        };
+        if turn.role == Role::User {
+            last_said = Some(turn.clone());
+        }
+        for call in &turn.tool_calls {
+            called.push(call.id.clone());
+        }
+        for result in &turn.tool_results {
+            if !called.contains(&result.call_id) {
+                return Err(at(format!(
+                    "tool_call_id {} answers no earlier tool call",
+                    result.call_id
+                )));
+            }
+        }
+        match conversation.turns.last_mut() {
+            Some(last) if last.role == turn.role => {
+                if !last.text.is_empty() && !turn.text.is_empty() {
+                    last.text.push_str("\n\n");
+                }
+                last.text.push_str(&turn.text);
+                last.tool_calls.extend(turn.tool_calls);
+                last.tool_results.extend(turn.tool_results);
+                last.images.extend(turn.images);
+            }
+            _ => conversation.turns.push(turn),
         }
     }
     if chars > MAX_CONVERSATION_CHARS {
@@ -309,51 +492,131 @@ fn conversation(messages: Option<&Value>) -> Result<(Conversation, ChatMessage),
             format!("may hold at most {MAX_CONVERSATION_CHARS} characters in all"),
         ));
     }
-    match (conversation.turns.first(), conversation.turns.last()) {
-        (Some(first), Some(last)) if first.role == Role::User && last.role == Role::User => {}
+    if conversation.images() > MAX_IMAGES {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!("may hold at most {MAX_IMAGES} images in all"),
+        ));
+    }
+    let last = match (conversation.turns.first(), conversation.turns.last()) {
+        (Some(first), Some(last)) if first.role == Role::User && last.role == Role::User => last,
         _ => return Err(ApiError::invalid_field(
             "messages",
-            "the conversation must start and end with a user message (after any system messages)",
+            "the conversation must start and end with a user or tool message (after any system messages)",
         )),
-    }
-    let last = last_user.expect("a conversation that ends with a user turn has a user message");
-    // Each message is at most MESSAGE_MAX_CHARS and not blank, so this
-    // holds; the error is for the impossible case, not a panic.
-    let last = ChatMessage::parse(last).map_err(|why| ApiError::invalid_field("messages", why))?;
-    Ok((conversation, last))
+    };
+    let said = last_said.unwrap_or_else(|| last.clone());
+    let message = ChatMessage::parse(saved_message(&said))
+        .map_err(|why| ApiError::invalid_field("messages", why))?;
+    Ok((conversation, message))
 }
 
-/// One message: its role (`None` for a system prompt) and its text.
-fn message_of(i: usize, message: &Value) -> Result<(Option<Role>, String), ApiError> {
+/// What the chat is saved as: the last user message's text or, for a
+/// tool message, its result (or, all blank, which calls they
+/// answer), within a chat message's size.
+fn saved_message(turn: &Turn) -> String {
+    let text = if !turn.text.trim().is_empty() {
+        turn.text.clone()
+    } else if !turn.images.is_empty() {
+        match turn.images.len() {
+            1 => "(an image)".to_owned(),
+            n => format!("({n} images)"),
+        }
+    } else {
+        let results: Vec<&str> = turn.tool_results.iter().map(|r| r.text.as_str()).collect();
+        let joined = results.join("\n\n");
+        if joined.trim().is_empty() {
+            let ids: Vec<&str> = turn
+                .tool_results
+                .iter()
+                .map(|r| r.call_id.as_str())
+                .collect();
+            format!("tool results for {}", ids.join(", "))
+        } else {
+            joined
+        }
+    };
+    text.chars().take(MESSAGE_MAX_CHARS).collect()
+}
+
+/// One message, read.
+enum Message {
+    /// A system or developer message's text.
+    System(String),
+    Turn(Turn),
+}
+
+impl Message {
+    /// The characters it sends the model, for the conversation's bound.
+    fn chars(&self) -> usize {
+        match self {
+            Message::System(text) => text.chars().count(),
+            Message::Turn(turn) => {
+                turn.text.chars().count()
+                    + turn
+                        .tool_calls
+                        .iter()
+                        .map(|c| c.arguments.chars().count())
+                        .sum::<usize>()
+                    + turn
+                        .tool_results
+                        .iter()
+                        .map(|r| r.text.chars().count())
+                        .sum::<usize>()
+            }
+        }
+    }
+}
+
+/// One message: a system prompt, or a turn (with its tool calls, or as a
+/// tool's result).
+fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
     let at = |why: String| ApiError::invalid_field("messages", format!("messages[{i}]: {why}"));
     let Value::Object(message) = message else {
         return Err(at("must be an object".into()));
     };
+    let role = match message.get("role").and_then(Value::as_str) {
+        Some(role @ ("system" | "developer" | "user" | "assistant" | "tool")) => role,
+        Some("function") => {
+            return Err(at(
+                "the role function is not supported by this API: use tools".into(),
+            ))
+        }
+        Some(other) => return Err(at(format!("unknown role {other}"))),
+        None => return Err(at("role is required and must be a string".into())),
+    };
     for (name, value) in message {
-        match name.as_str() {
-            "role" | "content" | "name" => {}
-            // An assistant's earlier refusal or empty tool list asks nothing.
-            "refusal" | "tool_calls" | "function_call" | "audio"
+        match (name.as_str(), role) {
+            ("role" | "content", _) => {}
+            ("name", "system" | "developer" | "user" | "assistant") => {}
+            ("tool_calls", "assistant") => {}
+            ("tool_call_id", "tool") => {}
+            // An earlier refusal, or an empty list of calls, asks nothing.
+            ("refusal" | "tool_calls" | "function_call" | "audio", _)
                 if value.is_null() || value == &Value::Array(Vec::new()) => {}
-            "tool_calls" | "function_call" | "audio" => {
+            ("tool_calls" | "function_call" | "audio", _) => {
                 return Err(at(format!("{name} is not supported by this API")))
             }
             _ => return Err(at(format!("unrecognized field {name}"))),
         }
     }
-    let role = match message.get("role").and_then(Value::as_str) {
-        Some("system" | "developer") => None,
-        Some("user") => Some(Role::User),
-        Some("assistant") => Some(Role::Assistant),
-        Some(other @ ("tool" | "function")) => {
-            return Err(at(format!("the role {other} is not supported by this API")))
-        }
-        Some(other) => return Err(at(format!("unknown role {other}"))),
-        None => return Err(at("role is required and must be a string".into())),
+    let tool_calls = match role {
+        "assistant" => tool_calls_of(message.get("tool_calls")).map_err(at)?,
+        _ => Vec::new(),
     };
+    let mut images = Vec::new();
     let text = match message.get("content") {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => text_of_parts(parts).map_err(at)?,
+        Some(Value::Array(parts)) => {
+            let (text, in_parts) = content_of_parts(parts).map_err(at)?;
+            if !in_parts.is_empty() && role != "user" {
+                return Err(at("images are only taken in user messages".into()));
+            }
+            images = in_parts;
+            text
+        }
+        // An assistant message that only calls tools has no content.
+        None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
         None | Some(Value::Null) => return Err(at("content is required".into())),
         Some(_) => {
             return Err(at(
@@ -361,7 +624,8 @@ fn message_of(i: usize, message: &Value) -> Result<(Option<Role>, String), ApiEr
             ))
         }
     };
-    if text.trim().is_empty() {
+    // A tool may return nothing; any other message says something.
+    if text.trim().is_empty() && tool_calls.is_empty() && images.is_empty() && role != "tool" {
         return Err(at("content may not be blank".into()));
     }
     if text.chars().count() > MESSAGE_MAX_CHARS {
@@ -369,16 +633,74 @@ fn message_of(i: usize, message: &Value) -> Result<(Option<Role>, String), ApiEr
             "content may hold at most {MESSAGE_MAX_CHARS} characters"
         )));
     }
-    Ok((role, text))
+    Ok(match role {
+        "system" | "developer" => Message::System(text),
+        "user" => Message::Turn(Turn {
+            images,
+            ..Turn::text(Role::User, text)
+        }),
+        "assistant" => Message::Turn(Turn {
+            tool_calls,
+            ..Turn::text(Role::Assistant, text)
+        }),
+        _ => {
+            let call_id = match message.get("tool_call_id") {
+                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                _ => return Err(at("a tool message needs its tool_call_id".into())),
+            };
+            Message::Turn(Turn {
+                tool_results: vec![ToolResult { call_id, text }],
+                ..Turn::text(Role::User, String::new())
+            })
+        }
+    })
 }
 
-/// Text parts joined, as OpenAI joins them for a model; any other part
-/// (an image, audio, a file) is refused.
-fn text_of_parts(parts: &[Value]) -> Result<String, String> {
+/// An assistant message's `tool_calls`: `[{"id", "type": "function",
+/// "function": {"name", "arguments"}}]`; null or empty for none.
+fn tool_calls_of(value: Option<&Value>) -> Result<Vec<ToolCall>, String> {
+    let calls = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err("tool_calls must be an array".into()),
+    };
+    let shape = "each tool call is {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}";
+    calls
+        .iter()
+        .map(|call| {
+            let id = call
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty());
+            let function = call.get("function");
+            let arguments = function
+                .and_then(|f| f.get("arguments"))
+                .and_then(Value::as_str);
+            let fields_ok = call.as_object().is_some_and(|o| o.len() == 3)
+                && function
+                    .and_then(Value::as_object)
+                    .is_some_and(|f| f.len() == 2);
+            match (id, call.get("type").and_then(Value::as_str), arguments) {
+                (Some(id), Some("function"), Some(arguments)) if fields_ok => Ok(ToolCall {
+                    id: id.to_owned(),
+                    name: function_name(function.and_then(|f| f.get("name")))?,
+                    arguments: arguments.to_owned(),
+                }),
+                _ => Err(shape.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// Text parts joined, as OpenAI joins them for a model, and the images
+/// among them (`image_url` parts with `data:` URLs); any other part (audio,
+/// a file) is refused.
+fn content_of_parts(parts: &[Value]) -> Result<(String, Vec<Image>), String> {
     if parts.is_empty() {
         return Err("content may not be an empty array".into());
     }
     let mut text = String::new();
+    let mut images = Vec::new();
     for part in parts {
         match (part.get("type").and_then(Value::as_str), part.get("text")) {
             (Some("text"), Some(Value::String(t)))
@@ -389,6 +711,7 @@ fn text_of_parts(parts: &[Value]) -> Result<String, String> {
             (Some("text"), _) => {
                 return Err("a text part is {\"type\": \"text\", \"text\": string}".into())
             }
+            (Some("image_url"), _) => images.push(image_of_part(part)?),
             (Some(other), _) => {
                 return Err(format!(
                     "content parts of type {other} are not supported by this API"
@@ -397,7 +720,7 @@ fn text_of_parts(parts: &[Value]) -> Result<String, String> {
             (None, _) => return Err("each content part needs a type".into()),
         }
     }
-    Ok(text)
+    Ok((text, images))
 }
 
 #[cfg(test)]
@@ -484,6 +807,110 @@ mod tests {
         }
     }
 
+    fn weather_tool() -> Value {
+        json!({"type": "function", "function": {
+            "name": "weather", "description": "The weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}
+        }})
+    }
+
+    #[test]
+    fn a_tool_round_trip_becomes_tools_tool_calls_and_a_user_turn_of_results() {
+        let request = parse_json(json!({
+            "model": "dummy",
+            "tools": [weather_tool()],
+            "tool_choice": {"type": "function", "function": {"name": "weather"}},
+            "parallel_tool_calls": false,
+            "messages": [
+                user("Weather in Oslo?"),
+                {"role": "assistant", "content": null, "tool_calls": [{
+                    "id": "call_1", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}
+                }]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ]
+        }))
+        .unwrap();
+        let c = &request.conversation;
+        assert_eq!(c.tools.len(), 1);
+        assert_eq!(
+            c.tools[0].description.as_deref(),
+            Some("The weather in a city")
+        );
+        assert_eq!(c.tool_choice, ToolChoice::Named("weather".into()));
+        assert_eq!(c.turns.len(), 3);
+        assert_eq!(c.turns[1].tool_calls[0].arguments, "{\"city\":\"Oslo\"}");
+        assert_eq!(c.turns[1].text, "");
+        assert_eq!(c.turns[2].role, Role::User);
+        assert_eq!(c.turns[2].tool_results[0].text, "sunny");
+        // Saved as the tool's result, the last thing the caller sent.
+        assert_eq!(request.last_message.as_str(), "sunny");
+    }
+
+    #[test]
+    fn tool_mistakes_are_refused_by_name() {
+        let with = |extra: Value, messages: Value| {
+            let mut body = json!({"model": "dummy", "messages": messages});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            field_of(parse_json(body))
+        };
+        let hi = json!([user("hi")]);
+        for (extra, starts) in [
+            (
+                json!({"tools": [{"type": "custom", "custom": {}}]}),
+                "tools: tools[0]: only",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "a b"}}]}),
+                "tools: tools[0]: function.name",
+            ),
+            (
+                json!({"tools": [weather_tool(), weather_tool()]}),
+                "tools: tools[1]: the name weather",
+            ),
+            (
+                json!({"tool_choice": "required"}),
+                "tool_choice: may only be none or auto",
+            ),
+            (
+                json!({"tools": [weather_tool()], "tool_choice": "sometimes"}),
+                "tool_choice: must be",
+            ),
+            (
+                json!({"tools": [weather_tool()], "tool_choice": {"type": "function", "function": {"name": "x"}}}),
+                "tool_choice: names x",
+            ),
+        ] {
+            assert!(
+                with(extra.clone(), hi.clone()).starts_with(starts),
+                "{extra}: {}",
+                with(extra.clone(), hi.clone())
+            );
+        }
+        let call = json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "c", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]});
+        let round =
+            json!([user("hi"), call, {"role": "tool", "tool_call_id": "c", "content": "x"}]);
+        assert!(with(json!({}), round.clone()).starts_with("tools: the messages hold tool calls"));
+        assert!(with(
+            json!({"tools": [weather_tool()], "tool_choice": "none"}),
+            round.clone()
+        )
+        .starts_with("tool_choice: none"));
+        let stray = json!([user("hi"), {"role": "assistant", "content": "ok"}, {"role": "tool", "tool_call_id": "z", "content": "x"}]);
+        assert!(with(json!({"tools": [weather_tool()]}), stray)
+            .starts_with("messages: messages[2]: tool_call_id z answers no earlier"));
+        // "none" without tool calls: the tools are simply not offered.
+        let Value::Object(body) =
+            json!({"model": "d", "messages": hi, "tools": [weather_tool()], "tool_choice": "none"})
+        else {
+            panic!()
+        };
+        assert!(parse(body, 10).unwrap().conversation.tools.is_empty());
+    }
+
     #[test]
     fn what_would_change_the_answer_is_refused_by_name() {
         for (extra, param) in [
@@ -535,13 +962,13 @@ mod tests {
             (json!([user("  ")]), "messages[0]: content may not be blank"),
             (
                 json!([{"role": "tool", "content": "x"}]),
-                "messages[0]: the role tool",
+                "messages[0]: a tool message needs its tool_call_id",
             ),
             (json!([{"role": "wizard", "content": "x"}]), "unknown role"),
             (json!([{"content": "x"}]), "role is required"),
             (
                 json!([user("a"), {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
-                "messages[1]: content parts of type image_url",
+                "messages[1]: an image's url must be a data: URL",
             ),
             (
                 json!([{"role": "user", "content": "x", "extra": 1}]),

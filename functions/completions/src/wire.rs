@@ -1,8 +1,9 @@
 //! What goes back to an OpenAI client: a `chat.completion`, or the
 //! `chat.completion.chunk`s of a stream as server-sent events.
 
+use chat_core::billing::ToolDelta;
 use chat_core::pricing::Usage;
-use chat_core::responder::Finish;
+use chat_core::responder::{Finish, ToolCall};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -25,16 +26,38 @@ impl<'a> Completion<'a> {
     }
 
     /// The whole reply at once (`stream: false`).
-    pub fn whole(&self, text: &str, finish: Finish, usage: Usage) -> Value {
+    /// A reply that only calls tools has `content: null`, as OpenAI's.
+    pub fn whole(
+        &self,
+        text: &str,
+        tool_calls: &[ToolCall],
+        finish: Finish,
+        usage: Usage,
+    ) -> Value {
+        let mut message = json!({"role": "assistant", "content": text, "refusal": null});
+        if !tool_calls.is_empty() {
+            if text.is_empty() {
+                message["content"] = Value::Null;
+            }
+            message["tool_calls"] = tool_calls
+                .iter()
+                .map(|call| {
+                    json!({
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    })
+                })
+                .collect();
+        }
         json!({
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": null},
+                "message": message,
                 "logprobs": null,
                 "finish_reason": finish.as_str(),
             }],
@@ -51,7 +74,6 @@ impl<'a> Completion<'a> {
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [{
                 "index": 0,
                 "delta": delta,
@@ -72,7 +94,6 @@ impl<'a> Completion<'a> {
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "system_fingerprint": null,
             "choices": [],
             "usage": usage_of(usage),
         }))
@@ -85,6 +106,24 @@ pub fn role_delta() -> Value {
 
 pub fn text_delta(text: &str) -> Value {
     json!({"content": text})
+}
+
+/// A piece of the `index`-th tool call: its start (id, name and empty
+/// arguments), or more of its arguments, as OpenAI streams them.
+pub fn tool_delta(index: usize, delta: ToolDelta<'_>) -> Value {
+    let call = match delta {
+        ToolDelta::Start { id, name } => json!({
+            "index": index,
+            "id": id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }),
+        ToolDelta::Arguments(arguments) => json!({
+            "index": index,
+            "function": {"arguments": arguments},
+        }),
+    };
+    json!({ "tool_calls": [call] })
 }
 
 /// The end of a stream that went well.
@@ -132,6 +171,8 @@ mod tests {
         assert_eq!(chunk["choices"][0]["delta"]["content"], "hi");
         assert_eq!(chunk["choices"][0]["finish_reason"], Value::Null);
         assert!(chunk["usage"].is_null() && chunk.get("usage").is_some());
+        // OpenAI's schema types it a string: none is omitted, never null.
+        assert!(chunk.get("system_fingerprint").is_none());
     }
 
     #[test]
@@ -142,8 +183,38 @@ mod tests {
             output_tokens: 2,
             ..Default::default()
         };
-        let whole = completion.whole("AI response", Finish::Stop, usage);
+        let whole = completion.whole("AI response", &[], Finish::Stop, usage);
         assert_eq!(whole["usage"]["total_tokens"], 5);
         assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+        assert!(whole.get("system_fingerprint").is_none());
+        assert!(whole["choices"][0]["message"].get("tool_calls").is_none());
+    }
+
+    #[test]
+    fn tool_calls_come_whole_with_null_content_and_streamed_as_indexed_deltas() {
+        let completion = Completion::new(Uuid::nil(), 7, "dummy");
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "weather".into(),
+            arguments: "{\"city\":\"Oslo\"}".into(),
+        };
+        let whole = completion.whole("", &[call], Finish::ToolCalls, Usage::default());
+        let message = &whole["choices"][0]["message"];
+        assert!(message["content"].is_null());
+        assert_eq!(message["tool_calls"][0]["function"]["name"], "weather");
+        assert_eq!(message["tool_calls"][0]["type"], "function");
+        assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
+        let start = tool_delta(
+            1,
+            ToolDelta::Start {
+                id: "call_1",
+                name: "weather",
+            },
+        );
+        assert_eq!(start["tool_calls"][0]["index"], 1);
+        assert_eq!(start["tool_calls"][0]["function"]["arguments"], "");
+        let more = tool_delta(1, ToolDelta::Arguments("{}"));
+        assert!(more["tool_calls"][0].get("id").is_none());
+        assert_eq!(more["tool_calls"][0]["function"]["arguments"], "{}");
     }
 }

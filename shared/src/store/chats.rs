@@ -22,7 +22,7 @@ use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
-use crate::responder::Finish;
+use crate::responder::{Finish, ToolCall};
 
 /// Sort-key prefix of the idempotency markers. It sorts after every UUID
 /// (they start with a hex digit), so a range condition
@@ -43,6 +43,8 @@ pub struct ChatRecord<'a> {
     pub model: &'a str,
     pub message: &'a ChatMessage,
     pub response: &'a str,
+    /// The tools the reply called, if it called any.
+    pub tool_calls: &'a [ToolCall],
     /// What the chat costs the user, in balance tokens.
     pub cost: u64,
     /// What the chat was charged for: what the model reported it used,
@@ -54,10 +56,20 @@ pub struct ChatRecord<'a> {
 }
 
 impl ChatRecord<'_> {
+    /// The reply's tool calls as the `tool_calls` attribute holds them
+    /// (JSON), or `None` for a reply that called none: the attribute is
+    /// then left out, as on every chat from before tools.
+    pub(super) fn tool_calls_attribute(&self) -> Option<AttributeValue> {
+        if self.tool_calls.is_empty() {
+            return None;
+        }
+        serde_json::to_string(self.tool_calls).ok().map(s)
+    }
+
     /// The chat item. `amount` is its ledger entry, what saving it moves:
     /// minus the cost for a flat charge, what a hold gives back at a settle.
     pub(super) fn put(&self, table: &str, user: &str, amount: i64) -> Result<Put, ApiError> {
-        Put::builder()
+        let put = Put::builder()
             .table_name(table)
             .item("username", s(user))
             .item("chat_id", s(self.chat_id.to_string()))
@@ -71,8 +83,12 @@ impl ChatRecord<'_> {
             .item("model", s(self.model))
             .item("finish", s(self.finish.as_str()))
             .item("amount", n(amount))
-            .item("created_at", s(self.created.iso8601()))
-            .condition_expression("attribute_not_exists(chat_id)")
+            .item("created_at", s(self.created.iso8601()));
+        let put = match self.tool_calls_attribute() {
+            Some(calls) => put.item("tool_calls", calls),
+            None => put,
+        };
+        put.condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)
     }
@@ -88,6 +104,8 @@ pub struct SavedChat {
     pub finish: Finish,
     /// What it was charged for, if the marker kept it.
     pub usage: Option<Usage>,
+    /// The tools the reply called (none on markers from before tools).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// What charging for a chat came to.
@@ -130,7 +148,7 @@ impl Store {
         let save = chat.put(&self.tables.chats, user, -cost)?;
         let marker = key
             .map(|keyed| {
-                Put::builder()
+                let put = Put::builder()
                     .table_name(&self.tables.chats)
                     .item("username", s(user))
                     .item("chat_id", s(marker_id(&keyed.key)))
@@ -143,8 +161,12 @@ impl Store {
                     .item("output_tokens", n(chat.usage.output_tokens))
                     .item("cache_read_tokens", n(chat.usage.cache_read_tokens))
                     .item("cache_write_tokens", n(chat.usage.cache_write_tokens))
-                    .item("created_at", s(chat.created.iso8601()))
-                    .condition_expression("attribute_not_exists(chat_id)")
+                    .item("created_at", s(chat.created.iso8601()));
+                let put = match chat.tool_calls_attribute() {
+                    Some(calls) => put.item("tool_calls", calls),
+                    None => put,
+                };
+                put.condition_expression("attribute_not_exists(chat_id)")
                     // Hands back the earlier chat's reply on refusal, so a
                     // replay costs no second read.
                     .return_values_on_condition_check_failure(
@@ -320,6 +342,12 @@ pub(super) fn replay_of(
             .and_then(Finish::parse)
             .unwrap_or(Finish::Stop),
         usage,
+        // Written by this code as JSON; unreadable would be a bug, and
+        // the replay still has its text.
+        tool_calls: string_of(marker, "tool_calls")
+            .ok()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
     })
 }
 

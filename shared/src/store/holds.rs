@@ -304,7 +304,7 @@ impl Store {
                     "SET #state = :done, chat_ref = :chat, #response = :response, \
                      #finish = :finish, input_tokens = :input, output_tokens = :output, \
                      cache_read_tokens = :cache_read, cache_write_tokens = :cache_write, \
-                     created_at = :at",
+                     created_at = :at, tool_calls = :tool_calls",
                 )
                 .condition_expression("hold_ref = :hold")
                 .expression_attribute_names("#state", "state")
@@ -320,6 +320,10 @@ impl Store {
                 .expression_attribute_values(":cache_write", n(chat.usage.cache_write_tokens))
                 .expression_attribute_values(":at", s(chat.created.iso8601()))
                 .expression_attribute_values(":hold", s(&hold.hold_id))
+                .expression_attribute_values(
+                    ":tool_calls",
+                    chat.tool_calls_attribute().unwrap_or_else(|| s("[]")),
+                )
                 .build()
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().update(answer).build());
@@ -517,6 +521,7 @@ impl Store {
                     model: string_of(&item, "model").unwrap_or_default(),
                     message,
                     response: "",
+                    tool_calls: &[],
                     cost: hold.amount,
                     usage: Usage::default(),
                     finish: Finish::Length,
@@ -695,6 +700,9 @@ impl Owed {
             model: &self.model,
             message: &self.message,
             response: &self.response,
+            // Not recorded with what is owed: the client had them in its
+            // stream, and the chat is saved with its text.
+            tool_calls: &[],
             cost: self.cost,
             usage: self.usage,
             finish: self.finish,

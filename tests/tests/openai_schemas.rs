@@ -1,0 +1,169 @@
+//! `/v1` held to OpenAI's own published OpenAPI document, not only to
+//! ours: completions, their chunks (text and tool calls), the model list
+//! and errors must each validate against the component schema OpenAI's
+//! SDKs and other clients are generated from. The document's relevant part
+//! sits beside the project (`../shared/openai-openapi.json`, its source
+//! and commit inside) and is read from there, never copied in.
+//!
+//! OpenAI writes `nullable: true` (OpenAPI 3.0's word) in places, which
+//! JSON Schema 2020-12 does not know: it is read as "null allowed", by
+//! rewriting each such schema into `anyOf: [<schema>, {"type": "null"}]`
+//! before compiling. Unknown keywords (`discriminator`, `x-...`) are
+//! annotations to the validator.
+
+use std::sync::Arc;
+
+use api_tests::completion::*;
+use api_tests::*;
+use chat_core::App;
+use devtools::dynamodb_local::repo_root;
+use jsonschema::{Draft, Registry, Validator};
+use serde_json::{json, Map, Value};
+
+/// Where the document is registered; never fetched.
+const URI: &str = "https://openai.invalid/openapi.json";
+
+struct OpenAi {
+    registry: Registry<'static>,
+}
+
+impl OpenAi {
+    fn load() -> Self {
+        let path = repo_root().join("../shared/openai-openapi.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (OpenAI's OpenAPI document, beside the project)",
+                path.display()
+            )
+        });
+        let mut doc: Value = serde_json::from_str(&text).expect("the document is JSON");
+        nullable_to_null(&mut doc);
+        let registry = Registry::new()
+            .draft(Draft::Draft202012)
+            .add(URI, doc)
+            .and_then(|r| r.prepare())
+            .expect("OpenAI's document loads as a schema resource");
+        OpenAi { registry }
+    }
+
+    fn validator(&self, component: &str) -> Validator {
+        let schema = json!({"$ref": format!("{URI}#/components/schemas/{component}")});
+        jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .with_registry(&self.registry)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{component}: {e}"))
+    }
+
+    /// Every way `instance` breaks the component, as text.
+    fn breaks(&self, component: &str, instance: &Value) -> Vec<String> {
+        self.validator(component)
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    fn holds(&self, component: &str, instance: &Value) {
+        let errors = self.breaks(component, instance);
+        assert!(
+            errors.is_empty(),
+            "{component} refuses {instance}: {errors:?}"
+        );
+    }
+}
+
+/// `nullable: true` beside a schema: that schema, or null.
+fn nullable_to_null(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                nullable_to_null(child);
+            }
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                let inner = Value::Object(std::mem::take(map));
+                let mut wrapped = Map::new();
+                wrapped.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+                *map = wrapped;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_null),
+        _ => {}
+    }
+}
+
+fn hello(extra: Value) -> Value {
+    let mut body = json!({
+        "model": "dummy",
+        "messages": [{"role": "user", "content": "Hello, how are you?"}],
+    });
+    for (name, value) in extra.as_object().unwrap() {
+        body[name] = value.clone();
+    }
+    body
+}
+
+fn chunks_of(answer: &Completed) -> Vec<Value> {
+    let events = answer.events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_check_refuses_what_openai_refuses() {
+    let openai = OpenAi::load();
+    // What the route sent before: `system_fingerprint: null`, which
+    // OpenAI's schema types a string.
+    let old = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "dummy",
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hi", "refusal": null}}],
+    });
+    assert!(!openai
+        .breaks("CreateChatCompletionResponse", &old)
+        .is_empty());
+    let mut fixed = old.clone();
+    fixed.as_object_mut().unwrap().remove("system_fingerprint");
+    openai.holds("CreateChatCompletionResponse", &fixed);
+}
+
+#[tokio::test]
+async fn completions_chunks_tool_calls_models_and_errors_validate_against_openais_schemas() {
+    let openai = OpenAi::load();
+    let app = fresh_app().await;
+    let token = signed_up(&app, "alice").await;
+    let app: Arc<App> = sharing(&app);
+    let tools = json!([{"type": "function", "function": {"name": "get_time"}}]);
+
+    // Whole: text, then a tool call.
+    for extra in [json!({}), json!({"tools": tools})] {
+        let answer = complete(&app, &token, hello(extra)).await;
+        assert_eq!(answer.status, 200);
+        openai.holds("CreateChatCompletionResponse", &answer.json());
+    }
+    // Streamed, with and without the usage chunk, text and tool calls.
+    for extra in [
+        json!({"stream": true}),
+        json!({"stream": true, "stream_options": {"include_usage": true}}),
+        json!({"stream": true, "tools": tools}),
+    ] {
+        let answer = complete(&app, &token, hello(extra)).await;
+        for chunk in chunks_of(&answer) {
+            openai.holds("CreateChatCompletionStreamResponse", &chunk);
+        }
+    }
+    // A refusal, in OpenAI's error shape.
+    let answer = complete(&app, &token, hello(json!({"n": 2}))).await;
+    assert_eq!(answer.status, 400);
+    openai.holds("ErrorResponse", &answer.json());
+    // The model list.
+    let ids: Vec<String> = app.models.all().iter().map(|m| m.id.clone()).collect();
+    let request = with_auth(event("models"), &format!("Bearer {token}"));
+    let response = models::handle(&app, &ids, request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    openai.holds("ListModelsResponse", &json_of(&response));
+    assert_ledger_balances(&app, "alice").await;
+}
