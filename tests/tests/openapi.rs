@@ -1243,83 +1243,7 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     app.models = chat_core::served::Models::only(model_answering(&throttled), app.config.pricing);
     let response = call(&app, CHAT, request("chat", Some(&body), Some(&token))).await;
     run.expect(CHAT, &response, 503, "model_unavailable");
-    // A key whose first chat is still with the model (409). The model
-    // answers each call only once the test has seen what it waits for and
-    // opens that call's gate: no window of time to fit in.
-    let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
-    let slow = {
-        let gates = gates.clone();
-        ConverseStub::scripted(move |n| match gates.get(n) {
-            Some(gate) => Answer::gated(gate, Answer::text("in a moment")),
-            None => Answer::text("in a moment"),
-        })
-    };
-    app.models = chat_core::served::Models::only(model_answering(&slow), app.config.pricing);
-    let keyed = || {
-        let mut request = request("chat", Some(&body), Some(&token));
-        request
-            .headers_mut()
-            .insert("idempotency-key", "slow-key".parse().unwrap());
-        request
-    };
-    let (first, second) = tokio::join!(call(&app, CHAT, keyed()), async {
-        // Once the first is with the model, it holds the key.
-        while slow.call_count() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let second = call(&app, CHAT, keyed()).await;
-        gates[0].open();
-        second
-    });
-    assert_eq!(first.status(), 200);
-    run.expect(CHAT, &second, 409, "idempotency_key_in_progress");
-    // With a cap of one open model call, a second chat while the first is
-    // with the model is refused (429).
-    app.store = app.store.clone().with_open_calls_per_user(1);
-    let before = slow.call_count();
-    let plain = || request("chat", Some(&body), Some(&token));
-    let (first, capped) = tokio::join!(call(&app, CHAT, plain()), async {
-        while slow.call_count() == before {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let capped = call(&app, CHAT, plain()).await;
-        gates[1].open();
-        capped
-    });
-    assert_eq!(first.status(), 200);
-    run.expect(CHAT, &capped, 429, "too_many_open_calls");
-    app.store = app
-        .store
-        .clone()
-        .with_open_calls_per_user(chat_core::config::DEFAULT_OPEN_CALLS_PER_USER);
-    // The same on /v1: a key whose first completion is still with the
-    // model (409), then its replay, and the key with another body (422).
-    let auth = bearer(&token);
-    let v1_keyed = |body: &Value| {
-        let mut request = completion(body, Some(&auth));
-        request
-            .headers_mut()
-            .insert("idempotency-key", "v1-slow-key".parse().unwrap());
-        request
-    };
-    let asked = hello(MODEL_ID);
-    let before = slow.call_count();
-    let (first, second) = tokio::join!(call(&app, COMPLETIONS, v1_keyed(&asked)), async {
-        while slow.call_count() == before {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let second = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
-        gates[2].open();
-        second
-    });
-    let first = run.expect(COMPLETIONS, &first, 200, "");
-    run.expect(COMPLETIONS, &second, 409, "idempotency_key_in_progress");
-    let replay = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
-    assert_eq!(replay.headers()["idempotent-replayed"], "true");
-    assert_eq!(run.expect(COMPLETIONS, &replay, 200, ""), first);
-    let other = with(hello(MODEL_ID), json!({"max_tokens": 5}));
-    let response = call(&app, COMPLETIONS, v1_keyed(&other)).await;
-    run.expect(COMPLETIONS, &response, 422, "idempotency_key_reused");
+    Box::pin(keys_in_progress(&mut run, &mut app, &token, &body)).await;
     app.models = chat_core::served::Models::only(Arc::new(DummyResponder), app.config.pricing);
 
     // GET /chats/
@@ -2558,3 +2482,87 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
 
 /// A 1x1 PNG, inline.
 const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// A key whose first call is still with the model: 409 on /chat/ and /v1,
+/// the open-call cap's 429, a replay and a reused key's 422. Its own
+/// future, boxed by the caller, keeps the main test's stack small.
+async fn keys_in_progress(run: &mut Run, app: &mut App, token: &str, body: &str) {
+    let (token, body) = (token.to_owned(), body.to_owned());
+    // A key whose first chat is still with the model (409). The model
+    // answers each call only once the test has seen what it waits for and
+    // opens that call's gate: no window of time to fit in.
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::default()).collect();
+    let slow = {
+        let gates = gates.clone();
+        ConverseStub::scripted(move |n| match gates.get(n) {
+            Some(gate) => Answer::gated(gate, Answer::text("in a moment")),
+            None => Answer::text("in a moment"),
+        })
+    };
+    app.models = chat_core::served::Models::only(model_answering(&slow), app.config.pricing);
+    let keyed = || {
+        let mut request = request("chat", Some(&body), Some(&token));
+        request
+            .headers_mut()
+            .insert("idempotency-key", "slow-key".parse().unwrap());
+        request
+    };
+    let (first, second) = tokio::join!(call(&app, CHAT, keyed()), async {
+        // Once the first is with the model, it holds the key.
+        while slow.call_count() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let second = call(&app, CHAT, keyed()).await;
+        gates[0].open();
+        second
+    });
+    assert_eq!(first.status(), 200);
+    run.expect(CHAT, &second, 409, "idempotency_key_in_progress");
+    // With a cap of one open model call, a second chat while the first is
+    // with the model is refused (429).
+    app.store = app.store.clone().with_open_calls_per_user(1);
+    let before = slow.call_count();
+    let plain = || request("chat", Some(&body), Some(&token));
+    let (first, capped) = tokio::join!(call(&app, CHAT, plain()), async {
+        while slow.call_count() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let capped = call(&app, CHAT, plain()).await;
+        gates[1].open();
+        capped
+    });
+    assert_eq!(first.status(), 200);
+    run.expect(CHAT, &capped, 429, "too_many_open_calls");
+    app.store = app
+        .store
+        .clone()
+        .with_open_calls_per_user(chat_core::config::DEFAULT_OPEN_CALLS_PER_USER);
+    // The same on /v1: a key whose first completion is still with the
+    // model (409), then its replay, and the key with another body (422).
+    let auth = bearer(&token);
+    let v1_keyed = |body: &Value| {
+        let mut request = completion(body, Some(&auth));
+        request
+            .headers_mut()
+            .insert("idempotency-key", "v1-slow-key".parse().unwrap());
+        request
+    };
+    let asked = hello(MODEL_ID);
+    let before = slow.call_count();
+    let (first, second) = tokio::join!(call(&app, COMPLETIONS, v1_keyed(&asked)), async {
+        while slow.call_count() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let second = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+        gates[2].open();
+        second
+    });
+    let first = run.expect(COMPLETIONS, &first, 200, "");
+    run.expect(COMPLETIONS, &second, 409, "idempotency_key_in_progress");
+    let replay = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(run.expect(COMPLETIONS, &replay, 200, ""), first);
+    let other = with(hello(MODEL_ID), json!({"max_tokens": 5}));
+    let response = call(&app, COMPLETIONS, v1_keyed(&other)).await;
+    run.expect(COMPLETIONS, &response, 422, "idempotency_key_reused");
+}
