@@ -2507,12 +2507,12 @@ async fn keys_in_progress(run: &mut Run, app: &mut App, token: &str, body: &str)
             .insert("idempotency-key", "slow-key".parse().unwrap());
         request
     };
-    let (first, second) = tokio::join!(call(&app, CHAT, keyed()), async {
+    let (first, second) = tokio::join!(call(app, CHAT, keyed()), async {
         // Once the first is with the model, it holds the key.
         while slow.call_count() == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let second = call(&app, CHAT, keyed()).await;
+        let second = call(app, CHAT, keyed()).await;
         gates[0].open();
         second
     });
@@ -2523,11 +2523,11 @@ async fn keys_in_progress(run: &mut Run, app: &mut App, token: &str, body: &str)
     app.store = app.store.clone().with_open_calls_per_user(1);
     let before = slow.call_count();
     let plain = || request("chat", Some(&body), Some(&token));
-    let (first, capped) = tokio::join!(call(&app, CHAT, plain()), async {
+    let (first, capped) = tokio::join!(call(app, CHAT, plain()), async {
         while slow.call_count() == before {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let capped = call(&app, CHAT, plain()).await;
+        let capped = call(app, CHAT, plain()).await;
         gates[1].open();
         capped
     });
@@ -2549,20 +2549,20 @@ async fn keys_in_progress(run: &mut Run, app: &mut App, token: &str, body: &str)
     };
     let asked = hello(MODEL_ID);
     let before = slow.call_count();
-    let (first, second) = tokio::join!(call(&app, COMPLETIONS, v1_keyed(&asked)), async {
+    let (first, second) = tokio::join!(call(app, COMPLETIONS, v1_keyed(&asked)), async {
         while slow.call_count() == before {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let second = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+        let second = call(app, COMPLETIONS, v1_keyed(&asked)).await;
         gates[2].open();
         second
     });
     let first = run.expect(COMPLETIONS, &first, 200, "");
     run.expect(COMPLETIONS, &second, 409, "idempotency_key_in_progress");
-    let replay = call(&app, COMPLETIONS, v1_keyed(&asked)).await;
+    let replay = call(app, COMPLETIONS, v1_keyed(&asked)).await;
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(run.expect(COMPLETIONS, &replay, 200, ""), first);
     let other = with(hello(MODEL_ID), json!({"max_tokens": 5}));
-    let response = call(&app, COMPLETIONS, v1_keyed(&other)).await;
+    let response = call(app, COMPLETIONS, v1_keyed(&other)).await;
     run.expect(COMPLETIONS, &response, 422, "idempotency_key_reused");
 }
