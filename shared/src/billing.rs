@@ -576,6 +576,7 @@ mod tests {
                 amount: 1000,
                 marker_id: None,
                 counted: true,
+                key: None,
             },
             reply: Box::new(Ended),
             cutoff: None,

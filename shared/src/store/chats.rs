@@ -13,13 +13,14 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::accounts::require_live;
+use super::accounts::{require_live, KeyCharge};
+use super::key_limits::{KeyEntry, Window};
 use super::rate::rate_limited;
 use super::transact::condition_failed;
 use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, VerifiedToken};
+use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, TokenKind, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
 use crate::responder::Finish;
@@ -124,8 +125,35 @@ impl Store {
         key: Option<&KeyedRequest>,
         deadline: Deadline,
     ) -> Result<ChatOutcome, ApiError> {
+        let mut window = Window::Current;
+        for _ in 0..KEY_WINDOW_TRIES {
+            match self
+                .charge_and_save_in(token, chat, key, &window, deadline)
+                .await?
+            {
+                Attempted::Done(outcome) => return Ok(outcome),
+                Attempted::Again(next) => window = next,
+            }
+        }
+        Err(key_window_contended())
+    }
+
+    /// [`Store::charge_and_save_chat`] assuming the API key's budget counts
+    /// in `window`; `Again` when the key's entry says to assume another.
+    async fn charge_and_save_in(
+        &self,
+        token: &VerifiedToken,
+        chat: &ChatRecord<'_>,
+        key: Option<&KeyedRequest>,
+        window: &Window,
+        deadline: Deadline,
+    ) -> Result<Attempted<ChatOutcome>, ApiError> {
         let user = token.username().as_str();
-        let charge = self.charge(token, chat.cost, chat.created)?;
+        let limits = KeyCharge {
+            model: chat.model,
+            window: window.clone(),
+        };
+        let charge = self.charge(token, chat.cost, &limits, chat.created)?;
         let cost = signed(chat.cost)?;
         let save = chat.put(&self.tables.chats, user, -cost)?;
         let marker = key
@@ -175,10 +203,54 @@ impl Store {
         self.transact(
             items,
             deadline,
-            || ChatOutcome::Saved,
-            |reasons| classify(reasons, &positions, token, chat, key),
+            || Attempted::Done(ChatOutcome::Saved),
+            |reasons| {
+                if !condition_failed(reasons, SAVE) && condition_failed(reasons, CHARGE) {
+                    if let Some(next) = key_retry(reasons, CHARGE, token, window, chat.created) {
+                        return Some(Ok(Attempted::Again(next)));
+                    }
+                }
+                classify(reasons, &positions, token, chat, key).map(|r| r.map(Attempted::Done))
+            },
         )
         .await
+    }
+}
+
+/// A chat's write, or the window to send it again with.
+pub(super) enum Attempted<T> {
+    Done(T),
+    Again(Window),
+}
+
+/// Sends of a chat's write with another key window before giving up: a
+/// new window needs one more; another chat renewing it first, one more.
+pub(super) const KEY_WINDOW_TRIES: usize = 4;
+
+/// Chats renewing one key's window kept crossing: a 503, retried.
+pub(super) fn key_window_contended() -> ApiError {
+    ApiError::Unavailable("an API key's budget window kept changing; retry".into())
+}
+
+/// The window a chat refused by its API key's entry must assume when sent
+/// again, if the window is what refused it: the stored window ended, or
+/// another chat renewed it first. `None`: the refusal is for another cause.
+pub(super) fn key_retry(
+    reasons: &[CancellationReason],
+    index: usize,
+    token: &VerifiedToken,
+    window: &Window,
+    now: Timestamp,
+) -> Option<Window> {
+    if token.kind() != TokenKind::ApiKey {
+        return None;
+    }
+    let account = reasons.get(index)?.item()?;
+    require_live(account, token, now).ok()?;
+    let entry = KeyEntry::of(account, token.session_id().as_str()).ok()??;
+    match entry.renewal(now) {
+        Some(renew) => (renew != *window).then_some(renew),
+        None => matches!(window, Window::Renew { .. }).then_some(Window::Current),
     }
 }
 
@@ -217,7 +289,7 @@ fn classify(
             reasons,
             CHARGE,
             token,
-            chat.cost,
+            (chat.model, chat.cost),
             chat.created,
             0,
         )));
@@ -237,7 +309,7 @@ pub(super) fn refusal_of(
     reasons: &[CancellationReason],
     index: usize,
     token: &VerifiedToken,
-    cost: u64,
+    (model, cost): (&str, u64),
     now: Timestamp,
     open_cap: u32,
 ) -> ApiError {
@@ -257,6 +329,19 @@ pub(super) fn refusal_of(
         return ApiError::TooManyOpenCalls {
             retry_after: OPEN_CALL_RETRY_SECONDS,
         };
+    }
+    // Before the balance: a key's own limits are what the caller can
+    // change for it.
+    if token.kind() == TokenKind::ApiKey {
+        match KeyEntry::of(account, token.session_id().as_str()) {
+            Ok(Some(entry)) => {
+                if let Some(refusal) = entry.refusal(model, cost, now) {
+                    return refusal;
+                }
+            }
+            Ok(None) => return ApiError::Unauthorized,
+            Err(e) => return e,
+        }
     }
     match number_of(account, "tokens") {
         Ok(balance) => ApiError::InsufficientTokens { balance, cost },

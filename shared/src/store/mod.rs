@@ -29,6 +29,7 @@ mod failures;
 mod history;
 mod holds;
 mod invites;
+mod key_limits;
 mod keys;
 mod ledger;
 mod login;
@@ -48,12 +49,13 @@ use crate::config::{SourceLimits, Tables};
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
-pub use api_keys::{may_manage_keys, KeyInfo, NewKey, MAX_API_KEYS, NEVER};
+pub use api_keys::{may_manage_keys, KeyInfo, KeyLimits, NewKey, MAX_API_KEYS, NEVER};
 pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
 pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
-    Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
+    HeldKey, Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX,
+    OPEN_HOLD_SHARDS,
 };
 pub use invites::INVITE_CODE_PREFIX;
 pub use keys::{Rotation, SIGNING_KEY_ITEM};
