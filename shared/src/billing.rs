@@ -577,6 +577,7 @@ mod tests {
                 marker_id: None,
                 counted: true,
                 key: None,
+                model: "m".into(),
             },
             reply: Box::new(Ended),
             cutoff: None,

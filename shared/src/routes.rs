@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 /// (method, path as clients call it, function that serves it). A `{name}`
 /// segment stands for any one segment.
-pub const ROUTES: [(&str, &str, &str); 9] = [
+pub const ROUTES: [(&str, &str, &str); 11] = [
     ("POST", "/register/", "register"),
     ("POST", "/login/", "login"),
     ("POST", "/chat/", "chat"),
@@ -14,7 +14,9 @@ pub const ROUTES: [(&str, &str, &str); 9] = [
     ("GET", "/chats/", "history"),
     ("POST", "/keys/", "keys"),
     ("GET", "/keys/", "keys"),
+    ("PATCH", "/keys/{id}", "keys"),
     ("DELETE", "/keys/{id}", "keys"),
+    ("GET", "/usage/", "usage"),
 ];
 
 /// The OpenAI-compatible routes, served by a REST API whose answers can

@@ -57,9 +57,20 @@ pub struct ChatRecord<'a> {
 impl ChatRecord<'_> {
     /// The chat item. `amount` is its ledger entry, what saving it moves:
     /// minus the cost for a flat charge, what a hold gives back at a settle.
-    pub(super) fn put(&self, table: &str, user: &str, amount: i64) -> Result<Put, ApiError> {
-        Put::builder()
-            .table_name(table)
+    /// `key_id`: the API key that paid, kept for usage by key.
+    pub(super) fn put(
+        &self,
+        table: &str,
+        user: &str,
+        amount: i64,
+        key_id: Option<&str>,
+    ) -> Result<Put, ApiError> {
+        let put = Put::builder();
+        let put = match key_id {
+            Some(id) => put.item("key_id", s(id)),
+            None => put,
+        };
+        put.table_name(table)
             .item("username", s(user))
             .item("chat_id", s(self.chat_id.to_string()))
             .item("message", s(self.message.as_str()))
@@ -155,7 +166,13 @@ impl Store {
         };
         let charge = self.charge(token, chat.cost, &limits, chat.created)?;
         let cost = signed(chat.cost)?;
-        let save = chat.put(&self.tables.chats, user, -cost)?;
+        let key_id = (token.kind() == TokenKind::ApiKey).then(|| token.session_id());
+        let save = chat.put(
+            &self.tables.chats,
+            user,
+            -cost,
+            key_id.as_ref().map(|id| id.as_str()),
+        )?;
         let marker = key
             .map(|keyed| {
                 Put::builder()

@@ -67,6 +67,8 @@ pub struct Hold {
     pub counted: bool,
     /// The API key it was taken with, whose budget its close gives back to.
     pub key: Option<HeldKey>,
+    /// The catalog id of the model called, kept on its closing entries.
+    pub model: String,
 }
 
 /// The API key a hold was taken with, and when: its close gives back to
@@ -183,6 +185,7 @@ impl Store {
                 id: token.session_id().as_str().to_owned(),
                 taken: request.taken,
             }),
+            model: request.model.to_owned(),
         }
     }
 
@@ -388,7 +391,12 @@ impl Store {
         let mut items = vec![
             self.close(hold, "settled")?,
             TransactWriteItem::builder()
-                .put(chat.put(&self.tables.chats, user, signed(refund)?)?)
+                .put(chat.put(
+                    &self.tables.chats,
+                    user,
+                    signed(refund)?,
+                    hold.key.as_ref().map(|key| key.id.as_str()),
+                )?)
                 .build(),
         ];
         items.extend(self.give_back(hold, refund, to_key)?);
@@ -584,6 +592,7 @@ impl Store {
         let hold = Hold {
             counted: matches!(item.get("counted"), Some(AttributeValue::Bool(true))),
             key: held_key_of(&item),
+            model: string_of(&item, "model").unwrap_or_default().to_owned(),
             ..hold.clone()
         };
         if matches!(item.get("refused"), Some(AttributeValue::Bool(true))) {
@@ -664,7 +673,15 @@ impl Store {
         amount: u64,
         reason: &str,
     ) -> Result<TransactWriteItem, ApiError> {
-        let entry = Put::builder()
+        let mut entry = Put::builder();
+        // What usage groups it by: the hold's model and key.
+        if !hold.model.is_empty() {
+            entry = entry.item("model", s(&hold.model));
+        }
+        if let Some(key) = &hold.key {
+            entry = entry.item("key_id", s(&key.id));
+        }
+        let entry = entry
             .table_name(&self.tables.chats)
             .item("username", s(hold.username.as_str()))
             .item("chat_id", s(format!("{prefix}{}", Uuid::now_v7())))
@@ -789,6 +806,7 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
         // The index does not carry these; the sweeper reads the item itself.
         counted: false,
         key: None,
+        model: String::new(),
     })
 }
 

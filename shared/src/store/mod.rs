@@ -39,6 +39,7 @@ mod rate;
 pub mod retry;
 mod sources;
 mod transact;
+mod usage;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -64,6 +65,7 @@ pub use login::LoginSlot;
 pub use migrate::Migrated;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use sources::SourceLimit;
+pub use usage::{Usage, UsageGroup, UsageRow};
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]
