@@ -54,7 +54,7 @@ async fn usage(app: &App, request: Request) -> Result<Response<Body>, ApiError> 
             "from": query.from.iso8601(),
             "to": query.to.iso8601(),
             "group_by": query.group.as_str(),
-            "rows": rows.iter().map(|row| row_json(row)).collect::<Vec<_>>(),
+            "rows": rows.iter().map(row_json).collect::<Vec<_>>(),
             "total": row_json(&usage.total),
             "next_cursor": next,
         }),

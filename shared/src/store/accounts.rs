@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::key_limits::{charge_part, give_back_part, Window};
+use super::rate::{rate_part, Minutes, CHAT_MINUTES};
 use super::retry::{with_retries, worth_retrying, Attempt};
 use super::transact::{cancellation_reasons, condition_failed};
 use super::{n, number_of, s, storage_error, transient, Store};
@@ -27,11 +28,13 @@ use crate::error::ApiError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
-/// What a chat asks of its API key's entry: the model it calls, and the
-/// window it assumes the key's budget counts in. Ignored for a session.
-pub(super) struct KeyCharge<'a> {
+/// What a chat's write assumes and asks besides the balance: the model it
+/// calls and the window its API key's budget counts in (both ignored for a
+/// session), and how it counts the chat against the per-minute cap.
+pub(super) struct Limits<'a> {
     pub model: &'a str,
     pub window: Window,
+    pub minutes: Minutes,
 }
 
 /// Live sessions a user may hold at once; a login beyond it ends the
@@ -73,6 +76,8 @@ impl Store {
             // entry of each.
             .item("sessions", AttributeValue::M(HashMap::new()))
             .item("api_keys", AttributeValue::M(HashMap::new()))
+            // The per-minute chat counters (see `rate`).
+            .item(CHAT_MINUTES, AttributeValue::M(HashMap::new()))
             // Counts the balance's movements, so an audit can tell that
             // none happened while it read the ledger.
             .item("version", n(0))
@@ -299,7 +304,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         cost: u64,
-        limits: &KeyCharge<'_>,
+        limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         self.account_update(token, cost, limits, now, false)
@@ -312,7 +317,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         amount: u64,
-        limits: &KeyCharge<'_>,
+        limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         self.account_update(token, amount, limits, now, true)
@@ -322,7 +327,7 @@ impl Store {
         &self,
         token: &VerifiedToken,
         cost: u64,
-        limits: &KeyCharge<'_>,
+        limits: &Limits<'_>,
         now: Timestamp,
         opens_call: bool,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
@@ -334,28 +339,43 @@ impl Store {
         // Also fails when the account is missing: nothing is created.
         let mut condition =
             format!("{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)");
-        update = match token.kind() {
-            TokenKind::Session => update.update_expression(format!(
-                "SET tokens = tokens - :cost ADD version :one{count}"
-            )),
-            // The key's last used day, its budget and its models, in the
-            // same write: no extra item, no read.
-            TokenKind::ApiKey => {
-                let part = charge_part(limits.model, &limits.window, now);
-                condition.push_str(" AND ");
-                condition.push_str(&part.condition);
-                part.values
-                    .into_iter()
-                    .fold(update, |u, (name, value)| {
-                        u.expression_attribute_values(name, value)
-                    })
-                    .update_expression(format!(
-                        "SET tokens = tokens - :cost, api_keys.#sid[1] = :day, {} ADD version :one{count}",
-                        part.set
-                    ))
-                    .expression_attribute_values(":day", s(now.day()))
-            }
-        };
+        let mut sets = vec!["tokens = tokens - :cost".to_owned()];
+        let mut removes = Vec::new();
+        // The key's last used day, its budget and its models, in the same
+        // write: no extra item, no read.
+        if token.kind() == TokenKind::ApiKey {
+            let part = charge_part(limits.model, &limits.window, now);
+            condition.push_str(" AND ");
+            condition.push_str(&part.condition);
+            sets.push("api_keys.#sid[1] = :day".to_owned());
+            sets.push(part.set);
+            update = part
+                .values
+                .into_iter()
+                .fold(update, |u, (name, value)| {
+                    u.expression_attribute_values(name, value)
+                })
+                .expression_attribute_values(":day", s(now.day()));
+        }
+        // The per-minute cap, in the same write too (see `rate`).
+        if self.chats_per_minute > 0 {
+            let part = rate_part(&limits.minutes, self.chats_per_minute, now);
+            condition.push_str(" AND ");
+            condition.push_str(&part.condition);
+            sets.push(part.set);
+            removes.extend(part.remove);
+            update = part.names.into_iter().fold(update, |u, (name, value)| {
+                u.expression_attribute_names(name, value)
+            });
+            update = part.values.into_iter().fold(update, |u, (name, value)| {
+                u.expression_attribute_values(name, value)
+            });
+        }
+        let mut expression = format!("SET {} ADD version :one{count}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        update = update.update_expression(expression);
         if opens_call && self.open_calls_per_user > 0 {
             condition.push_str(" AND (attribute_not_exists(open_calls) OR open_calls < :open_cap)");
             update = update.expression_attribute_values(":open_cap", n(self.open_calls_per_user));

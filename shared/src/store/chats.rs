@@ -13,9 +13,9 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::accounts::{require_live, KeyCharge};
+use super::accounts::{require_live, Limits};
 use super::key_limits::{KeyEntry, Window};
-use super::rate::rate_limited;
+use super::rate::{over_cap, rate_limited, rate_retry, Minutes};
 use super::transact::condition_failed;
 use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
 use crate::clock::Timestamp;
@@ -136,33 +136,34 @@ impl Store {
         key: Option<&KeyedRequest>,
         deadline: Deadline,
     ) -> Result<ChatOutcome, ApiError> {
-        let mut window = Window::Current;
-        for _ in 0..KEY_WINDOW_TRIES {
+        let mut shape = Shape::GUESS;
+        for _ in 0..SHAPE_TRIES {
             match self
-                .charge_and_save_in(token, chat, key, &window, deadline)
+                .charge_and_save_in(token, chat, key, &shape, deadline)
                 .await?
             {
                 Attempted::Done(outcome) => return Ok(outcome),
-                Attempted::Again(next) => window = next,
+                Attempted::Again(next) => shape = next,
             }
         }
-        Err(key_window_contended())
+        Err(shape_contended())
     }
 
-    /// [`Store::charge_and_save_chat`] assuming the API key's budget counts
-    /// in `window`; `Again` when the key's entry says to assume another.
+    /// [`Store::charge_and_save_chat`] written as `shape` says; `Again`
+    /// when the account's refusal says to write it another way.
     async fn charge_and_save_in(
         &self,
         token: &VerifiedToken,
         chat: &ChatRecord<'_>,
         key: Option<&KeyedRequest>,
-        window: &Window,
+        shape: &Shape,
         deadline: Deadline,
     ) -> Result<Attempted<ChatOutcome>, ApiError> {
         let user = token.username().as_str();
-        let limits = KeyCharge {
+        let limits = Limits {
             model: chat.model,
-            window: window.clone(),
+            window: shape.window.clone(),
+            minutes: shape.minutes.clone(),
         };
         let charge = self.charge(token, chat.cost, &limits, chat.created)?;
         let cost = signed(chat.cost)?;
@@ -200,81 +201,106 @@ impl Store {
             })
             .transpose()?;
 
-        // In the order of CHARGE, SAVE and MARKER above, then the count.
+        // In the order of CHARGE, SAVE and MARKER above.
         let mut items = vec![
             TransactWriteItem::builder().update(charge).build(),
             TransactWriteItem::builder().put(save).build(),
         ];
         let positions = Positions {
             marker: marker.is_some().then_some(MARKER),
-            count: None,
         };
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
-        let count = self.count_chat(user, chat.created)?;
-        let positions = Positions {
-            count: count.as_ref().map(|_| items.len()),
-            ..positions
-        };
-        items.extend(count);
+        let cap = self.chats_per_minute;
 
         self.transact(
             items,
             deadline,
             || Attempted::Done(ChatOutcome::Saved),
             |reasons| {
-                if !condition_failed(reasons, SAVE) && condition_failed(reasons, CHARGE) {
-                    if let Some(next) = key_retry(reasons, CHARGE, token, window, chat.created) {
+                let replay = positions
+                    .marker
+                    .is_some_and(|at| condition_failed(reasons, at));
+                if !condition_failed(reasons, SAVE) && !replay && condition_failed(reasons, CHARGE)
+                {
+                    if let Some(next) = reshape(reasons, CHARGE, token, shape, cap, chat.created) {
                         return Some(Ok(Attempted::Again(next)));
                     }
                 }
-                classify(reasons, &positions, token, chat, key).map(|r| r.map(Attempted::Done))
+                classify(reasons, &positions, token, chat, key, cap).map(|r| r.map(Attempted::Done))
             },
         )
         .await
     }
 }
 
-/// A chat's write, or the window to send it again with.
+/// A chat's write, or the shape to send it again in.
 pub(super) enum Attempted<T> {
     Done(T),
-    Again(Window),
+    Again(Shape),
 }
 
-/// Sends of a chat's write with another key window before giving up: a
-/// new window needs one more; another chat renewing it first, one more.
-pub(super) const KEY_WINDOW_TRIES: usize = 4;
-
-/// Chats renewing one key's window kept crossing: a 503, retried.
-pub(super) fn key_window_contended() -> ApiError {
-    ApiError::Unavailable("an API key's budget window kept changing; retry".into())
+/// How a chat's account update is written: what it assumes of the API
+/// key's budget window, and how it counts the chat in the minute. Nearly
+/// always [`Shape::GUESS`]; the account's refusal says when not.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Shape {
+    pub window: Window,
+    pub minutes: Minutes,
 }
 
-/// The window a chat refused by its API key's entry must assume when sent
-/// again, if the window is what refused it: the stored window ended, or
-/// another chat renewed it first. `None`: the refusal is for another cause.
-pub(super) fn key_retry(
+impl Shape {
+    pub const GUESS: Shape = Shape {
+        window: Window::Current,
+        minutes: Minutes::Count,
+    };
+}
+
+/// Sends of a chat's write in another shape before giving up: a new key
+/// window or a crowded minute map needs one more; another chat changing
+/// either first, one more.
+pub(super) const SHAPE_TRIES: usize = 4;
+
+/// Chats reshaping one account kept crossing: a 503, retried.
+pub(super) fn shape_contended() -> ApiError {
+    ApiError::Unavailable("an account's budget window or chat count kept changing; retry".into())
+}
+
+/// The shape a chat refused by its account update must be sent again in,
+/// if the shape is what refused it: the API key's window ended, or another
+/// chat renewed it first; the minute counters need rewriting, or another
+/// chat changed them first. `None`: the refusal is for another cause.
+pub(super) fn reshape(
     reasons: &[CancellationReason],
     index: usize,
     token: &VerifiedToken,
-    window: &Window,
+    shape: &Shape,
+    cap: u32,
     now: Timestamp,
-) -> Option<Window> {
-    if token.kind() != TokenKind::ApiKey {
-        return None;
-    }
+) -> Option<Shape> {
     let account = reasons.get(index)?.item()?;
     require_live(account, token, now).ok()?;
-    let entry = KeyEntry::of(account, token.session_id().as_str()).ok()??;
-    match entry.renewal(now) {
-        Some(renew) => (renew != *window).then_some(renew),
-        None => matches!(window, Window::Renew { .. }).then_some(Window::Current),
+    let window = if token.kind() == TokenKind::ApiKey {
+        let entry = KeyEntry::of(account, token.session_id().as_str()).ok()??;
+        match entry.renewal(now) {
+            Some(renew) => (renew != shape.window).then_some(renew),
+            None => matches!(shape.window, Window::Renew { .. }).then_some(Window::Current),
+        }
+    } else {
+        None
+    };
+    let minutes = rate_retry(account, &shape.minutes, cap, now);
+    if window.is_none() && minutes.is_none() {
+        return None;
     }
+    Some(Shape {
+        window: window.unwrap_or_else(|| shape.window.clone()),
+        minutes: minutes.unwrap_or_else(|| shape.minutes.clone()),
+    })
 }
 
 /// Where the optional items of a chat's transaction are, if present.
 struct Positions {
     marker: Option<usize>,
-    count: Option<usize>,
 }
 
 /// What a cancelled charge came to, if its conditions decide it.
@@ -284,6 +310,7 @@ fn classify(
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
     key: Option<&KeyedRequest>,
+    cap: u32,
 ) -> Option<Result<ChatOutcome, ApiError>> {
     let failed = |index: usize| condition_failed(reasons, index);
     // First: this chat id is new to every request but this one, so if it is
@@ -308,12 +335,8 @@ fn classify(
             token,
             (chat.model, chat.cost),
             chat.created,
-            0,
+            (0, cap),
         )));
-    }
-    // Last: a chat the account refuses is not one the cap refuses.
-    if positions.count.is_some_and(failed) {
-        return Some(Err(rate_limited(chat.created)));
     }
     None
 }
@@ -328,7 +351,7 @@ pub(super) fn refusal_of(
     token: &VerifiedToken,
     (model, cost): (&str, u64),
     now: Timestamp,
-    open_cap: u32,
+    (open_cap, chat_cap): (u32, u32),
 ) -> ApiError {
     let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
         return ApiError::Unauthorized;
@@ -361,6 +384,12 @@ pub(super) fn refusal_of(
         }
     }
     match number_of(account, "tokens") {
+        // The balance first: a chat the balance refuses is not one the cap
+        // refuses.
+        Ok(balance) if balance < i64::try_from(cost).unwrap_or(i64::MAX) => {
+            ApiError::InsufficientTokens { balance, cost }
+        }
+        _ if over_cap(account, chat_cap, now) => rate_limited(now),
         Ok(balance) => ApiError::InsufficientTokens { balance, cost },
         Err(e) => e,
     }

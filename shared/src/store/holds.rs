@@ -26,13 +26,11 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::accounts::KeyCharge;
+use super::accounts::Limits;
 use super::chats::{
-    key_retry, key_window_contended, marker_id, marker_of, refusal_of, replay_of, Attempted,
-    KEY_WINDOW_TRIES, MARKER_DONE, MARKER_PENDING,
+    marker_id, marker_of, refusal_of, replay_of, reshape, shape_contended, Attempted, Shape,
+    MARKER_DONE, MARKER_PENDING, SHAPE_TRIES,
 };
-use super::key_limits::Window;
-use super::rate::rate_limited;
 use super::transact::condition_failed;
 use super::{n, number_of, s, signed, storage_error, string_of, unless_refused, Store};
 use crate::clock::Timestamp;
@@ -197,26 +195,23 @@ impl Store {
         hold: &Hold,
         deadline: Deadline,
     ) -> Result<HoldOutcome, ApiError> {
-        let mut window = Window::Current;
-        for _ in 0..KEY_WINDOW_TRIES {
-            match self
-                .take_in(token, request, hold, &window, deadline)
-                .await?
-            {
+        let mut shape = Shape::GUESS;
+        for _ in 0..SHAPE_TRIES {
+            match self.take_in(token, request, hold, &shape, deadline).await? {
                 Attempted::Done(outcome) => return Ok(outcome),
-                Attempted::Again(next) => window = next,
+                Attempted::Again(next) => shape = next,
             }
         }
-        Err(key_window_contended())
+        Err(shape_contended())
     }
 
-    /// [`Store::take`] assuming the API key's budget counts in `window`.
+    /// [`Store::take`] with its account update written as `shape` says.
     async fn take_in(
         &self,
         token: &VerifiedToken,
         request: &HoldRequest<'_>,
         hold: &Hold,
-        window: &Window,
+        shape: &Shape,
         deadline: Deadline,
     ) -> Result<Attempted<HoldOutcome>, ApiError> {
         let HoldRequest {
@@ -230,9 +225,10 @@ impl Store {
         } = *request;
         let user = token.username().as_str();
         let held = signed(amount)?;
-        let limits = KeyCharge {
+        let limits = Limits {
             model,
-            window: window.clone(),
+            window: shape.window.clone(),
+            minutes: shape.minutes.clone(),
         };
         let take = self.charge_for_hold(token, amount, &limits, now)?;
         let shard = hold
@@ -286,10 +282,8 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
-        let counted = self.count_chat(user, now)?;
-        let count = counted.as_ref().map(|_| items.len());
-        items.extend(counted);
         let open_cap = self.open_calls_per_user;
+        let chat_cap = self.chats_per_minute;
         let held = || Attempted::Done(HoldOutcome::Held(hold.clone()));
         self.transact(items, deadline, held, |reasons| {
             // The hold's id is new to this request alone: if it is taken,
@@ -299,7 +293,7 @@ impl Store {
             }
             let marker_failed = key.is_some() && condition_failed(reasons, HOLD_MARKER);
             if !marker_failed && condition_failed(reasons, HOLD_ACCOUNT) {
-                if let Some(next) = key_retry(reasons, HOLD_ACCOUNT, token, window, now) {
+                if let Some(next) = reshape(reasons, HOLD_ACCOUNT, token, shape, chat_cap, now) {
                     return Some(Ok(Attempted::Again(next)));
                 }
             }
@@ -319,11 +313,8 @@ impl Store {
                     token,
                     (model, amount),
                     now,
-                    open_cap,
+                    (open_cap, chat_cap),
                 )));
-            }
-            if count.is_some_and(|at| condition_failed(reasons, at)) {
-                return Some(Err(rate_limited(now)));
             }
             None
         })
