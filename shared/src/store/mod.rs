@@ -14,7 +14,9 @@
 //! | chats | holds, with their hold and release entries | `holds` |
 //! | chats | grant entries; a partition read whole for the audit | `ledger` |
 //! | chats | key details | `api_keys` |
-//! | chats | per-minute chat counts | `rate` |
+//! | users | an API key's budget and models, in its entry | `key_limits` |
+//! | users | per-minute chat counts, in the account | `rate` |
+//! | chats | usage: the ledger read by day, model or key | `usage` |
 //!
 //! `login` composes a login's calls before its password check; `operator`
 //! composes them for `chat-ops`, and `migrate` upgrades the items of a
