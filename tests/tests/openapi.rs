@@ -2523,6 +2523,45 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
     ] {
         bodies.push(json!({"name": "ci", "expires_in_days": days}));
     }
+    // A budget and a model list: their bounds, their types, and null.
+    for budget in [
+        json!({"tokens": 1, "period": "day"}),
+        json!({"tokens": 9_007_199_254_740_992_u64, "period": "total"}),
+        json!({"tokens": 250, "period": "week"}),
+        json!({"tokens": 250, "period": "month"}),
+        json!({"tokens": 0, "period": "day"}),
+        json!({"tokens": -1, "period": "day"}),
+        json!({"tokens": 1.5, "period": "day"}),
+        json!({"tokens": 250, "period": "year"}),
+        json!({"tokens": 250}),
+        json!({"period": "day"}),
+        json!({"tokens": 250, "period": "day", "extra": true}),
+        json!(250),
+        json!("day"),
+        json!(null),
+    ] {
+        bodies.push(json!({"name": "ci", "budget": budget}));
+    }
+    for models in [
+        json!(["haiku"]),
+        json!(["a", "b"]),
+        json!(["é用𝄞"]),
+        json!(["a".repeat(128)]),
+        json!(["a".repeat(129)]),
+        json!([]),
+        json!(["a", "a"]),
+        json!([""]),
+        json!(["a b"]),
+        json!(["a\u{3000}b"]),
+        json!(["a\u{85}"]),
+        json!(["\u{7}"]),
+        json!([3]),
+        json!("haiku"),
+        json!(null),
+        json!((0..21).map(|i| i.to_string()).collect::<Vec<_>>()),
+    ] {
+        bodies.push(json!({"name": "ci", "models": models}));
+    }
     for body in &bodies {
         let errors = spec.validate(&schema, body);
         let verdict = key_verdict(&app, &token, body).await;
@@ -2535,9 +2574,10 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
         if let Err(field) = verdict {
             let missing = format!("the required property {field} is missing");
             assert!(
-                errors
-                    .iter()
-                    .any(|e| e.starts_with(&format!("$.{field}:")) || e.ends_with(&missing)),
+                errors.iter().any(|e| e.starts_with(&format!("$.{field}:"))
+                    || e.starts_with(&format!("$.{field}."))
+                    || e.starts_with(&format!("$.{field}["))
+                    || e.ends_with(&missing)),
                 "{body}: the handler names {field}, the spec {errors:?}"
             );
         }
