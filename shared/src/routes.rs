@@ -92,9 +92,11 @@ mod tests {
         assert_eq!(method("/v1/models/dummy"), None);
         assert_eq!(method("/v1/models/").as_deref(), Some("GET"));
         assert_eq!(method("/keys/").as_deref(), Some("POST, GET"));
-        assert_eq!(method("/keys/abc").as_deref(), Some("DELETE"));
+        assert_eq!(method("/keys/abc").as_deref(), Some("PATCH, DELETE"));
         assert_eq!(method("/keys/a/b"), None);
+        assert_eq!(method("/usage").as_deref(), Some("GET"));
         assert!(route_for("DELETE", "/keys/abc").is_some());
+        assert!(route_for("PATCH", "/keys/abc").is_some());
         assert!(route_for("GET", "/keys/abc").is_none());
     }
 }
