@@ -315,3 +315,132 @@ async fn a_hold_counts_against_the_key_and_its_settle_gives_back_the_unused_part
     assert_eq!(listed(&app, &session).await[0]["spent"], 30);
     assert_ledger_balances(&app, "alice").await;
 }
+
+/// Key `id`'s `left` and window as stored.
+async fn key_state(app: &App, id: &str) -> (String, String) {
+    let account = stored_account(app, "alice").await;
+    let entry = account["api_keys"].as_m().unwrap()[id]
+        .as_l()
+        .unwrap()
+        .clone();
+    (
+        entry[2].as_n().unwrap().to_owned(),
+        entry[3].as_s().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone() {
+    use chat_core::deadline::Deadline;
+    use chat_core::domain::{AuthToken, ChatMessage};
+    use chat_core::store::{HoldOutcome, HoldRequest, ReleaseReason};
+
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 1000, "period": "day"}}),
+    )
+    .await;
+    let verified = app
+        .auth
+        .verify(AuthToken::parse(&key).unwrap())
+        .await
+        .unwrap();
+    let message = ChatMessage::parse("hello".into()).unwrap();
+    let hold = |amount| {
+        let now = chat_core::clock::Timestamp::now();
+        HoldRequest {
+            amount,
+            message: &message,
+            model: DUMMY_MODEL,
+            pricing: Pricing::Flat(100),
+            key: None,
+            taken: now,
+            expires: now.plus(std::time::Duration::from_secs(600)),
+        }
+    };
+    let taken = |outcome| match outcome {
+        HoldOutcome::Held(hold) => hold,
+        other => panic!("a hold: {other:?}"),
+    };
+    let today = Period::Day.window(chat_core::clock::Timestamp::now());
+
+    // Released in its own window: the key gets it all back.
+    let first = taken(
+        app.store
+            .take_hold(&verified, &hold(300), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(key_state(&app, &id).await, ("700".into(), today.clone()));
+    assert!(app
+        .store
+        .release(&first, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_eq!(key_state(&app, &id).await, ("1000".into(), today.clone()));
+
+    // Taken, then the key moves on to another window (as at midnight, by
+    // a chat that renewed it) with 40 spent there: the release gives the
+    // balance back, and the new window keeps its own spend.
+    let second = taken(
+        app.store
+            .take_hold(&verified, &hold(300), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S("alice".into()))
+        .update_expression("SET api_keys.#kid[2] = :left, api_keys.#kid[3] = :next")
+        .expression_attribute_names("#kid", id.as_str())
+        .expression_attribute_values(":left", AttributeValue::N("960".into()))
+        .expression_attribute_values(":next", AttributeValue::S("d2999-01-01".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(app
+        .store
+        .release(&second, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_eq!(
+        key_state(&app, &id).await,
+        ("960".into(), "d2999-01-01".into())
+    );
+    // And a key revoked while its hold was open: the hold still closes.
+    let third_key = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 500, "period": "week"}}),
+    )
+    .await;
+    let third_verified = app
+        .auth
+        .verify(AuthToken::parse(&third_key.0).unwrap())
+        .await
+        .unwrap();
+    let third = taken(
+        app.store
+            .take_hold(&third_verified, &hold(200), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    let revoke = keys(&app, {
+        let mut request = with_method(with_auth(event("keys-list"), &session), Method::DELETE);
+        *request.uri_mut() = format!("/keys/{}", third_key.1).parse().unwrap();
+        request
+    })
+    .await;
+    assert_eq!(revoke.status(), 204);
+    assert!(app
+        .store
+        .release(&third, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_ledger_balances(&app, "alice").await;
+}
