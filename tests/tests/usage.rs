@@ -215,6 +215,7 @@ async fn bad_queries_are_400_and_a_missing_token_401() {
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("limit=1&limit=2", "limit"),
+        ("cursor=", "cursor"),
     ] {
         let response = usage(&app, query, &session).await;
         assert_eq!(response.status(), 400, "{query}");

@@ -106,10 +106,17 @@ fn query_of(request: &Request) -> Result<Query, ApiError> {
                 )
             })?,
     };
-    let after = one("cursor")?.map(|raw| match raw {
-        NULL_GROUP => None,
-        group => Some(group.to_owned()),
-    });
+    let after = match one("cursor")? {
+        None => None,
+        Some("") => {
+            return Err(ApiError::invalid_field(
+                "cursor",
+                "must be a page's next_cursor",
+            ))
+        }
+        Some(NULL_GROUP) => Some(None),
+        Some(group) => Some(Some(group.to_owned())),
+    };
     Ok(Query {
         from,
         to,
