@@ -11,7 +11,7 @@ use chat_core::auth::KEY_REFRESH;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::Username;
-use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation};
+use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation, Usage, UsageGroup, UsageRow};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
 
@@ -103,6 +103,26 @@ enum TableCommand {
         /// The user to check; every account when left out.
         user: Option<String>,
     },
+    /// Where tokens went, from the ledger: one user's, or every account's
+    /// (a paginated scan), by day unless --by says otherwise. Columns:
+    /// user, group, charged, granted, net, entries; then the total.
+    Usage {
+        /// The user to read; every account when left out.
+        user: Option<String>,
+        /// The window's start, included: a UTC day or date-time (default:
+        /// 30 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// The window's end, excluded (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// day, model or key.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// CSV, a header line first, for a spreadsheet.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -121,6 +141,13 @@ async fn main() -> ExitCode {
     let app = App::new(config, chat_core::app::dynamodb_client().await);
     let result = match command {
         TableCommand::Audit { user } => audit(&app, user).await,
+        TableCommand::Usage {
+            user,
+            from,
+            to,
+            by,
+            csv,
+        } => usage(&app, user, (from, to), &by, csv).await,
         TableCommand::Grant {
             user,
             tokens,
@@ -454,6 +481,119 @@ async fn audit(app: &App, user: Option<String>) -> Result<ExitCode, ApiError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The window `--from`/`--to` name: `None` (said why) if either is not a
+/// UTC day or date-time, or `from` is not before `to`.
+fn window(from: Option<String>, to: Option<String>) -> Option<(Timestamp, Timestamp)> {
+    let parse = |raw: &str| {
+        let at = Timestamp::parse_utc(raw);
+        if at.is_none() {
+            eprintln!("chat-ops: {raw:?} is not a UTC day (2026-12-02) or date-time (2026-12-02T14:55:00Z)");
+        }
+        at
+    };
+    let to = match to {
+        Some(raw) => parse(&raw)?,
+        None => Timestamp::now().plus(std::time::Duration::from_millis(1)),
+    };
+    let from = match from {
+        Some(raw) => parse(&raw)?,
+        None => Timestamp::from_unix_millis(to.unix_millis() - USAGE_DAYS * 86_400_000)?,
+    };
+    if from.unix_millis() >= to.unix_millis() {
+        eprintln!("chat-ops: --from must be before --to");
+        return None;
+    }
+    Some((from, to))
+}
+
+/// The default window of `usage`, in days before `--to`.
+const USAGE_DAYS: i64 = 30;
+
+async fn usage(
+    app: &App,
+    user: Option<String>,
+    (from, to): (Option<String>, Option<String>),
+    by: &str,
+    csv: bool,
+) -> Result<ExitCode, ApiError> {
+    let Some(group) = UsageGroup::parse(by) else {
+        eprintln!("chat-ops: --by must be day, model or key");
+        return Ok(ExitCode::from(2));
+    };
+    let Some((from, to)) = window(from, to) else {
+        return Ok(ExitCode::from(2));
+    };
+    if csv {
+        println!("user,group,charged,granted,net,entries");
+    }
+    let mut total = UsageRow::default();
+    let mut print = |username: &Username, usage: &Usage| {
+        for row in &usage.rows {
+            let group = row.group.as_deref().unwrap_or("-");
+            if csv {
+                println!(
+                    "{username},{group},{},{},{},{}",
+                    row.charged,
+                    row.granted,
+                    row.net(),
+                    row.entries
+                );
+            } else {
+                println!(
+                    "{username}  {group}  charged {}  granted {}  net {}  entries {}",
+                    row.charged,
+                    row.granted,
+                    row.net(),
+                    row.entries
+                );
+            }
+        }
+        total.charged += usage.total.charged;
+        total.granted += usage.total.granted;
+        total.entries += usage.total.entries;
+    };
+    match user {
+        Some(name) => {
+            let username = username(&name)?;
+            if app.store.account_view(&username, 0).await?.is_none() {
+                return Ok(no_account(&name));
+            }
+            let usage = app.store.usage_of(&username, from, to, group).await?;
+            print(&username, &usage);
+        }
+        None => {
+            let mut start = None;
+            loop {
+                let (names, next) = app.store.accounts_page(start).await?;
+                for username in names {
+                    let usage = app.store.usage_of(&username, from, to, group).await?;
+                    print(&username, &usage);
+                }
+                start = next;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    // On stderr with CSV, so the file holds the rows alone.
+    let summary = format!(
+        "total {} to {}: charged {}, granted {}, net {}, {} entries",
+        from.iso8601(),
+        to.iso8601(),
+        total.charged,
+        total.granted,
+        total.net(),
+        total.entries
+    );
+    if csv {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn line(audit: &Audit) -> String {

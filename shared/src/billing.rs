@@ -653,6 +653,8 @@ mod tests {
                 amount: 1000,
                 marker_id: None,
                 counted: true,
+                key: None,
+                model: "m".into(),
             },
             reply: Box::new(Ended),
             cutoff: None,

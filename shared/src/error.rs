@@ -5,11 +5,16 @@
 
 use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 
+use crate::clock::Timestamp;
+use crate::domain::Period;
 use crate::response::json_response;
 use lambda_http::{Body, Response};
 use serde_json::{json, Map, Value};
 
 use std::borrow::Cow;
+
+/// The header that says when an exhausted key budget starts over.
+pub const BUDGET_RESETS_AT: &str = "x-budget-resets-at";
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -63,6 +68,20 @@ pub enum ApiError {
     AccountDisabled,
     #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
     InsufficientTokens { balance: i64, cost: u64 },
+    /// The API key's own budget for its period would be passed: the
+    /// account's balance may still hold tokens, the key may not spend them
+    /// before `resets_at` (never, for a total budget).
+    #[error("this API key's {} budget of {budget} tokens would be passed; {left} left, the chat needs {cost}", period.as_str())]
+    KeyBudgetExceeded {
+        budget: u64,
+        period: Period,
+        left: u64,
+        cost: u64,
+        resets_at: Option<Timestamp>,
+    },
+    /// The API key is limited to other models than the one asked for.
+    #[error("this API key may not use the model `{0}`")]
+    ModelNotAllowed(String),
     #[error("this Idempotency-Key was used for a different message")]
     IdempotencyKeyReused,
     /// A chat under the same key is still waiting for the model.
@@ -145,6 +164,8 @@ impl ApiError {
             ApiError::IpRateLimited { .. } => "ip_rate_limited",
             ApiError::AccountDisabled => "account_disabled",
             ApiError::InsufficientTokens { .. } => "insufficient_tokens",
+            ApiError::KeyBudgetExceeded { .. } => "key_budget_exceeded",
+            ApiError::ModelNotAllowed(_) => "model_not_allowed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ApiError::NotFound => "not_found",
@@ -168,7 +189,10 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::UsernameTaken | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
             ApiError::AccountDisabled => StatusCode::FORBIDDEN,
-            ApiError::InsufficientTokens { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::InsufficientTokens { .. } | ApiError::KeyBudgetExceeded { .. } => {
+                StatusCode::PAYMENT_REQUIRED
+            }
+            ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound | ApiError::UnknownModel(_) | ApiError::KeyNotFound => {
                 StatusCode::NOT_FOUND
@@ -210,6 +234,22 @@ impl ApiError {
             }
             ApiError::ChargedFailure { charged, .. } => {
                 body.insert("charged".into(), json!(charged));
+            }
+            ApiError::KeyBudgetExceeded {
+                budget,
+                period,
+                left,
+                cost,
+                resets_at,
+            } => {
+                body.insert("budget".into(), json!(budget));
+                body.insert("period".into(), json!(period.as_str()));
+                body.insert("left".into(), json!(left));
+                body.insert("cost".into(), json!(cost));
+                body.insert("resets_at".into(), json!(resets_at.map(Timestamp::iso8601)));
+            }
+            ApiError::ModelNotAllowed(model) => {
+                body.insert("model".into(), json!(model));
             }
             _ => {}
         }
@@ -274,6 +314,16 @@ impl ApiError {
             ApiError::ChargedFailure { failure, charged } => {
                 failure.add_headers(headers);
                 headers.insert(crate::response::TOKENS_CHARGED, HeaderValue::from(*charged));
+            }
+            // When the budget starts over, for clients that read headers
+            // only (OpenAI's SDKs): absent for a total budget.
+            ApiError::KeyBudgetExceeded {
+                resets_at: Some(at),
+                ..
+            } => {
+                if let Ok(value) = HeaderValue::from_str(&at.iso8601()) {
+                    headers.insert(BUDGET_RESETS_AT, value);
+                }
             }
             ApiError::MethodNotAllowed { allowed } => {
                 if let Ok(value) = HeaderValue::from_str(allowed) {

@@ -29,12 +29,17 @@ impl OpenAiError {
         let status = match error {
             // OpenAI answers an exhausted quota with 429, which its SDKs
             // raise as RateLimitError; 402 would be an unknown APIStatusError.
-            ApiError::InsufficientTokens { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InsufficientTokens { .. } | ApiError::KeyBudgetExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             _ => error.status(),
         };
         let (kind, code) = match error {
             ApiError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
             ApiError::InsufficientTokens { .. } => ("insufficient_quota", "insufficient_quota"),
+            // The same kind as an empty balance (not retried), with the
+            // key's own code, so a program can tell the two apart.
+            ApiError::KeyBudgetExceeded { .. } => ("insufficient_quota", "key_budget_exceeded"),
             // OpenAI's own names for a request-rate limit.
             ApiError::RateLimited { .. } | ApiError::TooManyOpenCalls { .. } => {
                 ("requests", "rate_limit_exceeded")
@@ -44,7 +49,7 @@ impl OpenAiError {
         };
         let param = match error {
             ApiError::InvalidField { field, .. } => json!(field),
-            ApiError::UnknownModel(_) => json!("model"),
+            ApiError::UnknownModel(_) | ApiError::ModelNotAllowed(_) => json!("model"),
             _ => Value::Null,
         };
         let mut headers = HeaderMap::new();
@@ -75,17 +80,22 @@ impl OpenAiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        let mut body = json!({
+            "error": {
+                "message": error.to_string(),
+                "type": kind,
+                "param": param,
+                "code": code,
+            }
+        });
+        if let ApiError::KeyBudgetExceeded { resets_at, .. } = error {
+            // The seed shape's field, beside OpenAI's: when to come back.
+            body["error"]["resets_at"] = json!(resets_at.map(crate::clock::Timestamp::iso8601));
+        }
         OpenAiError {
             status,
             headers,
-            body: json!({
-                "error": {
-                    "message": error.to_string(),
-                    "type": kind,
-                    "param": param,
-                    "code": code,
-                }
-            }),
+            body,
         }
     }
 }

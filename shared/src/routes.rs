@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 /// (method, path as clients call it, function that serves it). A `{name}`
 /// segment stands for any one segment.
-pub const ROUTES: [(&str, &str, &str); 9] = [
+pub const ROUTES: [(&str, &str, &str); 11] = [
     ("POST", "/register/", "register"),
     ("POST", "/login/", "login"),
     ("POST", "/chat/", "chat"),
@@ -14,7 +14,9 @@ pub const ROUTES: [(&str, &str, &str); 9] = [
     ("GET", "/chats/", "history"),
     ("POST", "/keys/", "keys"),
     ("GET", "/keys/", "keys"),
+    ("PATCH", "/keys/{id}", "keys"),
     ("DELETE", "/keys/{id}", "keys"),
+    ("GET", "/usage/", "usage"),
 ];
 
 /// The OpenAI-compatible routes, served by a REST API whose answers can
@@ -90,9 +92,11 @@ mod tests {
         assert_eq!(method("/v1/models/dummy"), None);
         assert_eq!(method("/v1/models/").as_deref(), Some("GET"));
         assert_eq!(method("/keys/").as_deref(), Some("POST, GET"));
-        assert_eq!(method("/keys/abc").as_deref(), Some("DELETE"));
+        assert_eq!(method("/keys/abc").as_deref(), Some("PATCH, DELETE"));
         assert_eq!(method("/keys/a/b"), None);
+        assert_eq!(method("/usage").as_deref(), Some("GET"));
         assert!(route_for("DELETE", "/keys/abc").is_some());
+        assert!(route_for("PATCH", "/keys/abc").is_some());
         assert!(route_for("GET", "/keys/abc").is_none());
     }
 }

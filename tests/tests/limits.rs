@@ -487,3 +487,125 @@ async fn an_invite_registers_exactly_one_user() {
     assert_ledger_balances(&app, registered).await;
     assert_ledger_balances(&app, "bob").await;
 }
+
+/// `alice`'s per-minute counters as stored: (minute, count), sorted.
+async fn minute_counters(app: &App) -> Option<Vec<(i64, i64)>> {
+    let account = stored_account(app, "alice").await;
+    let map = account.get("chat_minutes")?.as_m().unwrap();
+    let mut counters: Vec<(i64, i64)> = map
+        .iter()
+        .map(|(minute, count)| {
+            (
+                minute.parse().unwrap(),
+                count.as_n().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    counters.sort();
+    Some(counters)
+}
+
+async fn set_counters(app: &App, value: Option<aws_sdk_dynamodb::types::AttributeValue>) {
+    let update = app
+        .store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key(
+            "username",
+            aws_sdk_dynamodb::types::AttributeValue::S("alice".into()),
+        );
+    let update = match value {
+        Some(map) => update
+            .update_expression("SET chat_minutes = :map")
+            .expression_attribute_values(":map", map),
+        None => update.update_expression("REMOVE chat_minutes"),
+    };
+    update.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_the_cap_on_a_flat_chat_is_two_items_and_the_counters_stay_bounded() {
+    let (app, calls) = counted_app().await;
+    assert!(app.config.chats_per_minute > 0, "the cap is on by default");
+    let token = signed_up(&app, "alice").await;
+    early_in_a_minute().await;
+    let minute = Timestamp::now().unix_seconds().div_euclid(60);
+    calls.take();
+    assert_eq!(chat_as(&app, &token, "one").await.status(), 200);
+    let accesses = calls.take_accesses();
+    let items: Vec<(&str, &str)> = accesses
+        .iter()
+        .map(|a| (a.action.as_str(), a.table.as_str()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("dynamodb:PutItem", app.store.tables().chats.as_str()),
+            ("dynamodb:UpdateItem", app.store.tables().users.as_str())
+        ],
+        "one transaction of two items: the account and the chat"
+    );
+    assert_eq!(minute_counters(&app).await.unwrap(), [(minute, 1)]);
+
+    // Counters an idle gap left behind, past the room: the next chat
+    // rewrites the map to this minute's counter alone, counting itself.
+    let old = |m: i64| {
+        (
+            m.to_string(),
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+    };
+    let crowded = [
+        old(minute - 9),
+        old(minute - 5),
+        old(minute),
+        old(minute - 3),
+    ];
+    set_counters(
+        &app,
+        Some(aws_sdk_dynamodb::types::AttributeValue::M(
+            crowded.into_iter().collect(),
+        )),
+    )
+    .await;
+    assert_eq!(chat_as(&app, &token, "two").await.status(), 200);
+    assert_eq!(minute_counters(&app).await.unwrap(), [(minute, 2)]);
+
+    // An account from before the counters gets its map the same way.
+    set_counters(&app, None).await;
+    assert_eq!(chat_as(&app, &token, "three").await.status(), 200);
+    assert_eq!(minute_counters(&app).await.unwrap(), [(minute, 1)]);
+    assert_eq!(stored_chats(&app, "alice").await, 3);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowded_counter_map_under_a_burst_still_admits_exactly_the_cap() {
+    let app = Arc::new(app_with(|config| config.chats_per_minute = 5).await);
+    let token = signed_up(&app, "alice").await;
+    early_in_a_minute().await;
+    let minute = Timestamp::now().unix_seconds().div_euclid(60);
+    let old = |m: i64| {
+        (
+            m.to_string(),
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+    };
+    set_counters(
+        &app,
+        Some(aws_sdk_dynamodb::types::AttributeValue::M(
+            [old(minute - 30), old(minute - 20), old(minute - 10)]
+                .into_iter()
+                .collect(),
+        )),
+    )
+    .await;
+    let responses = simultaneous_chats(&app, &token, 12).await;
+    let ok = responses.iter().filter(|r| r.status() == 200).count();
+    let limited = responses.iter().filter(|r| r.status() == 429).count();
+    assert_eq!((ok, limited), (5, 7));
+    assert_eq!(minute_counters(&app).await.unwrap(), [(minute, 5)]);
+    assert_eq!(stored_chats(&app, "alice").await, 5);
+    assert_ledger_balances(&app, "alice").await;
+}

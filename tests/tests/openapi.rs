@@ -65,6 +65,8 @@ const LOGOUT: Target<'static> = operation("POST", "/logout/");
 const KEYS_CREATE: Target<'static> = operation("POST", "/keys/");
 const KEYS_LIST: Target<'static> = operation("GET", "/keys/");
 const KEYS_DELETE: Target<'static> = operation("DELETE", "/keys/{id}");
+const KEYS_PATCH: Target<'static> = operation("PATCH", "/keys/{id}");
+const USAGE: Target<'static> = operation("GET", "/usage/");
 const COMPLETIONS: Target<'static> = operation("POST", "/v1/chat/completions");
 const MODELS: Target<'static> = operation("GET", "/v1/models");
 
@@ -399,6 +401,23 @@ fn delete_key(id: &str, authorization: &str) -> Request {
     request
 }
 
+/// `PATCH /keys/<id>` with this body, as `authorization`.
+fn patch_key(id: &str, body: &str, authorization: &str) -> Request {
+    let mut request = with_method(
+        request("keys", Some(body), Some(authorization)),
+        Method::PATCH,
+    );
+    *request.uri_mut() = format!("https://127.0.0.1/keys/{id}").parse().unwrap();
+    request
+}
+
+/// `GET /usage/?<query>` as `authorization`.
+fn usage_request(query: &str, authorization: &str) -> Request {
+    let mut request = chats_request(query, Some(authorization));
+    *request.uri_mut() = format!("https://127.0.0.1/usage/?{query}").parse().unwrap();
+    request
+}
+
 /// A body over the size limit: `field` holds as many bytes as the limit.
 fn oversized(field: &str) -> String {
     let filler = "a".repeat(chat_core::http::MAX_BODY_BYTES);
@@ -426,9 +445,10 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         "/login/" => Box::pin(login::handle(app, request)).await,
         "/chat/" => Box::pin(chat::handle(app, request)).await,
         "/chats/" => history::handle(app, request).await,
+        "/usage/" => Box::pin(usage::handle(app, request)).await,
         "/balance/" => balance::handle(app, request).await,
         "/logout/" => logout::handle(app, request).await,
-        "/keys/" | "/keys/{id}" => keys::handle(app, request).await,
+        "/keys/" | "/keys/{id}" => Box::pin(keys::handle(app, request)).await,
         // The answer may be a stream, which a task of its own writes: read
         // to its end, it is held to the spec as the others are.
         "/v1/chat/completions" => {
@@ -492,6 +512,8 @@ fn valid_request(target: Target<'_>, token: &str, username: &str) -> Request {
         KEYS_CREATE => create_key(r#"{"name": "ci"}"#, token),
         KEYS_LIST => list_keys(token),
         KEYS_DELETE => delete_key(UNKNOWN_KEY_ID, token),
+        KEYS_PATCH => patch_key(UNKNOWN_KEY_ID, "{}", token),
+        USAGE => usage_request("", token),
         COMPLETIONS => completion(&hello("dummy"), Some(&bearer(token))),
         MODELS => models_request(Some(&bearer(token))),
         other => panic!("no valid request for {other}"),
@@ -938,7 +960,8 @@ async fn browsers_on_v1(run: &mut Run, app: &App, token: &str) {
 
 /// `POST /keys/`, `GET /keys/`, `DELETE /keys/{id}`, and a key used where a
 /// token is, as the user whose login `token` is.
-async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
+/// Returns a key (and its id) that made no chat yet, for [`key_limits`].
+async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) -> (String, String) {
     let ci = json!({"name": "ci", "expires_in_days": 90}).to_string();
     run.accepted_body(KEYS_CREATE, &ci);
     let response = call(app, KEYS_CREATE, create_key(&ci, token)).await;
@@ -950,7 +973,9 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
     let forever = json!({"name": "forever", "expires_in_days": null}).to_string();
     run.accepted_body(KEYS_CREATE, &forever);
     let response = call(app, KEYS_CREATE, create_key(&forever, token)).await;
-    let forever_id = run.expect(KEYS_CREATE, &response, 201, "")["id"].clone();
+    let forever = run.expect(KEYS_CREATE, &response, 201, "");
+    let forever_id = forever["id"].clone();
+    let forever_key = forever["key"].as_str().unwrap().to_owned();
     // The key works where a login token does, in either scheme, under
     // /v1/ too (what TokenAuth and BearerAuth say).
     let message = json!({"message": "Hello, how are you?"}).to_string();
@@ -987,10 +1012,12 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
         (KEYS_CREATE, create_key(&ci, &key)),
         (KEYS_LIST, list_keys(&bearer(&key))),
         (KEYS_DELETE, delete_key(&key_id, &format!("Token {key}"))),
+        (KEYS_PATCH, patch_key(&key_id, "{}", &key)),
     ] {
         let response = call(app, target, refused).await;
         run.expect(target, &response, 403, "session_required");
     }
+    let limited = (forever_key, forever_id.as_str().unwrap().to_owned());
     // Malformed requests.
     let response = call(app, KEYS_CREATE, create_key("{", token)).await;
     run.expect(KEYS_CREATE, &response, 400, "invalid_json");
@@ -1037,6 +1064,85 @@ async fn api_keys(run: &mut Run, app: &App, token: &str, whole: &Value) {
     run.parameter(KEYS_DELETE, "path", "id", "nope", false);
     let response = call(app, KEYS_DELETE, delete_key("nope", token)).await;
     run.expect(KEYS_DELETE, &response, 400, "invalid_field");
+    limited
+}
+
+/// A key's budget and models, set with `PATCH /keys/{id}` on the key
+/// `key` (id `id`) of the user whose login `token` is, and the refusals
+/// they make on `/chat/` and `/v1/`; then `PATCH`'s own refusals, and
+/// `GET /usage/`.
+async fn key_limits(run: &mut Run, app: &App, token: &str, whole: &Value, key: &str, id: &str) {
+    let message = json!({"message": "Hello, how are you?"}).to_string();
+    let budget = json!({"budget": {"tokens": 100, "period": "day"}}).to_string();
+    run.accepted_body(KEYS_PATCH, &budget);
+    run.parameter(KEYS_PATCH, "path", "id", id, true);
+    let response = call(app, KEYS_PATCH, patch_key(id, &budget, token)).await;
+    assert_eq!(run.expect(KEYS_PATCH, &response, 200, "")["spent"], 0);
+    let response = call(app, CHAT, request("chat", Some(&message), Some(key))).await;
+    run.expect(CHAT, &response, 200, "");
+    let response = call(app, CHAT, request("chat", Some(&message), Some(key))).await;
+    let refused = run.expect(CHAT, &response, 402, "key_budget_exceeded");
+    assert_eq!(refused["left"], 0);
+    let response = call(app, COMPLETIONS, completion(whole, Some(&bearer(key)))).await;
+    run.expect(COMPLETIONS, &response, 429, "key_budget_exceeded");
+    let models = json!({"budget": null, "models": ["haiku"]}).to_string();
+    run.accepted_body(KEYS_PATCH, &models);
+    let response = call(app, KEYS_PATCH, patch_key(id, &models, token)).await;
+    run.expect(KEYS_PATCH, &response, 200, "");
+    let response = call(app, CHAT, request("chat", Some(&message), Some(key))).await;
+    run.expect(CHAT, &response, 403, "model_not_allowed");
+    let response = call(app, COMPLETIONS, completion(whole, Some(&bearer(key)))).await;
+    run.expect(COMPLETIONS, &response, 403, "model_not_allowed");
+    let response = call(app, KEYS_PATCH, patch_key(id, "{", token)).await;
+    run.expect(KEYS_PATCH, &response, 400, "invalid_json");
+    for (refused, field) in [
+        (json!({"budget": 5}), "budget"),
+        (json!({"budget": {"tokens": 0, "period": "day"}}), "budget"),
+        (json!({"models": []}), "models"),
+    ] {
+        let refused = refused.to_string();
+        run.refused_body(KEYS_PATCH, &refused);
+        let response = call(app, KEYS_PATCH, patch_key(id, &refused, token)).await;
+        assert_eq!(
+            run.expect(KEYS_PATCH, &response, 400, "invalid_field")["field"],
+            field
+        );
+    }
+    let response = call(app, KEYS_PATCH, patch_key(id, &oversized("models"), token)).await;
+    run.expect(KEYS_PATCH, &response, 413, "payload_too_large");
+    run.parameter(KEYS_PATCH, "path", "id", "nope", false);
+    let response = call(app, KEYS_PATCH, patch_key("nope", "{}", token)).await;
+    run.expect(KEYS_PATCH, &response, 400, "invalid_field");
+    run.parameter(KEYS_PATCH, "path", "id", UNKNOWN_KEY_ID, true);
+    let response = call(app, KEYS_PATCH, patch_key(UNKNOWN_KEY_ID, "{}", token)).await;
+    run.expect(KEYS_PATCH, &response, 404, "key_not_found");
+
+    // GET /usage/: by each group, paged, and its refusals.
+    for group in ["day", "model", "key"] {
+        run.parameter(USAGE, "query", "group_by", group, true);
+        let query = format!("group_by={group}&limit=1&from=2000-01-01");
+        let response = call(app, USAGE, usage_request(&query, token)).await;
+        let page = run.expect(USAGE, &response, 200, "");
+        assert_eq!(page["group_by"], group);
+    }
+    run.parameter(USAGE, "query", "from", "2026-12-01T00:00:00Z", true);
+    run.parameter(USAGE, "query", "limit", "1000", true);
+    for (query, name, value) in [
+        ("group_by=week", "group_by", "week"),
+        ("from=yesterday", "from", "yesterday"),
+        ("to=2026-12-02T25:00:00Z", "to", "2026-12-02T25:00:00Z"),
+        ("limit=0", "limit", "0"),
+    ] {
+        let documented_invalid = !matches!(name, "to");
+        if documented_invalid {
+            run.parameter(USAGE, "query", name, value, false);
+        }
+        let response = call(app, USAGE, usage_request(query, token)).await;
+        assert_eq!(
+            run.expect(USAGE, &response, 400, "invalid_field")["field"],
+            name
+        );
+    }
 }
 
 /// The per-user chat rate, on `/chat/` and `/v1/`, as the user whose login
@@ -1373,7 +1479,8 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         "dummy"
     );
 
-    Box::pin(api_keys(&mut run, &app, &token, &whole)).await;
+    let (key, key_id) = Box::pin(api_keys(&mut run, &app, &token, &whole)).await;
+    Box::pin(key_limits(&mut run, &app, &token, &whole, &key, &key_id)).await;
 
     // A paid model (the stand-in Bedrock): hold, model, settle; whole and
     // streamed, as the model lists itself.
@@ -1451,6 +1558,8 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
         KEYS_CREATE,
         KEYS_LIST,
         KEYS_DELETE,
+        KEYS_PATCH,
+        USAGE,
         COMPLETIONS,
         MODELS,
     ] {
@@ -1488,7 +1597,15 @@ async fn every_documented_response_comes_from_a_real_request_and_matches_the_spe
     run.expect(CHATS, &response, 403, "account_disabled");
     let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
     run.expect(BALANCE, &response, 403, "account_disabled");
-    for target in [KEYS_CREATE, KEYS_LIST, KEYS_DELETE, COMPLETIONS, MODELS] {
+    for target in [
+        KEYS_CREATE,
+        KEYS_LIST,
+        KEYS_DELETE,
+        KEYS_PATCH,
+        USAGE,
+        COMPLETIONS,
+        MODELS,
+    ] {
         let response = call(&app, target, valid_request(target, &token, "alice")).await;
         run.expect(target, &response, 403, "account_disabled");
     }
@@ -1696,9 +1813,11 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::TooManyOpenCalls { .. } => 24,
             ApiError::ChargedFailure { .. } => 25,
             ApiError::IpRateLimited { .. } => 26,
+            ApiError::KeyBudgetExceeded { .. } => 27,
+            ApiError::ModelNotAllowed(_) => 28,
         }
     }
-    const VARIANTS: usize = 27;
+    const VARIANTS: usize = 29;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -1737,6 +1856,14 @@ fn every_api_error() -> Vec<ApiError> {
             charged: 7,
         },
         ApiError::IpRateLimited { retry_after: 30 },
+        ApiError::KeyBudgetExceeded {
+            budget: 250,
+            period: chat_core::domain::Period::Day,
+            left: 50,
+            cost: 100,
+            resets_at: chat_core::clock::Timestamp::from_unix_seconds(1_796_256_000),
+        },
+        ApiError::ModelNotAllowed("haiku".into()),
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");
@@ -2435,6 +2562,45 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
     ] {
         bodies.push(json!({"name": "ci", "expires_in_days": days}));
     }
+    // A budget and a model list: their bounds, their types, and null.
+    for budget in [
+        json!({"tokens": 1, "period": "day"}),
+        json!({"tokens": 9_007_199_254_740_992_u64, "period": "total"}),
+        json!({"tokens": 250, "period": "week"}),
+        json!({"tokens": 250, "period": "month"}),
+        json!({"tokens": 0, "period": "day"}),
+        json!({"tokens": -1, "period": "day"}),
+        json!({"tokens": 1.5, "period": "day"}),
+        json!({"tokens": 250, "period": "year"}),
+        json!({"tokens": 250}),
+        json!({"period": "day"}),
+        json!({"tokens": 250, "period": "day", "extra": true}),
+        json!(250),
+        json!("day"),
+        json!(null),
+    ] {
+        bodies.push(json!({"name": "ci", "budget": budget}));
+    }
+    for models in [
+        json!(["haiku"]),
+        json!(["a", "b"]),
+        json!(["é用𝄞"]),
+        json!(["a".repeat(128)]),
+        json!(["a".repeat(129)]),
+        json!([]),
+        json!(["a", "a"]),
+        json!([""]),
+        json!(["a b"]),
+        json!(["a\u{3000}b"]),
+        json!(["a\u{85}"]),
+        json!(["\u{7}"]),
+        json!([3]),
+        json!("haiku"),
+        json!(null),
+        json!((0..21).map(|i| i.to_string()).collect::<Vec<_>>()),
+    ] {
+        bodies.push(json!({"name": "ci", "models": models}));
+    }
     for body in &bodies {
         let errors = spec.validate(&schema, body);
         let verdict = key_verdict(&app, &token, body).await;
@@ -2447,9 +2613,10 @@ async fn the_key_request_schema_takes_what_the_handler_takes() {
         if let Err(field) = verdict {
             let missing = format!("the required property {field} is missing");
             assert!(
-                errors
-                    .iter()
-                    .any(|e| e.starts_with(&format!("$.{field}:")) || e.ends_with(&missing)),
+                errors.iter().any(|e| e.starts_with(&format!("$.{field}:"))
+                    || e.starts_with(&format!("$.{field}."))
+                    || e.starts_with(&format!("$.{field}["))
+                    || e.ends_with(&missing)),
                 "{body}: the handler names {field}, the spec {errors:?}"
             );
         }

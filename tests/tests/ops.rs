@@ -330,3 +330,53 @@ async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_agai
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn usage_reads_one_user_or_every_account_by_day_and_adds_up_to_the_ledger() {
+    let app = fresh_app().await;
+    for user in ["alice", "bob"] {
+        let token = signed_up(&app, user).await;
+        assert_eq!(chat_as(&app, &token, "hello").await.status(), 200);
+    }
+    let day = chat_core::clock::Timestamp::now().day();
+    let one = chat_ops(&app, &["usage", "bob"]);
+    assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
+    let text = stdout(&one);
+    assert!(
+        text.contains(&format!(
+            "bob  {day}  charged 100  granted 4000  net 3900  entries 2"
+        )),
+        "{text}"
+    );
+
+    let all = chat_ops(&app, &["usage", "--csv"]);
+    assert_eq!(all.status.code(), Some(0));
+    let text = stdout(&all);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "user,group,charged,granted,net,entries");
+    assert!(
+        lines.contains(&format!("alice,{day},100,4000,3900,2").as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&format!("bob,{day},100,4000,3900,2").as_str()),
+        "{text}"
+    );
+    assert_eq!(
+        lines.len(),
+        3,
+        "the rows alone, the total on stderr: {text}"
+    );
+
+    let by_model = chat_ops(&app, &["usage", "alice", "--by", "model"]);
+    assert!(
+        stdout(&by_model).contains("alice  dummy  charged 100"),
+        "{}",
+        stdout(&by_model)
+    );
+    let bad = chat_ops(&app, &["usage", "alice", "--from", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(chat_ops(&app, &["usage", "nobody"]).status.code(), Some(2));
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
+}

@@ -231,6 +231,14 @@ async fn needed() -> (ByFunction, Seen) {
     assert_eq!(page.status(), 200);
     record("HistoryFunction", &app, &calls, ALWAYS);
 
+    let app = cold_start(&app).await;
+
+    let usage = usage::handle(&app, with_auth(event("history"), &token))
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), 200);
+    record("UsageFunction", &app, &calls, ALWAYS);
+
     // With a model: the read before the model, keyed and not, and the
     // model itself.
     let stub = ConverseStub::start(Answer::text("from the model"));
@@ -297,19 +305,40 @@ async fn needed() -> (ByFunction, Seen) {
         .verify(chat_core::domain::AuthToken::parse(&token).unwrap())
         .await
         .unwrap();
+    // The refused one taken with an API key: its release gives back to the
+    // key's budget, in the account's write.
+    let created = keys::handle(
+        &sweeping,
+        with_auth(
+            with_body(
+                event("keys"),
+                r#"{"name": "sweep", "budget": {"tokens": 1000, "period": "day"}}"#,
+            ),
+            &token,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let api_key = json_of(&created)["key"].as_str().unwrap().to_owned();
+    let key_verified = sweeping
+        .auth
+        .verify(chat_core::domain::AuthToken::parse(&api_key).unwrap())
+        .await
+        .unwrap();
     let now = chat_core::clock::Timestamp::now();
     // Two holds with keys: one whose function died (charged, its chat
     // saved, the key answered), one whose model refused and whose release
     // could not commit (given back, the key forgotten).
     let mut holds = Vec::new();
-    for name in ["dead", "refused"] {
+    for (name, verified) in [("dead", &verified), ("refused", &key_verified)] {
         let key = chat_core::domain::IdempotencyKey::parse(name)
             .unwrap()
             .bind(name.as_bytes());
         let taken = sweeping
             .store
             .take_hold(
-                &verified,
+                verified,
                 &chat_core::store::HoldRequest {
                     amount: 100,
                     message: &chat_core::domain::ChatMessage::parse(name.into()).unwrap(),
@@ -726,8 +755,9 @@ fn no_function_but_login_can_write_the_signing_key_and_the_sweeper_only_a_balanc
         }
     }
     // The sweeper settles holds: of an account it may touch the balance,
-    // the version and the count of open model calls, and nothing else, nor
-    // read the item back.
+    // the version, the count of open model calls and the API keys' entries
+    // (a released hold gives back to its key's budget), and nothing else,
+    // nor read the item back.
     let sweeper = &rules["SweeperFunction"];
     let on_accounts: Vec<_> = sweeper
         .iter()
@@ -741,7 +771,7 @@ fn no_function_but_login_can_write_the_signing_key_and_the_sweeper_only_a_balanc
     let rule = on_accounts[0];
     assert_eq!(
         rule.attributes,
-        ["open_calls", "tokens", "username", "version"]
+        ["api_keys", "open_calls", "tokens", "username", "version"]
             .map(str::to_owned)
             .into()
     );

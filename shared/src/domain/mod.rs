@@ -1,6 +1,7 @@
 //! Values parsed at the edge: past a handler's first lines nothing sees an
 //! unchecked string. Each type has a private field and one way in, `parse`.
 
+mod budget;
 mod cursor;
 mod idempotency;
 mod keyring;
@@ -10,6 +11,7 @@ mod source;
 mod token;
 mod username;
 
+pub use budget::{current_windows, Budget, Period};
 pub use cursor::Cursor;
 pub use idempotency::{sha256_hex, IdempotencyKey, KeyedRequest};
 pub use keyring::{KeyRing, PreviousKey};

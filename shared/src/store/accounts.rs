@@ -16,6 +16,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
+use super::key_limits::{charge_part, give_back_part, Window};
+use super::rate::{rate_part, Minutes, CHAT_MINUTES};
 use super::retry::{with_retries, worth_retrying, Attempt};
 use super::transact::{cancellation_reasons, condition_failed};
 use super::{n, number_of, s, storage_error, transient, Store};
@@ -25,6 +27,15 @@ use crate::domain::{TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// What a chat's write assumes and asks besides the balance: the model it
+/// calls and the window its API key's budget counts in (both ignored for a
+/// session), and how it counts the chat against the per-minute cap.
+pub(super) struct Limits<'a> {
+    pub model: &'a str,
+    pub window: Window,
+    pub minutes: Minutes,
+}
 
 /// Live sessions a user may hold at once; a login beyond it ends the
 /// session that expires first. Ten devices is generous for a person, and
@@ -65,6 +76,8 @@ impl Store {
             // entry of each.
             .item("sessions", AttributeValue::M(HashMap::new()))
             .item("api_keys", AttributeValue::M(HashMap::new()))
+            // The per-minute chat counters (see `rate`).
+            .item(CHAT_MINUTES, AttributeValue::M(HashMap::new()))
             // Counts the balance's movements, so an audit can tell that
             // none happened while it read the ledger.
             .item("version", n(0))
@@ -291,9 +304,10 @@ impl Store {
         &self,
         token: &VerifiedToken,
         cost: u64,
+        limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        self.account_update(token, cost, now, false)
+        self.account_update(token, cost, limits, now, false)
     }
 
     /// [`Store::charge`] for a hold: the same update also counts one more
@@ -303,15 +317,17 @@ impl Store {
         &self,
         token: &VerifiedToken,
         amount: u64,
+        limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
-        self.account_update(token, amount, now, true)
+        self.account_update(token, amount, limits, now, true)
     }
 
     fn account_update(
         &self,
         token: &VerifiedToken,
         cost: u64,
+        limits: &Limits<'_>,
         now: Timestamp,
         opens_call: bool,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
@@ -320,20 +336,46 @@ impl Store {
         let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(token.username().as_str()));
-        update = match token.kind() {
-            TokenKind::Session => update.update_expression(format!(
-                "SET tokens = tokens - :cost ADD version :one{count}"
-            )),
-            // The key's last used day, in the same write: no extra cost.
-            TokenKind::ApiKey => update
-                .update_expression(format!(
-                    "SET tokens = tokens - :cost, api_keys.#sid[1] = :day ADD version :one{count}"
-                ))
-                .expression_attribute_values(":day", s(now.day())),
-        };
         // Also fails when the account is missing: nothing is created.
         let mut condition =
             format!("{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)");
+        let mut sets = vec!["tokens = tokens - :cost".to_owned()];
+        let mut removes = Vec::new();
+        // The key's last used day, its budget and its models, in the same
+        // write: no extra item, no read.
+        if token.kind() == TokenKind::ApiKey {
+            let part = charge_part(limits.model, &limits.window, now);
+            condition.push_str(" AND ");
+            condition.push_str(&part.condition);
+            sets.push("api_keys.#sid[1] = :day".to_owned());
+            sets.push(part.set);
+            update = part
+                .values
+                .into_iter()
+                .fold(update, |u, (name, value)| {
+                    u.expression_attribute_values(name, value)
+                })
+                .expression_attribute_values(":day", s(now.day()));
+        }
+        // The per-minute cap, in the same write too (see `rate`).
+        if self.chats_per_minute > 0 {
+            let part = rate_part(&limits.minutes, self.chats_per_minute, now);
+            condition.push_str(" AND ");
+            condition.push_str(&part.condition);
+            sets.push(part.set);
+            removes.extend(part.remove);
+            update = part.names.into_iter().fold(update, |u, (name, value)| {
+                u.expression_attribute_names(name, value)
+            });
+            update = part.values.into_iter().fold(update, |u, (name, value)| {
+                u.expression_attribute_values(name, value)
+            });
+        }
+        let mut expression = format!("SET {} ADD version :one{count}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        update = update.update_expression(expression);
         if opens_call && self.open_calls_per_user > 0 {
             condition.push_str(" AND (attribute_not_exists(open_calls) OR open_calls < :open_cap)");
             update = update.expression_attribute_values(":open_cap", n(self.open_calls_per_user));
@@ -376,6 +418,40 @@ impl Store {
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         self.credit_builder(username, amount, ", open_calls :minus_one")
             .expression_attribute_values(":minus_one", n(-1))
+            .build()
+            .map_err(ApiError::internal)
+    }
+
+    /// [`Store::credit_closing_call`] that also gives `back` to the
+    /// budget of the key `key_id` the hold was taken with at `taken`, if
+    /// the key still counts in that window (see `key_limits`).
+    pub(super) fn credit_closing_keyed_call(
+        &self,
+        username: &str,
+        amount: i64,
+        key_id: &str,
+        back: u64,
+        taken: Timestamp,
+    ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
+        let part = give_back_part(taken);
+        let builder = self
+            .credit_builder(username, amount, ", open_calls :minus_one")
+            .update_expression(format!(
+                "SET tokens = tokens + :amount, {} ADD version :one, open_calls :minus_one",
+                part.set
+            ))
+            .condition_expression(format!(
+                "attribute_exists(username) AND tokens >= :floor AND {}",
+                part.condition
+            ))
+            .expression_attribute_names("#kid", key_id)
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":key_back", n(back));
+        part.values
+            .into_iter()
+            .fold(builder, |b, (name, value)| {
+                b.expression_attribute_values(name, value)
+            })
             .build()
             .map_err(ApiError::internal)
     }

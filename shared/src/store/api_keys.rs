@@ -19,11 +19,12 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::accounts::require_live;
+use super::key_limits::{new_entry, KeyEntry};
 use super::transact::condition_failed;
 use super::{n, s, storage_error, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{TokenKind, Username, VerifiedToken};
+use crate::domain::{Budget, TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 
 /// Keys a user may hold at once. Each entry is ~45 bytes of the account
@@ -36,6 +37,10 @@ pub const NEVER: i64 = 253_402_300_799;
 
 const KEY_ITEM_PREFIX: &str = "key#";
 
+/// Reads and writes of one key's change before giving up: each lost one
+/// means a chat with the key committed in between.
+const UPDATE_TRIES: usize = 5;
+
 /// A key to add: the key itself (only its id is stored), and what its
 /// owner will see of it.
 pub struct NewKey<'a> {
@@ -44,6 +49,17 @@ pub struct NewKey<'a> {
     /// The first characters of the key, enough to tell keys apart.
     pub prefix: &'a str,
     pub created: Timestamp,
+    /// What the key may spend per period; `None`: up to the balance.
+    pub budget: Option<Budget>,
+    /// The catalog ids the key may call; `None`: any.
+    pub models: Option<&'a [String]>,
+}
+
+/// What `PATCH /keys/{id}` sets: each `Some` replaces the key's own (with
+/// `Some(None)` removing the limit), each `None` keeps it.
+pub struct KeyLimits<'a> {
+    pub budget: Option<Option<Budget>>,
+    pub models: Option<Option<&'a [String]>>,
 }
 
 /// A key as its owner sees it: never the key itself.
@@ -57,6 +73,23 @@ pub struct KeyInfo {
     pub expires_at: Option<i64>,
     /// The last UTC day a chat was charged with it.
     pub last_used: Option<String>,
+    pub budget: Option<Budget>,
+    /// Spent in the current period (with no budget: in all).
+    pub spent: u64,
+    /// When the budget starts over; `None` without one or for a total.
+    pub resets_at: Option<Timestamp>,
+    pub models: Option<Vec<String>>,
+}
+
+impl KeyInfo {
+    fn with_entry(mut self, entry: &KeyEntry, now: Timestamp) -> Self {
+        self.last_used = entry.last_used.clone();
+        self.budget = entry.budget;
+        self.spent = entry.spent_at(now);
+        self.resets_at = entry.resets_at(now);
+        self.models = entry.models.clone();
+        self
+    }
 }
 
 /// What adding a key came to, short of an error.
@@ -82,7 +115,7 @@ impl Store {
         let user = owner.username().as_str();
         let id = new.key.session_id();
         let expires_at = new.key.expires_at();
-        let entry = AttributeValue::L(vec![n(expires_at), AttributeValue::Null(true)]);
+        let entry = new_entry(expires_at, new.budget, new.models, new.created);
         let account = Update::builder()
             .table_name(&self.tables.users)
             .key("username", s(user))
@@ -191,7 +224,72 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<KeyInfo>, ApiError> {
         let account = self.live_account(owner, "api_keys", now).await?;
-        self.keys_of(owner.username(), &account).await
+        self.keys_of(owner.username(), &account, now).await
+    }
+
+    /// Changes the budget and model list of key `key_id` of `owner`'s
+    /// account, a live session; the key as it is now. The entry is read,
+    /// changed and written back under the condition that it is as read,
+    /// so a chat spending meanwhile makes it read again, and no spend is
+    /// lost.
+    pub async fn update_key(
+        &self,
+        owner: &VerifiedToken,
+        key_id: &str,
+        limits: &KeyLimits<'_>,
+        now: Timestamp,
+    ) -> Result<KeyInfo, ApiError> {
+        for _ in 0..UPDATE_TRIES {
+            let account = self.live_account(owner, "api_keys", now).await?;
+            let entry = KeyEntry::of(&account, key_id)?.ok_or(ApiError::KeyNotFound)?;
+            let budget = limits.budget.unwrap_or(entry.budget);
+            let models = match limits.models {
+                Some(models) => models,
+                None => entry.models.as_deref(),
+            };
+            let changed = entry.changed(budget, models, now);
+            let stored = account
+                .get("api_keys")
+                .and_then(|keys| keys.as_m().ok())
+                .and_then(|keys| keys.get(key_id))
+                .cloned()
+                .ok_or(ApiError::KeyNotFound)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.users)
+                .key("username", s(owner.username().as_str()))
+                .update_expression("SET api_keys.#kid = :changed")
+                .condition_expression(
+                    "sessions.#sid > :now AND attribute_not_exists(disabled) AND api_keys.#kid = :stored",
+                )
+                .expression_attribute_names("#kid", key_id)
+                .expression_attribute_names("#sid", owner.session_id().as_str())
+                .expression_attribute_values(":changed", changed)
+                .expression_attribute_values(":stored", stored)
+                .expression_attribute_values(":now", n(now.unix_seconds()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    return self
+                        .list_keys(owner, now)
+                        .await?
+                        .into_iter()
+                        .find(|key| key.id == key_id)
+                        .ok_or(ApiError::KeyNotFound)
+                }
+                // A chat spent, or the key or the session went: read again.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(storage_error(err)),
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the key kept being used while it was changed; retry".into(),
+        ))
     }
 
     /// The keys `account` (an account item, with its `api_keys`) holds,
@@ -200,22 +298,18 @@ impl Store {
         &self,
         username: &Username,
         account: &HashMap<String, AttributeValue>,
+        now: Timestamp,
     ) -> Result<Vec<KeyInfo>, ApiError> {
-        let empty = HashMap::new();
-        let entries = account
-            .get("api_keys")
-            .and_then(|keys| keys.as_m().ok())
-            .unwrap_or(&empty);
         let mut keys = Vec::new();
         for item in &self.key_details(username).await? {
             let id = string_of(item, "chat_id")?
                 .trim_start_matches(KEY_ITEM_PREFIX)
                 .to_owned();
             // Details whose entry is gone belong to a key being revoked.
-            let Some(entry) = entries.get(&id).and_then(|e| e.as_l().ok()) else {
+            let Some(entry) = KeyEntry::of(account, &id)? else {
                 continue;
             };
-            keys.push(KeyInfo {
+            let info = KeyInfo {
                 name: string_of(item, "name")?.to_owned(),
                 prefix: string_of(item, "prefix")?.to_owned(),
                 created_at: string_of(item, "created_at")?.to_owned(),
@@ -223,9 +317,14 @@ impl Store {
                     .get("expires_at")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse().ok()),
-                last_used: entry.get(1).and_then(|d| d.as_s().ok()).cloned(),
+                last_used: None,
+                budget: None,
+                spent: 0,
+                resets_at: None,
+                models: None,
                 id,
-            });
+            };
+            keys.push(info.with_entry(&entry, now));
         }
         keys.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         Ok(keys)

@@ -13,13 +13,14 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::accounts::require_live;
-use super::rate::rate_limited;
+use super::accounts::{require_live, Limits};
+use super::key_limits::{KeyEntry, Window};
+use super::rate::{over_cap, rate_limited, rate_retry, Minutes};
 use super::transact::condition_failed;
 use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, VerifiedToken};
+use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, TokenKind, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
 use crate::responder::{Finish, ToolCall};
@@ -68,8 +69,20 @@ impl ChatRecord<'_> {
 
     /// The chat item. `amount` is its ledger entry, what saving it moves:
     /// minus the cost for a flat charge, what a hold gives back at a settle.
-    pub(super) fn put(&self, table: &str, user: &str, amount: i64) -> Result<Put, ApiError> {
-        let put = Put::builder()
+    /// `key_id`: the API key that paid, kept for usage by key.
+    pub(super) fn put(
+        &self,
+        table: &str,
+        user: &str,
+        amount: i64,
+        key_id: Option<&str>,
+    ) -> Result<Put, ApiError> {
+        let put = Put::builder();
+        let put = match key_id {
+            Some(id) => put.item("key_id", s(id)),
+            None => put,
+        };
+        let put = put
             .table_name(table)
             .item("username", s(user))
             .item("chat_id", s(self.chat_id.to_string()))
@@ -142,10 +155,44 @@ impl Store {
         key: Option<&KeyedRequest>,
         deadline: Deadline,
     ) -> Result<ChatOutcome, ApiError> {
+        let mut shape = Shape::GUESS;
+        for _ in 0..SHAPE_TRIES {
+            match self
+                .charge_and_save_in(token, chat, key, &shape, deadline)
+                .await?
+            {
+                Attempted::Done(outcome) => return Ok(outcome),
+                Attempted::Again(next) => shape = next,
+            }
+        }
+        Err(shape_contended())
+    }
+
+    /// [`Store::charge_and_save_chat`] written as `shape` says; `Again`
+    /// when the account's refusal says to write it another way.
+    async fn charge_and_save_in(
+        &self,
+        token: &VerifiedToken,
+        chat: &ChatRecord<'_>,
+        key: Option<&KeyedRequest>,
+        shape: &Shape,
+        deadline: Deadline,
+    ) -> Result<Attempted<ChatOutcome>, ApiError> {
         let user = token.username().as_str();
-        let charge = self.charge(token, chat.cost, chat.created)?;
+        let limits = Limits {
+            model: chat.model,
+            window: shape.window.clone(),
+            minutes: shape.minutes.clone(),
+        };
+        let charge = self.charge(token, chat.cost, &limits, chat.created)?;
         let cost = signed(chat.cost)?;
-        let save = chat.put(&self.tables.chats, user, -cost)?;
+        let key_id = (token.kind() == TokenKind::ApiKey).then(|| token.session_id());
+        let save = chat.put(
+            &self.tables.chats,
+            user,
+            -cost,
+            key_id.as_ref().map(|id| id.as_str()),
+        )?;
         let marker = key
             .map(|keyed| {
                 let put = Put::builder()
@@ -177,37 +224,106 @@ impl Store {
             })
             .transpose()?;
 
-        // In the order of CHARGE, SAVE and MARKER above, then the count.
+        // In the order of CHARGE, SAVE and MARKER above.
         let mut items = vec![
             TransactWriteItem::builder().update(charge).build(),
             TransactWriteItem::builder().put(save).build(),
         ];
         let positions = Positions {
             marker: marker.is_some().then_some(MARKER),
-            count: None,
         };
         items.extend(marker.map(|m| TransactWriteItem::builder().put(m).build()));
-        let count = self.count_chat(user, chat.created)?;
-        let positions = Positions {
-            count: count.as_ref().map(|_| items.len()),
-            ..positions
-        };
-        items.extend(count);
+        let cap = self.chats_per_minute;
 
         self.transact(
             items,
             deadline,
-            || ChatOutcome::Saved,
-            |reasons| classify(reasons, &positions, token, chat, key),
+            || Attempted::Done(ChatOutcome::Saved),
+            |reasons| {
+                let replay = positions
+                    .marker
+                    .is_some_and(|at| condition_failed(reasons, at));
+                if !condition_failed(reasons, SAVE) && !replay && condition_failed(reasons, CHARGE)
+                {
+                    if let Some(next) = reshape(reasons, CHARGE, token, shape, cap, chat.created) {
+                        return Some(Ok(Attempted::Again(next)));
+                    }
+                }
+                classify(reasons, &positions, token, chat, key, cap).map(|r| r.map(Attempted::Done))
+            },
         )
         .await
     }
 }
 
+/// A chat's write, or the shape to send it again in.
+pub(super) enum Attempted<T> {
+    Done(T),
+    Again(Shape),
+}
+
+/// How a chat's account update is written: what it assumes of the API
+/// key's budget window, and how it counts the chat in the minute. Nearly
+/// always [`Shape::GUESS`]; the account's refusal says when not.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Shape {
+    pub window: Window,
+    pub minutes: Minutes,
+}
+
+impl Shape {
+    pub const GUESS: Shape = Shape {
+        window: Window::Current,
+        minutes: Minutes::Count,
+    };
+}
+
+/// Sends of a chat's write in another shape before giving up: a new key
+/// window or a crowded minute map needs one more; another chat changing
+/// either first, one more.
+pub(super) const SHAPE_TRIES: usize = 4;
+
+/// Chats reshaping one account kept crossing: a 503, retried.
+pub(super) fn shape_contended() -> ApiError {
+    ApiError::Unavailable("an account's budget window or chat count kept changing; retry".into())
+}
+
+/// The shape a chat refused by its account update must be sent again in,
+/// if the shape is what refused it: the API key's window ended, or another
+/// chat renewed it first; the minute counters need rewriting, or another
+/// chat changed them first. `None`: the refusal is for another cause.
+pub(super) fn reshape(
+    reasons: &[CancellationReason],
+    index: usize,
+    token: &VerifiedToken,
+    shape: &Shape,
+    cap: u32,
+    now: Timestamp,
+) -> Option<Shape> {
+    let account = reasons.get(index)?.item()?;
+    require_live(account, token, now).ok()?;
+    let window = if token.kind() == TokenKind::ApiKey {
+        let entry = KeyEntry::of(account, token.session_id().as_str()).ok()??;
+        match entry.renewal(now) {
+            Some(renew) => (renew != shape.window).then_some(renew),
+            None => matches!(shape.window, Window::Renew { .. }).then_some(Window::Current),
+        }
+    } else {
+        None
+    };
+    let minutes = rate_retry(account, &shape.minutes, cap, now);
+    if window.is_none() && minutes.is_none() {
+        return None;
+    }
+    Some(Shape {
+        window: window.unwrap_or_else(|| shape.window.clone()),
+        minutes: minutes.unwrap_or_else(|| shape.minutes.clone()),
+    })
+}
+
 /// Where the optional items of a chat's transaction are, if present.
 struct Positions {
     marker: Option<usize>,
-    count: Option<usize>,
 }
 
 /// What a cancelled charge came to, if its conditions decide it.
@@ -217,6 +333,7 @@ fn classify(
     token: &VerifiedToken,
     chat: &ChatRecord<'_>,
     key: Option<&KeyedRequest>,
+    cap: u32,
 ) -> Option<Result<ChatOutcome, ApiError>> {
     let failed = |index: usize| condition_failed(reasons, index);
     // First: this chat id is new to every request but this one, so if it is
@@ -239,14 +356,10 @@ fn classify(
             reasons,
             CHARGE,
             token,
-            chat.cost,
+            (chat.model, chat.cost),
             chat.created,
-            0,
+            (0, cap),
         )));
-    }
-    // Last: a chat the account refuses is not one the cap refuses.
-    if positions.count.is_some_and(failed) {
-        return Some(Err(rate_limited(chat.created)));
     }
     None
 }
@@ -259,9 +372,9 @@ pub(super) fn refusal_of(
     reasons: &[CancellationReason],
     index: usize,
     token: &VerifiedToken,
-    cost: u64,
+    (model, cost): (&str, u64),
     now: Timestamp,
-    open_cap: u32,
+    (open_cap, chat_cap): (u32, u32),
 ) -> ApiError {
     let Some(account) = reasons.get(index).and_then(|r| r.item()) else {
         return ApiError::Unauthorized;
@@ -280,7 +393,26 @@ pub(super) fn refusal_of(
             retry_after: OPEN_CALL_RETRY_SECONDS,
         };
     }
+    // Before the balance: a key's own limits are what the caller can
+    // change for it.
+    if token.kind() == TokenKind::ApiKey {
+        match KeyEntry::of(account, token.session_id().as_str()) {
+            Ok(Some(entry)) => {
+                if let Some(refusal) = entry.refusal(model, cost, now) {
+                    return refusal;
+                }
+            }
+            Ok(None) => return ApiError::Unauthorized,
+            Err(e) => return e,
+        }
+    }
     match number_of(account, "tokens") {
+        // The balance first: a chat the balance refuses is not one the cap
+        // refuses.
+        Ok(balance) if balance < i64::try_from(cost).unwrap_or(i64::MAX) => {
+            ApiError::InsufficientTokens { balance, cost }
+        }
+        _ if over_cap(account, chat_cap, now) => rate_limited(now),
         Ok(balance) => ApiError::InsufficientTokens { balance, cost },
         Err(e) => e,
     }

@@ -26,13 +26,16 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::chats::{marker_id, marker_of, refusal_of, replay_of, MARKER_DONE, MARKER_PENDING};
-use super::rate::rate_limited;
+use super::accounts::Limits;
+use super::chats::{
+    marker_id, marker_of, refusal_of, replay_of, reshape, shape_contended, Attempted, Shape,
+    MARKER_DONE, MARKER_PENDING, SHAPE_TRIES,
+};
 use super::transact::condition_failed;
 use super::{n, number_of, s, signed, storage_error, string_of, unless_refused, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, KeyedRequest, Username, VerifiedToken};
+use crate::domain::{ChatMessage, KeyedRequest, TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::{Pricing, Usage};
 use crate::responder::Finish;
@@ -60,6 +63,19 @@ pub struct Hold {
     /// Whether the account counts this hold among its open calls: every
     /// hold taken since the cap exists; its close counts it out again.
     pub counted: bool,
+    /// The API key it was taken with, whose budget its close gives back to.
+    pub key: Option<HeldKey>,
+    /// The catalog id of the model called, kept on its closing entries.
+    pub model: String,
+}
+
+/// The API key a hold was taken with, and when: its close gives back to
+/// the key's budget only while the key still counts in that instant's
+/// window (see `key_limits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldKey {
+    pub id: String,
+    pub taken: Timestamp,
 }
 
 /// A hold to take: how much, for which model at which prices, under which
@@ -130,6 +146,9 @@ const HOLD_ACCOUNT: usize = 0;
 const HOLD_ENTRY: usize = 1;
 const HOLD_MARKER: usize = 2;
 
+// The account's position in a hold's close: after the hold and its entry.
+const CLOSE_ACCOUNT: usize = 2;
+
 /// The largest query page per shard when the sweeper reads the index:
 /// every shard gets a page in turn, so one busy shard cannot starve the
 /// others.
@@ -160,6 +179,11 @@ impl Store {
             amount: request.amount,
             marker_id: request.key.map(|keyed| marker_id(&keyed.key)),
             counted: true,
+            key: (token.kind() == TokenKind::ApiKey).then(|| HeldKey {
+                id: token.session_id().as_str().to_owned(),
+                taken: request.taken,
+            }),
+            model: request.model.to_owned(),
         }
     }
 
@@ -171,6 +195,25 @@ impl Store {
         hold: &Hold,
         deadline: Deadline,
     ) -> Result<HoldOutcome, ApiError> {
+        let mut shape = Shape::GUESS;
+        for _ in 0..SHAPE_TRIES {
+            match self.take_in(token, request, hold, &shape, deadline).await? {
+                Attempted::Done(outcome) => return Ok(outcome),
+                Attempted::Again(next) => shape = next,
+            }
+        }
+        Err(shape_contended())
+    }
+
+    /// [`Store::take`] with its account update written as `shape` says.
+    async fn take_in(
+        &self,
+        token: &VerifiedToken,
+        request: &HoldRequest<'_>,
+        hold: &Hold,
+        shape: &Shape,
+        deadline: Deadline,
+    ) -> Result<Attempted<HoldOutcome>, ApiError> {
         let HoldRequest {
             amount,
             message,
@@ -182,7 +225,12 @@ impl Store {
         } = *request;
         let user = token.username().as_str();
         let held = signed(amount)?;
-        let take = self.charge_for_hold(token, amount, now)?;
+        let limits = Limits {
+            model,
+            window: shape.window.clone(),
+            minutes: shape.minutes.clone(),
+        };
+        let take = self.charge_for_hold(token, amount, &limits, now)?;
         let shard = hold
             .hold_id
             .strip_prefix(HOLD_PREFIX)
@@ -205,6 +253,11 @@ impl Store {
             .condition_expression("attribute_not_exists(chat_id)");
         if let Some(marker_id) = &hold.marker_id {
             entry = entry.item("marker_id", s(marker_id));
+        }
+        if let Some(key) = &hold.key {
+            entry = entry
+                .item("key_id", s(&key.id))
+                .item("key_at", n(key.taken.unix_seconds()));
         }
         let mut items = vec![
             TransactWriteItem::builder().update(take).build(),
@@ -229,16 +282,20 @@ impl Store {
                 .map_err(ApiError::internal)?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
-        let counted = self.count_chat(user, now)?;
-        let count = counted.as_ref().map(|_| items.len());
-        items.extend(counted);
         let open_cap = self.open_calls_per_user;
-        let held = || HoldOutcome::Held(hold.clone());
+        let chat_cap = self.chats_per_minute;
+        let held = || Attempted::Done(HoldOutcome::Held(hold.clone()));
         self.transact(items, deadline, held, |reasons| {
             // The hold's id is new to this request alone: if it is taken,
             // an earlier send of this same transaction went through.
             if condition_failed(reasons, HOLD_ENTRY) {
                 return Some(Ok(held()));
+            }
+            let marker_failed = key.is_some() && condition_failed(reasons, HOLD_MARKER);
+            if !marker_failed && condition_failed(reasons, HOLD_ACCOUNT) {
+                if let Some(next) = reshape(reasons, HOLD_ACCOUNT, token, shape, chat_cap, now) {
+                    return Some(Ok(Attempted::Again(next)));
+                }
             }
             // The key first: an answered retry is replayed even when the
             // balance could not pay for another chat.
@@ -246,7 +303,7 @@ impl Store {
                 return Some(
                     marker_of(reasons, HOLD_MARKER)
                         .and_then(|marker| replay_of(marker, &keyed.request_hash))
-                        .map(HoldOutcome::Replayed),
+                        .map(|saved| Attempted::Done(HoldOutcome::Replayed(saved))),
                 );
             }
             if condition_failed(reasons, HOLD_ACCOUNT) {
@@ -254,13 +311,10 @@ impl Store {
                     reasons,
                     HOLD_ACCOUNT,
                     token,
-                    amount,
+                    (model, amount),
                     now,
-                    open_cap,
+                    (open_cap, chat_cap),
                 )));
-            }
-            if count.is_some_and(|at| condition_failed(reasons, at)) {
-                return Some(Err(rate_limited(now)));
             }
             None
         })
@@ -277,24 +331,66 @@ impl Store {
         chat: &ChatRecord<'_>,
         deadline: Deadline,
     ) -> Result<bool, ApiError> {
-        self.close_hold(self.settle_items(hold, chat)?, deadline)
+        self.close_giving_back(|to_key| self.settle_items(hold, chat, to_key), deadline)
             .await
+    }
+
+    /// Closes a hold with the items `items(true)` make, which give back to
+    /// its key's budget too; if the key has gone or moved to another
+    /// window since, with `items(false)`, which leave the key alone.
+    async fn close_giving_back(
+        &self,
+        items: impl Fn(bool) -> Result<Vec<TransactWriteItem>, ApiError>,
+        deadline: Deadline,
+    ) -> Result<bool, ApiError> {
+        let with_key = items(true)?;
+        let without_key = items(false)?;
+        if with_key != without_key {
+            let closed = self
+                .transact(
+                    with_key,
+                    deadline,
+                    || Some(true),
+                    |reasons| {
+                        if condition_failed(reasons, 1) {
+                            return Some(Ok(Some(true)));
+                        }
+                        if condition_failed(reasons, 0) {
+                            return Some(Ok(Some(false)));
+                        }
+                        // The account's condition: only the key's part can
+                        // fail on an account that exists.
+                        condition_failed(reasons, CLOSE_ACCOUNT).then_some(Ok(None))
+                    },
+                )
+                .await?;
+            if let Some(closed) = closed {
+                return Ok(closed);
+            }
+        }
+        self.close_hold(without_key, deadline).await
     }
 
     fn settle_items(
         &self,
         hold: &Hold,
         chat: &ChatRecord<'_>,
+        to_key: bool,
     ) -> Result<Vec<TransactWriteItem>, ApiError> {
         let user = hold.username.as_str();
         let refund = hold.amount.saturating_sub(chat.cost);
         let mut items = vec![
             self.close(hold, "settled")?,
             TransactWriteItem::builder()
-                .put(chat.put(&self.tables.chats, user, signed(refund)?)?)
+                .put(chat.put(
+                    &self.tables.chats,
+                    user,
+                    signed(refund)?,
+                    hold.key.as_ref().map(|key| key.id.as_str()),
+                )?)
                 .build(),
         ];
-        items.extend(self.give_back(hold, refund)?);
+        items.extend(self.give_back(hold, refund, to_key)?);
         if let Some(marker_id) = &hold.marker_id {
             let answer = Update::builder()
                 .table_name(&self.tables.chats)
@@ -334,9 +430,18 @@ impl Store {
     /// The account's part of closing `hold` with `refund` given back: the
     /// credit, and the open call counted out. A hold from before the count
     /// with nothing to give back leaves the account alone.
-    fn give_back(&self, hold: &Hold, refund: u64) -> Result<Option<TransactWriteItem>, ApiError> {
+    /// With `to_key`, the refund also goes back to the budget of the key
+    /// the hold was taken with (see `key_limits`).
+    fn give_back(
+        &self,
+        hold: &Hold,
+        refund: u64,
+        to_key: bool,
+    ) -> Result<Option<TransactWriteItem>, ApiError> {
         let user = hold.username.as_str();
-        let update = if hold.counted {
+        let update = if let Some(key) = hold.key.as_ref().filter(|_| to_key && refund > 0) {
+            self.credit_closing_keyed_call(user, signed(refund)?, &key.id, refund, key.taken)?
+        } else if hold.counted {
             self.credit_closing_call(user, signed(refund)?)?
         } else if refund > 0 {
             self.credit(user, signed(refund)?)?
@@ -383,10 +488,16 @@ impl Store {
             hold.amount,
             reason.as_str(),
         )?;
-        let mut items = vec![self.close(hold, "released")?, entry];
-        items.extend(self.give_back(hold, hold.amount)?);
-        items.extend(self.forget_marker(hold)?);
-        self.close_hold(items, deadline).await
+        self.close_giving_back(
+            |to_key| {
+                let mut items = vec![self.close(hold, "released")?, entry.clone()];
+                items.extend(self.give_back(hold, hold.amount, to_key)?);
+                items.extend(self.forget_marker(hold)?);
+                Ok(items)
+            },
+            deadline,
+        )
+        .await
     }
 
     /// Records on the open `hold` what its chat owes, for the sweeper to
@@ -475,6 +586,8 @@ impl Store {
         };
         let hold = Hold {
             counted: matches!(item.get("counted"), Some(AttributeValue::Bool(true))),
+            key: held_key_of(&item),
+            model: string_of(&item, "model").unwrap_or_default().to_owned(),
             ..hold.clone()
         };
         if matches!(item.get("refused"), Some(AttributeValue::Bool(true))) {
@@ -492,7 +605,7 @@ impl Store {
                 let chat = owed.record();
                 let cost = chat.cost;
                 let closed = self
-                    .close_hold(self.settle_items(&hold, &chat)?, deadline)
+                    .close_giving_back(|to_key| self.settle_items(&hold, &chat, to_key), deadline)
                     .await?;
                 return Ok(if closed {
                     SweptHold::SettledOwed { cost }
@@ -516,6 +629,7 @@ impl Store {
         let items = match &message {
             Some(message) => self.settle_items(
                 &hold,
+                // The whole hold is charged: nothing goes back to the key.
                 &ChatRecord {
                     chat_id: Uuid::now_v7(),
                     model: string_of(&item, "model").unwrap_or_default(),
@@ -527,12 +641,13 @@ impl Store {
                     finish: Finish::Length,
                     created: Timestamp::now(),
                 },
+                false,
             )?,
             // A hold from before messages were kept: its ledger entry alone.
             None => {
                 let entry = self.closing_entry(&hold, SETTLE_PREFIX, "settle", 0, "abandoned")?;
                 let mut items = vec![self.close(&hold, "settled")?, entry];
-                items.extend(self.give_back(&hold, 0)?);
+                items.extend(self.give_back(&hold, 0, false)?);
                 items.extend(self.forget_marker(&hold)?);
                 items
             }
@@ -554,7 +669,15 @@ impl Store {
         amount: u64,
         reason: &str,
     ) -> Result<TransactWriteItem, ApiError> {
-        let entry = Put::builder()
+        let mut entry = Put::builder();
+        // What usage groups it by: the hold's model and key.
+        if !hold.model.is_empty() {
+            entry = entry.item("model", s(&hold.model));
+        }
+        if let Some(key) = &hold.key {
+            entry = entry.item("key_id", s(&key.id));
+        }
+        let entry = entry
             .table_name(&self.tables.chats)
             .item("username", s(hold.username.as_str()))
             .item("chat_id", s(format!("{prefix}{}", Uuid::now_v7())))
@@ -676,8 +799,18 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
         hold_id: string_of(item, "chat_id")?.to_owned(),
         amount: number_of(item, "amount")?.unsigned_abs(),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
-        // The index does not carry it; the sweeper reads the item itself.
+        // The index does not carry these; the sweeper reads the item itself.
         counted: false,
+        key: None,
+        model: String::new(),
+    })
+}
+
+/// The key a hold item says it was taken with, if any.
+fn held_key_of(item: &HashMap<String, AttributeValue>) -> Option<HeldKey> {
+    Some(HeldKey {
+        id: string_of(item, "key_id").ok()?.to_owned(),
+        taken: Timestamp::from_unix_seconds(number_of(item, "key_at").ok()?)?,
     })
 }
 

@@ -14,7 +14,9 @@
 //! | chats | holds, with their hold and release entries | `holds` |
 //! | chats | grant entries; a partition read whole for the audit | `ledger` |
 //! | chats | key details | `api_keys` |
-//! | chats | per-minute chat counts | `rate` |
+//! | users | an API key's budget and models, in its entry | `key_limits` |
+//! | users | per-minute chat counts, in the account | `rate` |
+//! | chats | usage: the ledger read by day, model or key | `usage` |
 //!
 //! `login` composes a login's calls before its password check; `operator`
 //! composes them for `chat-ops`, and `migrate` upgrades the items of a
@@ -29,6 +31,7 @@ mod failures;
 mod history;
 mod holds;
 mod invites;
+mod key_limits;
 mod keys;
 mod ledger;
 mod login;
@@ -38,6 +41,7 @@ mod rate;
 pub mod retry;
 mod sources;
 mod transact;
+mod usage;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -48,12 +52,13 @@ use crate::config::{SourceLimits, Tables};
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
-pub use api_keys::{may_manage_keys, KeyInfo, NewKey, MAX_API_KEYS, NEVER};
+pub use api_keys::{may_manage_keys, KeyInfo, KeyLimits, NewKey, MAX_API_KEYS, NEVER};
 pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
 pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
-    Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX, OPEN_HOLD_SHARDS,
+    HeldKey, Hold, HoldOutcome, HoldRequest, ReleaseReason, SweptHold, OPEN_HOLDS_INDEX,
+    OPEN_HOLD_SHARDS,
 };
 pub use invites::INVITE_CODE_PREFIX;
 pub use keys::{Rotation, SIGNING_KEY_ITEM};
@@ -62,6 +67,7 @@ pub use login::LoginSlot;
 pub use migrate::Migrated;
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use sources::SourceLimit;
+pub use usage::{Usage, UsageGroup, UsageRow};
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]

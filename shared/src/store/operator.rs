@@ -181,7 +181,7 @@ impl Store {
             balance: number_of(&account, "tokens")?,
             disabled: account.contains_key("disabled"),
             sessions,
-            keys: self.keys_of(username, &account).await?,
+            keys: self.keys_of(username, &account, Timestamp::now()).await?,
             recent: self.recent_entries(username, recent).await?,
         }))
     }
@@ -211,7 +211,7 @@ impl Store {
                 if !holds_keys {
                     continue;
                 }
-                for key in self.keys_of(&username, &account).await? {
+                for key in self.keys_of(&username, &account, Timestamp::now()).await? {
                     // ISO-8601 in UTC with milliseconds sorts as time does.
                     let live = key.expires_at.is_none_or(|at| at > now);
                     if live && key.created_at < cutoff {

@@ -1,0 +1,446 @@
+//! API keys with budgets and model lists, on DynamoDB Local: exact under
+//! concurrency, refused in each route's shape with when the budget resets,
+//! a new period started by the chat that finds the old one ended, holds
+//! counted and given back against the key, and `PATCH /keys/{id}`. Every
+//! test ends with the ledger.
+
+use std::sync::Arc;
+
+use api_tests::completion::complete;
+use api_tests::converse_stub::{Answer, ConverseStub};
+use api_tests::*;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::domain::{current_windows, Period};
+use chat_core::pricing::{Pricing, UsagePrices};
+use chat_core::responder::DUMMY_MODEL;
+use chat_core::App;
+use chat_model::ModelConfig;
+use devtools::dynamodb_local::fresh_app;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+async fn keys(app: &App, request: Request) -> Response<Body> {
+    keys::handle(app, request).await.unwrap()
+}
+
+/// A key made by `session` with `limits` merged into its body: the key
+/// and its id.
+async fn key_with(app: &App, session: &str, limits: Value) -> (String, String) {
+    let mut body = json!({"name": "service"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(limits.as_object().unwrap().clone());
+    let response = keys(
+        app,
+        with_auth(with_body(event("keys"), &body.to_string()), session),
+    )
+    .await;
+    assert_eq!(response.status(), 201, "{}", json_of(&response));
+    let created = json_of(&response);
+    (
+        created["key"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn listed(app: &App, session: &str) -> Vec<Value> {
+    let response = keys(app, with_auth(event("keys-list"), session)).await;
+    assert_eq!(response.status(), 200);
+    json_of(&response)["keys"].as_array().unwrap().clone()
+}
+
+fn patch_request(session: &str, id: &str, body: &str) -> Request {
+    let mut request = with_method(
+        with_auth(with_body(event("keys"), body), session),
+        Method::PATCH,
+    );
+    *request.uri_mut() = format!("/keys/{id}").parse().unwrap();
+    request
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_chats_on_a_budget_of_250_at_100_each_answer_exactly_two() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    let before = stored_tokens(&app, "alice").await.unwrap();
+    let (key, _) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 250, "period": "day"}}),
+    )
+    .await;
+
+    let responses = simultaneous_chats(&app, &key, 20).await;
+    let answered = responses.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(answered, 2);
+    for refused in responses.iter().filter(|r| r.status() != 200) {
+        assert_eq!(refused.status(), 402);
+        let body = json_of(refused);
+        assert_eq!(body["error"], "key_budget_exceeded");
+        assert_eq!(body["budget"], 250);
+        assert_eq!(body["period"], "day");
+        assert_eq!(body["left"], 50);
+        let resets = Period::Day
+            .resets_at(chat_core::clock::Timestamp::now())
+            .unwrap()
+            .iso8601();
+        assert_eq!(body["resets_at"], resets.as_str());
+        assert_eq!(refused.headers()["x-budget-resets-at"], resets.as_str());
+    }
+    // The balance paid for two chats only: the key, not the balance, ran out.
+    assert_eq!(stored_tokens(&app, "alice").await.unwrap(), before - 200);
+    assert_eq!(stored_chats(&app, "alice").await, 2);
+
+    let list = listed(&app, &session).await;
+    assert_eq!(list[0]["budget"], json!({"tokens": 250, "period": "day"}));
+    assert_eq!(list[0]["spent"], 200);
+    assert_eq!(list[0]["models"], Value::Null);
+    assert!(list[0]["resets_at"].is_string());
+    // The session itself is not limited by its keys' budgets.
+    assert_eq!(chat_as(&app, &session, "still mine").await.status(), 200);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn the_openai_route_refuses_an_exhausted_key_in_its_own_shape() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    let (key, _) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 100, "period": "total"}}),
+    )
+    .await;
+    let body = json!({"model": DUMMY_MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(complete(&app, &key, body.clone()).await.status, 200);
+    let refused = complete(&app, &key, body).await;
+    assert_eq!(refused.status, 429);
+    let error = &refused.json()["error"];
+    assert_eq!(error["type"], "insufficient_quota");
+    assert_eq!(error["code"], "key_budget_exceeded");
+    // A total budget never starts over.
+    assert_eq!(error["resets_at"], Value::Null);
+    assert_eq!(refused.header("x-should-retry"), Some("false"));
+    assert_eq!(refused.header("x-budget-resets-at"), None);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_key_limited_to_other_models_is_refused_and_changes_nothing() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(&app, &session, json!({"models": ["haiku"]})).await;
+    let counts = item_counts(&app).await;
+    let refused = chat_as(&app, &key, "hello").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json_of(&refused)["error"], "model_not_allowed");
+    assert_eq!(json_of(&refused)["model"], DUMMY_MODEL);
+    let body = json!({"model": DUMMY_MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    let v1 = complete(&app, &key, body).await;
+    assert_eq!(v1.status, 403);
+    assert_eq!(v1.json()["error"]["code"], "model_not_allowed");
+    assert_eq!(v1.json()["error"]["param"], "model");
+    assert_eq!(item_counts(&app).await, counts);
+
+    // Allowed once the list names it.
+    let patched = keys(
+        &app,
+        patch_request(
+            &session,
+            &id,
+            &json!({"models": ["haiku", DUMMY_MODEL]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(patched.status(), 200, "{}", json_of(&patched));
+    assert_eq!(json_of(&patched)["models"], json!(["haiku", DUMMY_MODEL]));
+    assert_eq!(chat_as(&app, &key, "hello").await.status(), 200);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_patch_changes_the_budget_keeping_the_periods_spend_and_bad_input_changes_nothing() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 150, "period": "month"}}),
+    )
+    .await;
+    assert_eq!(chat_as(&app, &key, "one").await.status(), 200);
+    assert_eq!(chat_as(&app, &key, "two").await.status(), 402);
+
+    let counts = item_counts(&app).await;
+    for bad in [
+        json!({"budget": {"tokens": -1, "period": "day"}}).to_string(),
+        json!({"budget": {"tokens": 10, "period": "year"}}).to_string(),
+        json!({"models": []}).to_string(),
+        json!({"models": "haiku"}).to_string(),
+        "{not json".to_owned(),
+    ] {
+        let response = keys(&app, patch_request(&session, &id, &bad)).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert!(json_of(&response)["error"].is_string());
+    }
+    let unknown = keys(
+        &app,
+        patch_request(&session, "AAAAAAAAAAAAAAAAAAAAAA", "{}"),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(json_of(&unknown)["error"], "key_not_found");
+    // Only a session changes a key.
+    let by_key = keys(&app, patch_request(&key, &id, "{}")).await;
+    assert_eq!(by_key.status(), 403);
+    assert_eq!(item_counts(&app).await, counts);
+
+    // The same period keeps its 100 spent: 250 leaves room for one more.
+    let raised = keys(
+        &app,
+        patch_request(
+            &session,
+            &id,
+            &json!({"budget": {"tokens": 250, "period": "month"}}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(raised.status(), 200);
+    assert_eq!(json_of(&raised)["spent"], 100);
+    assert_eq!(chat_as(&app, &key, "two").await.status(), 200);
+    assert_eq!(chat_as(&app, &key, "three").await.status(), 402);
+
+    // No budget: up to the balance, the spend still shown.
+    let lifted = keys(&app, patch_request(&session, &id, r#"{"budget": null}"#)).await;
+    assert_eq!(json_of(&lifted)["budget"], Value::Null);
+    assert_eq!(json_of(&lifted)["spent"], 200);
+    assert_eq!(chat_as(&app, &key, "three").await.status(), 200);
+    assert_eq!(listed(&app, &session).await[0]["spent"], 300);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// Puts key `id`'s window back to a day long gone, with nothing left in
+/// it: what a key looks like the first time it is used in a new period.
+async fn age_window(app: &App, username: &str, id: &str) {
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S(username.into()))
+        .update_expression("SET api_keys.#kid[2] = :none, api_keys.#kid[3] = :old")
+        .expression_attribute_names("#kid", id)
+        .expression_attribute_values(":none", AttributeValue::N("0".into()))
+        .expression_attribute_values(":old", AttributeValue::S("d2000-01-01".into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_new_period_starts_by_itself_once_and_exactly_under_concurrency() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 250, "period": "day"}}),
+    )
+    .await;
+    age_window(&app, "alice", &id).await;
+    assert_eq!(listed(&app, &session).await[0]["spent"], 0);
+
+    // Every chat finds the old window; one renews it, the rest count in it.
+    let responses = simultaneous_chats(&app, &key, 10).await;
+    let answered = responses.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(
+        answered,
+        2,
+        "{:?}",
+        responses.iter().map(json_of).collect::<Vec<_>>()
+    );
+    for refused in responses.iter().filter(|r| r.status() != 200) {
+        assert_eq!(json_of(refused)["error"], "key_budget_exceeded");
+    }
+    let account = stored_account(&app, "alice").await;
+    let entry = account["api_keys"].as_m().unwrap()[&id]
+        .as_l()
+        .unwrap()
+        .clone();
+    assert_eq!(entry[2].as_n().unwrap(), "50");
+    assert_eq!(
+        entry[3].as_s().unwrap(),
+        &current_windows(chat_core::clock::Timestamp::now())[0]
+    );
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// A paid model behind the stub, priced per token.
+async fn metered_app(stub: &ConverseStub) -> App {
+    let mut app = fresh_app().await;
+    app.config.pricing = Pricing::Usage(UsagePrices::plain(1000, 1000));
+    app.config.initial_tokens = 100_000;
+    let mut model = ModelConfig::new("test-model");
+    model.max_attempts = 1;
+    app.models =
+        chat_core::served::Models::only(Arc::new(stub.responder(model)), app.config.pricing);
+    app
+}
+
+#[tokio::test]
+async fn a_hold_counts_against_the_key_and_its_settle_gives_back_the_unused_part() {
+    // 10 in and 20 out at one token each: 30 charged, far less than held.
+    let stub = ConverseStub::start(Answer::used("Bonjour", 10, 20));
+    let app = metered_app(&stub).await;
+    let session = signed_up(&app, "alice").await;
+    let (key, _) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 100_000, "period": "week"}}),
+    )
+    .await;
+    let response = chat_as(&app, &key, "Hello").await;
+    assert_eq!(response.status(), 200, "{}", json_of(&response));
+    assert_eq!(response.headers()["tokens-charged"], "30");
+    assert_eq!(listed(&app, &session).await[0]["spent"], 30);
+
+    // A model that refuses gives the whole hold back to the key too.
+    let refusing = ConverseStub::start(Answer::error(400, "ValidationException"));
+    let mut app = app;
+    let mut model = ModelConfig::new("test-model");
+    model.max_attempts = 1;
+    app.models =
+        chat_core::served::Models::only(Arc::new(refusing.responder(model)), app.config.pricing);
+    assert_ne!(chat_as(&app, &key, "Hello").await.status(), 200);
+    assert_eq!(listed(&app, &session).await[0]["spent"], 30);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// Key `id`'s `left` and window as stored.
+async fn key_state(app: &App, id: &str) -> (String, String) {
+    let account = stored_account(app, "alice").await;
+    let entry = account["api_keys"].as_m().unwrap()[id]
+        .as_l()
+        .unwrap()
+        .clone();
+    (
+        entry[2].as_n().unwrap().to_owned(),
+        entry[3].as_s().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone() {
+    use chat_core::deadline::Deadline;
+    use chat_core::domain::{AuthToken, ChatMessage};
+    use chat_core::store::{HoldOutcome, HoldRequest, ReleaseReason};
+
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 1000, "period": "day"}}),
+    )
+    .await;
+    let verified = app
+        .auth
+        .verify(AuthToken::parse(&key).unwrap())
+        .await
+        .unwrap();
+    let message = ChatMessage::parse("hello".into()).unwrap();
+    let hold = |amount| {
+        let now = chat_core::clock::Timestamp::now();
+        HoldRequest {
+            amount,
+            message: &message,
+            model: DUMMY_MODEL,
+            pricing: Pricing::Flat(100),
+            key: None,
+            taken: now,
+            expires: now.plus(std::time::Duration::from_secs(600)),
+        }
+    };
+    let taken = |outcome| match outcome {
+        HoldOutcome::Held(hold) => hold,
+        other => panic!("a hold: {other:?}"),
+    };
+    let today = Period::Day.window(chat_core::clock::Timestamp::now());
+
+    // Released in its own window: the key gets it all back.
+    let first = taken(
+        app.store
+            .take_hold(&verified, &hold(300), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(key_state(&app, &id).await, ("700".into(), today.clone()));
+    assert!(app
+        .store
+        .release(&first, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_eq!(key_state(&app, &id).await, ("1000".into(), today.clone()));
+
+    // Taken, then the key moves on to another window (as at midnight, by
+    // a chat that renewed it) with 40 spent there: the release gives the
+    // balance back, and the new window keeps its own spend.
+    let second = taken(
+        app.store
+            .take_hold(&verified, &hold(300), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S("alice".into()))
+        .update_expression("SET api_keys.#kid[2] = :left, api_keys.#kid[3] = :next")
+        .expression_attribute_names("#kid", id.as_str())
+        .expression_attribute_values(":left", AttributeValue::N("960".into()))
+        .expression_attribute_values(":next", AttributeValue::S("d2999-01-01".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(app
+        .store
+        .release(&second, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_eq!(
+        key_state(&app, &id).await,
+        ("960".into(), "d2999-01-01".into())
+    );
+    // And a key revoked while its hold was open: the hold still closes.
+    let third_key = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 500, "period": "week"}}),
+    )
+    .await;
+    let third_verified = app
+        .auth
+        .verify(AuthToken::parse(&third_key.0).unwrap())
+        .await
+        .unwrap();
+    let third = taken(
+        app.store
+            .take_hold(&third_verified, &hold(200), Deadline::none())
+            .await
+            .unwrap(),
+    );
+    let revoke = keys(&app, {
+        let mut request = with_method(with_auth(event("keys-list"), &session), Method::DELETE);
+        *request.uri_mut() = format!("/keys/{}", third_key.1).parse().unwrap();
+        request
+    })
+    .await;
+    assert_eq!(revoke.status(), 204);
+    assert!(app
+        .store
+        .release(&third, ReleaseReason::ModelRefused, Deadline::none())
+        .await
+        .unwrap());
+    assert_ledger_balances(&app, "alice").await;
+}
