@@ -54,7 +54,7 @@ mod tests {
         respond(answer(site, &request)).unwrap()
     }
 
-    fn header_of<'a>(response: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header_of(response: &Response<Body>, name: header::HeaderName) -> &str {
         response.headers()[name].to_str().unwrap()
     }
 
