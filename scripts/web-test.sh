@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web page in a real browser: Debian's headless chromium, driven by
-# selenium through chromedriver (tests/web, pytest), against a running
-# local API (`make run`). `make test` runs it against its own `make run`,
+# selenium through chromedriver (tests/web/test_page.py, pytest), against a running
+# local API (`make run`), after the page's unit tests in Node
+# (tests/web/units.test.mjs). `make test` runs it against its own `make run`,
 # after the openai SDK's tests; with `make run` going, run it yourself:
 #
 #   bash scripts/web-test.sh                                # http://127.0.0.1:3000
@@ -36,6 +37,12 @@ esac
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$SECONDS
+# The page's pure parts first, in Node (which make run already needs).
+if ! node --test tests/web/units.test.mjs >"$log" 2>&1; then
+  cat "$log" >&2
+  say "FAILED: the page's unit tests (node --test tests/web/units.test.mjs)"
+  exit 1
+fi
 if CHAT_API_URL="$url" WEB_SCREENSHOT="$screenshot" PYTHONDONTWRITEBYTECODE=1 \
   "$root/.tools/web/bin/python" -m pytest -p no:cacheprovider -q -rfE --tb=short --color=no \
   tests/web "$@" >"$log" 2>&1; then
