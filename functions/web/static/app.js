@@ -238,6 +238,11 @@ function start() {
   $("history-more").addEventListener("click", () => quietly(() => loadHistory(true)));
   $("key-form").addEventListener("submit", createKey);
   $("new-key-done").addEventListener("click", hideNewKey);
+  // Keys used elsewhere spend the same balance: read it again whenever
+  // the person comes back to this tab.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && session.token) quietly(refreshBalance);
+  });
   if (session.token) enter();
   else showSignedIn(false);
 }
