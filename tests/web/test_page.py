@@ -18,7 +18,9 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 URL = os.environ.get("CHAT_API_URL", "http://127.0.0.1:3000").rstrip("/")
@@ -105,6 +107,16 @@ def balance(driver):
     return wait_for(driver, number, "the balance")
 
 
+def tab_order(driver, presses=40):
+    """The ids of the controls Tab reaches from the top of the page, in order."""
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    reached = []
+    for _ in range(presses):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        reached.append(driver.execute_script("return document.activeElement && document.activeElement.id"))
+    return reached
+
+
 def api(path, token, method="GET"):
     request = urllib.request.Request(
         URL + path, method=method, headers={"Authorization": f"Bearer {token}"}
@@ -133,6 +145,10 @@ def test_the_page_is_served_with_hashed_files_and_a_strict_policy():
 def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
     d = browser
     d.get(URL + "/")
+    one(d, "button", "Log in")
+    # Every control of the form is reached with the keyboard, in reading order.
+    reached = tab_order(d, 4)
+    assert reached == ["username", "password", "login", "register"], reached
     name = "web-" + uuid.uuid4().hex[:12]
     password = "correct-horse-" + uuid.uuid4().hex[:8]
 
@@ -149,6 +165,16 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
     before = balance(d)
     assert before == 4000
     assert not visible(d, "button", "Log in"), "the login form is hidden once logged in"
+
+    # Focus is in the message box (where logging in puts it), so Tab goes
+    # round from there: read the round from the first control of the page.
+    reached = tab_order(d)
+    assert "logout" in reached, reached
+    start = reached.index("logout")
+    reached = reached[start:] + reached[:start]
+    for control in ["logout", "model", "message", "send", "key-name", "key-create"]:
+        assert control in reached, f"{control} is not reached with Tab: {reached}"
+    assert reached.index("model") < reached.index("message") < reached.index("send")
 
     # The model comes from /v1/models, with its price.
     model = one(d, "combobox", "Model")
