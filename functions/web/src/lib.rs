@@ -110,6 +110,38 @@ mod tests {
         assert!(matches!(head.body(), Body::Empty));
     }
 
+    /// What API Gateway's HTTP API sends for `GET /assets/{file}` (payload 2.0).
+    const ASSET_EVENT: &str = r#"{
+      "version": "2.0", "routeKey": "GET /assets/{file}", "rawPath": "/assets/FILE",
+      "rawQueryString": "", "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
+      "pathParameters": {"file": "FILE"},
+      "requestContext": {"accountId": "123456789012", "apiId": "abc",
+        "domainName": "abc.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc",
+        "http": {"method": "GET", "path": "/assets/FILE", "protocol": "HTTP/1.1",
+          "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadb015", "routeKey": "GET /assets/{file}",
+        "stage": "$default", "time": "02/Dec/2026:15:00:00 +0000", "timeEpoch": 1796223600000},
+      "isBase64Encoded": false
+    }"#;
+
+    #[tokio::test]
+    async fn an_api_gateway_event_for_a_hashed_file_gets_it() {
+        let site = Site::new("/v1").unwrap();
+        let asset = site
+            .assets()
+            .find(|a| a.name.starts_with("style."))
+            .unwrap();
+        let event = ASSET_EVENT.replace("FILE", &asset.name);
+        let request = lambda_http::request::from_str(&event).unwrap();
+        let response = handle(&site, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header_of(&response, header::CONTENT_TYPE),
+            "text/css; charset=utf-8"
+        );
+        assert!(matches!(response.body(), Body::Text(css) if *css == asset.body));
+    }
+
     #[test]
     fn another_method_is_405() {
         let site = Site::new("/v1").unwrap();
