@@ -32,6 +32,7 @@ WAIT = float(os.environ.get("WEB_WAIT_SECONDS", "60"))
 # few WebDriver calls.
 SELECTORS = {
     "textbox": "input, textarea",
+    "spinbutton": "input",
     "button": "button",
     "status": "output",
     "combobox": "select",
@@ -87,8 +88,8 @@ def one(driver, role, name):
     return wait_for(driver, exactly_one, f"the {role} {name!r}")
 
 
-def type_into(driver, name, text):
-    box = one(driver, "textbox", name)
+def type_into(driver, name, text, role="textbox"):
+    box = one(driver, role, name)
     box.clear()
     box.send_keys(text)
 
@@ -115,6 +116,16 @@ def tab_order(driver, presses=40):
         ActionChains(driver).send_keys(Keys.TAB).perform()
         reached.append(driver.execute_script("return document.activeElement && document.activeElement.id"))
     return reached
+
+
+def row_text(driver, selector, holding):
+    """The text of the first element at `selector` whose text holds `holding`,
+    read at once (a list the page redraws leaves no stale handle behind)."""
+    for element in driver.find_elements(By.CSS_SELECTOR, selector):
+        text = element.text
+        if holding in text:
+            return text
+    return False
 
 
 def api(path, token, method="GET"):
@@ -165,8 +176,14 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
     before = balance(d)
     assert not visible(d, "button", "Log in"), "the login form is hidden once logged in"
 
+    # The model comes from /v1/models, with its price.
+    model = one(d, "combobox", "Model")
+    priced = wait_for(d, lambda d: re.search(r"\((\d+) tokens a chat\)", model.text), "the model's price")
+    price = int(priced.group(1))
+
     # Focus is in the message box (where logging in puts it), so Tab goes
     # round from there: read the round from the first control of the page.
+    wait_for(d, lambda d: d.execute_script("return document.activeElement.id") == "message", "focus in Message")
     reached = tab_order(d)
     assert "logout" in reached, reached
     start = reached.index("logout")
@@ -174,11 +191,6 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
     for control in ["logout", "model", "message", "send", "key-name", "key-create"]:
         assert control in reached, f"{control} is not reached with Tab: {reached}"
     assert reached.index("model") < reached.index("message") < reached.index("send")
-
-    # The model comes from /v1/models, with its price.
-    model = one(d, "combobox", "Model")
-    priced = wait_for(d, lambda d: re.search(r"\((\d+) tokens a chat\)", model.text), "the model's price")
-    price = int(priced.group(1))
 
     # A chat, streamed through /v1/chat/completions.
     type_into(d, "Message", "Hello from the browser")
@@ -199,11 +211,11 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
     newest = wait_for(
         d,
         lambda d: (items := d.find_elements(By.CSS_SELECTOR, "#history li"))
-        and "Hello from the browser" in items[0].text
-        and items[0],
+        and "Hello from the browser" in (text := items[0].text)
+        and text,
         "the chat in history",
     )
-    assert f"{price} tokens" in newest.text and "AI response" in newest.text
+    assert f"{price} tokens" in newest and "AI response" in newest
 
     # Usage: a chart, or a plain sentence where the deployment has none.
     wait_for(
@@ -213,7 +225,24 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
         "the usage panel",
     )
 
-    # Usable at phone width: nothing runs off the side.
+    # A key, shown once, that works, then revoked.
+    type_into(d, "Key name", "browser")
+    type_into(d, "Budget in tokens (empty: none)", "500", role="spinbutton")
+    one(d, "button", "Create key").click()
+    secret_box = one(d, "status", "New API key")
+    secret = wait_for(d, lambda d: secret_box.text.startswith("sk-") and secret_box.text, "the new key")
+    listed = wait_for(d, lambda d: row_text(d, "#keys tr", "browser"), "the key in the list")
+    assert secret not in listed, "the list never shows the secret"
+    # The budget is listed where the deployment has key budgets; where it
+    # has none, the page says the key has no limit.
+    wait_for(
+        d,
+        lambda d: "500 tokens" in (row_text(d, "#keys tr", "browser") or "")
+        or "no key budgets" in text_of(d, "notice"),
+        "the key's budget, or word that there are none",
+    )
+    # Nothing runs off the side, at phone width or wide, with the key listed
+    # (the widest thing on the page).
     d.set_window_size(390, 844)
     wait_for(
         d,
@@ -221,20 +250,15 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
         "the page to fit a phone's width",
     )
     d.set_window_size(1280, 1000)
-
-    # A key, shown once, that works, then revoked.
-    type_into(d, "Key name", "browser")
-    one(d, "button", "Create key").click()
-    secret_box = one(d, "status", "New API key")
-    secret = wait_for(d, lambda d: secret_box.text.startswith("sk-") and secret_box.text, "the new key")
-    row = wait_for(
+    wait_for(
         d,
-        lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#keys tr") if "browser" in r.text],
-        "the key in the list",
+        lambda d: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"),
+        "the page to fit a wide window",
     )
-    assert secret not in row[0].text, "the list never shows the secret"
+
     assert api("/balance/", secret) == 200
     if SCREENSHOT:
+        d.execute_script("window.scrollTo(0, 0)")
         d.save_screenshot(SCREENSHOT)
     one(d, "button", "I have copied it").click()
     assert secret not in d.page_source, "the secret is shown once"

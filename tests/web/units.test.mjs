@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 const modules = new URL("../../functions/web/static/", import.meta.url);
 const { explain } = await import(new URL("messages.js", modules));
 const { events } = await import(new URL("sse.js", modules));
-const { usageRows } = await import(new URL("chart.js", modules));
+const { usageBars } = await import(new URL("chart.js", modules));
+// panels.js reads the page's meta tag only when called.
+const { budgetOf } = await import(new URL("panels.js", modules));
 
 test("a spent balance says so, with the figures, in either shape", () => {
   const json = explain(402, { error: "insufficient_tokens", message: "x", tokens: 50, cost: 100 });
@@ -59,10 +61,24 @@ test("events split across reads and CRLF lines are read whole, up to [DONE]", as
   assert.deepEqual(seen, [1, 2]);
 });
 
-test("usage is read from a list of days and models, or days with a map of models", () => {
-  assert.deepEqual(usageRows({ usage: [{ day: "2026-12-01", model: "dummy", tokens: 300 }] }),
-    [{ day: "2026-12-01", model: "dummy", tokens: 300 }]);
-  assert.deepEqual(usageRows({ days: [{ date: "2026-12-02T00:00:00Z", models: { a: 1, b: { cost: 2 } } }] }),
-    [{ day: "2026-12-02", model: "a", tokens: 1 }, { day: "2026-12-02", model: "b", tokens: 2 }]);
-  assert.deepEqual(usageRows({ nothing: true }), []);
+test("usage rows of GET /usage/ become bars of what was charged", () => {
+  const body = {
+    group_by: "model",
+    rows: [{ group: null, charged: 0, granted: 4000 }, { group: "dummy", charged: 300, granted: 0 }],
+  };
+  assert.deepEqual(usageBars(body), [{ label: "none", tokens: 0 }, { label: "dummy", tokens: 300 }]);
+  assert.deepEqual(usageBars({ nothing: true }), []);
+});
+
+test("a key's budget reads as spent of its tokens for its period", () => {
+  assert.equal(budgetOf({ budget: null }), "none");
+  assert.equal(budgetOf({}), "none");
+  assert.equal(budgetOf({ budget: { tokens: 5000, period: "day" }, spent: 300 }), "300 of 5000 tokens spent this day");
+  assert.equal(budgetOf({ budget: { tokens: 9, period: "total" }, spent: 0 }), "0 of 9 tokens spent in all");
+});
+
+test("a key's spent budget says when it renews", () => {
+  const text = explain(429, { error: { code: "key_budget_exceeded", resets_at: "2026-12-03T00:00:00Z", message: "x" } });
+  assert.match(text, /budget is spent.*renews at/);
+  assert.match(explain(403, { error: "model_not_allowed", message: "x" }), /may not use that model/);
 });

@@ -13,13 +13,14 @@ use std::collections::HashMap;
 
 /// (name in the sources, content type, text), each file after those it
 /// names.
-const SOURCES: [(&str, &str, &str); 8] = [
+const SOURCES: [(&str, &str, &str); 9] = [
     ("style.css", CSS, include_str!("../static/style.css")),
     ("messages.js", JS, include_str!("../static/messages.js")),
     ("ui.js", JS, include_str!("../static/ui.js")),
     ("api.js", JS, include_str!("../static/api.js")),
     ("sse.js", JS, include_str!("../static/sse.js")),
     ("chart.js", JS, include_str!("../static/chart.js")),
+    ("chat.js", JS, include_str!("../static/chat.js")),
     ("panels.js", JS, include_str!("../static/panels.js")),
     ("app.js", JS, include_str!("../static/app.js")),
 ];

@@ -2,16 +2,10 @@
 // /v1/chat/completions), with the balance, history, keys and usage
 // beside it.
 
-import { call, openAiBase, authorised, refusalOf, session, ApiError } from "./api.js";
-import { events } from "./sse.js";
+import { call, session, ApiError } from "./api.js";
+import { converse, startOver } from "./chat.js";
 import { loadHistory, loadKeys, loadModels, loadUsage } from "./panels.js";
 import { $, el, notify, warn, clearMessages, busy } from "./ui.js";
-
-// /v1 takes at most 100 messages and 32000 characters: the oldest turns
-// of a long conversation are left out to stay under both.
-const MAX_MESSAGES = 99;
-const MAX_CHARACTERS = 30000;
-let conversation = [];
 
 function showSignedIn(signedIn) {
   $("auth").hidden = signedIn;
@@ -24,7 +18,7 @@ function showSignedIn(signedIn) {
 function report(error) {
   if (error instanceof ApiError && error.sessionEnded && session.token) {
     session.end();
-    conversation = [];
+    startOver();
     showSignedIn(false);
     $("password").value = "";
     $("username").focus();
@@ -62,8 +56,11 @@ async function logIn(event) {
       session.start(credentials().username, body.token);
       $("password").value = "";
       notify(`Logged in as ${session.user}.`);
-      await enter();
+      const loading = enter();
+      // Straight to the message box, before the panels have loaded, so
+      // focus never moves under a person who has started to Tab.
       $("message").focus();
+      await loading;
     } catch (error) {
       report(error);
     }
@@ -92,51 +89,11 @@ async function logOut() {
     if (!(error instanceof ApiError && error.sessionEnded)) report(error);
   }
   session.end();
-  conversation = [];
+  startOver();
   $("transcript").replaceChildren();
   showSignedIn(false);
   notify("Logged out.");
   $("username").focus();
-}
-
-/** The conversation's latest turns that /v1 will take. */
-function recentTurns() {
-  const turns = [];
-  let characters = 0;
-  for (let i = conversation.length - 1; i >= 0 && turns.length < MAX_MESSAGES; i--) {
-    characters += conversation[i].content.length;
-    if (characters > MAX_CHARACTERS && turns.length > 0) break;
-    turns.unshift(conversation[i]);
-  }
-  // The turns must begin with the user's.
-  while (turns.length && turns[0].role !== "user") turns.shift();
-  return turns;
-}
-
-async function streamReply(reply) {
-  const response = await fetch(`${openAiBase()}/chat/completions`, {
-    method: "POST",
-    headers: authorised({
-      "Content-Type": "application/json",
-      // A retry of this very request is never charged twice.
-      "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(),
-    }),
-    body: JSON.stringify({ model: $("model").value || undefined, stream: true, messages: recentTurns() }),
-  }).catch(() => { throw new ApiError(0, null); });
-  if (!response.ok) throw await refusalOf(response);
-  let text = "";
-  for await (const chunk of events(response)) {
-    if (chunk.error) throw new ApiError(502, chunk);
-    const delta = chunk.choices?.[0]?.delta?.content;
-    if (delta) {
-      text += delta;
-      reply.textContent = text;
-    }
-    if (chunk.choices?.[0]?.finish_reason === "length") {
-      reply.after(el("span", { class: "meta" }, "The reply was cut short."));
-    }
-  }
-  return text;
 }
 
 async function send(event) {
@@ -154,13 +111,10 @@ async function send(event) {
     const item = el("li", { class: "assistant", "aria-busy": "true" },
       el("span", { class: "visually-hidden" }, "Reply: "), reply);
     $("transcript").append(el("li", { class: "user" }, el("span", { class: "visually-hidden" }, "You: "), message), item);
-    conversation.push({ role: "user", content: message });
     input.value = "";
     try {
-      const text = await streamReply(reply);
-      conversation.push({ role: "assistant", content: text });
+      await converse(message, reply);
     } catch (error) {
-      conversation.pop();
       item.remove();
       $("transcript").lastElementChild?.remove();
       // A refused message is given back to edit or resend.
@@ -182,6 +136,8 @@ async function createKey(event) {
   const days = $("key-days").value.trim();
   const json = { name: $("key-name").value.trim() };
   if (days) json.expires_in_days = Number(days);
+  const budget = $("key-budget").value.trim();
+  if (budget) json.budget = { tokens: Number(budget), period: $("key-period").value };
   await busy($("key-create"), async () => {
     try {
       const key = await call("/keys/", { method: "POST", json });
@@ -189,7 +145,11 @@ async function createKey(event) {
       $("new-key").hidden = false;
       $("key-name").value = "";
       $("key-days").value = "";
-      notify(`Key "${key.name}" created. Copy it now: it is shown only once.`);
+      $("key-budget").value = "";
+      // A deployment without key budgets ignores the field: say so.
+      const unbudgeted = budget && (key.budget === undefined || key.budget === null)
+        ? " This deployment has no key budgets: the key spends from your balance without a limit." : "";
+      notify(`Key "${key.name}" created. Copy it now: it is shown only once.${unbudgeted}`);
       await loadKeys(revokeKey);
       $("new-key-done").focus();
     } catch (error) {
@@ -231,7 +191,7 @@ function start() {
     }
   });
   $("new-conversation").addEventListener("click", () => {
-    conversation = [];
+    startOver();
     $("transcript").replaceChildren();
     $("message").focus();
   });

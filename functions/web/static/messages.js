@@ -15,6 +15,7 @@ const SENTENCES = {
   account_disabled: "This account has been disabled. Contact the operator.",
   session_required: "Only a logged-in session can manage API keys.",
   key_not_found: "That key no longer exists.",
+  model_not_allowed: "This key may not use that model.",
   too_many_keys: "You already have the most keys allowed; revoke one first.",
   model_not_found: "That model is not served here any more; pick another.",
   payload_too_large: "That message is too long.",
@@ -59,7 +60,8 @@ export function explain(status, body, retryAfter) {
     return `You have too few tokens for this chat${numbers}. Ask the operator for a top-up.`;
   }
   if (text.includes("budget")) {
-    return "This key's budget is spent: it cannot pay for more chats. Raise its budget or use another key.";
+    const renews = extra.resets_at ? ` It renews at ${new Date(extra.resets_at).toLocaleString()}.` : "";
+    return `This key's budget is spent: it cannot pay for this chat.${renews} Raise its budget or use another key.`;
   }
   const sentence = SENTENCES[text];
   // A wrong password is a 401 too, but not an ended session.

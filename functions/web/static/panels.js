@@ -3,7 +3,7 @@
 // working.
 
 import { call, openAiBase, ApiError } from "./api.js";
-import { usageChart, usageRows } from "./chart.js";
+import { dayChart, modelChart, usageBars } from "./chart.js";
 import { $, el, when } from "./ui.js";
 
 const HISTORY_PAGE = 10;
@@ -71,21 +71,30 @@ export async function loadKeys(onRevoke) {
   $("keys-empty").hidden = keys.length > 0;
 }
 
-function budgetOf(key) {
+/** A key's budget as GET /keys/ gives it: `budget` {tokens, period}, `spent`, `resets_at`. */
+export function budgetOf(key) {
   const budget = key.budget;
   if (budget === undefined || budget === null) return "none";
-  if (typeof budget !== "object") return `${budget} tokens`;
-  const limit = budget.limit ?? budget.tokens ?? budget.amount;
-  const spent = budget.spent ?? budget.used;
-  const period = budget.period ? ` a ${budget.period}` : "";
-  return spent !== undefined ? `${spent} of ${limit} tokens${period}` : `${limit} tokens${period}`;
+  const limit = typeof budget === "object" ? budget.tokens : budget;
+  const period = budget.period && budget.period !== "total" ? ` this ${budget.period}` : " in all";
+  const spent = key.spent ?? budget.spent;
+  const renews = key.resets_at ? `, renews ${when(key.resets_at)}` : "";
+  return spent !== undefined && spent !== null
+    ? `${spent} of ${limit} tokens spent${period}${renews}`
+    : `${limit} tokens${period}`;
 }
 
 export async function loadUsage() {
   const panel = $("usage");
   try {
-    const rows = usageRows(await call("/usage/"));
-    panel.replaceChildren(rows.length ? usageChart(rows) : el("p", {}, "No usage yet."));
+    const [days, models] = await Promise.all([
+      call("/usage/?group_by=day"), call("/usage/?group_by=model"),
+    ]);
+    const perDay = usageBars(days).filter((bar) => bar.tokens > 0);
+    const perModel = usageBars(models).filter((bar) => bar.tokens > 0);
+    panel.replaceChildren(...(perDay.length
+      ? [el("p", {}, "The last 30 days."), dayChart(perDay), perModel.length ? modelChart(perModel) : null]
+      : [el("p", {}, "No tokens spent in the last 30 days.")]).filter(Boolean));
   } catch (error) {
     // A deployment without the usage endpoint answers 404 (or 405).
     if (error instanceof ApiError && (error.status === 404 || error.status === 405)) {
