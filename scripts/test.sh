@@ -9,13 +9,14 @@
 # tests and a smoke run of the benchmarks, then Schemathesis against a `make run` of its own
 # (scripts/schemathesis.sh), then the official openai Python SDK's tests of
 # the /v1 routes against that same `make run` (scripts/openai-sdk.sh), then
+# the web page in headless chromium against it too (scripts/web-test.sh), then
 # lints the SAM template and scans it with checkov (`make validate`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[test] $*" >&2; }
 
-bash scripts/tools.sh cargo-lambda dynamodb-local schemathesis openai
+bash scripts/tools.sh cargo-lambda dynamodb-local schemathesis openai chromium web
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -84,6 +85,12 @@ fi
 started=$SECONDS
 if ! bash scripts/openai-sdk.sh "http://127.0.0.1:$api_port" "$port"; then
   say "the openai SDK tests failed after $((SECONDS - started)) s; the API's log is $api_dir/run.log"
+  exit 1
+fi
+# The page it serves at /, in a real browser, as a person uses it.
+started=$SECONDS
+if ! bash scripts/web-test.sh "http://127.0.0.1:$api_port"; then
+  say "the web page's browser tests failed after $((SECONDS - started)) s; the API's log is $api_dir/run.log"
   exit 1
 fi
 kill -TERM -- "-$api_pid"

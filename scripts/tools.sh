@@ -13,6 +13,11 @@
 #                           .tools/openai (scripts/openai-sdk.sh)
 #   tools.sh checkov        checkov (from PyPI) in a virtual environment of its
 #                           own, .tools/checkov (scripts/checkov.sh)
+#   tools.sh chromium       Debian's chromium and chromium-driver (apt-get,
+#                           with sudo unless root), for the web page's tests
+#   tools.sh web            selenium and pytest (from PyPI) in a virtual
+#                           environment of its own, .tools/web
+#                           (scripts/web-test.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { echo "[tools] $*" >&2; }
@@ -113,6 +118,46 @@ for tool in "$@"; do
             "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$checkov_version" >&2
           fi
         ) 9>"$root/.tools/.checkov.lock"
+      fi
+      ;;
+    chromium)
+      # The distribution's own builds: chromedriver matches chromium's
+      # version exactly, and nothing is fetched from a browser vendor.
+      if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 \
+          || { say "chromium and chromedriver are needed (Debian: apt-get install chromium chromium-driver)"; exit 1; }
+        as_root=()
+        if [ "$(id -u)" != 0 ]; then
+          command -v sudo >/dev/null 2>&1 || { say "installing chromium needs root or sudo"; exit 1; }
+          as_root=(sudo)
+        fi
+        say "installing chromium and chromium-driver with apt-get (one time)"
+        "${as_root[@]}" apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium chromium-driver >&2
+      fi
+      ;;
+    web)
+      # Pinned like the others; selenium is given chromium and chromedriver
+      # by path (tests/web), so its Selenium Manager downloads nothing.
+      selenium_version=4.51.0 pytest_version=9.2.0
+      venv="$root/.tools/web"
+      want="selenium $selenium_version pytest $pytest_version"
+      have() {
+        "$venv/bin/python" -c 'from importlib.metadata import version as v; print("selenium", v("selenium"), "pytest", v("pytest"))' 2>/dev/null
+      }
+      if [ "$(have)" != "$want" ]; then
+        python="$(command -v python3 || command -v python)" || { say "python3 is needed to install selenium"; exit 1; }
+        say "installing selenium==$selenium_version and pytest==$pytest_version into .tools/web (one time)"
+        mkdir -p "$root/.tools"
+        (
+          flock 9
+          if [ "$(have)" != "$want" ]; then
+            "$python" -m venv --clear "$venv" \
+              || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+              "selenium==$selenium_version" "pytest==$pytest_version" >&2
+          fi
+        ) 9>"$root/.tools/.web.lock"
       fi
       ;;
     *)

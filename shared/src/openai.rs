@@ -111,17 +111,35 @@ impl OpenAiError {
     }
 }
 
-/// The models' names on the OpenAI route: the catalog's ids or, without a
-/// catalog, `MODEL_ID` when a Bedrock model answers, else [`DUMMY_MODEL`].
-/// Read without the Bedrock client, so `/v1/models` does not link it.
-pub fn served_models(get: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+/// A model the OpenAI route serves, and what a call to it costs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedModel {
+    pub id: String,
+    pub pricing: crate::pricing::Pricing,
+}
+
+/// The models on the OpenAI route: the catalog's, each at its own price,
+/// or, without a catalog, `MODEL_ID` when a Bedrock model answers (else
+/// [`DUMMY_MODEL`]) at `pricing`, the older settings' price. Read without
+/// the Bedrock client, so `/v1/models` does not link it.
+pub fn listed_models(
+    get: impl Fn(&str) -> Option<String>,
+    pricing: crate::pricing::Pricing,
+) -> Result<Vec<ListedModel>, String> {
     if let Some(catalog) = crate::catalog::Catalog::from_lookup(&get)? {
-        return Ok(catalog.models.into_iter().map(|m| m.id).collect());
+        let served = catalog.models.into_iter();
+        return Ok(served
+            .map(|m| ListedModel {
+                id: m.id,
+                pricing: m.pricing,
+            })
+            .collect());
     }
-    Ok(vec![get("MODEL_ID")
+    let id = get("MODEL_ID")
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| DUMMY_MODEL.to_owned())])
+        .unwrap_or_else(|| DUMMY_MODEL.to_owned());
+    Ok(vec![ListedModel { id, pricing }])
 }
 
 #[cfg(test)]

@@ -26,6 +26,12 @@ pub const OPENAI_ROUTES: [(&str, &str, &str); 2] = [
     ("GET", "/v1/models", "models"),
 ];
 
+/// The web page (functions/web): the page, and its files under hashed
+/// names. Not part of the JSON contract: they answer HTML, CSS and
+/// JavaScript, and a wrong method reaches the fallback's 404 in AWS.
+pub const WEB_ROUTES: [(&str, &str, &str); 2] =
+    [("GET", "/", "web"), ("GET", "/assets/{file}", "web")];
+
 /// The methods a path is served on (`GET, POST`), if it is one of ours:
 /// what a 405's `Allow` lists. The slash-less spelling counts too: API
 /// Gateway routes `/chat` and `/chat/` alike.

@@ -228,9 +228,17 @@ def test_models_list(user):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "list"
+    # `pricing` is our extension (docs/catalog.md): the SDK keeps it too.
     assert body["data"] == [
-        {"id": MODEL, "object": "model", "created": model.created, "owned_by": "chat-api"}
+        {
+            "id": MODEL,
+            "object": "model",
+            "created": model.created,
+            "owned_by": "chat-api",
+            "pricing": {"flat": 100},
+        }
     ]
+    assert model.pricing == {"flat": 100}
     user.check_books(0)
 
 

@@ -211,10 +211,14 @@ async fn models_lists_the_catalog_and_an_unknown_model_is_404_on_both_routes() {
     let catalog = Catalog::parse(CATALOG).unwrap();
     let app = app_for(&catalog, &stub).await;
     let token = signed_up(&app, "alice").await;
-    let ids: Vec<String> = catalog.models.iter().map(|m| m.id.clone()).collect();
+    let listed = chat_core::openai::listed_models(
+        |name| (name == "CATALOG").then(|| CATALOG.to_owned()),
+        chat_core::pricing::Pricing::Flat(1),
+    )
+    .unwrap();
     let list = models::handle(
         &app,
-        &ids,
+        &listed,
         with_auth(event("models"), &format!("Bearer {token}")),
     )
     .await
@@ -222,6 +226,16 @@ async fn models_lists_the_catalog_and_an_unknown_model_is_404_on_both_routes() {
     let listed: Vec<Value> = json_of(&list)["data"].as_array().unwrap().clone();
     let names: Vec<&str> = listed.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(names, ["dear", "cheap", "dummy"]);
+    // Each with its price, in the catalog's terms.
+    let prices: Vec<&Value> = listed.iter().map(|m| &m["pricing"]).collect();
+    assert_eq!(
+        prices,
+        [
+            &json!({"price_per_1000": {"input": 1000, "output": 5000, "cache_read": 100, "cache_write": 1250}}),
+            &json!({"flat": 7}),
+            &json!({"flat": 100}),
+        ]
+    );
 
     let response = chat_with(&app, &token, Some("gpt-4o"), "Hello").await;
     assert_eq!(response.status(), 404);

@@ -67,7 +67,17 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
             let response = completions::handle(app, request).await.unwrap();
             return buffered(response).await;
         }
-        "models" => models::handle(app, &["dummy".to_owned()], request).await,
+        "models" => {
+            models::handle(
+                app,
+                &[chat_core::openai::ListedModel {
+                    id: "dummy".to_owned(),
+                    pricing: chat_core::pricing::Pricing::Flat(100),
+                }],
+                request,
+            )
+            .await
+        }
         "keys" => keys::handle(app, request).await,
         other => panic!("events/{name}.json names no function ({other})"),
     };

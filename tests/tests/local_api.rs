@@ -198,7 +198,12 @@ fn errors(port: u16) {
             404,
             "not_found",
         ),
-        (send(port, "GET", "/", &[], b""), 404, "not_found"),
+        // The page's own path serves it; a file it does not have is 404.
+        (
+            send(port, "GET", "/assets/no-such-file.js", &[], b""),
+            404,
+            "not_found",
+        ),
         (
             send(port, "GET", "/chat/", &[], b""),
             405,

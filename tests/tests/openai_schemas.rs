@@ -160,9 +160,17 @@ async fn completions_chunks_tool_calls_models_and_errors_validate_against_openai
     assert_eq!(answer.status, 400);
     openai.holds("ErrorResponse", &answer.json());
     // The model list.
-    let ids: Vec<String> = app.models.all().iter().map(|m| m.id.clone()).collect();
+    let listed: Vec<chat_core::openai::ListedModel> = app
+        .models
+        .all()
+        .iter()
+        .map(|m| chat_core::openai::ListedModel {
+            id: m.id.clone(),
+            pricing: m.pricing,
+        })
+        .collect();
     let request = with_auth(event("models"), &format!("Bearer {token}"));
-    let response = models::handle(&app, &ids, request).await.unwrap();
+    let response = models::handle(&app, &listed, request).await.unwrap();
     assert_eq!(response.status(), 200);
     openai.holds("ListModelsResponse", &json_of(&response));
     assert_ledger_balances(&app, "alice").await;

@@ -459,8 +459,13 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
         }
         // As its `main` serves it: the name of the model the app answers with.
         "/v1/models" => {
-            let ids: Vec<String> = app.models.all().iter().map(|m| m.id.clone()).collect();
-            models::handle(app, &ids, request).await
+            let listed: Vec<chat_core::openai::ListedModel> = (app.models.all().iter())
+                .map(|m| chat_core::openai::ListedModel {
+                    id: m.id.clone(),
+                    pricing: m.pricing,
+                })
+                .collect();
+            models::handle(app, &listed, request).await
         }
         other => panic!("no handler for {other}"),
     };

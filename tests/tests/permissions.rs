@@ -184,7 +184,10 @@ async fn needed() -> (ByFunction, Seen) {
     let app = cold_start(&app).await;
     let list = models::handle(
         &app,
-        &["dummy".to_owned()],
+        &[chat_core::openai::ListedModel {
+            id: "dummy".to_owned(),
+            pricing: chat_core::pricing::Pricing::Flat(100),
+        }],
         with_auth(event("models"), &token),
     )
     .await

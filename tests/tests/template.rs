@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chat_core::routes::{OPENAI_ROUTES, ROUTES};
+use chat_core::routes::{OPENAI_ROUTES, ROUTES, WEB_ROUTES};
 use devtools::dynamodb_local::repo_root;
 use devtools::tables::TABLES;
 use serde_yaml::Value;
@@ -159,11 +159,17 @@ fn every_function_crate_is_deployed_and_every_route_reaches_its_function() {
                 other => panic!("{id}: an event of type {other}"),
             }
         }
+        // The page's `/` is the one path that keeps its slash.
         let routes: BTreeSet<(String, String)> = ROUTES
             .iter()
             .chain(OPENAI_ROUTES.iter())
+            .chain(WEB_ROUTES.iter())
             .filter(|(_, _, f)| *f == binary)
-            .map(|(method, path, _)| (method.to_string(), path.trim_end_matches('/').to_owned()))
+            .map(|(method, path, _)| {
+                let trimmed = path.trim_end_matches('/');
+                let path = if trimmed.is_empty() { "/" } else { trimmed };
+                (method.to_string(), path.to_owned())
+            })
             .collect();
         assert_eq!(served, routes, "{id}");
         deployed.insert(binary);
@@ -199,16 +205,19 @@ fn the_local_router_serves_the_same_routes_as_the_template() {
             assert_eq!(served, Some(function), "{path}");
         }
     }
-    for catch_all in ["/", "/{*path}"] {
-        assert_eq!(
-            router.get(catch_all).and_then(|f| f.as_str()),
-            Some("fallback"),
-            "{catch_all}"
-        );
+    // The web page's paths as they are: a page and its files.
+    for (_, path, function) in WEB_ROUTES {
+        let served = router.get(path).and_then(|f| f.as_str());
+        assert_eq!(served, Some(function), "{path}");
     }
     assert_eq!(
+        router.get("/{*path}").and_then(|f| f.as_str()),
+        Some("fallback"),
+        "the catch-all"
+    );
+    assert_eq!(
         router.len(),
-        paths.len() + 2 * OPENAI_ROUTES.len() + 2,
+        paths.len() + 2 * OPENAI_ROUTES.len() + WEB_ROUTES.len() + 1,
         "no route the contract does not have"
     );
 }

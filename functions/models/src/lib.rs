@@ -4,7 +4,8 @@
 
 use chat_core::clock::Timestamp;
 use chat_core::http::require_method;
-use chat_core::openai::OpenAiError;
+use chat_core::openai::{ListedModel, OpenAiError};
+use chat_core::pricing::Pricing;
 use chat_core::response::json_response;
 use chat_core::{ApiError, App};
 use lambda_http::http::{header, Method, StatusCode};
@@ -18,7 +19,11 @@ const OWNER: &str = "chat-api";
 /// is a fixed date (2025-01-01), so the answer never changes between calls.
 const CREATED: u64 = 1_735_689_600;
 
-pub async fn handle(app: &App, ids: &[String], request: Request) -> Result<Response<Body>, Error> {
+pub async fn handle(
+    app: &App,
+    served: &[ListedModel],
+    request: Request,
+) -> Result<Response<Body>, Error> {
     // A browser's preflight: answered here, for every allowed origin.
     if let Some(preflight) = app.config.cors.preflight(&request, &Method::GET) {
         return Ok(preflight.map(|()| Body::Empty));
@@ -27,7 +32,7 @@ pub async fn handle(app: &App, ids: &[String], request: Request) -> Result<Respo
     let mut response = app.answer_as(
         "models",
         started,
-        models(app, ids, &request).await,
+        models(app, served, &request).await,
         |error| OpenAiError::of(&error).into_response(),
     )?;
     let origin = request.headers().get(header::ORIGIN);
@@ -35,17 +40,37 @@ pub async fn handle(app: &App, ids: &[String], request: Request) -> Result<Respo
     Ok(response)
 }
 
-async fn models(app: &App, ids: &[String], request: &Request) -> Result<Response<Body>, ApiError> {
+async fn models(
+    app: &App,
+    served: &[ListedModel],
+    request: &Request,
+) -> Result<Response<Body>, ApiError> {
     require_method(request, Method::GET)?;
     let token = app.auth.authenticate(request).await?;
     // A revoked or disabled caller is refused here as everywhere else:
     // the balance's read is the one that checks the session is live.
     app.store.balance(&token, Timestamp::now()).await?;
-    let data: Vec<Value> = ids.iter().map(|id| model_object(id)).collect();
+    let data: Vec<Value> = served.iter().map(model_object).collect();
     let body = json!({ "object": "list", "data": data });
     Ok(json_response(StatusCode::OK, &body))
 }
 
-fn model_object(model: &str) -> Value {
-    json!({ "id": model, "object": "model", "created": CREATED, "owned_by": OWNER })
+/// OpenAI's model object, and `pricing`: what a call costs in balance
+/// tokens, in the catalog's own terms (docs/catalog.md), so a page or a
+/// program can show the price before it chats. OpenAI's SDKs keep fields
+/// they do not know; OpenRouter's listing carries its prices the same way.
+fn model_object(model: &ListedModel) -> Value {
+    let pricing = match model.pricing {
+        Pricing::Flat(tokens) => json!({ "flat": tokens }),
+        Pricing::Usage(prices) => json!({ "price_per_1000": {
+            "input": prices.input_per_1000,
+            "output": prices.output_per_1000,
+            "cache_read": prices.cache_read_per_1000,
+            "cache_write": prices.cache_write_per_1000,
+        } }),
+    };
+    json!({
+        "id": model.id, "object": "model", "created": CREATED, "owned_by": OWNER,
+        "pricing": pricing,
+    })
 }

@@ -1,4 +1,4 @@
-//! The `models` Lambda: the served models' names once per cold start, then
+//! The `models` Lambda: the served models and prices once per cold start, then
 //! one handler call per request.
 
 #[tokio::main]
@@ -7,10 +7,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     app.auth.warm_up().await;
     // An invalid catalog stops the cold start with its sentence (the
     // line at fault), as the model functions' own start does.
-    let ids = chat_core::openai::served_models(|name| std::env::var(name).ok())
-        .map_err(|e| format!("invalid configuration: {e}"))?;
+    let served =
+        chat_core::openai::listed_models(|name| std::env::var(name).ok(), app.config.pricing)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
     lambda_http::run(lambda_http::service_fn(|request| {
-        models::handle(&app, &ids, request)
+        models::handle(&app, &served, request)
     }))
     .await
 }
