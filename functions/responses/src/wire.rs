@@ -36,7 +36,8 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// The `response` object, in progress (no output yet) or done.
+    /// The `response` object, in progress (no output yet, and no usage:
+    /// OpenAI's schema has no null for it) or done.
     pub fn response(&self, done: Option<(&str, Finish, Usage)>) -> Value {
         let sampling = &self.request.completion.sampling;
         let mut response = json!({
@@ -59,7 +60,6 @@ impl<'a> Reply<'a> {
             "tool_choice": "auto",
             "tools": [],
             "truncation": "disabled",
-            "usage": null,
             "metadata": {},
         });
         if let Some((text, finish, usage)) = done {
