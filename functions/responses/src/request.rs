@@ -8,6 +8,7 @@
 //! `store: true`, `background`) and the built-in and function tools are
 //! refused: docs/openai.md.
 
+use chat_core::domain::MESSAGE_MAX_CHARS;
 use chat_core::ApiError;
 use completions::request::{self as chat, CompletionRequest};
 use serde_json::{json, Map, Value};
@@ -84,6 +85,12 @@ pub fn parse(body: Map<String, Value>, cap: u32) -> Result<ResponseRequest, ApiE
     }
     let instructions = match present(&body, "instructions") {
         None => None,
+        Some(Value::String(text)) if text.chars().count() > MESSAGE_MAX_CHARS => {
+            return Err(ApiError::invalid_field(
+                "instructions",
+                format!("may hold at most {MESSAGE_MAX_CHARS} characters"),
+            ))
+        }
         Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
         Some(Value::String(_)) => None,
         Some(_) => return Err(ApiError::invalid_field("instructions", "must be a string")),
@@ -115,11 +122,19 @@ pub fn parse(body: Map<String, Value>, cap: u32) -> Result<ResponseRequest, ApiE
                 "must be an object",
             ));
         };
-        if let Some(name) = options.keys().find(|k| *k != "include_obfuscation") {
-            return Err(ApiError::invalid_field(
-                "stream_options",
-                format!("unrecognized option {name}"),
-            ));
+        for (name, value) in options {
+            if name != "include_obfuscation" {
+                return Err(ApiError::invalid_field(
+                    "stream_options",
+                    format!("unrecognized option {name}"),
+                ));
+            }
+            if !(value.is_boolean() || value.is_null()) {
+                return Err(ApiError::invalid_field(
+                    "stream_options",
+                    "include_obfuscation must be a boolean",
+                ));
+            }
         }
     }
     let max_output_tokens = present(&body, "max_output_tokens").map(|_| ());
@@ -161,13 +176,15 @@ fn message_of(item: &Value) -> Result<Value, String> {
     let Value::Object(item) = item else {
         return Err("must be an object".into());
     };
-    match item.get("type").and_then(Value::as_str) {
-        None | Some("message") => {}
-        Some(other) => {
+    match item.get("type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(kind)) if kind == "message" => {}
+        Some(Value::String(other)) => {
             return Err(format!(
                 "items of type {other} are not supported by this API"
             ))
         }
+        Some(_) => return Err("type must be a string".into()),
     }
     let role = match item.get("role").and_then(Value::as_str) {
         Some(role @ ("user" | "system" | "developer" | "assistant")) => role,
@@ -178,8 +195,10 @@ fn message_of(item: &Value) -> Result<Value, String> {
         match name.as_str() {
             "type" | "role" | "content" => {}
             // An output message given back carries its id and status.
-            "id" | "status" if role == "assistant" => {}
-            _ if value.is_null() => {}
+            "id" | "status" if role == "assistant" && (value.is_string() || value.is_null()) => {}
+            "id" | "status" if role == "assistant" => {
+                return Err(format!("{name} must be a string"))
+            }
             _ => return Err(format!("unrecognized field {name}")),
         }
     }
@@ -232,18 +251,27 @@ fn input_part(part: &Value) -> Result<Value, String> {
     }
 }
 
-/// An assistant message given back: its `output_text` parts' text.
+/// An assistant message given back: its `output_text` parts' text (the
+/// annotations and log probabilities we send with them are let be).
 fn output_text(parts: &[Value]) -> Result<String, String> {
     parts
         .iter()
-        .map(
-            |part| match (part.get("type").and_then(Value::as_str), part.get("text")) {
-                (Some("output_text" | "input_text"), Some(Value::String(text))) => {
+        .map(|part| {
+            let kind = part.get("type").and_then(Value::as_str);
+            let known = part.as_object().is_some_and(|o| {
+                o.iter().all(|(k, v)| match k.as_str() {
+                    "type" | "text" => true,
+                    "annotations" | "logprobs" => kind == Some("output_text") && v.is_array(),
+                    _ => false,
+                })
+            });
+            match (kind, part.get("text")) {
+                (Some("output_text" | "input_text"), Some(Value::String(text))) if known => {
                     Ok(text.as_str())
                 }
-                _ => Err("an assistant message's parts are output_text parts".to_owned()),
-            },
-        )
+                _ => Err("an assistant message's parts are output_text parts: {\"type\", \"text\", \"annotations\"}".to_owned()),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(|texts| texts.concat())
 }
@@ -263,7 +291,9 @@ fn in_our_names(error: ApiError, offset: usize) -> ApiError {
                 .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
             {
                 Some((i, rest)) if i >= offset => format!("input[{}]{rest}", i - offset),
-                Some((_, rest)) => format!("instructions{rest}"),
+                Some((_, rest)) => {
+                    return ApiError::invalid_field("instructions", format!("instructions{rest}"))
+                }
                 None => reason,
             };
             ApiError::invalid_field("input", reason)
@@ -276,22 +306,23 @@ fn in_our_names(error: ApiError, offset: usize) -> ApiError {
     }
 }
 
-/// A value that asks for nothing this API lacks: null, false, empty, the
-/// plain text format, no truncation.
+/// A value that asks for nothing this API lacks, field by field as
+/// openapi.yaml's `ResponseRequest` states them: null, and `false`, `[]`,
+/// `{}`, the plain text format, no truncation where each means "none".
 fn neutral(name: &str, value: &Value) -> bool {
-    match value {
-        Value::Null | Value::Bool(false) => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => {
-            o.is_empty()
-                || (name == "text"
-                    && o.len() == 1
-                    && o.get("format") == Some(&json!({"type": "text"})))
+    if value.is_null() {
+        return true;
+    }
+    match name {
+        "store" | "background" => value == &Value::Bool(false),
+        "tools" | "include" => value.as_array().is_some_and(Vec::is_empty),
+        "reasoning" => value.as_object().is_some_and(Map::is_empty),
+        "text" => {
+            value.as_object().is_some_and(Map::is_empty)
+                || value == &json!({"format": {"type": "text"}})
         }
-        Value::String(s) => {
-            (name == "truncation" && s == "disabled")
-                || (name == "tool_choice" && (s == "none" || s == "auto"))
-        }
+        "truncation" => value == "disabled",
+        "tool_choice" => value == "auto" || value == "none",
         _ => false,
     }
 }
@@ -359,6 +390,13 @@ mod tests {
             ("background", json!(true)),
             ("tools", json!([{"type": "web_search"}])),
             ("conversation", json!("conv_1")),
+            // Only null asks for no earlier response; only false, [] and
+            // {} where openapi.yaml says they mean "none".
+            ("previous_response_id", json!(false)),
+            ("top_logprobs", json!({})),
+            ("store", json!([])),
+            ("stream_options", json!({"include_obfuscation": 1})),
+            ("instructions", json!(" ".repeat(MESSAGE_MAX_CHARS + 1))),
         ] {
             let mut body = json!({"model": "dummy", "input": "Hi"});
             body[name] = value;
