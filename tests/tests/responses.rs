@@ -6,9 +6,10 @@
 //! (The official `openai` SDK drives the same route in tests/openai.)
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_tests::completion::*;
-use api_tests::converse_stub::{Answer, ConverseStub, Streamed};
+use api_tests::converse_stub::{Answer, ConverseStub, Gate, Streamed};
 use api_tests::*;
 use chat_core::pricing::{Pricing, UsagePrices};
 use chat_core::{App, Config};
@@ -245,6 +246,52 @@ async fn a_reply_cut_at_max_output_tokens_is_incomplete_and_charged() {
     assert_eq!(body["output"][0]["content"][0]["text"], "Once upon");
     // 10 x 3 + 2 x 15 = 60 thousandths: 1 token.
     assert_eq!(answer.header("tokens-charged"), Some("1"));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3999));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// As the SDK retries when an answer is lost: ten copies of one keyed
+/// request at once while the model is still writing the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_keyed_responses_at_once_call_the_model_once_and_charge_once() {
+    let gate = Gate::default();
+    let stub = ConverseStub::start(Answer::gated(&gate, Answer::used("only once", 100, 20)));
+    let app = paid_app(&stub).await;
+    let token = signed_up(&app, "alice").await;
+    let body = json!({"model": MODEL_ID, "input": "same question"});
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (app, token, body) = (app.clone(), token.clone(), body.clone());
+        running.spawn(async move { respond(&app, &token, Some("one-key"), &body).await });
+    }
+    // One holds its call at the gate; the nine others are told to wait.
+    let mut answers = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(120), async {
+        while answers.len() < 9 {
+            answers.push(running.join_next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    gate.open();
+    while let Some(answer) = running.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    assert!(waited.is_ok(), "9 answers did not come while the model ran");
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [[409; 9].as_slice(), &[200]].concat());
+    // 100 x 3 + 20 x 15 = 600 thousandths: 1 token.
+    assert_eq!(answers[9].header("tokens-charged"), Some("1"));
+    assert_eq!(stub.call_count(), 1);
+    let replay = respond(&app, &token, Some("one-key"), &body).await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        replay.json()["output"][0]["content"][0]["text"],
+        "only once"
+    );
+    assert_eq!(
+        (stub.call_count(), stored_chats(&app, "alice").await),
+        (1, 1)
+    );
     assert_eq!(stored_tokens(&app, "alice").await, Some(3999));
     assert_ledger_balances(&app, "alice").await;
 }
