@@ -147,7 +147,7 @@ def valid_chats_are_paid_for(ctx, response, case):
     is the per-user chat cap (`rate_limited`), which fuzzing reaches."""
     operation = (case.operation.method.upper(), case.operation.path)
     meta = case.meta
-    if operation not in (_COMPLETIONS, _CHAT) or meta is None or not meta.generation.mode.is_positive:
+    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT) or meta is None or not meta.generation.mode.is_positive:
         return None
     if response.status_code not in (402, 429):
         return None
@@ -167,6 +167,7 @@ def valid_chats_are_paid_for(ctx, response, case):
 # The operations whose valid requests are brought within rules no schema
 # states (see the module's documentation).
 _COMPLETIONS = ("POST", "/v1/chat/completions")
+_RESPONSES = ("POST", "/v1/responses")
 _CHAT = ("POST", "/chat/")
 # The limits of functions/completions/src/request.rs (and of
 # chat_core::domain::MESSAGE_MAX_CHARS), as openapi.yaml states them.
@@ -183,7 +184,7 @@ _BLANK = re.compile(
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = (case.operation.method.upper(), case.operation.path)
-    if operation not in (_COMPLETIONS, _CHAT):
+    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT):
         return
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
@@ -194,10 +195,81 @@ def before_call(context, case, kwargs):
     # A valid request names a model the deployment serves (the schema
     # cannot pin one: they differ between deployments), so that it reaches
     # the model and is charged, rather than stopping at 404.
-    if operation == _COMPLETIONS or "model" in body:
+    if operation in (_COMPLETIONS, _RESPONSES) or "model" in body:
         body["model"] = os.environ["SCHEMATHESIS_MODEL"]
     if operation == _COMPLETIONS and isinstance(body.get("messages"), list):
         _in_shape(body)
+    if operation == _RESPONSES and isinstance(body.get("input"), list):
+        _input_in_shape(body)
+
+
+def _input_in_shape(body):
+    """Brings a schema-valid Responses request's `input` within the rules
+    no schema states (functions/responses/src/request.rs reads it into a
+    completion request, whose rules apply), in place, keeping it valid."""
+    messages = body["input"]
+    instructions = body.get("instructions")
+    has_instructions = isinstance(instructions, str) and not _BLANK.fullmatch(instructions)
+    # The instructions are the completion's first message, of 100 at most.
+    del messages[100 - has_instructions:]
+    # The turns (user and assistant messages) start and end with a user
+    # message; with no turn at all, the last message becomes one.
+    turns = [m for m in messages if m["role"] in ("user", "assistant")]
+    for message in (turns[0], turns[-1]) if turns else (messages[-1],):
+        message["role"] = "user"
+    for message in messages:
+        # An earlier answer's id and status come only with an answer.
+        if message["role"] != "assistant":
+            message.pop("id", None)
+            message.pop("status", None)
+        parts = message["content"]
+        if isinstance(parts, list):
+            _parts_in_shape(message["role"], parts)
+    # At most 32000 characters in all, the instructions' included, and the
+    # body within its size: the earliest messages go, then the turns are
+    # brought to order again.
+    limit = _MAX_CONVERSATION_CHARS - (len(instructions) if has_instructions else 0)
+    while len(messages) > 1 and (
+        sum(len(_input_text(m)) for m in messages) > limit
+        or len(json.dumps(body).encode()) > _MAX_BODY_BYTES
+    ):
+        messages.pop(0)
+        first = next((m for m in messages if m["role"] in ("user", "assistant")), messages[-1])
+        if first["role"] != "user":
+            first["role"] = "user"
+            first.pop("id", None)
+            first.pop("status", None)
+            if isinstance(first["content"], list):
+                _parts_in_shape("user", first["content"])
+
+
+def _parts_in_shape(role, parts):
+    """A message's parts as its role takes them: an answer's as output
+    text, images only from a user (as a real PNG); then the text joined
+    within its limits, not blank unless beside an image."""
+    for i, part in enumerate(parts):
+        text = part.get("text", "")
+        if role == "assistant":
+            parts[i] = {"type": "output_text", "text": text}
+        elif part["type"] == "input_image" and role == "user":
+            part["image_url"] = _PNG_URL
+        else:
+            parts[i] = {"type": "input_text", "text": text}
+
+    def joined():
+        return "".join(part.get("text", "") for part in parts)
+
+    while len(parts) > 1 and len(joined()) > _MESSAGE_MAX_CHARS:
+        parts.pop()
+    if _BLANK.fullmatch(joined()) and not any(p["type"] == "input_image" for p in parts):
+        parts[:] = [{"type": "output_text" if role == "assistant" else "input_text", "text": "x"}]
+
+
+def _input_text(message):
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content)
 
 
 def _in_shape(body):

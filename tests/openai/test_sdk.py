@@ -752,3 +752,134 @@ def test_a_key_reused_for_another_request_is_refused(user):
     error = check_error(info.value, 422)
     assert error["code"] == "idempotency_key_reused", error
     user.check_books(1)
+
+
+# --- /v1/responses -----------------------------------------------------------
+
+
+def test_a_response(user):
+    message = "Hello, how are you?"
+    response = user.sdk.responses.create(
+        model=MODEL, instructions="Answer briefly.", input=message
+    )
+    assert response.id.startswith("resp_"), response.id
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.model == MODEL
+    assert response.instructions == "Answer briefly."
+    # The SDK's own joining of the output's text parts.
+    assert response.output_text == REPLY
+    item = response.output[0]
+    assert item.type == "message" and item.role == "assistant"
+    assert item.content[0].type == "output_text"
+    assert response.usage.input_tokens == words("Answer briefly.", message) == 6
+    assert response.usage.output_tokens == COMPLETION_TOKENS
+    assert response.usage.total_tokens == 6 + COMPLETION_TOKENS
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+    user.check_books(1, last_message=message)
+
+
+def test_a_response_from_messages_with_input_text_parts(user):
+    response = user.sdk.responses.create(
+        model=MODEL,
+        input=[
+            {"role": "developer", "content": "Be kind."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"role": "assistant", "content": "Hello!"},
+            {"type": "message", "role": "user", "content": "How are you?"},
+        ],
+    )
+    assert response.output_text == REPLY
+    assert response.usage.input_tokens == words("Be kind.", "Hi", "Hello!", "How are you?")
+    user.check_books(1, last_message="How are you?")
+
+
+def test_a_streamed_response_sends_openais_events(user):
+    stream = user.sdk.responses.create(model=MODEL, input="Tell me a story", stream=True)
+    events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * len(REPLY_PIECES),
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ], kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == REPLY_PIECES
+    done = events[-1].response
+    assert done.status == "completed"
+    assert done.output_text == REPLY
+    assert done.usage.output_tokens == COMPLETION_TOKENS
+    user.check_books(1, last_message="Tell me a story")
+
+
+def test_the_sdks_response_stream_helper(user):
+    with user.sdk.responses.stream(model=MODEL, input="Stream this") as stream:
+        text = "".join(
+            event.delta for event in stream if event.type == "response.output_text.delta"
+        )
+        final = stream.get_final_response()
+    assert text == REPLY
+    assert final.output_text == REPLY
+    assert final.usage.input_tokens == words("Stream this")
+    user.check_books(1, last_message="Stream this")
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("previous_response_id", "resp_123"),
+        ("store", True),
+        ("background", True),
+        ("tools", [{"type": "web_search"}]),
+    ],
+)
+def test_what_a_response_cannot_do_is_refused_by_name(user, field, value):
+    with pytest.raises(openai.BadRequestError) as info:
+        user.sdk.responses.create(model=MODEL, input="Hi", **{field: value})
+    error = check_error(info.value, 400)
+    assert error["param"] == field, error
+    assert error["code"] == "invalid_field", error
+    user.check_books(0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_sdks_own_retry_of_a_response_with_an_idempotency_key_charges_once(user, stream):
+    requests: list = []
+    client = openai.OpenAI(
+        base_url=f"{BASE_URL}/v1",
+        api_key=user.token,
+        max_retries=2,
+        timeout=TIMEOUT,
+        http_client=openai.DefaultHttpxClient(
+            timeout=TIMEOUT,
+            trust_env=False,
+            transport=LoseFirstAnswer(),
+            event_hooks={"request": [requests.append]},
+        ),
+    )
+    key = f"sdk-retry-{uuid.uuid4()}"
+    with client:
+        raw = client.responses.with_raw_response.create(
+            model=MODEL,
+            input="charge me once",
+            stream=stream,
+            extra_headers={"Idempotency-Key": key},
+        )
+        parsed = raw.parse()
+        text = (
+            "".join(e.delta for e in parsed if e.type == "response.output_text.delta")
+            if stream
+            else parsed.output_text
+        )
+    assert text == REPLY
+    assert len(requests) == 2, requests
+    assert {r.headers["idempotency-key"] for r in requests} == {key}
+    assert raw.headers.get("idempotent-replayed") == "true"
+    user.check_books(1, last_message="charge me once")

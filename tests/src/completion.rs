@@ -138,3 +138,33 @@ pub async fn simultaneous_completions(
     }
     answers
 }
+
+/// `body` sent to `/v1/responses` with `token` as the bearer, and with
+/// `key` as its `Idempotency-Key` if given. The request is completions'
+/// event with another body: the function reads no path.
+pub async fn respond(app: &Arc<App>, token: &str, key: Option<&str>, body: &Value) -> Completed {
+    let mut request = completion_request(Some(&format!("Bearer {token}")), &body.to_string());
+    if let Some(key) = key {
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse().expect("a header value"));
+    }
+    let response = responses::handle(app.clone(), request).await.unwrap();
+    Completed::of(response).await
+}
+
+/// The `(event, data)` of each server-sent event of a Responses stream:
+/// every one names itself (`event:`), as OpenAI's do.
+pub fn named_events(text: &str) -> Vec<(String, Value)> {
+    assert!(text.ends_with("\n\n") || text.is_empty(), "{text:?}");
+    text.split_terminator("\n\n")
+        .map(|event| {
+            let (name, data) = event
+                .strip_prefix("event: ")
+                .and_then(|rest| rest.split_once("\ndata: "))
+                .unwrap_or_else(|| panic!("not a named data event: {event:?}"));
+            let data: Value = serde_json::from_str(data).expect("each event's data is JSON");
+            (name.to_owned(), data)
+        })
+        .collect()
+}

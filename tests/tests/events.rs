@@ -40,6 +40,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("completions-unsupported", 400),
     ("completions-unknown-model", 404),
     ("completions-missing-token", 401),
+    ("responses", 200),
+    ("responses-stream", 200),
+    ("responses-unsupported", 400),
     ("models", 200),
     // Last: logging out ends the session the events above use.
     ("logout-missing-token", 401),
@@ -65,6 +68,11 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
         "completions" => {
             let app = sharing(app);
             let response = completions::handle(app, request).await.unwrap();
+            return buffered(response).await;
+        }
+        "responses" => {
+            let app = sharing(app);
+            let response = responses::handle(app, request).await.unwrap();
             return buffered(response).await;
         }
         "models" => {

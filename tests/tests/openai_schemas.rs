@@ -175,3 +175,67 @@ async fn completions_chunks_tool_calls_models_and_errors_validate_against_openai
     openai.holds("ListModelsResponse", &json_of(&response));
     assert_ledger_balances(&app, "alice").await;
 }
+
+/// The component each Responses stream event we send is held to.
+fn event_component(kind: &str) -> &'static str {
+    match kind {
+        "response.created" => "ResponseCreatedEvent",
+        "response.in_progress" => "ResponseInProgressEvent",
+        "response.output_item.added" => "ResponseOutputItemAddedEvent",
+        "response.content_part.added" => "ResponseContentPartAddedEvent",
+        "response.output_text.delta" => "ResponseTextDeltaEvent",
+        "response.output_text.done" => "ResponseTextDoneEvent",
+        "response.content_part.done" => "ResponseContentPartDoneEvent",
+        "response.output_item.done" => "ResponseOutputItemDoneEvent",
+        "response.completed" => "ResponseCompletedEvent",
+        "response.incomplete" => "ResponseIncompleteEvent",
+        "error" => "ResponseErrorEvent",
+        other => panic!("an event we do not send: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn responses_their_stream_events_and_errors_validate_against_openais_schemas() {
+    let openai = OpenAi::load();
+    let app = fresh_app().await;
+    let token = signed_up(&app, "alice").await;
+    let app: Arc<App> = sharing(&app);
+    let body = json!({"model": "dummy", "instructions": "Be brief.", "input": "Hello"});
+    let answer = respond(&app, &token, None, &body).await;
+    assert_eq!(answer.status, 200);
+    openai.holds("Response", &answer.json());
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let answer = respond(&app, &token, None, &streamed).await;
+    let events = named_events(&String::from_utf8(answer.body.clone()).unwrap());
+    assert!(events.len() >= 9);
+    for (kind, event) in &events {
+        openai.holds(event_component(kind), event);
+        openai.holds("ResponseStreamEvent", event);
+    }
+    // An incomplete response, and the error event a failure midway sends.
+    let Value::Object(asked) = body else { panic!() };
+    let asked = responses::request::parse(asked, 50).unwrap();
+    let reply = responses::wire::Reply::new(uuid::Uuid::now_v7(), "dummy", &asked);
+    let cut = chat_core::responder::Finish::Length;
+    let mut events = responses::wire::Events::new(&reply);
+    let closing = events.closing("AI", cut, chat_core::pricing::Usage::default());
+    let failed = chat_core::openai::OpenAiError::of(&chat_core::ApiError::ModelUnavailable(
+        "the model stopped".into(),
+    ));
+    for bytes in closing.iter().chain([&events.error(&failed.body)]) {
+        for (kind, event) in named_events(std::str::from_utf8(bytes).unwrap()) {
+            openai.holds(event_component(&kind), &event);
+        }
+    }
+    openai.holds(
+        "Response",
+        &reply.response(Some(("AI", cut, Default::default()))),
+    );
+
+    let answer = respond(&app, &token, None, &json!({"model": "dummy", "input": 7})).await;
+    assert_eq!(answer.status, 400);
+    openai.holds("ErrorResponse", &answer.json());
+    assert_ledger_balances(&app, "alice").await;
+}

@@ -123,8 +123,36 @@ async fn a_model_that_stalls_after_a_piece_is_charged_what_it_read_and_wrote_on_
     assert_eq!(error["error"]["code"], "model_unavailable");
     spent += cost;
 
+    // The Responses API: the text so far as an incomplete response, or
+    // its deltas and then an error event.
+    let asked = json!({"model": MODEL_ID, "max_output_tokens": 100, "input": "stall"});
+    let whole = respond(&app, &token, None, &asked).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.json()["status"], "incomplete");
+    assert_eq!(whole.json()["output"][0]["content"][0]["text"], "one ");
+    assert_eq!(
+        whole.header("tokens-charged"),
+        Some(cost.to_string().as_str())
+    );
+    spent += cost;
+    let mut streamed = asked.clone();
+    streamed["stream"] = json!(true);
+    let streamed = respond(&app, &token, None, &streamed).await;
+    let events = named_events(std::str::from_utf8(&streamed.body).unwrap());
+    let deltas: String = events
+        .iter()
+        .filter_map(|(_, e)| e["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, "one ");
+    let (kind, error) = events.last().unwrap();
+    assert_eq!(
+        (kind.as_str(), &error["code"]),
+        ("error", &json!("model_unavailable"))
+    );
+    spent += cost;
+
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - spent));
-    assert_eq!(stored_chats(&app, "alice").await, 3);
+    assert_eq!(stored_chats(&app, "alice").await, 5);
     assert!(ledger_entries(&app, "alice", "ledger#release#")
         .await
         .is_empty());

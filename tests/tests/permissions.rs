@@ -182,6 +182,15 @@ async fn needed() -> (ByFunction, Seen) {
     }
     record("CompletionsFunction", &shared, &calls, ALWAYS);
     let app = cold_start(&app).await;
+    let shared = sharing(&app);
+    shared.auth.warm_up().await;
+    for stream in [false, true] {
+        let body = serde_json::json!({"model": "dummy", "stream": stream, "input": "hi"});
+        let answer = api_tests::completion::respond(&shared, &token, None, &body).await;
+        assert_eq!(answer.status, 200);
+    }
+    record("ResponsesFunction", &shared, &calls, ALWAYS);
+    let app = cold_start(&app).await;
     let list = models::handle(
         &app,
         &[chat_core::openai::ListedModel {
@@ -300,6 +309,27 @@ async fn needed() -> (ByFunction, Seen) {
     }
     record("CompletionsFunction", &completing, &calls, WITH_MODEL);
 
+    // The Responses route with a model, the same way.
+    let responding = ConverseStub::scripted(|n| match n {
+        0 => Answer::text("streamed"),
+        _ => Answer::error(400, "ValidationException"),
+    });
+    let mut answering = cold_start(&paid).await;
+    answering.models = chat_core::served::Models::only(
+        Arc::new(responding.responder(ModelConfig::new("test-model"))),
+        answering.config.pricing,
+    );
+    let answering = sharing(&answering);
+    answering.auth.warm_up().await;
+    calls.take();
+    for status in [200, 502] {
+        let body = serde_json::json!({"model": "test-model", "stream": true, "input": "hi"});
+        let key = format!("response {status}");
+        let answer = api_tests::completion::respond(&answering, &token, Some(&key), &body).await;
+        assert_eq!(answer.status, status);
+    }
+    record("ResponsesFunction", &answering, &calls, WITH_MODEL);
+
     // The sweeper gives back a hold whose function died (taken here by
     // the store, as the chat function would).
     let sweeping = quiet_app(paid.config.clone(), paid.store.client().clone());
@@ -389,18 +419,17 @@ async fn needed() -> (ByFunction, Seen) {
             .or_default()
             .insert((grant.0.to_owned(), grant.1.to_owned(), String::new()));
     }
-    assert!(streaming.call_count() > 0);
-    needed
-        .entry((
-            "CompletionsFunction".to_owned(),
-            CALLS_BEDROCK.map(str::to_owned),
-        ))
-        .or_default()
-        .insert((
-            STREAM_GRANT.0.to_owned(),
-            STREAM_GRANT.1.to_owned(),
-            String::new(),
-        ));
+    assert!(streaming.call_count() > 0 && responding.call_count() > 0);
+    for function in ["CompletionsFunction", "ResponsesFunction"] {
+        needed
+            .entry((function.to_owned(), CALLS_BEDROCK.map(str::to_owned)))
+            .or_default()
+            .insert((
+                STREAM_GRANT.0.to_owned(),
+                STREAM_GRANT.1.to_owned(),
+                String::new(),
+            ));
+    }
     (needed, seen)
 }
 

@@ -500,7 +500,7 @@ fn every_money_event_has_an_alarm_on_its_metric() {
 #[test]
 fn the_metered_functions_get_every_billing_setting() {
     let template = template();
-    for id in ["ChatFunction", "CompletionsFunction"] {
+    for id in ["ChatFunction", "CompletionsFunction", "ResponsesFunction"] {
         let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
         for name in [
             "MODEL_ID",
@@ -523,7 +523,12 @@ fn the_metered_functions_get_every_billing_setting() {
 #[test]
 fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants() {
     let template = template();
-    for id in ["ChatFunction", "CompletionsFunction", "ModelsFunction"] {
+    for id in [
+        "ChatFunction",
+        "CompletionsFunction",
+        "ResponsesFunction",
+        "ModelsFunction",
+    ] {
         let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
         assert_eq!(yaml(&variables["CATALOG"]), "!Ref Catalog", "{id}");
     }
@@ -537,7 +542,7 @@ fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants()
         let given: BTreeMap<&str, &str> = given.into_iter().collect();
         assert_eq!(refused_by_rules(&template, &given), refused, "{given:?}");
     }
-    for id in ["ChatFunction", "CompletionsFunction"] {
+    for id in ["ChatFunction", "CompletionsFunction", "ResponsesFunction"] {
         let statements = template["Resources"][id]["Properties"]["Policies"][0]["Statement"]
             .as_sequence()
             .unwrap();

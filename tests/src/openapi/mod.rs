@@ -32,7 +32,7 @@ mod target;
 mod tests;
 
 pub use dialect::FORMATS;
-pub use events::{event_data, event_object, EVENT_STREAM};
+pub use events::{event_data, event_object, named_event_data, named_event_object, EVENT_STREAM};
 pub use observed::{error_code_of, Observed};
 pub use spec::Spec;
 pub use target::Target;

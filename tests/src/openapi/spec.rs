@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::events::{event_data, event_object, EVENT_STREAM};
+use super::events::{named_event_data, named_event_object, EVENT_STREAM};
 use super::observed::Observed;
 use super::schema::Schemas;
 use super::target::Target;
@@ -248,7 +248,7 @@ impl Spec {
     /// An event stream's problems: each event against the schema of one
     /// event (see the module's documentation).
     fn check_events(&self, schema: &Value, body: &[u8], context: &str) -> Vec<String> {
-        let events = match event_data(body) {
+        let events = match named_event_data(body) {
             Ok(events) => events,
             Err(e) => return vec![format!("{context}: {e}")],
         };
@@ -258,8 +258,8 @@ impl Spec {
         events
             .iter()
             .enumerate()
-            .flat_map(|(i, data)| {
-                self.validate(schema, &event_object(data))
+            .flat_map(|(i, (kind, data))| {
+                self.validate(schema, &named_event_object(kind, data))
                     .into_iter()
                     .map(move |e| format!("{context}: event {i} {e}"))
             })
