@@ -142,21 +142,29 @@ def fresh_login_accepted(ctx, response, case):
 
 @schemathesis.check
 def valid_chats_are_paid_for(ctx, response, case):
-    """The run's users have a balance that lasts the run, so a valid chat or
-    completion is never refused for want of tokens; the one 429 it may get
-    is the per-user chat cap (`rate_limited`), which fuzzing reaches."""
+    """The run's users have a balance that lasts the run, so a valid chat,
+    completion or response is never refused for want of tokens. What may
+    refuse one: the per-user chat cap, which fuzzing passes (`rate_limited`,
+    on /v1 `rate_limit_exceeded`), and the limits of an API key the stateful
+    phase made with a budget (`key_budget_exceeded`) or a list of models
+    (`model_not_allowed`), which are the key's, not the user's."""
     operation = (case.operation.method.upper(), case.operation.path)
     meta = case.meta
     if operation not in (_COMPLETIONS, _RESPONSES, _CHAT) or meta is None or not meta.generation.mode.is_positive:
         return None
-    if response.status_code not in (402, 429):
+    if response.status_code not in (402, 403, 429):
         return None
     try:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         error = None
     code = error.get("code") if isinstance(error, dict) else error
-    if response.status_code == 402 or code != "rate_limited":
+    allowed = {
+        402: {"key_budget_exceeded"},
+        403: {"model_not_allowed"},
+        429: {"rate_limited", "rate_limit_exceeded", "key_budget_exceeded"},
+    }[response.status_code]
+    if code not in allowed:
         raise AssertionError(
             f"a valid request was refused with {response.status_code} {code!r}, "
             "though the run's users have tokens for the whole run"
