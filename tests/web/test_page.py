@@ -200,11 +200,15 @@ def test_a_person_registers_chats_makes_a_key_and_logs_out(browser):
         lambda d: d.find_element(By.CSS_SELECTOR, "#transcript li.assistant:last-child").text.endswith("AI response"),
         "the streamed reply",
     )
-    streamed = d.execute_script(
+    # The browser files a fetch's timing entry only once its body has
+    # ended, which may be a moment after the last piece is shown: wait for
+    # it, then hold it to exactly one request.
+    completions = (
         "return performance.getEntriesByType('resource')"
         ".filter(e => e.name.endsWith('/v1/chat/completions')).length"
     )
-    assert streamed == 1
+    wait_for(d, lambda d: d.execute_script(completions) >= 1, "the completion's timing entry")
+    assert d.execute_script(completions) == 1
 
     # The balance goes down by the chat's price, which history shows too.
     wait_for(d, lambda d: balance(d) == before - price, "the balance after the chat")
