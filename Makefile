@@ -24,8 +24,8 @@ bench:
 	bash scripts/bench.sh $(PARTS)
 
 # Mutation testing of the money code (cargo-mutants; hours for all of it):
-# see scripts/mutants.sh. ARGS go to cargo mutants, e.g.
-# make mutants ARGS="--file shared/src/pricing.rs".
+# see scripts/mutants.sh. PASS=pure or PASS=flow runs one pass; ARGS go to
+# cargo mutants, e.g. make mutants PASS=flow ARGS="--file shared/src/store/rate.rs".
 mutants:
 	bash scripts/mutants.sh $(ARGS)
 

@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # `make mutants`: cargo-mutants over the money code (.cargo/mutants.toml
-# names the files, the tests and the reviewed exclusions), against a
-# DynamoDB Local of its own. Writes mutants.out/ as cargo-mutants does;
-# mutants.out/missed.txt lists every mutant no test caught.
+# names the files and the reviewed exclusions), in two passes, each with the
+# tests that must catch its mutants:
 #
-#   make mutants                                   # all of it: hours on 2 cores
-#   make mutants ARGS="--file shared/src/pricing.rs"   # one file
-#   make mutants ARGS="--list"                     # what would be tried
+#   pure  pricing.rs and catalog.rs, against the shared crate's unit tables
+#         (seconds a mutant);
+#   flow  the billing module, holds, accounts, chats, the ledger, the rate
+#         and key limits and the sweeper, against the money tests and a
+#         DynamoDB Local of this run's own (minutes a mutant: hours in all).
+#
+# Each pass writes cargo-mutants' usual output, mutants.out/<pass>/mutants.out/
+# (missed.txt lists every mutant no test caught).
+#
+#   make mutants                              # both passes
+#   make mutants PASS=pure                    # one of them
+#   make mutants PASS=flow ARGS="--file shared/src/store/rate.rs"   # one file
+#   make mutants ARGS="--list"                # what would be tried
 #
 # Mutants are applied in place, one at a time, and each file is put back
 # after its mutant: leave the tree alone while it runs. It is not part of
-# `make test` (docs/testing.md#mutation-testing has the latest score).
+# `make test` (docs/testing.md#mutation-testing has the latest score). Exits
+# non-zero if a pass missed a mutant (cargo-mutants' 2) or could not run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[mutants] $*" >&2; }
+
+passes="${PASS:-pure flow}"
+pure_files=(shared/src/pricing.rs shared/src/catalog.rs)
+# The money tests: what a wrong line in the flow would break.
+flow_tests=(metering paid_failures catalog concurrency idempotency limits budgets usage
+  completions_model model keys retries ops handlers)
 
 bash scripts/tools.sh cargo-mutants dynamodb-local
 if ! git diff --quiet; then
@@ -24,7 +40,23 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bash scripts/dynamodb-local.sh start-for $$ "$port"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-say "cargo mutants --in-place $*"
-# Exit status 2 means some mutant was missed: the run's finding, reported
-# as the failure of this command.
-cargo mutants --in-place "$@"
+
+status=0
+for pass in $passes; do
+  args=(--in-place --output "mutants.out/$pass")
+  case "$pass" in
+    pure)
+      for file in "${pure_files[@]}"; do args+=(--file "$file"); done
+      args+=(--test-package chat-core --cargo-test-arg=--lib)
+      ;;
+    flow)
+      for file in "${pure_files[@]}"; do args+=(--exclude "$file"); done
+      args+=(--test-package api-tests)
+      for test in "${flow_tests[@]}"; do args+=("--cargo-test-arg=--test=$test"); done
+      ;;
+    *) say "PASS names pure or flow, not $pass"; exit 2 ;;
+  esac
+  say "pass $pass: cargo mutants ${args[*]} $*"
+  cargo mutants "${args[@]}" "$@" || status=$?
+done
+exit "$status"
