@@ -24,8 +24,9 @@ bench:
 	bash scripts/bench.sh $(PARTS)
 
 # Mutation testing of the money code (cargo-mutants; hours for all of it):
-# see scripts/mutants.sh. PASS=pure or PASS=flow runs one pass; ARGS go to
-# cargo mutants, e.g. make mutants PASS=flow ARGS="--file shared/src/store/rate.rs".
+# see scripts/mutants.sh. PASS=pure or PASS=flow runs one pass, FILES some
+# files of it, e.g. make mutants PASS=flow FILES=shared/src/store/rate.rs;
+# ARGS go to cargo mutants (ARGS=--list: what would be tried).
 mutants:
 	bash scripts/mutants.sh $(ARGS)
 
