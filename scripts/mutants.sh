@@ -15,8 +15,8 @@
 # cargo-mutants' usual output, mutants.out/<pass>/mutants.out/ (missed.txt
 # lists every mutant no test caught).
 #
-#   make mutants                              # both passes
-#   make mutants PASS=pure                    # one of them
+#   make mutants                              # the pure pass
+#   make mutants PASS=flow                    # the flow pass (see below: not yet)
 #   make mutants PASS=flow FILES="shared/src/store/rate.rs"   # some files
 #   make mutants ARGS="--list"                # what would be tried
 #
@@ -29,7 +29,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[mutants] $*" >&2; }
 
-passes="${PASS:-pure flow}"
+# The flow pass does not run yet: cargo-mutants 27.1.0 tests only the
+# mutated package (chat-core) whatever --test-package or --test-workspace
+# say here, and the money tests are api-tests'. `PASS=flow` tries it.
+passes="${PASS:-pure}"
 pure_files=(shared/src/pricing.rs shared/src/catalog.rs)
 flow_files=(shared/src/billing.rs shared/src/store/holds.rs shared/src/store/accounts.rs
   shared/src/store/chats.rs shared/src/store/ledger.rs shared/src/store/rate.rs
