@@ -391,7 +391,7 @@ impl Sink for Chunks<'_> {
 /// every stream, it says nothing of its charge in a header: a metered
 /// stream's headers go before its charge is known, and the two kinds are
 /// one shape to a client.
-fn send_all(events: Vec<Vec<u8>>, replayed: bool) -> Response<Body> {
+pub fn send_all(events: Vec<Vec<u8>>, replayed: bool) -> Response<Body> {
     let (mut sender, body) = channel();
     tokio::spawn(async move {
         for event in events {
@@ -419,7 +419,8 @@ fn refuse(app: &App, started: std::time::Instant, error: &ApiError) -> Response<
     OpenAiError::of(error).into_response()
 }
 
-fn event_stream(body: Body) -> Response<Body> {
+/// A server-sent events answer of `body`: what every /v1 stream is.
+pub fn event_stream(body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -8,6 +8,7 @@
 pub mod request;
 pub mod wire;
 
+use completions::{event_stream, send_all};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use chat_core::openai::OpenAiError;
 use chat_core::served::ServedModel;
 use chat_core::store::SavedChat;
 use chat_core::{ApiError, App};
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
+use lambda_http::http::header::{CONTENT_TYPE, ORIGIN};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::{channel, Body, Sender};
 use lambda_http::{Error, Request, Response};
@@ -308,26 +309,6 @@ impl Sink for Deltas<'_, '_> {
     }
 }
 
-/// Answers whole in a stream of `events`, sent by a task of its own; like
-/// every stream, its charge is in no header.
-fn send_all(events: Vec<Vec<u8>>, replayed: bool) -> Response<Body> {
-    let (mut sender, body) = channel();
-    tokio::spawn(async move {
-        for event in events {
-            if sender.send_data(event.into()).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut response = event_stream(body);
-    if replayed {
-        response
-            .headers_mut()
-            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    }
-    response
-}
-
 fn refuse(app: &App, started: std::time::Instant, error: &ApiError) -> Response<Body> {
     app.record(
         FUNCTION,
@@ -336,12 +317,4 @@ fn refuse(app: &App, started: std::time::Instant, error: &ApiError) -> Response<
         error.is_throttling(),
     );
     OpenAiError::of(error).into_response()
-}
-
-fn event_stream(body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
 }
