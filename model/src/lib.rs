@@ -14,16 +14,19 @@ use aws_sdk_bedrockruntime::types::TokenUsage;
 use aws_sdk_bedrockruntime::Client;
 use std::sync::Arc;
 
-use chat_core::catalog::Catalog;
+use chat_core::catalog::{Catalog, ModelKind};
 use chat_core::config::{number_in, ConfigError};
 use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
 use chat_core::responder::{Conversation, DummyResponder, Responder, Sampling, StreamFuture};
-use chat_core::served::{Models, ServedModel};
+use chat_core::embedder::{Embedder, LocalEmbedder, LOCAL_EMBEDDING_MODEL};
+use chat_core::served::{EmbeddingModel, Models, ServedModel};
 use chat_core::App;
 
+mod embed;
 mod stream;
 use chat_core::ApiError;
+pub use embed::TitanEmbedder;
 
 /// The whole model call, retries included, must end before the function's
 /// timeout (29 s in `template.yaml` when a model is set, under the HTTP
@@ -175,9 +178,10 @@ pub async fn models_of(
 ) -> Result<Models, ConfigError> {
     let mut shared = None;
     let mut served = Vec::new();
+    let mut embedding = Vec::new();
     for model in &catalog.models {
-        let responder: Arc<dyn Responder> = match &model.bedrock_model {
-            None => Arc::new(DummyResponder),
+        let config = match &model.bedrock_model {
+            None => None,
             Some(bedrock) => {
                 let mut config = ModelConfig::with_settings(get, bedrock.clone())?;
                 if let Some(max) = model.max_tokens {
@@ -193,11 +197,30 @@ pub async fn models_of(
                             .await,
                     );
                 }
-                let base = shared
-                    .as_ref()
-                    .map(aws_sdk_bedrockruntime::config::Builder::from);
-                Arc::new(BedrockResponder::new(base.unwrap_or_default(), &config))
+                Some(config)
             }
+        };
+        let base = || {
+            shared
+                .as_ref()
+                .map(aws_sdk_bedrockruntime::config::Builder::from)
+                .unwrap_or_default()
+        };
+        if model.kind == ModelKind::Embedding {
+            let embedder: Arc<dyn Embedder> = match &config {
+                None => Arc::new(LocalEmbedder),
+                Some(config) => Arc::new(TitanEmbedder::new(base(), config)),
+            };
+            embedding.push(EmbeddingModel {
+                id: model.id.clone(),
+                embedder,
+                pricing: model.pricing,
+            });
+            continue;
+        }
+        let responder: Arc<dyn Responder> = match &config {
+            None => Arc::new(DummyResponder),
+            Some(config) => Arc::new(BedrockResponder::new(base(), config)),
         };
         served.push(ServedModel {
             id: model.id.clone(),
@@ -211,11 +234,24 @@ pub async fn models_of(
         default = %catalog.default,
         "models from the catalog"
     );
-    // The catalog was checked to hold its default.
-    Models::new(served, &catalog.default).ok_or(ConfigError::Invalid {
+    // The catalog was checked to hold its default, a chat model.
+    let models = Models::new(served, &catalog.default).ok_or(ConfigError::Invalid {
         name: "CATALOG",
         expected: "a default that is one of its models",
         value: catalog.default.clone(),
+    })?;
+    Ok(models.with_embedding(embedding))
+}
+
+/// The embedding model a deployment without a catalog serves beside the
+/// dummy chat model (`make run`'s default): the local embedder, named
+/// [`LOCAL_EMBEDDING_MODEL`], at the chat's flat price per 1000 input
+/// tokens (words); see [`chat_core::openai::legacy_embedding_pricing`].
+pub fn local_embedding(pricing: Pricing) -> Option<EmbeddingModel> {
+    Some(EmbeddingModel {
+        id: LOCAL_EMBEDDING_MODEL.to_owned(),
+        embedder: Arc::new(LocalEmbedder),
+        pricing: chat_core::openai::legacy_embedding_pricing(pricing)?,
     })
 }
 
@@ -232,7 +268,10 @@ async fn legacy_model(app: &App) -> Result<Models, ConfigError> {
             expected: "set when PRICING=usage (or a CATALOG)",
             value: String::new(),
         }),
-        None => Ok(Models::only(Arc::new(DummyResponder), app.config.pricing)),
+        None => {
+            let models = Models::only(Arc::new(DummyResponder), app.config.pricing);
+            Ok(models.with_embedding(local_embedding(app.config.pricing).into_iter().collect()))
+        }
     }
 }
 

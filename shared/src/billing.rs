@@ -25,6 +25,8 @@
 //! - the function dies: the sweeper charges what is recorded, or else the
 //!   whole hold, the bound of the model's work.
 
+pub mod embeddings;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -391,7 +393,8 @@ impl OpenCall {
                 self.hold.amount
             }
             Err(error) => {
-                Box::pin(defer(app, call, &self.hold, &record, &error)).await;
+                let during = (call.function, call.deadline);
+                Box::pin(defer(app, during, &self.hold, &record, &error)).await;
                 cost
             }
         };
@@ -490,12 +493,18 @@ async fn before<T>(
 
 /// A settle that could not commit: what the chat owes goes on the hold for
 /// the sweeper. Should even that fail, the sweeper charges the whole hold.
-async fn defer(app: &App, call: &Call<'_>, hold: &Hold, record: &ChatRecord<'_>, why: &ApiError) {
+async fn defer(
+    app: &App,
+    (function, deadline): (&'static str, Deadline),
+    hold: &Hold,
+    record: &ChatRecord<'_>,
+    why: &ApiError,
+) {
     tracing::error!(hold = %hold.hold_id, error = %why, "a settle did not commit; the sweeper will charge what is owed");
-    app.count(call.function, MoneyEvent::SettleFailed, 1);
-    if let Err(error) = before(call.deadline, app.store.record_owed(hold, record)).await {
+    app.count(function, MoneyEvent::SettleFailed, 1);
+    if let Err(error) = before(deadline, app.store.record_owed(hold, record)).await {
         tracing::error!(hold = %hold.hold_id, error = %error, "what a chat owes could not be recorded; the sweeper will charge its whole hold");
-        app.count(call.function, MoneyEvent::OwedUnrecorded, 1);
+        app.count(function, MoneyEvent::OwedUnrecorded, 1);
     }
 }
 

@@ -20,6 +20,11 @@
 //! (`price_per_1000`, the sum rounded up once per call). A price of 0 is
 //! refused unless the model says `"free": true`; cache prices left out cost
 //! what input does. Every fault is refused at load with the line it is on.
+//!
+//! A model of `"kind": "embedding"` answers `/v1/embeddings` only: it reads
+//! and writes no text, so it is priced per 1000 input tokens alone
+//! (`price_per_1000: {"input": N}`), takes none of the chat settings, and
+//! is never the default (which a chat without `model` gets).
 
 use serde::Deserialize;
 
@@ -38,6 +43,26 @@ pub const DEFAULT_REPLY_TOKENS: u32 = 1024;
 const MAX_MODEL_ID_LENGTH: usize = 2048;
 /// What clients may name a model: OpenAI's ids are of this shape too.
 const MAX_ID_LENGTH: usize = 256;
+
+/// What a model does: chat (`/chat/`, `/v1/chat/completions`,
+/// `/v1/responses`), or turn text into vectors (`/v1/embeddings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    #[default]
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    /// As the catalog spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+        }
+    }
+}
 
 /// A catalog, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +89,8 @@ pub struct CatalogModel {
     pub cache: bool,
     /// The model reads images in user messages.
     pub images: bool,
+    /// Chat, or embeddings.
+    pub kind: ModelKind,
 }
 
 /// Why a catalog was refused: where, and what is wrong.
@@ -95,13 +122,17 @@ struct Entry {
     cache: bool,
     #[serde(default)]
     images: bool,
+    #[serde(default)]
+    kind: ModelKind,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Prices {
     input: u64,
-    output: u64,
+    /// Required of a chat model, refused for an embedding model (which
+    /// writes no tokens): checked in [`pricing_of`], to say which.
+    output: Option<u64>,
     cache_read: Option<u64>,
     cache_write: Option<u64>,
 }
@@ -145,6 +176,9 @@ impl Catalog {
                     return Err(at(format!("max_tokens must be 1 to {MAX_REPLY_TOKENS}")));
                 }
             }
+            if entry.kind == ModelKind::Embedding {
+                embedding_rules(&entry).map_err(at)?;
+            }
             let pricing = pricing_of(&entry).map_err(at)?;
             models.push(CatalogModel {
                 id: entry.id,
@@ -153,6 +187,7 @@ impl Catalog {
                 max_tokens: entry.max_tokens,
                 cache: entry.cache,
                 images: entry.images,
+                kind: entry.kind,
             });
         }
         if models.is_empty() {
@@ -161,11 +196,22 @@ impl Catalog {
                 message: "the catalog lists no model".into(),
             });
         }
-        if !models.iter().any(|m| m.id == document.default) {
+        let Some(default) = models.iter().find(|m| m.id == document.default) else {
             return Err(CatalogError {
                 line: line_of(text, "\"default\""),
                 message: format!(
                     "the default {:?} is not a model of the catalog",
+                    document.default
+                ),
+            });
+        };
+        // The default answers chats that name no model: an embedding
+        // model cannot.
+        if default.kind == ModelKind::Embedding {
+            return Err(CatalogError {
+                line: line_of(text, "\"default\""),
+                message: format!(
+                    "the default {:?} is an embedding model; the default must be a chat model",
                     document.default
                 ),
             });
@@ -198,8 +244,40 @@ impl Catalog {
     }
 }
 
+/// What an embedding model may not say: it writes no reply, so nothing of
+/// a reply's settings or prices, and it reads no images. Its price is per
+/// input token (`price_per_1000.input`), the one thing it is charged for.
+fn embedding_rules(entry: &Entry) -> Result<(), String> {
+    let chat_only = [
+        (entry.flat.is_some(), "flat"),
+        (entry.max_tokens.is_some(), "max_tokens"),
+        (entry.cache, "cache"),
+        (entry.images, "images"),
+    ];
+    if let Some((_, name)) = chat_only.iter().find(|(set, _)| *set) {
+        return Err(format!(
+            "an embedding model takes no {name}: it is priced by price_per_1000.input alone"
+        ));
+    }
+    let Some(prices) = &entry.price_per_1000 else {
+        return Err("an embedding model needs price_per_1000.input".into());
+    };
+    let reply_prices = [
+        (prices.output.is_some(), "output"),
+        (prices.cache_read.is_some(), "cache_read"),
+        (prices.cache_write.is_some(), "cache_write"),
+    ];
+    if let Some((_, name)) = reply_prices.iter().find(|(set, _)| *set) {
+        return Err(format!(
+            "an embedding model has no price_per_1000.{name}: it is charged for input tokens only"
+        ));
+    }
+    Ok(())
+}
+
 /// An entry's price: exactly one of `flat` and `price_per_1000`, never 0
-/// unless the entry says it is free.
+/// unless the entry says it is free. An embedding model's is its input
+/// price, every other part 0 (it reports input tokens only).
 fn pricing_of(entry: &Entry) -> Result<Pricing, String> {
     let checked = |name: &str, price: u64, may_be_zero: bool| -> Result<u32, String> {
         if price > MAX_PRICE {
@@ -214,11 +292,20 @@ fn pricing_of(entry: &Entry) -> Result<Pricing, String> {
     };
     match (entry.flat, &entry.price_per_1000) {
         (Some(flat), None) => Ok(Pricing::Flat(checked("flat", flat, entry.free)?)),
+        (None, Some(p)) if entry.kind == ModelKind::Embedding => {
+            Ok(Pricing::Usage(UsagePrices {
+                input_per_1000: checked("price_per_1000.input", p.input, entry.free)?,
+                ..UsagePrices::default()
+            }))
+        }
         (None, Some(p)) => {
             let input = checked("price_per_1000.input", p.input, entry.free)?;
+            let Some(output) = p.output else {
+                return Err("price_per_1000.output is missing: a chat model is priced for what it writes too".into());
+            };
             Ok(Pricing::Usage(UsagePrices {
                 input_per_1000: input,
-                output_per_1000: checked("price_per_1000.output", p.output, entry.free)?,
+                output_per_1000: checked("price_per_1000.output", output, entry.free)?,
                 // A cache read or write is input at a price of its own,
                 // which may well be 0; left out, it costs what input does.
                 cache_read_per_1000: checked(
@@ -438,6 +525,84 @@ mod tests {
                 "input {price}"
             );
         }
+    }
+
+    const EMBEDDING: &str = r#"{"default": "chat",
+ "models": [
+   {"id": "chat", "flat": 1},
+   {"id": "titan", "kind": "embedding", "bedrock_model": "amazon.titan-embed-text-v2:0",
+    "price_per_1000": {"input": 2}}
+ ]}"#;
+
+    #[test]
+    fn an_embedding_model_is_priced_per_input_token_alone() {
+        let catalog = Catalog::parse(EMBEDDING).unwrap();
+        assert_eq!(catalog.models[0].kind, ModelKind::Chat);
+        let titan = &catalog.models[1];
+        assert_eq!(titan.kind, ModelKind::Embedding);
+        assert_eq!(
+            titan.pricing,
+            Pricing::Usage(UsagePrices {
+                input_per_1000: 2,
+                ..UsagePrices::default()
+            })
+        );
+        let free = Catalog::parse(
+            r#"{"default": "c", "models": [{"id": "c", "flat": 1},
+                {"id": "e", "kind": "embedding", "price_per_1000": {"input": 0}, "free": true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(free.models[1].pricing, Pricing::Usage(UsagePrices::default()));
+    }
+
+    #[test]
+    fn an_embedding_models_faults_are_refused_with_their_line() {
+        // (the embedding entry's fields after its id, words the message holds)
+        let cases = [
+            (r#""price_per_1000": {"input": 1, "output": 1}"#, "no price_per_1000.output"),
+            (r#""price_per_1000": {"input": 1, "cache_read": 0}"#, "no price_per_1000.cache_read"),
+            (r#""price_per_1000": {"input": 1, "cache_write": 0}"#, "no price_per_1000.cache_write"),
+            (r#""price_per_1000": {"input": 0}"#, "price_per_1000.input is 0"),
+            (r#""flat": 5"#, "takes no flat"),
+            (r#""flat": 5, "price_per_1000": {"input": 1}"#, "takes no flat"),
+            (r#""price_per_1000": {"input": 1}, "max_tokens": 10"#, "takes no max_tokens"),
+            (r#""price_per_1000": {"input": 1}, "cache": true"#, "takes no cache"),
+            (r#""price_per_1000": {"input": 1}, "images": true"#, "takes no images"),
+            ("\"free\": true", "needs price_per_1000.input"),
+        ];
+        for (fields, words) in cases {
+            let text = format!(
+                "{{\"default\": \"c\",\n \"models\": [\n {{\"id\": \"c\", \"flat\": 1}},\n {{\"id\": \"e\", \"kind\": \"embedding\", {fields}}}]}}"
+            );
+            let error = refusal(&text);
+            assert_eq!(error.line, 4, "{text}: {error}");
+            assert!(error.to_string().contains(words), "{text}: {error}");
+            assert!(error.to_string().contains("model \"e\""), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_embedding_model_may_not_be_the_default_nor_of_an_unknown_kind() {
+        let error = refusal(
+            "{\"default\": \"e\",\n \"models\": [\n {\"id\": \"c\", \"flat\": 1},\n {\"id\": \"e\", \"kind\": \"embedding\", \"price_per_1000\": {\"input\": 1}}]}",
+        );
+        assert_eq!(error.line, 1, "{error}");
+        assert!(error.to_string().contains("must be a chat model"), "{error}");
+        let error = refusal(
+            "{\"default\": \"c\",\n \"models\": [\n {\"id\": \"c\", \"kind\": \"vision\", \"flat\": 1}]}",
+        );
+        assert_eq!(error.line, 3, "{error}");
+        assert!(error.to_string().contains("unknown variant `vision`"), "{error}");
+    }
+
+    #[test]
+    fn a_chat_model_still_needs_its_output_price() {
+        let error = refusal(
+            "{\"default\": \"c\",\n \"models\": [\n {\"id\": \"c\", \"price_per_1000\": {\"input\": 1}}]}",
+        );
+        assert_eq!(error.line, 3, "{error}");
+        assert!(error.to_string().contains("price_per_1000.output is missing"), "{error}");
+        assert!(accepts(r#""kind": "chat", "flat": 1"#));
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub enum ApiError {
     /// The OpenAI route was asked for a model this deployment does not serve.
     #[error("the model `{0}` does not exist; GET /v1/models lists the models served here")]
     UnknownModel(String),
+    /// A chat route was asked for an embedding model, or `/v1/embeddings`
+    /// for a chat model: `kind` is what the named model is.
+    #[error("{}", wrong_kind_message(model, *kind))]
+    WrongModelKind {
+        model: String,
+        kind: crate::catalog::ModelKind,
+    },
     #[error("method not allowed; use {allowed}")]
     MethodNotAllowed { allowed: Cow<'static, str> },
     #[error("the service is temporarily unavailable; retry shortly")]
@@ -121,6 +128,18 @@ pub enum ApiError {
     },
     #[error("internal server error")]
     Internal(#[source] BoxError),
+}
+
+/// What a route says of a model of the other kind: which route serves it.
+fn wrong_kind_message(model: &str, kind: crate::catalog::ModelKind) -> String {
+    match kind {
+        crate::catalog::ModelKind::Embedding => format!(
+            "the model `{model}` is an embedding model: POST /v1/embeddings serves it, not this route"
+        ),
+        crate::catalog::ModelKind::Chat => format!(
+            "the model `{model}` is a chat model, not an embedding model; GET /v1/models lists the models served here"
+        ),
+    }
 }
 
 impl ApiError {
@@ -173,6 +192,7 @@ impl ApiError {
             ApiError::TooManyKeys { .. } => "too_many_keys",
             ApiError::SessionRequired => "session_required",
             ApiError::UnknownModel(_) => "model_not_found",
+            ApiError::WrongModelKind { .. } => "wrong_model_kind",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::ModelError(_) => "model_error",
@@ -184,7 +204,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::WrongModelKind { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::UsernameTaken | ApiError::IdempotencyKeyInProgress => StatusCode::CONFLICT,
@@ -250,6 +272,10 @@ impl ApiError {
             }
             ApiError::ModelNotAllowed(model) => {
                 body.insert("model".into(), json!(model));
+            }
+            ApiError::WrongModelKind { model, kind } => {
+                body.insert("model".into(), json!(model));
+                body.insert("kind".into(), json!(kind.as_str()));
             }
             _ => {}
         }
@@ -398,6 +424,14 @@ mod tests {
             ),
             (ApiError::NotFound, 404, "not_found"),
             (ApiError::UnknownModel("m".into()), 404, "model_not_found"),
+            (
+                ApiError::WrongModelKind {
+                    model: "titan".into(),
+                    kind: crate::catalog::ModelKind::Embedding,
+                },
+                400,
+                "wrong_model_kind",
+            ),
             (ApiError::KeyNotFound, 404, "key_not_found"),
             (
                 ApiError::TooManyAttempts { retry_after: 4 },

@@ -14,6 +14,7 @@ pub mod config;
 pub mod cors;
 pub mod deadline;
 pub mod domain;
+pub mod embedder;
 pub mod error;
 pub mod http;
 pub mod metrics;

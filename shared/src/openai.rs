@@ -49,7 +49,9 @@ impl OpenAiError {
         };
         let param = match error {
             ApiError::InvalidField { field, .. } => json!(field),
-            ApiError::UnknownModel(_) | ApiError::ModelNotAllowed(_) => json!("model"),
+            ApiError::UnknownModel(_)
+            | ApiError::ModelNotAllowed(_)
+            | ApiError::WrongModelKind { .. } => json!("model"),
             _ => Value::Null,
         };
         let mut headers = HeaderMap::new();
@@ -135,11 +137,42 @@ pub fn listed_models(
             })
             .collect());
     }
-    let id = get("MODEL_ID")
+    let model_id = get("MODEL_ID")
         .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| DUMMY_MODEL.to_owned());
+        .filter(|id| !id.is_empty());
+    let Some(id) = model_id else {
+        // The dummy, and the local embedder beside it (`make run`).
+        let mut listed = vec![ListedModel {
+            id: DUMMY_MODEL.to_owned(),
+            pricing,
+        }];
+        if let Some(pricing) = legacy_embedding_pricing(pricing) {
+            listed.push(ListedModel {
+                id: crate::embedder::LOCAL_EMBEDDING_MODEL.to_owned(),
+                pricing,
+            });
+        }
+        return Ok(listed);
+    };
     Ok(vec![ListedModel { id, pricing }])
+}
+
+/// The price of the local embedder a deployment without a catalog serves
+/// beside the dummy: the dummy's flat price per chat, per 1000 input
+/// tokens (words). `None` under usage pricing, which needs a Bedrock model
+/// (`MODEL_ID`) and so is never a dummy's deployment.
+pub fn legacy_embedding_pricing(
+    pricing: crate::pricing::Pricing,
+) -> Option<crate::pricing::Pricing> {
+    match pricing {
+        crate::pricing::Pricing::Flat(cost) => {
+            Some(crate::pricing::Pricing::Usage(crate::pricing::UsagePrices {
+                input_per_1000: cost,
+                ..crate::pricing::UsagePrices::default()
+            }))
+        }
+        crate::pricing::Pricing::Usage(_) => None,
+    }
 }
 
 #[cfg(test)]

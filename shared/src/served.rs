@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::catalog::ModelKind;
+use crate::embedder::Embedder;
 use crate::error::ApiError;
 use crate::pricing::Pricing;
 use crate::responder::Responder;
@@ -16,11 +18,23 @@ pub struct ServedModel {
     pub pricing: Pricing,
 }
 
+/// An embedding model as `/v1/embeddings` uses it.
+#[derive(Clone)]
+pub struct EmbeddingModel {
+    /// What clients name it, and what its calls record.
+    pub id: String,
+    pub embedder: Arc<dyn Embedder>,
+    /// Per 1000 input tokens; every other part 0 (the catalog's rule).
+    pub pricing: Pricing,
+}
+
 /// Every model served, and the one a request without `model` gets.
 #[derive(Clone)]
 pub struct Models {
     served: Vec<ServedModel>,
     default: usize,
+    /// The embedding models, apart: no chat route may name one.
+    embedding: Vec<EmbeddingModel>,
 }
 
 impl Models {
@@ -34,6 +48,7 @@ impl Models {
                 pricing,
             }],
             default: 0,
+            embedding: Vec::new(),
         }
     }
 
@@ -41,20 +56,54 @@ impl Models {
     /// model has that id.
     pub fn new(served: Vec<ServedModel>, default: &str) -> Option<Self> {
         let default = served.iter().position(|m| m.id == default)?;
-        Some(Models { served, default })
+        Some(Models {
+            served,
+            default,
+            embedding: Vec::new(),
+        })
     }
 
-    /// The model `id` names, or the default for none; 404 for an id not
-    /// served here.
+    /// These models, and `embedding` for `/v1/embeddings`.
+    #[must_use]
+    pub fn with_embedding(mut self, embedding: Vec<EmbeddingModel>) -> Self {
+        self.embedding = embedding;
+        self
+    }
+
+    /// The chat model `id` names, or the default for none; 404 for an id
+    /// not served here, 400 for an embedding model.
     pub fn get(&self, id: Option<&str>) -> Result<&ServedModel, ApiError> {
         match id {
             None => Ok(self.default_model()),
-            Some(id) => self
-                .served
-                .iter()
-                .find(|m| m.id == id)
-                .ok_or_else(|| ApiError::UnknownModel(id.to_owned())),
+            Some(id) => match self.served.iter().find(|m| m.id == id) {
+                Some(model) => Ok(model),
+                None if self.embedding.iter().any(|m| m.id == id) => {
+                    Err(ApiError::WrongModelKind {
+                        model: id.to_owned(),
+                        kind: ModelKind::Embedding,
+                    })
+                }
+                None => Err(ApiError::UnknownModel(id.to_owned())),
+            },
         }
+    }
+
+    /// The embedding model `id` names; 404 for an id not served here, 400
+    /// for a chat model.
+    pub fn embedding(&self, id: &str) -> Result<&EmbeddingModel, ApiError> {
+        match self.embedding.iter().find(|m| m.id == id) {
+            Some(model) => Ok(model),
+            None if self.served.iter().any(|m| m.id == id) => Err(ApiError::WrongModelKind {
+                model: id.to_owned(),
+                kind: ModelKind::Chat,
+            }),
+            None => Err(ApiError::UnknownModel(id.to_owned())),
+        }
+    }
+
+    /// Every embedding model, in the catalog's order.
+    pub fn embedding_models(&self) -> &[EmbeddingModel] {
+        &self.embedding
     }
 
     pub fn default_model(&self) -> &ServedModel {

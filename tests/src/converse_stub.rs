@@ -1,12 +1,14 @@
 //! A local stand-in for Bedrock's Converse and ConverseStream endpoints
-//! (`POST /model/{modelId}/converse` and `.../converse-stream`), on a
-//! loopback port of its own, so the model paths run through the real SDK
-//! (serialisation, event-stream framing, error parsing, retries, timeouts)
-//! without AWS.
+//! (`POST /model/{modelId}/converse` and `.../converse-stream`), and for
+//! `InvokeModel` of an embedding model (`.../invoke`, Titan Text Embeddings
+//! V2's body), on a loopback port of its own, so the model paths run
+//! through the real SDK (serialisation, event-stream framing, error
+//! parsing, retries, timeouts) without AWS.
 //!
-//! Every [`Answer`] serves both endpoints: a stream is the same reply event
-//! by event, a Converse reply is a stream's reply at once, and an error
-//! before the reply is the same HTTP error on both.
+//! Every [`Answer`] serves both chat endpoints: a stream is the same reply
+//! event by event, a Converse reply is a stream's reply at once, and an
+//! error before the reply is the same HTTP error on both. `InvokeModel`
+//! answers [`Answer::Embedding`] (and an error, or a wait, as the others).
 
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -18,7 +20,8 @@ use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use chat_core::app::http_client;
-use chat_model::{BedrockResponder, ModelConfig};
+use chat_core::embedder::LocalEmbedder;
+use chat_model::{BedrockResponder, ModelConfig, TitanEmbedder};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
@@ -53,6 +56,13 @@ pub enum Answer {
     Gated(Gate, Box<Answer>),
     /// A reply told event by event: its pieces, pace, end and failures.
     Stream(Streamed),
+    /// `InvokeModel`'s reply for Titan Text Embeddings V2: a unit vector of
+    /// the size asked for (the local embedder's for the same text), and
+    /// this `inputTextTokenCount`. A chat endpoint refuses it as Bedrock
+    /// refuses a chat with an embedding model (a `ValidationException`).
+    Embedding { input_tokens: u64 },
+    /// `InvokeModel`'s 200 with a body that is not an embedding's.
+    Garbled,
 }
 
 impl Answer {
@@ -82,6 +92,11 @@ impl Answer {
         Answer::Gated(gate.clone(), Box::new(answer))
     }
 
+    /// An embedding whose model reports `input_tokens` read.
+    pub fn embedding(input_tokens: u64) -> Self {
+        Answer::Embedding { input_tokens }
+    }
+
     /// The reply these answers share, as a stream: what a reply answer
     /// streams (`None` for an error, which both endpoints answer alike).
     fn streamed(&self) -> Option<Streamed> {
@@ -94,9 +109,12 @@ impl Answer {
             } => Some(Streamed::pieces(&[text.as_str()]).usage(*input_tokens, *output_tokens)),
             Answer::Empty => Some(Streamed::pieces(&[]).usage(12, 5)),
             Answer::Stream(streamed) => Some(streamed.clone()),
-            Answer::Error { .. } | Answer::Status(_) | Answer::After(..) | Answer::Gated(..) => {
-                None
-            }
+            Answer::Error { .. }
+            | Answer::Status(_)
+            | Answer::After(..)
+            | Answer::Gated(..)
+            | Answer::Embedding { .. }
+            | Answer::Garbled => None,
         }
     }
 }
@@ -250,6 +268,11 @@ impl Call {
     pub fn prompt(&self) -> Option<&str> {
         self.body["messages"][0]["content"][0]["text"].as_str()
     }
+
+    /// The text an `InvokeModel` of Titan's embeddings was sent.
+    pub fn input_text(&self) -> Option<&str> {
+        self.body["inputText"].as_str()
+    }
 }
 
 type Script = dyn Fn(usize) -> Answer + Send + Sync;
@@ -339,6 +362,24 @@ impl ConverseStub {
             .http_client(http_client());
         BedrockResponder::new(base, &model)
     }
+
+    /// The production embedder, pointed at this stand-in as
+    /// [`ConverseStub::responder`] points the responder.
+    pub fn embedder(&self, mut model: ModelConfig) -> TitanEmbedder {
+        model.endpoint_url = Some(self.url.clone());
+        let base = aws_sdk_bedrockruntime::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "stub",
+                "stub",
+                None,
+                None,
+                "converse-stub",
+            ))
+            .http_client(http_client());
+        TitanEmbedder::new(base, &model)
+    }
 }
 
 /// Answers the requests of one connection, kept alive as the SDK expects,
@@ -380,6 +421,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
         };
         let streamed = answer.streamed();
         let written = match (operation, streamed) {
+            (Some(Operation::Invoke), _) => {
+                let body = shared.calls.lock().unwrap()[index].body.clone();
+                write_json(&mut writer, &invoke_answer(&answer, &body)).is_ok()
+            }
+            (_, None) if matches!(answer, Answer::Embedding { .. } | Answer::Garbled) => {
+                let refused = Answer::error(400, "ValidationException");
+                write_json(&mut writer, &error_answer(&refused)).is_ok()
+            }
             (Some(Operation::ConverseStream), Some(streamed)) => {
                 match write_events(&mut writer, &streamed) {
                     Ok(keep_open) => keep_open,
@@ -408,6 +457,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
 enum Operation {
     Converse,
     ConverseStream,
+    Invoke,
 }
 
 fn operation_of(path: &str) -> Option<Operation> {
@@ -415,8 +465,39 @@ fn operation_of(path: &str) -> Option<Operation> {
         Some(Operation::Converse)
     } else if path.ends_with("/converse-stream") {
         Some(Operation::ConverseStream)
+    } else if path.ends_with("/invoke") {
+        Some(Operation::Invoke)
     } else {
         None
+    }
+}
+
+/// `InvokeModel`'s answer to Titan's `body`: the embedding, or the error
+/// (a chat answer is a `ValidationException`, as Bedrock's for a body the
+/// model cannot read).
+fn invoke_answer(answer: &Answer, body: &Value) -> JsonAnswer {
+    match answer {
+        Answer::Embedding { input_tokens } => {
+            let text = body["inputText"].as_str().unwrap_or_default();
+            let dimensions = body["dimensions"].as_u64().unwrap_or(1024);
+            let vector = LocalEmbedder::vector(text, u32::try_from(dimensions).unwrap_or(1024));
+            JsonAnswer {
+                status: 200,
+                error_type: None,
+                body: json!({
+                    "embedding": vector,
+                    "inputTextTokenCount": input_tokens,
+                    "embeddingsByType": { "float": vector },
+                }),
+            }
+        }
+        Answer::Garbled => JsonAnswer {
+            status: 200,
+            error_type: None,
+            body: json!({ "vector": "not Titan's shape" }),
+        },
+        Answer::Error { .. } | Answer::Status(_) => error_answer(answer),
+        _ => error_answer(&Answer::error(400, "ValidationException")),
     }
 }
 
@@ -427,6 +508,7 @@ fn model_id_of(path: &str) -> String {
         .and_then(|rest| {
             rest.strip_suffix("/converse")
                 .or_else(|| rest.strip_suffix("/converse-stream"))
+                .or_else(|| rest.strip_suffix("/invoke"))
         })
         .unwrap_or_default();
     percent_decode_str(encoded).decode_utf8_lossy().into_owned()
