@@ -21,10 +21,11 @@ pub const ROUTES: [(&str, &str, &str); 11] = [
 
 /// The OpenAI-compatible routes, served by a REST API whose answers can
 /// stream (see `template.yaml`), at OpenAI's paths.
-pub const OPENAI_ROUTES: [(&str, &str, &str); 3] = [
+pub const OPENAI_ROUTES: [(&str, &str, &str); 4] = [
     ("POST", "/v1/chat/completions", "completions"),
     ("POST", "/v1/responses", "responses"),
     ("GET", "/v1/models", "models"),
+    ("POST", "/v1/embeddings", "embeddings"),
 ];
 
 /// The web page (functions/web): the page, and its files under hashed

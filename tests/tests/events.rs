@@ -44,6 +44,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("responses-stream", 200),
     ("responses-unsupported", 400),
     ("models", 200),
+    ("embeddings", 200),
+    ("embeddings-chat-model", 400),
+    ("embeddings-token-array", 400),
+    ("embeddings-missing-token", 401),
     // Last: logging out ends the session the events above use.
     ("logout-missing-token", 401),
     ("logout", 204),
@@ -87,6 +91,15 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
             .await
         }
         "keys" => keys::handle(app, request).await,
+        // With the local embedder a deployment without a catalog serves.
+        "embeddings" => {
+            let mut twin =
+                devtools::dynamodb_local::quiet_app(app.config.clone(), app.store.client().clone());
+            twin.store = app.store.clone();
+            let local = chat_model::local_embedding(app.config.pricing).into_iter().collect();
+            twin.models = app.models.clone().with_embedding(local);
+            embeddings::handle(&twin, request).await
+        }
         other => panic!("events/{name}.json names no function ({other})"),
     };
     result.unwrap()
