@@ -47,8 +47,21 @@ const WITH_MODEL: Option<&str> = Some("HasModel");
 const CALLS_BEDROCK: Option<&str> = Some("CallsBedrock");
 const ALWAYS: Option<&str> = None;
 
+/// With a catalog, which alone names embedding models (a Bedrock one's
+/// hold is closed in the chats table), and with the catalog's grants.
+const WITH_CATALOG: Option<&str> = Some("HasCatalog");
+const CATALOG_GRANTS: Option<&str> = Some("HasCatalogGrants");
+/// The embeddings function's grant: InvokeModel on the catalog's models.
+const EMBEDDING_GRANT: (&str, &str) = ("bedrock:InvokeModel", "CatalogBedrockModelArns");
+
 /// The conditions a grant may depend on.
-const CONDITIONS: [&str; 3] = ["HasModel", "CallsBedrock", "InviteOnly"];
+const CONDITIONS: [&str; 5] = [
+    "HasModel",
+    "CallsBedrock",
+    "InviteOnly",
+    "HasCatalog",
+    "HasCatalogGrants",
+];
 
 /// The kinds of item in the tables whose items differ by partition key:
 /// (table, kind, a key of that kind as `dynamodb:LeadingKeys` sees it). The
@@ -190,6 +203,27 @@ async fn needed() -> (ByFunction, Seen) {
         assert_eq!(answer.status, 200);
     }
     record("ResponsesFunction", &shared, &calls, ALWAYS);
+    // Embeddings with the local embedder (a deployment without a catalog):
+    // charged and saved in one transaction, keyed, replayed.
+    let mut local = cold_start(&app).await;
+    local.models = local.models.clone().with_embedding(
+        chat_model::local_embedding(local.config.pricing)
+            .into_iter()
+            .collect(),
+    );
+    for key in [None, Some("e"), Some("e")] {
+        let body = serde_json::json!({"model": "dummy-embedding", "input": ["a", "b"]});
+        let mut request = with_auth(with_body(event("embeddings"), &body.to_string()), &token);
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("idempotency-key", key.parse().unwrap());
+        }
+        let response = embeddings::handle(&local, request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    record("EmbeddingsFunction", &local, &calls, ALWAYS);
+
     let app = cold_start(&app).await;
     let list = models::handle(
         &app,
@@ -330,6 +364,38 @@ async fn needed() -> (ByFunction, Seen) {
     }
     record("ResponsesFunction", &answering, &calls, WITH_MODEL);
 
+    // Embeddings from Bedrock (a catalog's): hold, InvokeModel, settle;
+    // and a refusal's release, with a key so its marker is forgotten.
+    let titan = ConverseStub::scripted(|n| match n {
+        0 | 1 => Answer::embedding(3),
+        _ => Answer::error(400, "ValidationException"),
+    });
+    let mut embedding = cold_start(&paid).await;
+    embedding.models = embedding.models.clone().with_embedding(vec![
+        chat_core::served::EmbeddingModel {
+            id: "titan".to_owned(),
+            embedder: Arc::new(titan.embedder(ModelConfig::new("amazon.titan-embed-text-v2:0"))),
+            pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
+                input_per_1000: 1000,
+                ..Default::default()
+            }),
+        },
+    ]);
+    embedding.auth.warm_up().await;
+    calls.take();
+    for (key, status) in [("titan ok", 200), ("titan ok", 200), ("titan refused", 502)] {
+        let input = if status == 200 { vec!["a", "b"] } else { vec!["c"] };
+        let body = serde_json::json!({"model": "titan", "input": input});
+        let mut request = with_auth(with_body(event("embeddings"), &body.to_string()), &token);
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+        let response = embeddings::handle(&embedding, request).await.unwrap();
+        assert_eq!(response.status(), status);
+    }
+    assert_eq!(titan.call_count(), 3);
+    record("EmbeddingsFunction", &embedding, &calls, WITH_CATALOG);
+
     // The sweeper gives back a hold whose function died (taken here by
     // the store, as the chat function would).
     let sweeping = quiet_app(paid.config.clone(), paid.store.client().clone());
@@ -420,6 +486,19 @@ async fn needed() -> (ByFunction, Seen) {
             .insert((grant.0.to_owned(), grant.1.to_owned(), String::new()));
     }
     assert!(streaming.call_count() > 0 && responding.call_count() > 0);
+    // Titan's embeddings are InvokeModel, on the catalog's models.
+    assert!(titan.calls().iter().all(|call| !call.streamed));
+    needed
+        .entry((
+            "EmbeddingsFunction".to_owned(),
+            CATALOG_GRANTS.map(str::to_owned),
+        ))
+        .or_default()
+        .insert((
+            EMBEDDING_GRANT.0.to_owned(),
+            EMBEDDING_GRANT.1.to_owned(),
+            String::new(),
+        ));
     for function in ["CompletionsFunction", "ResponsesFunction"] {
         needed
             .entry((function.to_owned(), CALLS_BEDROCK.map(str::to_owned)))
@@ -668,6 +747,8 @@ fn resource_of(action: &str, resource: &Value) -> String {
             .map(|(table, index)| format!("{table}/index/{index}"))
             .unwrap_or_else(|| panic!("{text}: not an index ARN")),
         (Some("bedrock"), "Sub") => text.rsplit("::").next().unwrap().to_owned(),
+        // `!Ref CatalogBedrockModelArns`: the catalog's models, by name.
+        (Some("bedrock"), "Ref") => text.to_owned(),
         (_, tag) => panic!("{action} on !{tag} {text}: not a grant this test knows"),
     }
 }

@@ -66,6 +66,49 @@ async fn every_endpoint_sits_on_the_design_floor() {
     assert_eq!(calls.take(), ["UpdateItem"], "logout");
 }
 
+/// Embeddings sit on the same floor as a chat: one transaction for the
+/// local embedder's (charge and save), two for Bedrock's (hold, settle),
+/// however many inputs; a replay one.
+#[tokio::test]
+async fn embeddings_sit_on_the_chats_floor() {
+    use api_tests::converse_stub::{Answer, ConverseStub};
+    let (mut app, calls) = counted_app().await;
+    let stub = ConverseStub::start(Answer::embedding(2));
+    let titan = chat_core::served::EmbeddingModel {
+        id: "titan".to_owned(),
+        embedder: Arc::new(stub.embedder(chat_model::ModelConfig::new("amazon.titan-embed-text-v2:0"))),
+        pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
+            input_per_1000: 1000,
+            ..Default::default()
+        }),
+    };
+    let local = chat_model::local_embedding(app.config.pricing).unwrap();
+    app.models = app.models.clone().with_embedding(vec![titan, local]);
+    let token = signed_up(&app, "alice").await;
+    calls.take();
+    let embed = |model: &str, key: Option<&str>| {
+        let body = serde_json::json!({"model": model, "input": ["one", "two", "three"]});
+        let mut request = with_auth(with_body(event("embeddings"), &body.to_string()), &token);
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("idempotency-key", key.parse().unwrap());
+        }
+        embeddings::handle(&app, request)
+    };
+    assert_eq!(embed("dummy-embedding", None).await.unwrap().status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "local embeddings");
+    assert_eq!(embed("titan", Some("t")).await.unwrap().status(), 200);
+    assert_eq!(
+        calls.take(),
+        ["TransactWriteItems", "TransactWriteItems"],
+        "Bedrock embeddings"
+    );
+    assert_eq!(embed("titan", Some("t")).await.unwrap().status(), 200);
+    assert_eq!(calls.take(), ["TransactWriteItems"], "replayed embeddings");
+    assert_eq!(stub.call_count(), 3);
+}
+
 #[tokio::test]
 async fn the_key_is_read_once_per_cold_start_and_a_full_account_costs_a_login_one_write_more() {
     let (app, calls) = counted_app().await;

@@ -528,6 +528,7 @@ fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants()
         "CompletionsFunction",
         "ResponsesFunction",
         "ModelsFunction",
+        "EmbeddingsFunction",
     ] {
         let variables = &template["Resources"][id]["Properties"]["Environment"]["Variables"];
         assert_eq!(yaml(&variables["CATALOG"]), "!Ref Catalog", "{id}");
@@ -567,6 +568,22 @@ fn the_catalog_parameter_reaches_every_function_serving_models_with_its_grants()
             "{id}"
         );
     }
+    // Embeddings: InvokeModel on exactly the catalog's models (only a
+    // catalog names an embedding model), when it grants any.
+    let statements = template["Resources"]["EmbeddingsFunction"]["Properties"]["Policies"][0]
+        ["Statement"]
+        .as_sequence()
+        .unwrap();
+    let bedrock: Vec<&Value> = statements
+        .iter()
+        .filter(|s| yaml(s).contains("bedrock:"))
+        .collect();
+    assert_eq!(bedrock.len(), 1, "embeddings: one Bedrock grant");
+    let (condition, grant, otherwise) = conditional(bedrock[0], "the Bedrock grant");
+    assert_eq!(condition, "HasCatalogGrants");
+    assert_eq!(yaml(otherwise), "!Ref AWS::NoValue");
+    assert_eq!(yaml(&grant["Action"]), "bedrock:InvokeModel");
+    assert_eq!(yaml(&grant["Resource"]), "!Ref CatalogBedrockModelArns");
 }
 
 // ------------------------------------------------------ security review
