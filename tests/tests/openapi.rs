@@ -70,6 +70,7 @@ const USAGE: Target<'static> = operation("GET", "/usage/");
 const COMPLETIONS: Target<'static> = operation("POST", "/v1/chat/completions");
 const RESPONSES: Target<'static> = operation("POST", "/v1/responses");
 const MODELS: Target<'static> = operation("GET", "/v1/models");
+const EMBEDDINGS: Target<'static> = operation("POST", "/v1/embeddings");
 
 /// Every route: the API's and the OpenAI-compatible ones.
 fn all_routes() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
@@ -478,6 +479,18 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
             };
             return buffered(answer.await.unwrap()).await;
         }
+        // With the embedding models the app serves, or else the local
+        // embedder a deployment without a catalog serves (`make run`).
+        "/v1/embeddings" => {
+            let mut twin = quiet_app(app.config.clone(), app.store.client().clone());
+            twin.store = app.store.clone();
+            twin.models = app.models.clone();
+            if app.models.embedding_models().is_empty() {
+                let local = chat_model::local_embedding(app.config.pricing);
+                twin.models = twin.models.with_embedding(local.into_iter().collect());
+            }
+            Box::pin(embeddings::handle(&twin, request)).await
+        }
         // As its `main` serves it: the name of the model the app answers with.
         "/v1/models" => {
             let listed: Vec<chat_core::openai::ListedModel> = (app.models.all().iter())
@@ -497,6 +510,16 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
 /// for `None`).
 fn completion(body: &Value, authorization: Option<&str>) -> Request {
     completion_request(authorization, &body.to_string())
+}
+
+/// `POST /v1/embeddings` with this body and `Authorization`.
+fn embedding(body: &Value, authorization: Option<&str>) -> Request {
+    request("embeddings", Some(&body.to_string()), authorization)
+}
+
+/// Texts the local embedder (`dummy-embedding`) takes.
+fn texts() -> Value {
+    json!({"model": "dummy-embedding", "input": ["Hello", "how are you?"]})
 }
 
 /// `events/models.json` with this `Authorization` (none for `None`).
@@ -548,6 +571,7 @@ fn valid_request(target: Target<'_>, token: &str, username: &str) -> Request {
         COMPLETIONS => completion(&hello("dummy"), Some(&bearer(token))),
         RESPONSES => completion(&response_body("dummy"), Some(&bearer(token))),
         MODELS => models_request(Some(&bearer(token))),
+        EMBEDDINGS => embedding(&texts(), Some(&bearer(token))),
         other => panic!("no valid request for {other}"),
     }
 }
@@ -1117,6 +1141,8 @@ async fn key_limits(run: &mut Run, app: &App, token: &str, whole: &Value, key: &
     assert_eq!(refused["left"], 0);
     let response = call(app, COMPLETIONS, completion(whole, Some(&bearer(key)))).await;
     run.expect(COMPLETIONS, &response, 429, "key_budget_exceeded");
+    let response = call(app, EMBEDDINGS, embedding(&texts(), Some(&bearer(key)))).await;
+    run.expect(EMBEDDINGS, &response, 429, "key_budget_exceeded");
     let models = json!({"budget": null, "models": ["haiku"]}).to_string();
     run.accepted_body(KEYS_PATCH, &models);
     let response = call(app, KEYS_PATCH, patch_key(id, &models, token)).await;
@@ -1125,6 +1151,8 @@ async fn key_limits(run: &mut Run, app: &App, token: &str, whole: &Value, key: &
     run.expect(CHAT, &response, 403, "model_not_allowed");
     let response = call(app, COMPLETIONS, completion(whole, Some(&bearer(key)))).await;
     run.expect(COMPLETIONS, &response, 403, "model_not_allowed");
+    let response = call(app, EMBEDDINGS, embedding(&texts(), Some(&bearer(key)))).await;
+    run.expect(EMBEDDINGS, &response, 403, "model_not_allowed");
     let response = call(app, KEYS_PATCH, patch_key(id, "{", token)).await;
     run.expect(KEYS_PATCH, &response, 400, "invalid_json");
     for (refused, field) in [
@@ -1308,6 +1336,105 @@ async fn responses_route(run: &mut Run, app: &mut App, auth: &str, pauper: &str)
     paid.models = chat_core::served::Models::only(Arc::new(DummyResponder), paid.config.pricing);
 }
 
+/// `POST /v1/embeddings`: the local embedder, then Titan on the stand-in;
+/// and a model of the other kind refused on every route.
+async fn embeddings_route(run: &mut Run, app: &mut App, token: &str, pauper: &str) {
+    let auth = bearer(token);
+    let send = |body: &Value| embedding(body, Some(&auth));
+    for format in ["float", "base64"] {
+        let body = with(texts(), json!({"encoding_format": format, "dimensions": 256}));
+        run.accepted_body(EMBEDDINGS, &body.to_string());
+        let response = call(&*app, EMBEDDINGS, send(&body)).await;
+        let answer = run.expect(EMBEDDINGS, &response, 200, "");
+        assert_eq!(answer["usage"]["prompt_tokens"], 4);
+    }
+    for body in ["{", "[]", ""] {
+        let response = call(&*app, EMBEDDINGS, request("embeddings", Some(body), Some(&auth))).await;
+        run.expect(EMBEDDINGS, &response, 400, "invalid_json");
+    }
+    for (fields, param) in [
+        (json!({"input": [[1, 2]]}), "input"),
+        (json!({"input": ""}), "input"),
+        (json!({"dimensions": 300}), "dimensions"),
+        (json!({"encoding_format": "int8"}), "encoding_format"),
+    ] {
+        let body = with(texts(), fields);
+        let response = call(&*app, EMBEDDINGS, send(&body)).await;
+        let error = run.expect(EMBEDDINGS, &response, 400, "invalid_field");
+        assert_eq!(error["error"]["param"], param, "{body}");
+    }
+    let unknown = with(texts(), json!({"frobnicate": 1}));
+    run.refused_body(EMBEDDINGS, &unknown.to_string());
+    let response = call(&*app, EMBEDDINGS, send(&unknown)).await;
+    run.expect_unknown_field(EMBEDDINGS, &response, "frobnicate");
+    // A chat model here, an embedding model on each chat route.
+    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"model": "dummy"})))).await;
+    run.expect(EMBEDDINGS, &response, 400, "wrong_model_kind");
+    let local = chat_model::local_embedding(app.config.pricing);
+    app.models = app.models.clone().with_embedding(local.into_iter().collect());
+    let response = call(&*app, COMPLETIONS, completion(&hello("dummy-embedding"), Some(&auth))).await;
+    run.expect(COMPLETIONS, &response, 400, "wrong_model_kind");
+    let asked = response_body("dummy-embedding");
+    let response = call(&*app, RESPONSES, completion(&asked, Some(&auth))).await;
+    run.expect(RESPONSES, &response, 400, "wrong_model_kind");
+    let chat = json!({"message": "Hello", "model": "dummy-embedding"}).to_string();
+    let response = call(&*app, CHAT, request("chat", Some(&chat), Some(token))).await;
+    run.expect(CHAT, &response, 400, "wrong_model_kind");
+    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"model": "ada-002"})))).await;
+    run.expect(EMBEDDINGS, &response, 404, "model_not_found");
+    let filler = "a".repeat(embeddings::request::MAX_BODY_BYTES);
+    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"input": filler})))).await;
+    run.expect(EMBEDDINGS, &response, 413, "payload_too_large");
+    let response = call(&*app, EMBEDDINGS, embedding(&texts(), Some(pauper))).await;
+    run.expect(EMBEDDINGS, &response, 429, "insufficient_quota");
+
+    // Titan on the stand-in: hold, one call per input, settle; refusals.
+    let titan = |stub: &ConverseStub| {
+        let mut model = ModelConfig::new("amazon.titan-embed-text-v2:0");
+        model.max_attempts = 1;
+        chat_core::served::EmbeddingModel {
+            id: "titan".to_owned(),
+            embedder: Arc::new(stub.embedder(model)),
+            pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
+                input_per_1000: 1000,
+                ..Default::default()
+            }),
+        }
+    };
+    let chat_models = app.models.clone();
+    let asked = with(texts(), json!({"model": "titan"}));
+    for (answer, status, code) in [
+        (Answer::embedding(3), 200, ""),
+        (Answer::error(400, "ValidationException"), 502, "model_error"),
+        (Answer::error(429, "ThrottlingException"), 503, "model_unavailable"),
+    ] {
+        let stub = ConverseStub::start(answer);
+        app.models = chat_models.clone().with_embedding(vec![titan(&stub)]);
+        let response = call(&*app, EMBEDDINGS, send(&asked)).await;
+        run.expect(EMBEDDINGS, &response, status, code);
+    }
+    // A key whose first request is still with the model (409), then the
+    // same key with another body (422).
+    let gate = Gate::default();
+    let slow = ConverseStub::start(Answer::gated(&gate, Answer::embedding(3)));
+    app.models = chat_models.clone().with_embedding(vec![titan(&slow)]);
+    let keyed = |body: &Value| with_header(send(body), "idempotency-key", "v1-embeddings-key");
+    let (first, second) = tokio::join!(call(&*app, EMBEDDINGS, keyed(&asked)), async {
+        while slow.call_count() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let second = call(&*app, EMBEDDINGS, keyed(&asked)).await;
+        gate.open();
+        second
+    });
+    run.expect(EMBEDDINGS, &first, 200, "");
+    run.expect(EMBEDDINGS, &second, 409, "idempotency_key_in_progress");
+    let other = with(asked.clone(), json!({"dimensions": 512}));
+    let response = call(&*app, EMBEDDINGS, keyed(&other)).await;
+    run.expect(EMBEDDINGS, &response, 422, "idempotency_key_reused");
+    app.models = chat_models;
+}
+
 async fn rate_limits(run: &mut Run, app: &App, token: &str, message: &str, whole: &Value) {
     let auth = bearer(token);
     // One chat or completion a minute: alice has had hers this minute
@@ -1319,10 +1446,12 @@ async fn rate_limits(run: &mut Run, app: &App, token: &str, message: &str, whole
     let completing = || completion(whole, Some(&auth));
     let asked = response_body("dummy");
     let responding = || completion(&asked, Some(&auth));
-    let cases: [(Target<'_>, &dyn Fn() -> Request, &str); 3] = [
+    let embedding_texts = || embedding(&texts(), Some(&auth));
+    let cases: [(Target<'_>, &dyn Fn() -> Request, &str); 4] = [
         (CHAT, &chat, "rate_limited"),
         (COMPLETIONS, &completing, "rate_limit_exceeded"),
         (RESPONSES, &responding, "rate_limit_exceeded"),
+        (EMBEDDINGS, &embedding_texts, "rate_limit_exceeded"),
     ];
     for (target, send, code) in cases {
         let mut response = call(&capped, target, send()).await;
@@ -1622,6 +1751,7 @@ async fn every_documented_response() {
     assert!(response.headers().get("retry-after").is_none());
 
     Box::pin(responses_route(&mut run, &mut app, &auth, &bearer(&pauper))).await;
+    Box::pin(embeddings_route(&mut run, &mut app, &token, &bearer(&pauper))).await;
 
     // GET /v1/models
     let response = call(&app, MODELS, models_request(Some(&auth))).await;
@@ -1714,6 +1844,7 @@ async fn every_documented_response() {
         COMPLETIONS,
         RESPONSES,
         MODELS,
+        EMBEDDINGS,
     ] {
         let (scheme, code) = match target.is_openai() {
             true => ("Bearer", "invalid_api_key"),
@@ -1758,6 +1889,7 @@ async fn every_documented_response() {
         COMPLETIONS,
         RESPONSES,
         MODELS,
+        EMBEDDINGS,
     ] {
         let response = call(&app, target, valid_request(target, &token, "alice")).await;
         run.expect(target, &response, 403, "account_disabled");
@@ -1968,9 +2100,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::IpRateLimited { .. } => 26,
             ApiError::KeyBudgetExceeded { .. } => 27,
             ApiError::ModelNotAllowed(_) => 28,
+            ApiError::WrongModelKind { .. } => 29,
         }
     }
-    const VARIANTS: usize = 29;
+    const VARIANTS: usize = 30;
     let all = vec![
         ApiError::InvalidJson("expected a JSON object".into()),
         ApiError::invalid_field("message", "may not be blank"),
@@ -2017,6 +2150,10 @@ fn every_api_error() -> Vec<ApiError> {
             resets_at: chat_core::clock::Timestamp::from_unix_seconds(1_796_256_000),
         },
         ApiError::ModelNotAllowed("haiku".into()),
+        ApiError::WrongModelKind {
+            model: "titan".into(),
+            kind: chat_core::catalog::ModelKind::Embedding,
+        },
     ];
     let listed: BTreeSet<usize> = all.iter().map(variant).collect();
     assert_eq!(listed, (0..VARIANTS).collect(), "one value of each variant");
