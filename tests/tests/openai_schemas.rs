@@ -239,3 +239,53 @@ async fn responses_their_stream_events_and_errors_validate_against_openais_schem
     openai.holds("ErrorResponse", &answer.json());
     assert_ledger_balances(&app, "alice").await;
 }
+
+/// `POST /v1/embeddings` answers as OpenAI's `CreateEmbeddingResponse`,
+/// and its refusals as `ErrorResponse`. OpenAI's schema types an embedding
+/// as numbers only, though its API answers `encoding_format: "base64"` with
+/// a string (which its SDKs decode): a base64 answer is held to it once its
+/// strings are read back into the numbers they are.
+#[tokio::test]
+async fn embeddings_and_their_errors_validate_against_openais_schemas() {
+    let openai = OpenAi::load();
+    let mut app = fresh_app().await;
+    let local = chat_model::local_embedding(app.config.pricing);
+    app.models = app.models.clone().with_embedding(local.into_iter().collect());
+    let token = signed_up(&app, "alice").await;
+    let embed = |body: Value| {
+        let request = with_auth(
+            with_body(event("embeddings"), &body.to_string()),
+            &format!("Bearer {token}"),
+        );
+        embeddings::handle(&app, request)
+    };
+    let texts = json!(["Hello", "how are you?"]);
+    let floats = embed(json!({"model": "dummy-embedding", "input": texts})).await.unwrap();
+    assert_eq!(floats.status(), 200);
+    let floats = json_of(&floats);
+    openai.holds("CreateEmbeddingResponse", &floats);
+    for item in floats["data"].as_array().unwrap() {
+        openai.holds("Embedding", item);
+    }
+    let packed = embed(json!({"model": "dummy-embedding", "input": texts, "encoding_format": "base64"}))
+        .await
+        .unwrap();
+    let mut packed = json_of(&packed);
+    for item in packed["data"].as_array_mut().unwrap() {
+        let text = item["embedding"].as_str().expect("base64 is a string");
+        let numbers = chat_core::embedder::from_base64(text).expect("little-endian floats");
+        item["embedding"] = json!(numbers);
+    }
+    openai.holds("CreateEmbeddingResponse", &packed);
+    assert_eq!(packed["data"], floats["data"]);
+    for refused in [
+        json!({"model": "dummy", "input": "hi"}),
+        json!({"model": "dummy-embedding", "input": [[1, 2]]}),
+        json!({"model": "ada", "input": "hi"}),
+    ] {
+        let response = embed(refused.clone()).await.unwrap();
+        assert!(response.status().is_client_error(), "{refused}");
+        openai.holds("ErrorResponse", &json_of(&response));
+    }
+    assert_ledger_balances(&app, "alice").await;
+}
