@@ -98,8 +98,8 @@ impl TitanEmbedder {
                 format!("an embedding reply that cannot be read: {why}").into(),
             ))
         };
-        let reply: TitanReply =
-            serde_json::from_slice(output.body().as_ref()).map_err(|e| unreadable(e.to_string()))?;
+        let reply: TitanReply = serde_json::from_slice(output.body().as_ref())
+            .map_err(|e| unreadable(e.to_string()))?;
         if reply.embedding.len() != dimensions as usize {
             return Err(unreadable(format!(
                 "{} numbers where {dimensions} were asked for",

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use chat_core::catalog::{Catalog, ModelKind};
 use chat_core::config::{number_in, ConfigError};
+use chat_core::embedder::{Embedder, LocalEmbedder, LOCAL_EMBEDDING_MODEL};
 use chat_core::pricing::Pricing;
 use chat_core::pricing::Usage;
 use chat_core::responder::{Conversation, DummyResponder, Responder, Sampling, StreamFuture};
-use chat_core::embedder::{Embedder, LocalEmbedder, LOCAL_EMBEDDING_MODEL};
 use chat_core::served::{EmbeddingModel, Models, ServedModel};
 use chat_core::App;
 

@@ -292,12 +292,10 @@ fn pricing_of(entry: &Entry) -> Result<Pricing, String> {
     };
     match (entry.flat, &entry.price_per_1000) {
         (Some(flat), None) => Ok(Pricing::Flat(checked("flat", flat, entry.free)?)),
-        (None, Some(p)) if entry.kind == ModelKind::Embedding => {
-            Ok(Pricing::Usage(UsagePrices {
-                input_per_1000: checked("price_per_1000.input", p.input, entry.free)?,
-                ..UsagePrices::default()
-            }))
-        }
+        (None, Some(p)) if entry.kind == ModelKind::Embedding => Ok(Pricing::Usage(UsagePrices {
+            input_per_1000: checked("price_per_1000.input", p.input, entry.free)?,
+            ..UsagePrices::default()
+        })),
         (None, Some(p)) => {
             let input = checked("price_per_1000.input", p.input, entry.free)?;
             let Some(output) = p.output else {
@@ -552,22 +550,49 @@ mod tests {
                 {"id": "e", "kind": "embedding", "price_per_1000": {"input": 0}, "free": true}]}"#,
         )
         .unwrap();
-        assert_eq!(free.models[1].pricing, Pricing::Usage(UsagePrices::default()));
+        assert_eq!(
+            free.models[1].pricing,
+            Pricing::Usage(UsagePrices::default())
+        );
     }
 
     #[test]
     fn an_embedding_models_faults_are_refused_with_their_line() {
         // (the embedding entry's fields after its id, words the message holds)
         let cases = [
-            (r#""price_per_1000": {"input": 1, "output": 1}"#, "no price_per_1000.output"),
-            (r#""price_per_1000": {"input": 1, "cache_read": 0}"#, "no price_per_1000.cache_read"),
-            (r#""price_per_1000": {"input": 1, "cache_write": 0}"#, "no price_per_1000.cache_write"),
-            (r#""price_per_1000": {"input": 0}"#, "price_per_1000.input is 0"),
+            (
+                r#""price_per_1000": {"input": 1, "output": 1}"#,
+                "no price_per_1000.output",
+            ),
+            (
+                r#""price_per_1000": {"input": 1, "cache_read": 0}"#,
+                "no price_per_1000.cache_read",
+            ),
+            (
+                r#""price_per_1000": {"input": 1, "cache_write": 0}"#,
+                "no price_per_1000.cache_write",
+            ),
+            (
+                r#""price_per_1000": {"input": 0}"#,
+                "price_per_1000.input is 0",
+            ),
             (r#""flat": 5"#, "takes no flat"),
-            (r#""flat": 5, "price_per_1000": {"input": 1}"#, "takes no flat"),
-            (r#""price_per_1000": {"input": 1}, "max_tokens": 10"#, "takes no max_tokens"),
-            (r#""price_per_1000": {"input": 1}, "cache": true"#, "takes no cache"),
-            (r#""price_per_1000": {"input": 1}, "images": true"#, "takes no images"),
+            (
+                r#""flat": 5, "price_per_1000": {"input": 1}"#,
+                "takes no flat",
+            ),
+            (
+                r#""price_per_1000": {"input": 1}, "max_tokens": 10"#,
+                "takes no max_tokens",
+            ),
+            (
+                r#""price_per_1000": {"input": 1}, "cache": true"#,
+                "takes no cache",
+            ),
+            (
+                r#""price_per_1000": {"input": 1}, "images": true"#,
+                "takes no images",
+            ),
             ("\"free\": true", "needs price_per_1000.input"),
         ];
         for (fields, words) in cases {
@@ -587,12 +612,18 @@ mod tests {
             "{\"default\": \"e\",\n \"models\": [\n {\"id\": \"c\", \"flat\": 1},\n {\"id\": \"e\", \"kind\": \"embedding\", \"price_per_1000\": {\"input\": 1}}]}",
         );
         assert_eq!(error.line, 1, "{error}");
-        assert!(error.to_string().contains("must be a chat model"), "{error}");
+        assert!(
+            error.to_string().contains("must be a chat model"),
+            "{error}"
+        );
         let error = refusal(
             "{\"default\": \"c\",\n \"models\": [\n {\"id\": \"c\", \"kind\": \"vision\", \"flat\": 1}]}",
         );
         assert_eq!(error.line, 3, "{error}");
-        assert!(error.to_string().contains("unknown variant `vision`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown variant `vision`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -601,7 +632,12 @@ mod tests {
             "{\"default\": \"c\",\n \"models\": [\n {\"id\": \"c\", \"price_per_1000\": {\"input\": 1}}]}",
         );
         assert_eq!(error.line, 3, "{error}");
-        assert!(error.to_string().contains("price_per_1000.output is missing"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("price_per_1000.output is missing"),
+            "{error}"
+        );
         assert!(accepts(r#""kind": "chat", "flat": 1"#));
     }
 

@@ -24,7 +24,8 @@ pub struct Embedding {
     pub input_tokens: u64,
 }
 
-pub type EmbedFuture<'a> = Pin<Box<dyn Future<Output = Result<Embedding, StartFailure>> + Send + 'a>>;
+pub type EmbedFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Embedding, StartFailure>> + Send + 'a>>;
 
 /// Turns one text into one vector. A failure says whether the model read
 /// the input before it failed ([`StartFailure`]): what it read is charged.

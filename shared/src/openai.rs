@@ -118,6 +118,8 @@ impl OpenAiError {
 pub struct ListedModel {
     pub id: String,
     pub pricing: crate::pricing::Pricing,
+    /// Chat, or embeddings: which routes take it.
+    pub kind: crate::catalog::ModelKind,
 }
 
 /// The models on the OpenAI route: the catalog's, each at its own price,
@@ -134,6 +136,7 @@ pub fn listed_models(
             .map(|m| ListedModel {
                 id: m.id,
                 pricing: m.pricing,
+                kind: m.kind,
             })
             .collect());
     }
@@ -145,16 +148,22 @@ pub fn listed_models(
         let mut listed = vec![ListedModel {
             id: DUMMY_MODEL.to_owned(),
             pricing,
+            kind: crate::catalog::ModelKind::Chat,
         }];
         if let Some(pricing) = legacy_embedding_pricing(pricing) {
             listed.push(ListedModel {
                 id: crate::embedder::LOCAL_EMBEDDING_MODEL.to_owned(),
                 pricing,
+                kind: crate::catalog::ModelKind::Embedding,
             });
         }
         return Ok(listed);
     };
-    Ok(vec![ListedModel { id, pricing }])
+    Ok(vec![ListedModel {
+        id,
+        pricing,
+        kind: crate::catalog::ModelKind::Chat,
+    }])
 }
 
 /// The price of the local embedder a deployment without a catalog serves
@@ -165,12 +174,12 @@ pub fn legacy_embedding_pricing(
     pricing: crate::pricing::Pricing,
 ) -> Option<crate::pricing::Pricing> {
     match pricing {
-        crate::pricing::Pricing::Flat(cost) => {
-            Some(crate::pricing::Pricing::Usage(crate::pricing::UsagePrices {
+        crate::pricing::Pricing::Flat(cost) => Some(crate::pricing::Pricing::Usage(
+            crate::pricing::UsagePrices {
                 input_per_1000: cost,
                 ..crate::pricing::UsagePrices::default()
-            }))
-        }
+            },
+        )),
         crate::pricing::Pricing::Usage(_) => None,
     }
 }

@@ -1,5 +1,5 @@
 """The OpenAI-compatible routes (/v1/models, /v1/chat/completions, with
-tools and images) through
+tools and images, /v1/responses, /v1/embeddings) through
 the official `openai` Python SDK, against a running local API.
 
 scripts/openai-sdk.sh runs these (make test does, against a `make run` of
@@ -19,15 +19,21 @@ independent of each other and of whatever else the API holds. The model is
 `make run`'s dummy: it always answers "AI response" (streamed as "AI" and
 " response"), counts the prompt's white-space-separated words as
 prompt_tokens and 2 completion tokens, and each completion costs 100
-balance tokens. Every test ends by checking the balance, the saved chats and
-the ledger (`chat-ops audit <user>`).
+balance tokens. Beside it, `make run` serves the local embedder
+`dummy-embedding` (no AWS): a deterministic unit vector per text, one input
+token per word, at CHAT_COST (100) balance tokens per 1000 input tokens.
+Every test ends by checking the balance, the saved chats and the ledger
+(`chat-ops audit <user>`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import secrets
+import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -54,6 +60,9 @@ CHAT_OPS = os.environ.get("CHAT_OPS") or str(
 )
 
 MODEL = "dummy"
+EMBEDDING_MODEL = "dummy-embedding"
+# Balance tokens per 1000 input tokens (words) of the local embedder.
+EMBEDDING_PRICE = 100
 REPLY = "AI response"
 REPLY_PIECES = ["AI", " response"]
 HI = [{"role": "user", "content": "Hi"}]
@@ -218,7 +227,7 @@ def check_error(e: openai.APIStatusError, status: int) -> dict:
 
 def test_models_list(user):
     models = user.sdk.models.list()
-    assert [m.id for m in models.data] == [MODEL]
+    assert [m.id for m in models.data] == [MODEL, EMBEDDING_MODEL]
     model = models.data[0]
     assert model.object == "model"
     assert model.owned_by == "chat-api"
@@ -236,7 +245,16 @@ def test_models_list(user):
             "created": model.created,
             "owned_by": "chat-api",
             "pricing": {"flat": 100},
-        }
+            "kind": "chat",
+        },
+        {
+            "id": EMBEDDING_MODEL,
+            "object": "model",
+            "created": model.created,
+            "owned_by": "chat-api",
+            "pricing": {"price_per_1000": {"input": EMBEDDING_PRICE}},
+            "kind": "embedding",
+        },
     ]
     assert model.pricing == {"flat": 100}
     user.check_books(0)
@@ -883,3 +901,113 @@ def test_the_sdks_own_retry_of_a_response_with_an_idempotency_key_charges_once(u
     assert {r.headers["idempotency-key"] for r in requests} == {key}
     assert raw.headers.get("idempotent-replayed") == "true"
     user.check_books(1, last_message="charge me once")
+
+
+# --- /v1/embeddings ----------------------------------------------------------
+
+
+def embedding_cost(*texts: str) -> int:
+    """What embedding `texts` costs: their words at EMBEDDING_PRICE per
+    1000, rounded up once per request."""
+    return -(-words(*texts) * EMBEDDING_PRICE // 1000)
+
+
+def as_float32(values: list[float]) -> list[float]:
+    """Each number as the 32-bit float the server made: JSON's shortest
+    decimal for it reads back as that float, not as the double base64's
+    bytes widen to."""
+    return [struct.unpack("<f", struct.pack("<f", v))[0] for v in values]
+
+
+def check_embedding_books(user: User, charged: int, calls: int) -> None:
+    """Balance, the saved calls (each a line in the history) and ledger."""
+    assert user.balance() == INITIAL_TOKENS - charged
+    chats = user.chats()
+    assert len(chats) == calls, chats
+    assert all(chat["message"].startswith("embeddings of ") for chat in chats), chats
+    assert all(re.fullmatch(r"\d+ embeddings? of \d+ numbers", chat["response"]) for chat in chats), chats
+    out = user.audit()
+    assert f"balance {INITIAL_TOKENS - charged}," in out, out
+
+
+def test_embeddings_of_a_string_in_the_sdks_default_base64(user):
+    text = "The food was delicious and the waiter friendly"
+    result = user.sdk.embeddings.create(model=EMBEDDING_MODEL, input=text)
+    # Unless told otherwise the SDK asks for base64 and decodes it itself.
+    sent = json.loads(user.requests[-1].content)
+    assert sent == {"model": EMBEDDING_MODEL, "input": text, "encoding_format": "base64"}
+    assert result.object == "list"
+    assert result.model == EMBEDDING_MODEL
+    assert [(d.object, d.index) for d in result.data] == [("embedding", 0)]
+    vector = result.data[0].embedding
+    assert len(vector) == 1024 and all(isinstance(x, float) for x in vector)
+    assert math.isclose(math.fsum(x * x for x in vector), 1.0, rel_tol=1e-4)
+    assert result.usage.prompt_tokens == result.usage.total_tokens == words(text)
+    check_embedding_books(user, embedding_cost(text), 1)
+
+
+def test_embeddings_of_a_list_as_floats_and_as_base64_are_the_same_vectors(user):
+    texts = ["one two three", "four five", "six"]
+    floats = user.sdk.embeddings.create(
+        model=EMBEDDING_MODEL, input=texts, encoding_format="float", dimensions=256
+    )
+    assert json.loads(user.requests[-1].content)["encoding_format"] == "float"
+    packed = user.sdk.embeddings.create(model=EMBEDDING_MODEL, input=texts, dimensions=256)
+    assert [d.index for d in floats.data] == [0, 1, 2]
+    assert all(len(d.embedding) == 256 for d in floats.data)
+    assert [as_float32(d.embedding) for d in floats.data] == [d.embedding for d in packed.data]
+    # The same text gives the same vector; another text another.
+    again = user.sdk.embeddings.create(model=EMBEDDING_MODEL, input="six", dimensions=256)
+    assert again.data[0].embedding == packed.data[2].embedding
+    assert packed.data[0].embedding != packed.data[1].embedding
+    assert floats.usage.prompt_tokens == words(*texts)
+    check_embedding_books(user, 2 * embedding_cost(*texts) + embedding_cost("six"), 3)
+
+
+def test_a_model_of_the_other_kind_is_refused_on_each_route(user):
+    with pytest.raises(openai.BadRequestError) as info:
+        user.sdk.embeddings.create(model=MODEL, input="Hi")
+    error = check_error(info.value, 400)
+    assert (error["code"], error["param"]) == ("wrong_model_kind", "model"), error
+    with pytest.raises(openai.BadRequestError) as info:
+        user.sdk.chat.completions.create(model=EMBEDDING_MODEL, messages=HI)
+    assert check_error(info.value, 400)["code"] == "wrong_model_kind"
+    with pytest.raises(openai.BadRequestError) as info:
+        user.sdk.embeddings.create(model=EMBEDDING_MODEL, input=[[1212, 318]])
+    error = check_error(info.value, 400)
+    assert (error["code"], error["param"]) == ("invalid_field", "input"), error
+    with pytest.raises(openai.NotFoundError):
+        user.sdk.embeddings.create(model="text-embedding-3-small", input="Hi")
+    check_embedding_books(user, 0, 0)
+
+
+def test_the_sdks_own_retry_of_embeddings_with_an_idempotency_key_charges_once(user):
+    requests: list = []
+    client = openai.OpenAI(
+        base_url=f"{BASE_URL}/v1",
+        api_key=user.token,
+        max_retries=2,
+        timeout=TIMEOUT,
+        http_client=openai.DefaultHttpxClient(
+            timeout=TIMEOUT,
+            trust_env=False,
+            transport=LoseFirstAnswer(),
+            event_hooks={"request": [requests.append]},
+        ),
+    )
+    key = f"sdk-retry-{uuid.uuid4()}"
+    texts = ["charge me once", "and only once"]
+    with client:
+        raw = client.embeddings.with_raw_response.create(
+            model=EMBEDDING_MODEL, input=texts, extra_headers={"Idempotency-Key": key}
+        )
+        replayed = raw.parse()
+    assert len(requests) == 2, requests
+    assert {r.headers["idempotency-key"] for r in requests} == {key}
+    assert raw.headers.get("idempotent-replayed") == "true"
+    assert raw.headers.get("tokens-charged") == "0"
+    # The replay is the first answer's vectors, as a fresh call makes them.
+    fresh = user.sdk.embeddings.create(model=EMBEDDING_MODEL, input=texts)
+    assert [d.embedding for d in replayed.data] == [d.embedding for d in fresh.data]
+    assert replayed.usage.prompt_tokens == words(*texts)
+    check_embedding_books(user, 2 * embedding_cost(*texts), 2)

@@ -104,10 +104,9 @@ fn vectors(body: &Value) -> Vec<Vec<f32>> {
             assert_eq!(item["index"], index);
             match &item["embedding"] {
                 Value::String(text) => from_base64(text).expect("base64 floats"),
-                Value::Array(numbers) => numbers
-                    .iter()
-                    .map(|n| n.as_f64().unwrap() as f32)
-                    .collect(),
+                Value::Array(numbers) => {
+                    numbers.iter().map(|n| n.as_f64().unwrap() as f32).collect()
+                }
                 other => panic!("not an embedding: {other}"),
             }
         })
@@ -158,15 +157,15 @@ async fn a_paid_call_is_charged_exactly_the_tokens_titan_reports() {
     assert_eq!(tokens(&app).await, before - 16 - 7);
     // The history names the call, the ledger and usage its model.
     let saved = saved_messages(&app, "alice").await;
-    assert!(saved.contains(&"embeddings of 2 inputs: first text".to_owned()), "{saved:?}");
-    let usage = usage::handle(
-        &app,
-        {
-            let mut request = chats_request("group_by=model", Some(&token));
-            *request.uri_mut() = "/usage/?group_by=model".parse().unwrap();
-            request
-        },
-    )
+    assert!(
+        saved.contains(&"embeddings of 2 inputs: first text".to_owned()),
+        "{saved:?}"
+    );
+    let usage = usage::handle(&app, {
+        let mut request = chats_request("group_by=model", Some(&token));
+        *request.uri_mut() = "/usage/?group_by=model".parse().unwrap();
+        request
+    })
     .await
     .unwrap();
     let rows = json_of(&usage)["rows"].clone();
@@ -201,12 +200,20 @@ async fn too_few_tokens_for_the_hold_calls_no_model_and_changes_nothing() {
     let before = tokens(&app).await;
     // Each byte may be a token at 1 a token: the hold is over the balance.
     let long = "x".repeat(usize::try_from(before).unwrap());
-    let refused = embed_as(&app, &token, None, &json!({"model": "titan", "input": long})).await;
+    let refused = embed_as(
+        &app,
+        &token,
+        None,
+        &json!({"model": "titan", "input": long}),
+    )
+    .await;
     assert_eq!(refused.status(), 429);
     assert_eq!(json_of(&refused)["error"]["code"], "insufficient_quota");
     assert_eq!(stub.call_count(), 0);
     assert_eq!(tokens(&app).await, before);
-    assert!(ledger_entries(&app, "alice", "ledger#hold#").await.is_empty());
+    assert!(ledger_entries(&app, "alice", "ledger#hold#")
+        .await
+        .is_empty());
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -216,14 +223,23 @@ async fn a_model_that_refuses_releases_the_hold() {
     let app = app_on(&stub).await;
     let token = signed_up(&app, "alice").await;
     let before = tokens(&app).await;
-    let response = embed_as(&app, &token, None, &json!({"model": "titan", "input": ["a", "b"]})).await;
+    let response = embed_as(
+        &app,
+        &token,
+        None,
+        &json!({"model": "titan", "input": ["a", "b"]}),
+    )
+    .await;
     assert_eq!(response.status(), 503, "{}", json_of(&response));
     assert_eq!(json_of(&response)["error"]["code"], "model_unavailable");
     assert_eq!(header(&response, "x-should-retry"), Some("true"));
     // The first refusal ends the call: the second input is never sent.
     assert_eq!(stub.call_count(), 1);
     assert_eq!(tokens(&app).await, before);
-    assert_eq!(ledger_entries(&app, "alice", "ledger#release#").await.len(), 1);
+    assert_eq!(
+        ledger_entries(&app, "alice", "ledger#release#").await.len(),
+        1
+    );
     assert_ledger_balances(&app, "alice").await;
 }
 
@@ -252,11 +268,20 @@ async fn a_failure_after_the_first_input_charges_what_the_model_read() {
     let app = app_on(&garbled).await;
     let token = signed_up(&app, "alice").await;
     let before = tokens(&app).await;
-    let response = embed_as(&app, &token, None, &json!({"model": "titan", "input": "abcd"})).await;
+    let response = embed_as(
+        &app,
+        &token,
+        None,
+        &json!({"model": "titan", "input": "abcd"}),
+    )
+    .await;
     assert_eq!(response.status(), 502, "{}", json_of(&response));
     let bound = chat_core::billing::embeddings::input_bound(&["abcd".to_owned()]) as i64
         + chat_core::pricing::INPUT_OVERHEAD_TOKENS as i64;
-    assert_eq!(header(&response, "tokens-charged"), Some(bound.to_string().as_str()));
+    assert_eq!(
+        header(&response, "tokens-charged"),
+        Some(bound.to_string().as_str())
+    );
     assert_eq!(tokens(&app).await, before - bound);
     assert_ledger_balances(&app, "alice").await;
 }
@@ -279,6 +304,14 @@ async fn a_retry_under_the_same_key_is_answered_again_and_charged_once() {
     assert_eq!(header(&again, "tokens-charged"), Some("0"));
     assert_eq!(vectors(&json_of(&first)), vectors(&json_of(&again)));
     assert_eq!(json_of(&again)["usage"], json_of(&first)["usage"]);
+    // The history shows a line; the vectors are kept for the replay alone.
+    let page = history::handle(&app, chats_request("", Some(&token)))
+        .await
+        .unwrap();
+    let chats = json_of(&page)["chats"].clone();
+    assert_eq!(chats.as_array().unwrap().len(), 1, "{chats}");
+    assert_eq!(chats[0]["response"], "2 embeddings of 1024 numbers");
+    assert_eq!(chats[0]["message"], "embeddings of 2 inputs: one");
     assert_eq!(stub.call_count(), 2);
     assert_eq!(tokens(&app).await, before - 8);
     // The key with another request is refused, and calls nothing.
@@ -351,10 +384,19 @@ async fn each_kind_of_model_is_refused_on_the_other_kinds_routes() {
     let token = signed_up(&app, "alice").await;
     let before = tokens(&app).await;
 
-    let chat_model = embed_as(&app, &token, None, &json!({"model": "dummy", "input": "hi"})).await;
+    let chat_model = embed_as(
+        &app,
+        &token,
+        None,
+        &json!({"model": "dummy", "input": "hi"}),
+    )
+    .await;
     assert_eq!(chat_model.status(), 400);
     let error = &json_of(&chat_model)["error"];
-    assert_eq!((&error["code"], &error["param"]), (&json!("wrong_model_kind"), &json!("model")));
+    assert_eq!(
+        (&error["code"], &error["param"]),
+        (&json!("wrong_model_kind"), &json!("model"))
+    );
 
     let body = json!({"model": "titan", "messages": [{"role": "user", "content": "hi"}]});
     let completion = complete(&app, &token, body).await;
@@ -365,14 +407,23 @@ async fn each_kind_of_model_is_refused_on_the_other_kinds_routes() {
         .unwrap()
         .contains("/v1/embeddings"));
 
-    let response = respond(&app, &token, None, &json!({"model": "titan", "input": "hi"})).await;
+    let response = respond(
+        &app,
+        &token,
+        None,
+        &json!({"model": "titan", "input": "hi"}),
+    )
+    .await;
     assert_eq!(response.status, 400);
     assert_eq!(response.json()["error"]["code"], "wrong_model_kind");
 
     let chat = chat::handle(
         &app,
         with_auth(
-            with_body(event("chat"), &json!({"message": "hi", "model": "titan"}).to_string()),
+            with_body(
+                event("chat"),
+                &json!({"message": "hi", "model": "titan"}).to_string(),
+            ),
             &token,
         ),
     )
@@ -397,11 +448,20 @@ async fn bad_requests_are_refused_before_any_model_is_called() {
     let token = signed_up(&app, "alice").await;
     let before = tokens(&app).await;
     let cases = [
-        (json!({"model": "titan", "input": "hi", "dimensions": 300}), "dimensions"),
+        (
+            json!({"model": "titan", "input": "hi", "dimensions": 300}),
+            "dimensions",
+        ),
         (json!({"model": "titan", "input": [[1, 2, 3]]}), "input"),
         (json!({"model": "titan", "input": ""}), "input"),
-        (json!({"model": "titan", "input": "hi", "colour": "red"}), "colour"),
-        (json!({"model": "titan", "input": "hi", "encoding_format": "int8"}), "encoding_format"),
+        (
+            json!({"model": "titan", "input": "hi", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"model": "titan", "input": "hi", "encoding_format": "int8"}),
+            "encoding_format",
+        ),
     ];
     for (body, param) in cases {
         let response = embed_as(&app, &token, None, &body).await;
@@ -413,7 +473,10 @@ async fn bad_requests_are_refused_before_any_model_is_called() {
     let stranger = embeddings::handle(
         &app,
         with_auth(
-            with_body(event("embeddings"), &json!({"model": "titan", "input": "hi"}).to_string()),
+            with_body(
+                event("embeddings"),
+                &json!({"model": "titan", "input": "hi"}).to_string(),
+            ),
             "Bearer not-a-token",
         ),
     )

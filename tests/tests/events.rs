@@ -85,6 +85,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
                 &[chat_core::openai::ListedModel {
                     id: "dummy".to_owned(),
                     pricing: chat_core::pricing::Pricing::Flat(100),
+                    kind: chat_core::catalog::ModelKind::Chat,
                 }],
                 request,
             )
@@ -96,7 +97,9 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
             let mut twin =
                 devtools::dynamodb_local::quiet_app(app.config.clone(), app.store.client().clone());
             twin.store = app.store.clone();
-            let local = chat_model::local_embedding(app.config.pricing).into_iter().collect();
+            let local = chat_model::local_embedding(app.config.pricing)
+                .into_iter()
+                .collect();
             twin.models = app.models.clone().with_embedding(local);
             embeddings::handle(&twin, request).await
         }

@@ -238,6 +238,7 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
         model: "dummy",
         message: &message,
         response: "too late",
+        replay: None,
         tool_calls: &[],
         cost: 60,
         usage: Default::default(),

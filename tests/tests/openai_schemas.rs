@@ -167,6 +167,7 @@ async fn completions_chunks_tool_calls_models_and_errors_validate_against_openai
         .map(|m| chat_core::openai::ListedModel {
             id: m.id.clone(),
             pricing: m.pricing,
+            kind: chat_core::catalog::ModelKind::Chat,
         })
         .collect();
     let request = with_auth(event("models"), &format!("Bearer {token}"));
@@ -250,7 +251,10 @@ async fn embeddings_and_their_errors_validate_against_openais_schemas() {
     let openai = OpenAi::load();
     let mut app = fresh_app().await;
     let local = chat_model::local_embedding(app.config.pricing);
-    app.models = app.models.clone().with_embedding(local.into_iter().collect());
+    app.models = app
+        .models
+        .clone()
+        .with_embedding(local.into_iter().collect());
     let token = signed_up(&app, "alice").await;
     let embed = |body: Value| {
         let request = with_auth(
@@ -260,16 +264,19 @@ async fn embeddings_and_their_errors_validate_against_openais_schemas() {
         embeddings::handle(&app, request)
     };
     let texts = json!(["Hello", "how are you?"]);
-    let floats = embed(json!({"model": "dummy-embedding", "input": texts})).await.unwrap();
+    let floats = embed(json!({"model": "dummy-embedding", "input": texts}))
+        .await
+        .unwrap();
     assert_eq!(floats.status(), 200);
     let floats = json_of(&floats);
     openai.holds("CreateEmbeddingResponse", &floats);
     for item in floats["data"].as_array().unwrap() {
         openai.holds("Embedding", item);
     }
-    let packed = embed(json!({"model": "dummy-embedding", "input": texts, "encoding_format": "base64"}))
-        .await
-        .unwrap();
+    let packed =
+        embed(json!({"model": "dummy-embedding", "input": texts, "encoding_format": "base64"}))
+            .await
+            .unwrap();
     let mut packed = json_of(&packed);
     for item in packed["data"].as_array_mut().unwrap() {
         let text = item["embedding"].as_str().expect("base64 is a string");

@@ -497,6 +497,7 @@ async fn call(app: &App, target: Target<'_>, request: Request) -> Response<Body>
                 .map(|m| chat_core::openai::ListedModel {
                     id: m.id.clone(),
                     pricing: m.pricing,
+                    kind: chat_core::catalog::ModelKind::Chat,
                 })
                 .collect();
             models::handle(app, &listed, request).await
@@ -1342,14 +1343,22 @@ async fn embeddings_route(run: &mut Run, app: &mut App, token: &str, pauper: &st
     let auth = bearer(token);
     let send = |body: &Value| embedding(body, Some(&auth));
     for format in ["float", "base64"] {
-        let body = with(texts(), json!({"encoding_format": format, "dimensions": 256}));
+        let body = with(
+            texts(),
+            json!({"encoding_format": format, "dimensions": 256}),
+        );
         run.accepted_body(EMBEDDINGS, &body.to_string());
         let response = call(&*app, EMBEDDINGS, send(&body)).await;
         let answer = run.expect(EMBEDDINGS, &response, 200, "");
         assert_eq!(answer["usage"]["prompt_tokens"], 4);
     }
     for body in ["{", "[]", ""] {
-        let response = call(&*app, EMBEDDINGS, request("embeddings", Some(body), Some(&auth))).await;
+        let response = call(
+            &*app,
+            EMBEDDINGS,
+            request("embeddings", Some(body), Some(&auth)),
+        )
+        .await;
         run.expect(EMBEDDINGS, &response, 400, "invalid_json");
     }
     for (fields, param) in [
@@ -1368,11 +1377,24 @@ async fn embeddings_route(run: &mut Run, app: &mut App, token: &str, pauper: &st
     let response = call(&*app, EMBEDDINGS, send(&unknown)).await;
     run.expect_unknown_field(EMBEDDINGS, &response, "frobnicate");
     // A chat model here, an embedding model on each chat route.
-    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"model": "dummy"})))).await;
+    let response = call(
+        &*app,
+        EMBEDDINGS,
+        send(&with(texts(), json!({"model": "dummy"}))),
+    )
+    .await;
     run.expect(EMBEDDINGS, &response, 400, "wrong_model_kind");
     let local = chat_model::local_embedding(app.config.pricing);
-    app.models = app.models.clone().with_embedding(local.into_iter().collect());
-    let response = call(&*app, COMPLETIONS, completion(&hello("dummy-embedding"), Some(&auth))).await;
+    app.models = app
+        .models
+        .clone()
+        .with_embedding(local.into_iter().collect());
+    let response = call(
+        &*app,
+        COMPLETIONS,
+        completion(&hello("dummy-embedding"), Some(&auth)),
+    )
+    .await;
     run.expect(COMPLETIONS, &response, 400, "wrong_model_kind");
     let asked = response_body("dummy-embedding");
     let response = call(&*app, RESPONSES, completion(&asked, Some(&auth))).await;
@@ -1380,10 +1402,20 @@ async fn embeddings_route(run: &mut Run, app: &mut App, token: &str, pauper: &st
     let chat = json!({"message": "Hello", "model": "dummy-embedding"}).to_string();
     let response = call(&*app, CHAT, request("chat", Some(&chat), Some(token))).await;
     run.expect(CHAT, &response, 400, "wrong_model_kind");
-    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"model": "ada-002"})))).await;
+    let response = call(
+        &*app,
+        EMBEDDINGS,
+        send(&with(texts(), json!({"model": "ada-002"}))),
+    )
+    .await;
     run.expect(EMBEDDINGS, &response, 404, "model_not_found");
     let filler = "a".repeat(embeddings::request::MAX_BODY_BYTES);
-    let response = call(&*app, EMBEDDINGS, send(&with(texts(), json!({"input": filler})))).await;
+    let response = call(
+        &*app,
+        EMBEDDINGS,
+        send(&with(texts(), json!({"input": filler}))),
+    )
+    .await;
     run.expect(EMBEDDINGS, &response, 413, "payload_too_large");
     let response = call(&*app, EMBEDDINGS, embedding(&texts(), Some(pauper))).await;
     run.expect(EMBEDDINGS, &response, 429, "insufficient_quota");
@@ -1405,8 +1437,16 @@ async fn embeddings_route(run: &mut Run, app: &mut App, token: &str, pauper: &st
     let asked = with(texts(), json!({"model": "titan"}));
     for (answer, status, code) in [
         (Answer::embedding(3), 200, ""),
-        (Answer::error(400, "ValidationException"), 502, "model_error"),
-        (Answer::error(429, "ThrottlingException"), 503, "model_unavailable"),
+        (
+            Answer::error(400, "ValidationException"),
+            502,
+            "model_error",
+        ),
+        (
+            Answer::error(429, "ThrottlingException"),
+            503,
+            "model_unavailable",
+        ),
     ] {
         let stub = ConverseStub::start(answer);
         app.models = chat_models.clone().with_embedding(vec![titan(&stub)]);
@@ -1751,7 +1791,13 @@ async fn every_documented_response() {
     assert!(response.headers().get("retry-after").is_none());
 
     Box::pin(responses_route(&mut run, &mut app, &auth, &bearer(&pauper))).await;
-    Box::pin(embeddings_route(&mut run, &mut app, &token, &bearer(&pauper))).await;
+    Box::pin(embeddings_route(
+        &mut run,
+        &mut app,
+        &token,
+        &bearer(&pauper),
+    ))
+    .await;
 
     // GET /v1/models
     let response = call(&app, MODELS, models_request(Some(&auth))).await;

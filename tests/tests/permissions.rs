@@ -230,6 +230,7 @@ async fn needed() -> (ByFunction, Seen) {
         &[chat_core::openai::ListedModel {
             id: "dummy".to_owned(),
             pricing: chat_core::pricing::Pricing::Flat(100),
+            kind: chat_core::catalog::ModelKind::Chat,
         }],
         with_auth(event("models"), &token),
     )
@@ -371,20 +372,28 @@ async fn needed() -> (ByFunction, Seen) {
         _ => Answer::error(400, "ValidationException"),
     });
     let mut embedding = cold_start(&paid).await;
-    embedding.models = embedding.models.clone().with_embedding(vec![
-        chat_core::served::EmbeddingModel {
-            id: "titan".to_owned(),
-            embedder: Arc::new(titan.embedder(ModelConfig::new("amazon.titan-embed-text-v2:0"))),
-            pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
-                input_per_1000: 1000,
-                ..Default::default()
-            }),
-        },
-    ]);
+    embedding.models =
+        embedding
+            .models
+            .clone()
+            .with_embedding(vec![chat_core::served::EmbeddingModel {
+                id: "titan".to_owned(),
+                embedder: Arc::new(
+                    titan.embedder(ModelConfig::new("amazon.titan-embed-text-v2:0")),
+                ),
+                pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
+                    input_per_1000: 1000,
+                    ..Default::default()
+                }),
+            }]);
     embedding.auth.warm_up().await;
     calls.take();
     for (key, status) in [("titan ok", 200), ("titan ok", 200), ("titan refused", 502)] {
-        let input = if status == 200 { vec!["a", "b"] } else { vec!["c"] };
+        let input = if status == 200 {
+            vec!["a", "b"]
+        } else {
+            vec!["c"]
+        };
         let body = serde_json::json!({"model": "titan", "input": input});
         let mut request = with_auth(with_body(event("embeddings"), &body.to_string()), &token);
         request

@@ -163,6 +163,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
         model: "dummy",
         message: &message,
         response: "AI response",
+        replay: None,
         tool_calls: &[],
         cost: 4000,
         usage: Default::default(),

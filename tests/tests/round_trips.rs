@@ -76,7 +76,9 @@ async fn embeddings_sit_on_the_chats_floor() {
     let stub = ConverseStub::start(Answer::embedding(2));
     let titan = chat_core::served::EmbeddingModel {
         id: "titan".to_owned(),
-        embedder: Arc::new(stub.embedder(chat_model::ModelConfig::new("amazon.titan-embed-text-v2:0"))),
+        embedder: Arc::new(
+            stub.embedder(chat_model::ModelConfig::new("amazon.titan-embed-text-v2:0")),
+        ),
         pricing: chat_core::pricing::Pricing::Usage(chat_core::pricing::UsagePrices {
             input_per_1000: 1000,
             ..Default::default()

@@ -120,9 +120,7 @@ fn inputs(input: Option<&Value>) -> Result<Vec<String>, ApiError> {
                     items.len()
                 )));
             }
-            let tokens = items
-                .iter()
-                .any(|item| item.is_number() || item.is_array());
+            let tokens = items.iter().any(|item| item.is_number() || item.is_array());
             if tokens {
                 return Err(bad(
                     "token arrays are not supported: send the text itself".into()
@@ -193,10 +191,7 @@ mod tests {
     fn a_string_or_a_list_of_strings_is_read_in_order() {
         let one = parsed(json!({"model": "e", "input": "hello"})).unwrap();
         assert_eq!(one.inputs, ["hello"]);
-        assert_eq!(
-            (one.encoding, one.dimensions),
-            (Encoding::Float, None)
-        );
+        assert_eq!((one.encoding, one.dimensions), (Encoding::Float, None));
         assert_eq!(one.summary.as_str(), "embeddings of 1 input: hello");
         let many = parsed(json!({
             "model": "e", "input": ["a", "b"], "encoding_format": "base64",
@@ -204,7 +199,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(many.inputs, ["a", "b"]);
-        assert_eq!((many.encoding, many.dimensions), (Encoding::Base64, Some(256)));
+        assert_eq!(
+            (many.encoding, many.dimensions),
+            (Encoding::Base64, Some(256))
+        );
         assert_eq!(many.summary.as_str(), "embeddings of 2 inputs: a");
     }
 
@@ -226,10 +224,22 @@ mod tests {
             (json!({"model": "e", "input": {"text": "a"}}), "input"),
             (json!({"model": "e", "input": too_long}), "input"),
             (json!({"model": "e", "input": too_many}), "input"),
-            (json!({"model": "e", "input": "a", "encoding_format": "int8"}), "encoding_format"),
-            (json!({"model": "e", "input": "a", "dimensions": 0}), "dimensions"),
-            (json!({"model": "e", "input": "a", "dimensions": 1.5}), "dimensions"),
-            (json!({"model": "e", "input": "a", "dimensions": "256"}), "dimensions"),
+            (
+                json!({"model": "e", "input": "a", "encoding_format": "int8"}),
+                "encoding_format",
+            ),
+            (
+                json!({"model": "e", "input": "a", "dimensions": 0}),
+                "dimensions",
+            ),
+            (
+                json!({"model": "e", "input": "a", "dimensions": 1.5}),
+                "dimensions",
+            ),
+            (
+                json!({"model": "e", "input": "a", "dimensions": "256"}),
+                "dimensions",
+            ),
             (json!({"model": "e", "input": "a", "user": 7}), "user"),
         ];
         for (body, field) in cases {

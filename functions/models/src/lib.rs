@@ -2,6 +2,7 @@
 //! OpenAI's list shape, so OpenAI clients can find their names before they
 //! chat.
 
+use chat_core::catalog::ModelKind;
 use chat_core::clock::Timestamp;
 use chat_core::http::require_method;
 use chat_core::openai::{ListedModel, OpenAiError};
@@ -57,10 +58,15 @@ async fn models(
 
 /// OpenAI's model object, and `pricing`: what a call costs in balance
 /// tokens, in the catalog's own terms (docs/catalog.md), so a page or a
-/// program can show the price before it chats. OpenAI's SDKs keep fields
-/// they do not know; OpenRouter's listing carries its prices the same way.
+/// program can show the price before it chats; and `kind`, `chat` or
+/// `embedding`, the routes that take it. OpenAI's SDKs keep fields they do
+/// not know; OpenRouter's listing carries its prices the same way.
 fn model_object(model: &ListedModel) -> Value {
     let pricing = match model.pricing {
+        // Priced by what it reads, and nothing else (the catalog's rule).
+        Pricing::Usage(prices) if model.kind == ModelKind::Embedding => {
+            json!({ "price_per_1000": { "input": prices.input_per_1000 } })
+        }
         Pricing::Flat(tokens) => json!({ "flat": tokens }),
         Pricing::Usage(prices) => json!({ "price_per_1000": {
             "input": prices.input_per_1000,
@@ -71,6 +77,6 @@ fn model_object(model: &ListedModel) -> Value {
     };
     json!({
         "id": model.id, "object": "model", "created": CREATED, "owned_by": OWNER,
-        "pricing": pricing,
+        "pricing": pricing, "kind": model.kind.as_str(),
     })
 }

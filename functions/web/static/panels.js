@@ -22,7 +22,9 @@ export async function loadModels() {
   const body = await call(`${openAiBase()}/models`);
   const select = $("model");
   const chosen = select.value;
-  select.replaceChildren(...(body?.data || []).map((model) => {
+  // The chat answers with chat models; an embedding model is /v1/embeddings' alone.
+  const chats = (body?.data || []).filter((model) => (model.kind ?? "chat") === "chat");
+  select.replaceChildren(...chats.map((model) => {
     const price = priceOf(model);
     const option = el("option", { value: model.id }, price ? `${model.id} (${price})` : model.id);
     if (model.pricing) option.dataset.flat = model.pricing.flat ?? "";

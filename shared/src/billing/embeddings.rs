@@ -19,10 +19,12 @@
 //! - the settle cannot commit, or the function dies: as for a chat.
 //!
 //! The call is saved as a chat: its message a summary of the inputs (the
-//! idempotency key is bound to the whole body apart), its response the
-//! vectors in base64 (`embedder::to_base64`, one per input, comma
-//! separated), so a retry under the same key gets the same vectors back
-//! and is charged nothing.
+//! idempotency key is bound to the whole body apart), its response a line
+//! saying what was made (`2 embeddings of 1024 numbers`). The vectors
+//! themselves are kept on the key's marker alone (`ChatRecord::replay`, in
+//! base64, `embedder::to_base64`, comma separated), so a retry under the
+//! same key gets the same vectors back and is charged nothing, and the
+//! history stays a list of lines.
 
 use std::time::Instant;
 
@@ -36,9 +38,7 @@ use crate::error::ApiError;
 use crate::pricing::{Usage, MESSAGE_OVERHEAD_TOKENS};
 use crate::responder::{Finish, StartFailure};
 use crate::served::EmbeddingModel;
-use crate::store::{
-    ChatOutcome, ChatRecord, HoldOutcome, HoldRequest, ReleaseReason, SavedChat,
-};
+use crate::store::{ChatOutcome, ChatRecord, HoldOutcome, HoldRequest, ReleaseReason, SavedChat};
 
 /// One request for embeddings.
 pub struct EmbedCall<'a> {
@@ -92,7 +92,11 @@ pub async fn embed(
 
 /// A free embedder's vectors, made first, then charged and saved in one
 /// transaction.
-async fn free(app: &App, token: &VerifiedToken, call: &EmbedCall<'_>) -> Result<Embedded, ApiError> {
+async fn free(
+    app: &App,
+    token: &VerifiedToken,
+    call: &EmbedCall<'_>,
+) -> Result<Embedded, ApiError> {
     let made = Made::read(call, None).await;
     if let Some(failure) = made.failure {
         return Err(failure.error);
@@ -100,12 +104,13 @@ async fn free(app: &App, token: &VerifiedToken, call: &EmbedCall<'_>) -> Result<
     let usage = made.usage(0);
     let cost = call.model.pricing.charge(usage);
     let chat_id = uuid::Uuid::now_v7();
-    let response = saved_form(&made.vectors);
+    let (response, vectors) = (described(&made.vectors), saved_form(&made.vectors));
     let record = ChatRecord {
         chat_id,
         message: call.message,
         model: &call.model.id,
         response: &response,
+        replay: call.key.is_some().then_some(vectors.as_str()),
         tool_calls: &[],
         cost,
         usage,
@@ -207,15 +212,16 @@ async fn metered(
     let cost = pricing.cost(usage, hold.amount);
     let chat_id = uuid::Uuid::now_v7();
     // A failed call keeps no vectors: its retry under the key is told so.
-    let response = match made.failure {
-        None => saved_form(&made.vectors),
-        Some(_) => String::new(),
+    let (response, vectors) = match made.failure {
+        None => (described(&made.vectors), saved_form(&made.vectors)),
+        Some(_) => (String::new(), String::new()),
     };
     let record = ChatRecord {
         chat_id,
         message: call.message,
         model: &call.model.id,
         response: &response,
+        replay: call.key.is_some().then_some(vectors.as_str()),
         tool_calls: &[],
         cost,
         usage,
@@ -253,7 +259,16 @@ async fn metered(
     }
 }
 
-/// How a call's vectors are saved with its chat: one base64 vector per
+/// What the history shows of a call: how many vectors of what size.
+fn described(vectors: &[Vec<f32>]) -> String {
+    let size = vectors.first().map_or(0, Vec::len);
+    match vectors.len() {
+        1 => format!("1 embedding of {size} numbers"),
+        n => format!("{n} embeddings of {size} numbers"),
+    }
+}
+
+/// How a call's vectors are kept for a replay: one base64 vector per
 /// input, comma separated.
 fn saved_form(vectors: &[Vec<f32>]) -> String {
     vectors
@@ -281,8 +296,11 @@ fn replayed(saved: SavedChat, inputs: usize) -> Result<Embedded, ApiError> {
             cost: 0,
             replayed: true,
         }),
+        // A call that failed, or one the sweeper settled after its
+        // function died: it was charged then, and has no vectors to give.
         _ => Err(ApiError::ModelError(
-            "the embeddings call under this Idempotency-Key failed, and was charged then".into(),
+            "the embeddings call under this Idempotency-Key was charged then and left no vectors"
+                .into(),
         )),
     }
 }
@@ -372,10 +390,19 @@ mod tests {
             tool_calls: vec![],
         };
         let again = replayed(saved(saved_form(&vectors)), 2).unwrap();
-        assert_eq!((again.vectors, again.cost, again.replayed), (vectors, 0, true));
+        assert_eq!(
+            (again.vectors, again.cost, again.replayed),
+            (vectors, 0, true)
+        );
         assert_eq!(again.usage.input_tokens, 3);
         let failed = replayed(saved(String::new()), 2).unwrap_err();
         assert_eq!(failed.code(), "model_error");
+        let swept = replayed(saved(described(&[vec![0.5; 4]])), 1).unwrap_err();
+        assert_eq!(swept.code(), "model_error");
+        assert_eq!(
+            described(&vec![vec![0.5; 4]; 2]),
+            "2 embeddings of 4 numbers"
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct ChatRecord<'a> {
     pub model: &'a str,
     pub message: &'a ChatMessage,
     pub response: &'a str,
+    /// What a retry under the call's idempotency key is answered with, when
+    /// it is not `response`: an embeddings call's vectors, kept on its
+    /// marker alone so that the history shows a line, not the numbers.
+    pub replay: Option<&'a str>,
     /// The tools the reply called, if it called any.
     pub tool_calls: &'a [ToolCall],
     /// What the chat costs the user, in balance tokens.
@@ -202,7 +206,7 @@ impl Store {
                     .item("state", s(MARKER_DONE))
                     .item("chat_ref", s(chat.chat_id.to_string()))
                     .item("request_hash", s(&keyed.request_hash))
-                    .item("response", s(chat.response))
+                    .item("response", s(chat.replay.unwrap_or(chat.response)))
                     .item("finish", s(chat.finish.as_str()))
                     .item("input_tokens", n(chat.usage.input_tokens))
                     .item("output_tokens", n(chat.usage.output_tokens))

@@ -408,7 +408,7 @@ impl Store {
                 .expression_attribute_names("#finish", "finish")
                 .expression_attribute_values(":done", s(MARKER_DONE))
                 .expression_attribute_values(":chat", s(chat.chat_id.to_string()))
-                .expression_attribute_values(":response", s(chat.response))
+                .expression_attribute_values(":response", s(chat.replay.unwrap_or(chat.response)))
                 .expression_attribute_values(":finish", s(chat.finish.as_str()))
                 .expression_attribute_values(":input", n(chat.usage.input_tokens))
                 .expression_attribute_values(":output", n(chat.usage.output_tokens))
@@ -635,6 +635,7 @@ impl Store {
                     model: string_of(&item, "model").unwrap_or_default(),
                     message,
                     response: "",
+                    replay: None,
                     tool_calls: &[],
                     cost: hold.amount,
                     usage: Usage::default(),
@@ -833,6 +834,7 @@ impl Owed {
             model: &self.model,
             message: &self.message,
             response: &self.response,
+            replay: None,
             // Not recorded with what is owed: the client had them in its
             // stream, and the chat is saved with its text.
             tool_calls: &[],
