@@ -53,15 +53,21 @@ for username in "$SCHEMATHESIS_USERNAME" "$SCHEMATHESIS_OPENAI_USERNAME"; do
     exit 1
   fi
 done
-# The model valid requests name (the hooks set it): the first /v1/models lists.
-SCHEMATHESIS_MODEL=$(
+# The models valid requests name (the hooks set them): the first chat model
+# /v1/models lists, and the first embedding model (none: empty).
+models=$(
   token=$(curl -s --max-time 120 -X POST "$url/login/" -H 'Content-Type: application/json' \
     -d "{\"username\": \"$SCHEMATHESIS_USERNAME\", \"password\": \"$SCHEMATHESIS_PASSWORD\"}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
   curl -s --max-time 120 "$url/v1/models" -H "Authorization: Bearer $token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][0]["id"])'
-) || { say "could not read a served model from $url/v1/models"; exit 1; }
-export SCHEMATHESIS_MODEL
+    python3 -c 'import json, sys
+data = json.load(sys.stdin)["data"]
+first = lambda kind: next((m["id"] for m in data if m.get("kind", "chat") == kind), "")
+print(first("chat"), first("embedding"))'
+) || { say "could not read the served models from $url/v1/models"; exit 1; }
+read -r SCHEMATHESIS_MODEL SCHEMATHESIS_EMBEDDING_MODEL <<<"$models"
+[ -n "$SCHEMATHESIS_MODEL" ] || { say "$url/v1/models lists no chat model"; exit 1; }
+export SCHEMATHESIS_MODEL SCHEMATHESIS_EMBEDDING_MODEL
 
 say "running against $url (settings: schemathesis.toml)"
 # --config-file comes before `run`; every phase and check is named here so

@@ -21,8 +21,10 @@ key).
 
 A served model. A valid completion, and a valid chat that names a model,
 names the one scripts/schemathesis.sh read from GET /v1/models
-(SCHEMATHESIS_MODEL), so that valid requests reach the model and are
-charged: an unknown model's 404 is tested in tests/tests/openapi.rs.
+(SCHEMATHESIS_MODEL), and a valid embeddings request the embedding model it
+read (SCHEMATHESIS_EMBEDDING_MODEL), so that valid requests reach the model
+and are charged: an unknown model's 404 and a model of the other kind's 400
+are tested in tests/tests/openapi.rs.
 
 A fresh login works. A 401 to a token the hooks have just logged in for,
 before any request took it, fails the run (`fresh_login_accepted`).
@@ -150,7 +152,7 @@ def valid_chats_are_paid_for(ctx, response, case):
     (`model_not_allowed`), which are the key's, not the user's."""
     operation = (case.operation.method.upper(), case.operation.path)
     meta = case.meta
-    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT) or meta is None or not meta.generation.mode.is_positive:
+    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT, _EMBEDDINGS) or meta is None or not meta.generation.mode.is_positive:
         return None
     if response.status_code not in (402, 403, 429):
         return None
@@ -176,6 +178,7 @@ def valid_chats_are_paid_for(ctx, response, case):
 # states (see the module's documentation).
 _COMPLETIONS = ("POST", "/v1/chat/completions")
 _RESPONSES = ("POST", "/v1/responses")
+_EMBEDDINGS = ("POST", "/v1/embeddings")
 _CHAT = ("POST", "/chat/")
 # The limits of functions/completions/src/request.rs (and of
 # chat_core::domain::MESSAGE_MAX_CHARS), as openapi.yaml states them.
@@ -192,13 +195,16 @@ _BLANK = re.compile(
 @schemathesis.hook
 def before_call(context, case, kwargs):
     operation = (case.operation.method.upper(), case.operation.path)
-    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT):
+    if operation not in (_COMPLETIONS, _RESPONSES, _CHAT, _EMBEDDINGS):
         return
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
     body = case.body
     if not isinstance(body, dict):
+        return
+    if operation == _EMBEDDINGS:
+        _embeddings_in_shape(body)
         return
     # A valid request names a model the deployment serves (the schema
     # cannot pin one: they differ between deployments), so that it reaches
@@ -209,6 +215,23 @@ def before_call(context, case, kwargs):
         _in_shape(body)
     if operation == _RESPONSES and isinstance(body.get("input"), list):
         _input_in_shape(body)
+
+
+def _embeddings_in_shape(body):
+    """A valid embeddings request names the served embedding model, and its
+    inputs (each within the schema's 50000 characters, up to 32 of them)
+    are cut to fit the body's 256 KiB, a limit over several inputs that no
+    schema states."""
+    model = os.environ.get("SCHEMATHESIS_EMBEDDING_MODEL")
+    if model:
+        body["model"] = model
+    texts = body.get("input")
+    if not isinstance(texts, list):
+        texts = [texts] if isinstance(texts, str) else []
+    while len(json.dumps(body).encode()) > _MAX_BODY_BYTES and texts:
+        longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+        texts[longest] = texts[longest][: max(1, len(texts[longest]) // 2)]
+        body["input"] = texts if isinstance(body.get("input"), list) else texts[0]
 
 
 def _input_in_shape(body):
