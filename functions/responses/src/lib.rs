@@ -186,7 +186,7 @@ fn answer(
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost.get()));
     if replayed {
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
@@ -205,7 +205,7 @@ fn replay(model: &str, asked: &ResponseRequest, saved: SavedChat) -> Response<Bo
         tool_calls: saved.tool_calls,
         finish: saved.finish,
         usage: saved.usage.unwrap_or_default(),
-        cost: 0,
+        cost: chat_core::credits::Credits::ZERO,
         failure: None,
     };
     answer(model, asked, &settled, true)
