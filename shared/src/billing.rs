@@ -27,6 +27,7 @@
 
 pub mod embeddings;
 
+use crate::credits::Credits;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -90,7 +91,7 @@ pub struct Settled {
     pub finish: Finish,
     /// What it was charged for.
     pub usage: Usage,
-    pub cost: u64,
+    pub cost: Credits,
     /// The model failed after it had read the request: what the client is
     /// told, charged all the same.
     pub failure: Option<ApiError>,
@@ -661,7 +662,7 @@ mod tests {
             hold: Hold {
                 username: crate::domain::Username::parse("alice").unwrap(),
                 hold_id: "ledger#hold#x".into(),
-                amount: 1000,
+                amount: Credits::new(1000),
                 marker_id: None,
                 counted: true,
                 key: None,
@@ -766,7 +767,7 @@ mod tests {
             tool_calls: vec![],
             finish: Finish::Length,
             usage: Usage::default(),
-            cost: 9,
+            cost: Credits::new(9),
             failure: Some(ApiError::ModelUnavailable("stalled".into())),
         };
         let error = settled("").charged_failure().unwrap_err();

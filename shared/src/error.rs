@@ -3,6 +3,7 @@
 //! Clients get a stable machine-readable `error` code and a plain `message`;
 //! the cause of a server-side failure goes to the log only.
 
+use crate::credits::Credits;
 use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::clock::Timestamp;
@@ -67,16 +68,16 @@ pub enum ApiError {
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("not enough tokens: a chat costs {cost}, the balance is {balance}")]
-    InsufficientTokens { balance: i64, cost: u64 },
+    InsufficientTokens { balance: Credits, cost: Credits },
     /// The API key's own budget for its period would be passed: the
     /// account's balance may still hold tokens, the key may not spend them
     /// before `resets_at` (never, for a total budget).
     #[error("this API key's {} budget of {budget} tokens would be passed; {left} left, the chat needs {cost}", period.as_str())]
     KeyBudgetExceeded {
-        budget: u64,
+        budget: Credits,
         period: Period,
-        left: u64,
-        cost: u64,
+        left: Credits,
+        cost: Credits,
         resets_at: Option<Timestamp>,
     },
     /// The API key is limited to other models than the one asked for.
@@ -124,7 +125,7 @@ pub enum ApiError {
     ChargedFailure {
         #[source]
         failure: Box<ApiError>,
-        charged: u64,
+        charged: Credits,
     },
     #[error("internal server error")]
     Internal(#[source] BoxError),
@@ -304,7 +305,10 @@ impl ApiError {
                 tracing::warn!(error = %ErrorChain(source.as_ref()), "model unavailable")
             }
             ApiError::ChargedFailure { failure, charged } => {
-                tracing::info!(charged, "the model failed after reading the request");
+                tracing::info!(
+                    charged = charged.get(),
+                    "the model failed after reading the request"
+                );
                 failure.log()
             }
             ApiError::Internal(source) => {
@@ -339,7 +343,10 @@ impl ApiError {
             }
             ApiError::ChargedFailure { failure, charged } => {
                 failure.add_headers(headers);
-                headers.insert(crate::response::TOKENS_CHARGED, HeaderValue::from(*charged));
+                headers.insert(
+                    crate::response::TOKENS_CHARGED,
+                    HeaderValue::from(charged.get()),
+                );
             }
             // When the budget starts over, for clients that read headers
             // only (OpenAI's SDKs): absent for a total budget.
@@ -406,8 +413,8 @@ mod tests {
             (ApiError::AccountDisabled, 403, "account_disabled"),
             (
                 ApiError::InsufficientTokens {
-                    balance: 0,
-                    cost: 100,
+                    balance: Credits::new(0),
+                    cost: Credits::new(100),
                 },
                 402,
                 "insufficient_tokens",
@@ -451,7 +458,7 @@ mod tests {
             (
                 ApiError::ChargedFailure {
                     failure: Box::new(ApiError::ModelUnavailable("slow".into())),
-                    charged: 7,
+                    charged: Credits::new(7),
                 },
                 503,
                 "model_unavailable",
@@ -493,8 +500,8 @@ mod tests {
     fn insufficient_tokens_carries_the_balance() {
         let body = body_of(
             &ApiError::InsufficientTokens {
-                balance: 40,
-                cost: 100,
+                balance: Credits::new(40),
+                cost: Credits::new(100),
             }
             .into_response(),
         );

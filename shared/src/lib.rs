@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod cors;
+pub mod credits;
 pub mod deadline;
 pub mod domain;
 pub mod embedder;

@@ -7,6 +7,7 @@
 //! `TokensSpent` and `InsufficientTokens`, so the dashboard reads revenue
 //! and refusals straight from the metrics, by function.
 
+use crate::credits::Credits;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,7 +48,7 @@ pub struct RequestMetrics {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChatCounts {
     pub chats: u32,
-    pub tokens_spent: u64,
+    pub tokens_spent: Credits,
     pub insufficient_tokens: u32,
 }
 
@@ -58,7 +59,7 @@ pub trait Outcome {
     const CHAT: bool = false;
 
     /// The tokens this request charged; `None` when it charged nothing.
-    fn charged(&self) -> Option<u64> {
+    fn charged(&self) -> Option<Credits> {
         None
     }
 
@@ -76,13 +77,13 @@ impl Outcome for Response<Body> {
 /// (`None` for a replay, which charges nothing).
 pub struct ChatAnswer {
     pub response: Response<Body>,
-    pub charged: Option<u64>,
+    pub charged: Option<Credits>,
 }
 
 impl Outcome for ChatAnswer {
     const CHAT: bool = true;
 
-    fn charged(&self) -> Option<u64> {
+    fn charged(&self) -> Option<Credits> {
         self.charged
     }
 
@@ -93,10 +94,10 @@ impl Outcome for ChatAnswer {
 
 impl ChatCounts {
     /// A chat answered: with what it charged, or nothing (a replay).
-    pub fn answered(charged: Option<u64>) -> Self {
+    pub fn answered(charged: Option<Credits>) -> Self {
         ChatCounts {
             chats: u32::from(charged.is_some()),
-            tokens_spent: charged.unwrap_or(0),
+            tokens_spent: charged.unwrap_or_default(),
             insufficient_tokens: 0,
         }
     }
@@ -105,7 +106,7 @@ impl ChatCounts {
     pub fn refused(error: &ApiError) -> Self {
         ChatCounts {
             chats: 0,
-            tokens_spent: 0,
+            tokens_spent: Credits::ZERO,
             insufficient_tokens: u32::from(matches!(error, ApiError::InsufficientTokens { .. })),
         }
     }
@@ -129,7 +130,7 @@ impl RequestMetrics {
         if let Some(chat) = self.chat {
             for (name, value) in [
                 ("Chats", u64::from(chat.chats)),
-                ("TokensSpent", chat.tokens_spent),
+                ("TokensSpent", chat.tokens_spent.get()),
                 ("InsufficientTokens", u64::from(chat.insufficient_tokens)),
             ] {
                 definitions.push(json!({"Name": name, "Unit": "Count"}));
@@ -244,7 +245,7 @@ mod tests {
     fn charged(tokens: Option<u64>) -> Result<ChatAnswer, ApiError> {
         Ok(ChatAnswer {
             response: Response::new(Body::Empty),
-            charged: tokens,
+            charged: tokens.map(Credits::new),
         })
     }
 
@@ -255,7 +256,7 @@ mod tests {
             counts(charged(Some(37))),
             ChatCounts {
                 chats: 1,
-                tokens_spent: 37,
+                tokens_spent: Credits::new(37),
                 insufficient_tokens: 0
             }
         );
@@ -263,18 +264,18 @@ mod tests {
             counts(charged(None)),
             ChatCounts {
                 chats: 0,
-                tokens_spent: 0,
+                tokens_spent: Credits::ZERO,
                 insufficient_tokens: 0
             }
         );
         assert_eq!(
             counts(Err(ApiError::InsufficientTokens {
-                balance: 5,
-                cost: 100
+                balance: Credits::new(5),
+                cost: Credits::new(100)
             })),
             ChatCounts {
                 chats: 0,
-                tokens_spent: 0,
+                tokens_spent: Credits::ZERO,
                 insufficient_tokens: 1
             }
         );
@@ -282,7 +283,7 @@ mod tests {
             counts(Err(ApiError::Unauthorized)),
             ChatCounts {
                 chats: 0,
-                tokens_spent: 0,
+                tokens_spent: Credits::ZERO,
                 insufficient_tokens: 0
             }
         );
@@ -295,7 +296,7 @@ mod tests {
             latency: Duration::from_micros(2500),
             chat: Some(ChatCounts {
                 chats: 1,
-                tokens_spent: 100,
+                tokens_spent: Credits::new(100),
                 insufficient_tokens: 0,
             }),
             throttled: false,

@@ -187,12 +187,13 @@ pub fn legacy_embedding_pricing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credits::Credits;
 
     #[test]
     fn an_empty_balance_is_openais_insufficient_quota_and_not_retried() {
         let e = OpenAiError::of(&ApiError::InsufficientTokens {
-            balance: 0,
-            cost: 100,
+            balance: Credits::new(0),
+            cost: Credits::new(100),
         });
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.body["error"]["type"], "insufficient_quota");

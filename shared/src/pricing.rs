@@ -6,6 +6,8 @@
 //! rounded up once. Integers throughout: no floating point comes near a
 //! balance.
 
+use crate::credits::Credits;
+
 /// Balance tokens per 1000 model tokens, for input and for output, and for
 /// input read from or written to the model's prompt cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,9 +90,9 @@ impl Pricing {
     /// responder's reply is charged this in the transaction that saves it,
     /// with no hold before it; a held reply is charged it up to its hold
     /// ([`Pricing::cost`]).
-    pub fn charge(&self, usage: Usage) -> u64 {
+    pub fn charge(&self, usage: Usage) -> Credits {
         match self {
-            Pricing::Flat(cost) => u64::from(*cost),
+            Pricing::Flat(cost) => Credits::from(*cost),
             Pricing::Usage(prices) => prices.cost(usage),
         }
     }
@@ -98,9 +100,9 @@ impl Pricing {
     /// The most a chat can cost, reserved before the model is called: the
     /// input bounded by its UTF-8 size (no common tokenizer makes more
     /// tokens than bytes), the output by the reply's cap.
-    pub fn hold(&self, input_bytes: usize, max_output_tokens: u32) -> u64 {
+    pub fn hold(&self, input_bytes: usize, max_output_tokens: u32) -> Credits {
         match self {
-            Pricing::Flat(cost) => u64::from(*cost),
+            Pricing::Flat(cost) => Credits::from(*cost),
             Pricing::Usage(prices) => {
                 prices.cost(Usage::bound(input_bytes, u64::from(max_output_tokens)))
             }
@@ -109,12 +111,12 @@ impl Pricing {
 
     /// What a reply costs, never more than its hold: a model that reports
     /// more than the bound is charged the bound (and the log says so).
-    pub fn cost(&self, usage: Usage, hold: u64) -> u64 {
+    pub fn cost(&self, usage: Usage, hold: Credits) -> Credits {
         let cost = self.charge(usage);
         if cost > hold {
             tracing::warn!(
-                cost,
-                hold,
+                cost = cost.get(),
+                hold = hold.get(),
                 "a reply cost more than its hold; charged the hold"
             );
         }
@@ -137,8 +139,8 @@ impl UsagePrices {
     /// `ceil((input x input price + output x output price + cache read x
     /// its price + cache write x its price) / 1000)`: every count at its
     /// own price, rounded up once.
-    pub fn cost(&self, usage: Usage) -> u64 {
-        [
+    pub fn cost(&self, usage: Usage) -> Credits {
+        let thousandths = [
             (usage.input_tokens, self.input_per_1000),
             (usage.output_tokens, self.output_per_1000),
             (usage.cache_read_tokens, self.cache_read_per_1000),
@@ -147,8 +149,8 @@ impl UsagePrices {
         .into_iter()
         .fold(0u64, |sum, (tokens, price)| {
             sum.saturating_add(tokens.saturating_mul(u64::from(price)))
-        })
-        .div_ceil(1000)
+        });
+        Credits::new(thousandths.div_ceil(1000))
     }
 }
 
@@ -169,19 +171,19 @@ mod tests {
     #[test]
     fn usage_is_priced_per_thousand_and_rounded_up_once() {
         // 1234 x 3 + 567 x 15 = 12207 thousandths: 13 tokens, not 4 + 9.
-        assert_eq!(PRICES.cost(usage(1234, 567)), 13);
-        assert_eq!(PRICES.cost(usage(0, 0)), 0);
-        assert_eq!(PRICES.cost(usage(1, 0)), 1);
-        assert_eq!(PRICES.cost(usage(1000, 0)), 3);
-        assert_eq!(PRICES.cost(usage(0, 1000)), 15);
+        assert_eq!(PRICES.cost(usage(1234, 567)).get(), 13);
+        assert_eq!(PRICES.cost(usage(0, 0)).get(), 0);
+        assert_eq!(PRICES.cost(usage(1, 0)).get(), 1);
+        assert_eq!(PRICES.cost(usage(1000, 0)).get(), 3);
+        assert_eq!(PRICES.cost(usage(0, 1000)).get(), 15);
     }
 
     #[test]
     fn the_hold_bounds_input_by_bytes_plus_overhead_and_output_by_the_cap() {
         let pricing = Pricing::Usage(PRICES);
         // (100 + 64) x 3 + 1024 x 15 = 15852 thousandths.
-        assert_eq!(pricing.hold(100, 1024), 16);
-        assert_eq!(Pricing::Flat(100).hold(100_000, 8192), 100);
+        assert_eq!(pricing.hold(100, 1024).get(), 16);
+        assert_eq!(Pricing::Flat(100).hold(100_000, 8192).get(), 100);
     }
 
     #[test]
@@ -189,7 +191,8 @@ mod tests {
         let pricing = Pricing::Usage(PRICES);
         let hold = pricing.hold(10, 10);
         assert_eq!(pricing.cost(usage(1_000_000, 1_000_000), hold), hold);
-        assert_eq!(Pricing::Flat(100).cost(usage(5, 5), 100), 100);
+        let flat = Credits::new(100);
+        assert_eq!(Pricing::Flat(100).cost(usage(5, 5), flat), flat);
     }
 
     #[test]
@@ -218,7 +221,7 @@ mod tests {
                 cache_read_tokens: read,
                 cache_write_tokens: write,
             };
-            assert_eq!(prices.cost(usage), cost, "{usage:?}");
+            assert_eq!(prices.cost(usage).get(), cost, "{usage:?}");
         }
         let usage = Usage {
             input_tokens: 5,
@@ -237,13 +240,13 @@ mod tests {
             cache_write_tokens: 1000,
             ..Usage::default()
         };
-        assert_eq!(plain.cost(cached), 6);
+        assert_eq!(plain.cost(cached).get(), 6);
     }
 
     #[test]
     fn absurd_usage_saturates_instead_of_wrapping() {
         assert_eq!(
-            PRICES.cost(usage(u64::MAX, u64::MAX)),
+            PRICES.cost(usage(u64::MAX, u64::MAX)).get(),
             u64::MAX.div_ceil(1000)
         );
     }
@@ -260,7 +263,7 @@ mod tests {
         );
         // A long message and a short reply: the hold is mostly input.
         assert_eq!(
-            Pricing::Usage(PRICES).hold(10_000, 10),
+            Pricing::Usage(PRICES).hold(10_000, 10).get(),
             (10_064 * 3 + 10 * 15_u64).div_ceil(1000)
         );
     }

@@ -849,6 +849,74 @@ def test_the_sdks_response_stream_helper(user):
     user.check_books(1, last_message="Stream this")
 
 
+RESPONSE_WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "strict": False,
+}
+
+
+def test_a_response_tool_round_trip(user):
+    """Function tools in the Responses shape: the dummy calls the first
+    (arguments {}, call id call_dummy_0) as a function_call item; the
+    SDK's own output items go back with a function_call_output, and the
+    dummy answers. Each request is charged and saved."""
+    first = user.sdk.responses.create(
+        model=MODEL, input="Weather in Oslo?", tools=[RESPONSE_WEATHER]
+    )
+    assert first.status == "completed"
+    (call,) = first.output
+    assert call.type == "function_call"
+    assert (call.call_id, call.name, call.arguments) == ("call_dummy_0", "get_weather", "{}")
+    assert call.id.startswith("fc_"), call.id
+    assert first.output_text == ""
+    assert first.tools[0].name == "get_weather"
+    assert first.usage.output_tokens == 1
+    conversation = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        *[item.model_dump(exclude_none=True) for item in first.output],
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"},
+    ]
+    second = user.sdk.responses.create(model=MODEL, input=conversation, tools=[RESPONSE_WEATHER])
+    assert second.output_text == REPLY
+    assert [item.type for item in second.output] == ["message"]
+    assert second.usage.input_tokens == words("Weather in Oslo?", "{}", "sunny, 21 C")
+    assert user.balance() == INITIAL_TOKENS - 2 * COST
+    chats = user.chats()
+    assert [c["response"] for c in chats] == [REPLY, ""], chats
+    user.audit()
+
+
+def test_a_streamed_response_calls_a_named_function(user):
+    with user.sdk.responses.stream(
+        model=MODEL,
+        input="What time is it?",
+        tools=[RESPONSE_WEATHER, {"type": "function", "name": "get_time", "parameters": None,
+                                  "strict": None}],
+        tool_choice={"type": "function", "name": "get_time"},
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ], kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    (call,) = final.output
+    assert (call.type, call.name, call.arguments) == ("function_call", "get_time", "{}")
+    assert final.tool_choice.name == "get_time"
+    assert user.balance() == INITIAL_TOKENS - COST
+    user.audit()
+
+
 @pytest.mark.parametrize(
     "field,value",
     [
@@ -856,6 +924,7 @@ def test_the_sdks_response_stream_helper(user):
         ("store", True),
         ("background", True),
         ("tools", [{"type": "web_search"}]),
+        ("tool_choice", "required"),
     ],
 )
 def test_what_a_response_cannot_do_is_refused_by_name(user, field, value):

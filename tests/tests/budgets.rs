@@ -4,6 +4,7 @@
 //! counted and given back against the key, and `PATCH /keys/{id}`. Every
 //! test ends with the ledger.
 
+use chat_core::credits::Credits;
 use std::sync::Arc;
 
 use api_tests::completion::complete;
@@ -370,7 +371,7 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
     // Released in its own window: the key gets it all back.
     let first = taken(
         app.store
-            .take_hold(&verified, &hold(300), Deadline::none())
+            .take_hold(&verified, &hold(Credits::new(300)), Deadline::none())
             .await
             .unwrap(),
     );
@@ -387,7 +388,7 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
     // balance back, and the new window keeps its own spend.
     let second = taken(
         app.store
-            .take_hold(&verified, &hold(300), Deadline::none())
+            .take_hold(&verified, &hold(Credits::new(300)), Deadline::none())
             .await
             .unwrap(),
     );
@@ -426,7 +427,7 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
         .unwrap();
     let third = taken(
         app.store
-            .take_hold(&third_verified, &hold(200), Deadline::none())
+            .take_hold(&third_verified, &hold(Credits::new(200)), Deadline::none())
             .await
             .unwrap(),
     );

@@ -3,6 +3,7 @@
 //! model's price (cache reads and writes included), and a hold priced once,
 //! whatever the catalog says by the time it settles.
 
+use chat_core::credits::Credits;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ async fn each_chat_is_charged_exactly_its_models_price_cache_included() {
             cache_read_tokens: 1000,
             cache_write_tokens: 40,
         }),
-        dear
+        Credits::new(dear)
     );
 
     // (model named, tokens charged): the default, each by name, on /chat/.
@@ -193,7 +194,10 @@ async fn a_hold_is_each_models_own_bound_and_records_its_model_and_prices() {
     }
     // dear's bound: (1 byte + 16 + 64) read, its own cap of 100 written.
     let hold = dear_prices().cost(Usage::bound(1 + 16, 100));
-    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold as i64));
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - hold.get() as i64)
+    );
     let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
     assert_eq!(holds[0]["model"].as_s().unwrap(), "dear");
     assert_eq!(
@@ -299,7 +303,7 @@ async fn a_catalog_change_while_a_hold_is_open_does_not_change_its_settle() {
     assert_eq!(swept.settled_owed, 1);
     assert_eq!(
         stored_tokens(&after, "alice").await,
-        Some(4000 - owed as i64)
+        Some(4000 - owed.get() as i64)
     );
     assert_ledger_balances(&after, "alice").await;
 }

@@ -80,7 +80,10 @@ async fn an_inline_image_reaches_converse_as_an_image_block_and_is_charged_the_u
         output_tokens: 4,
         ..Default::default()
     });
-    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - cost as i64));
+    assert_eq!(
+        stored_tokens(&app, "alice").await,
+        Some(4000 - cost.get() as i64)
+    );
     assert_ledger_balances(&app, "alice").await;
 }
 

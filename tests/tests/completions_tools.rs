@@ -62,11 +62,13 @@ fn asking(stream: bool) -> Value {
 }
 
 fn cost_of(input_tokens: u64, output_tokens: u64) -> i64 {
-    PRICES.cost(Usage {
-        input_tokens,
-        output_tokens,
-        ..Default::default()
-    }) as i64
+    PRICES
+        .cost(Usage {
+            input_tokens,
+            output_tokens,
+            ..Default::default()
+        })
+        .get() as i64
 }
 
 #[tokio::test]

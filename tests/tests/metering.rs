@@ -4,6 +4,7 @@
 //! production Bedrock responder talks to the local Converse stand-in; the
 //! books are DynamoDB Local's.
 
+use chat_core::credits::Credits;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,7 +213,7 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
     let message = ChatMessage::parse("late".into()).unwrap();
     let now = Timestamp::now();
     let request = HoldRequest {
-        amount: 100,
+        amount: Credits::new(100),
         message: &message,
         model: "dummy",
         pricing: chat_core::pricing::Pricing::Flat(100),
@@ -240,7 +241,7 @@ async fn a_settle_after_the_sweeper_charged_the_hold_applies_nothing() {
         response: "too late",
         replay: None,
         tool_calls: &[],
-        cost: 60,
+        cost: Credits::new(60),
         usage: Default::default(),
         finish: chat_core::responder::Finish::Stop,
         created: Timestamp::now(),
@@ -332,7 +333,7 @@ async fn hold_for(app: &App, raw_token: &str, message: &ChatMessage) -> chat_cor
         .unwrap();
     let now = Timestamp::now();
     let request = HoldRequest {
-        amount: 100,
+        amount: Credits::new(100),
         message,
         model: "dummy",
         pricing: chat_core::pricing::Pricing::Flat(100),

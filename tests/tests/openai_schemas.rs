@@ -188,6 +188,8 @@ fn event_component(kind: &str) -> &'static str {
         "response.output_text.done" => "ResponseTextDoneEvent",
         "response.content_part.done" => "ResponseContentPartDoneEvent",
         "response.output_item.done" => "ResponseOutputItemDoneEvent",
+        "response.function_call_arguments.delta" => "ResponseFunctionCallArgumentsDeltaEvent",
+        "response.function_call_arguments.done" => "ResponseFunctionCallArgumentsDoneEvent",
         "response.completed" => "ResponseCompletedEvent",
         "response.incomplete" => "ResponseIncompleteEvent",
         "error" => "ResponseErrorEvent",
@@ -221,7 +223,8 @@ async fn responses_their_stream_events_and_errors_validate_against_openais_schem
     let reply = responses::wire::Reply::new(uuid::Uuid::now_v7(), "dummy", &asked);
     let cut = chat_core::responder::Finish::Length;
     let mut events = responses::wire::Events::new(&reply);
-    let closing = events.closing("AI", cut, chat_core::pricing::Usage::default());
+    let mut closing = events.delta("AI");
+    closing.extend(events.closing(cut, chat_core::pricing::Usage::default()));
     let failed = chat_core::openai::OpenAiError::of(&chat_core::ApiError::ModelUnavailable(
         "the model stopped".into(),
     ));
@@ -230,10 +233,46 @@ async fn responses_their_stream_events_and_errors_validate_against_openais_schem
             openai.holds(event_component(&kind), &event);
         }
     }
+    let items = reply.items("AI", &[]);
     openai.holds(
         "Response",
-        &reply.response(Some(("AI", cut, Default::default()))),
+        &reply.response(Some((&items, cut, Default::default()))),
     );
+
+    // Function tools: the dummy calls one, whole and streamed, and the
+    // call goes back with its output.
+    let weather = json!({"type": "function", "name": "weather", "strict": true,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    let asked = json!({"model": "dummy", "input": "Oslo?", "tools": [weather]});
+    let answer = respond(&app, &token, None, &asked).await;
+    assert_eq!(answer.status, 200);
+    let called = answer.json();
+    openai.holds("Response", &called);
+    assert_eq!(called["output"][0]["type"], "function_call");
+    let mut streamed = asked.clone();
+    streamed["stream"] = json!(true);
+    let answer = respond(&app, &token, None, &streamed).await;
+    let events = named_events(&String::from_utf8(answer.body.clone()).unwrap());
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"response.function_call_arguments.done"),
+        "{kinds:?}"
+    );
+    for (kind, event) in &events {
+        openai.holds(event_component(kind), event);
+        openai.holds("ResponseStreamEvent", event);
+    }
+    let call = &called["output"][0];
+    let answered = json!({"model": "dummy", "tools": [weather], "input": [
+        {"role": "user", "content": "Oslo?"},
+        call,
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "rain"},
+    ]});
+    openai.holds("CreateResponse", &answered);
+    let answer = respond(&app, &token, None, &answered).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    openai.holds("Response", &answer.json());
+    assert_eq!(answer.json()["output"][0]["type"], "message");
 
     let answer = respond(&app, &token, None, &json!({"model": "dummy", "input": 7})).await;
     assert_eq!(answer.status, 400);

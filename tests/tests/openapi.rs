@@ -14,6 +14,7 @@
 //! - the completion request's schema takes exactly what the server's
 //!   parser takes, but for the rules no schema can state, each listed.
 
+use chat_core::credits::Credits;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -2160,8 +2161,8 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::UsernameTaken,
         ApiError::InvalidCredentials,
         ApiError::InsufficientTokens {
-            balance: 40,
-            cost: 100,
+            balance: Credits::new(40),
+            cost: Credits::new(100),
         },
         ApiError::IdempotencyKeyReused,
         ApiError::NotFound,
@@ -2185,14 +2186,14 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::TooManyOpenCalls { retry_after: 2 },
         ApiError::ChargedFailure {
             failure: Box::new(ApiError::ModelUnavailable("stalled".into())),
-            charged: 7,
+            charged: Credits::new(7),
         },
         ApiError::IpRateLimited { retry_after: 30 },
         ApiError::KeyBudgetExceeded {
-            budget: 250,
+            budget: Credits::new(250),
             period: chat_core::domain::Period::Day,
-            left: 50,
-            cost: 100,
+            left: Credits::new(50),
+            cost: Credits::new(100),
             resets_at: chat_core::clock::Timestamp::from_unix_seconds(1_796_256_000),
         },
         ApiError::ModelNotAllowed("haiku".into()),

@@ -3,6 +3,7 @@
 //! production Bedrock responder talks to the local Converse stand-in; the
 //! books are DynamoDB Local's, and every test ends on the ledger.
 
+use chat_core::credits::Credits;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -65,11 +66,13 @@ fn v1(stream: bool, message: &str) -> Value {
 fn bound_cost(message: &str, written: u64) -> i64 {
     // One turn: its bytes plus 16 per message, plus 64 in all.
     let input = message.len() as u64 + 16 + 64;
-    PRICES.cost(Usage {
-        input_tokens: input,
-        output_tokens: written,
-        ..Default::default()
-    }) as i64
+    PRICES
+        .cost(Usage {
+            input_tokens: input,
+            output_tokens: written,
+            ..Default::default()
+        })
+        .get() as i64
 }
 
 fn chunks_and_end(answer: &Completed) -> (String, String) {
@@ -254,7 +257,7 @@ async fn a_settle_that_never_commits_leaves_what_is_owed_and_the_sweeper_charges
     let (conflicted, conflicts) = with_conflicts(&client, "TransactWriteItems");
     let app = Arc::new(app_on(&stub, config, conflicted));
     let token = signed_up(&app, "alice").await;
-    let hold_amount = PRICES.cost(Usage::bound("owe".len() + 16, 100)) as i64;
+    let hold_amount = PRICES.cost(Usage::bound("owe".len() + 16, 100)).get() as i64;
     conflicts.arm_after(1, usize::MAX);
     let answer = complete_keyed(&app, &token, "owed", &v1(true, "owe")).await;
     // The text reached the client, and it ends as any other: the charge is
@@ -375,7 +378,7 @@ async fn a_function_killed_after_its_model_wrote_is_charged_its_hold_by_the_swee
     function.kill();
     // The hold: the event's message read, the default reply cap written.
     let message = "Hello, how are you?";
-    let hold = PRICES.cost(Usage::bound(message.len() + 16, 1024)) as i64;
+    let hold = PRICES.cost(Usage::bound(message.len() + 16, 1024)).get() as i64;
     assert_eq!(
         stored_tokens(&app, "alice").await,
         Some(4000 - hold),
@@ -406,7 +409,7 @@ async fn a_refused_calls_release_that_never_commits_is_given_back_by_the_sweeper
     conflicts.arm_after(1, usize::MAX);
     let response = chat_as(&app, &token, "refused").await;
     assert_eq!(response.status(), 502);
-    let hold = PRICES.cost(Usage::bound("refused".len() + 16, 1024)) as i64;
+    let hold = PRICES.cost(Usage::bound("refused".len() + 16, 1024)).get() as i64;
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold));
     let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
     assert_eq!(holds[0]["refused"].as_bool(), Ok(&true));
@@ -564,7 +567,7 @@ async fn two_sweepers_at_once_close_each_abandoned_hold_once() {
     let now = Timestamp::now();
     let message = chat_core::domain::ChatMessage::parse("abandoned".into()).unwrap();
     let request = chat_core::store::HoldRequest {
-        amount: 30,
+        amount: Credits::new(30),
         message: &message,
         model: "dummy",
         pricing: Pricing::Flat(30),

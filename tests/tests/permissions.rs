@@ -10,6 +10,7 @@
 //! credentials), so a grant scoped by it is held to the code too, and so is
 //! a grant limited to some attributes (`dynamodb:Attributes`).
 
+use chat_core::credits::Credits;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -448,7 +449,7 @@ async fn needed() -> (ByFunction, Seen) {
             .take_hold(
                 verified,
                 &chat_core::store::HoldRequest {
-                    amount: 100,
+                    amount: Credits::new(100),
                     message: &chat_core::domain::ChatMessage::parse(name.into()).unwrap(),
                     model: "dummy",
                     pricing: chat_core::pricing::Pricing::Flat(100),

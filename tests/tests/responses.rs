@@ -149,8 +149,9 @@ async fn what_needs_server_state_or_tools_is_refused_by_name_and_changes_nothing
         ("tools", json!([{"type": "web_search"}])),
         (
             "tools",
-            json!([{"type": "function", "name": "f", "parameters": {}}]),
+            json!([{"type": "function", "name": "no spaces", "parameters": {}}]),
         ),
+        ("tool_choice", json!("required")),
         ("conversation", json!("conv_1")),
         ("reasoning", json!({"effort": "high"})),
         ("max_output_tokens", json!(0)),
@@ -247,6 +248,91 @@ async fn a_reply_cut_at_max_output_tokens_is_incomplete_and_charged() {
     // 10 x 3 + 2 x 15 = 60 thousandths: 1 token.
     assert_eq!(answer.header("tokens-charged"), Some("1"));
     assert_eq!(stored_tokens(&app, "alice").await, Some(3999));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+/// A paid model that calls a function, streamed: the text's message is
+/// done before the call is added, the call's arguments come in pieces, the
+/// response ends with both items, and the charge is the model's usage.
+/// The call and its output then go back as input.
+#[tokio::test]
+async fn a_paid_function_call_streams_as_its_own_item_and_goes_back_as_input() {
+    let stub = ConverseStub::scripted(|call| match call {
+        0 => Answer::Stream(
+            Streamed::pieces(&["Let me check."])
+                .tool_use("tooluse_1", "weather", &["{\"city\":", "\"Oslo\"}"])
+                .stop_reason("tool_use")
+                .usage(200, 30),
+        ),
+        _ => Answer::used("Rain in Oslo.", 300, 5),
+    });
+    let app = paid_app(&stub).await;
+    let token = signed_up(&app, "alice").await;
+    let weather = json!({"type": "function", "name": "weather", "strict": true,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    let body = json!({"model": MODEL_ID, "stream": true, "tools": [weather],
+        "input": "Weather in Oslo?"});
+    let answer = respond(&app, &token, None, &body).await;
+    assert_eq!(answer.status, 200);
+    let events = named_events(&String::from_utf8(answer.body.clone()).unwrap());
+    let kinds = kinds(&events);
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    let done = &events.last().unwrap().1["response"];
+    let call = &done["output"][1];
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["call_id"], "tooluse_1");
+    assert_eq!(call["arguments"], "{\"city\":\"Oslo\"}");
+    assert_eq!(done["output"][0]["content"][0]["text"], "Let me check.");
+    assert_eq!(done["tools"][0]["name"], "weather");
+    let sent = &stub.calls()[0].body;
+    assert_eq!(
+        sent["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "weather"
+    );
+    // 200 x 3 + 30 x 15 = 1050 thousandths: 2 tokens.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 2));
+
+    let answered = json!({"model": MODEL_ID, "tools": [weather], "input": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        done["output"][0],
+        call,
+        {"type": "function_call_output", "call_id": "tooluse_1", "output": "rain, 9 C"},
+    ]});
+    let answer = respond(&app, &token, None, &answered).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    assert_eq!(
+        answer.json()["output"][0]["content"][0]["text"],
+        "Rain in Oslo."
+    );
+    let sent = &stub.calls()[1].body;
+    let turns = sent["messages"].as_array().unwrap();
+    assert_eq!(turns.len(), 3);
+    assert_eq!(turns[1]["content"][1]["toolUse"]["toolUseId"], "tooluse_1");
+    assert_eq!(turns[1]["content"][1]["toolUse"]["input"]["city"], "Oslo");
+    assert_eq!(
+        turns[2]["content"][0]["toolResult"]["toolUseId"],
+        "tooluse_1"
+    );
+    // 300 x 3 + 5 x 15 = 975 thousandths: 1 token.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 3));
     assert_ledger_balances(&app, "alice").await;
 }
 

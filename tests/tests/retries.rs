@@ -4,6 +4,7 @@
 //! counts below say how often the code tried, what it charged and what the
 //! caller was told.
 
+use chat_core::credits::Credits;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -165,7 +166,7 @@ async fn a_resent_chat_that_committed_is_saved_not_refused_for_the_balance_it_sp
         response: "AI response",
         replay: None,
         tool_calls: &[],
-        cost: 4000,
+        cost: Credits::new(4000),
         usage: Default::default(),
         finish: chat_core::responder::Finish::Stop,
         created: Timestamp::now(),
@@ -305,7 +306,7 @@ async fn held(app: &App, token: &str, amount: u64) -> chat_core::store::Hold {
     let now = Timestamp::now();
     let message = chat_core::domain::ChatMessage::parse("held".into()).unwrap();
     let request = chat_core::store::HoldRequest {
-        amount,
+        amount: Credits::new(amount),
         message: &message,
         model: "test-model",
         pricing: chat_core::pricing::Pricing::Flat(100),

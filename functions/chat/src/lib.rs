@@ -101,10 +101,10 @@ async fn chat(app: &App, request: Request) -> Result<ChatAnswer, ApiError> {
 
 /// The answer to a chat charged now.
 fn charged(user: &Username, message: &ChatMessage, settled: Settled) -> ChatAnswer {
-    tracing::debug!(user = %user, chat_id = %settled.chat_id, cost = settled.cost, "chat charged");
+    tracing::debug!(user = %user, chat_id = %settled.chat_id, cost = %settled.cost, "chat charged");
     let mut response = reply(user, message, settled.text, settled.created.iso8601());
     let headers = response.headers_mut();
-    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost.get()));
     headers.insert(
         FINISH_REASON,
         HeaderValue::from_static(settled.finish.as_str()),

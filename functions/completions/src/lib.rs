@@ -12,6 +12,7 @@ pub mod images;
 pub mod request;
 pub mod wire;
 
+use chat_core::credits::Credits;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -238,7 +239,7 @@ fn replay(model: &str, completion: &CompletionRequest, saved: SavedChat) -> Resp
         tool_calls: saved.tool_calls,
         finish: saved.finish,
         usage: saved.usage.unwrap_or_default(),
-        cost: 0,
+        cost: Credits::ZERO,
         failure: None,
     };
     let wire = completion_of(chat_id, model);
@@ -262,7 +263,7 @@ fn replay(model: &str, completion: &CompletionRequest, saved: SavedChat) -> Resp
             settled.finish,
             settled.usage,
         ),
-        0,
+        Credits::ZERO,
         true,
     )
 }
@@ -428,7 +429,7 @@ pub fn event_stream(body: Body) -> Response<Body> {
     response
 }
 
-fn json_answer(body: &Value, charged: u64, replayed: bool) -> Response<Body> {
+fn json_answer(body: &Value, charged: Credits, replayed: bool) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = StatusCode::OK;
     response
@@ -439,9 +440,9 @@ fn json_answer(body: &Value, charged: u64, replayed: bool) -> Response<Body> {
 }
 
 /// What this answer charged, and whether it is a replay of an earlier one.
-fn mark(response: &mut Response<Body>, charged: u64, replayed: bool) {
+fn mark(response: &mut Response<Body>, charged: Credits, replayed: bool) {
     let headers = response.headers_mut();
-    headers.insert(TOKENS_CHARGED, HeaderValue::from(charged));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(charged.get()));
     if replayed {
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }

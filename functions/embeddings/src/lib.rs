@@ -145,7 +145,7 @@ fn answer(asked: &EmbeddingRequest, embedded: &Embedded) -> Response<Body> {
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(TOKENS_CHARGED, HeaderValue::from(embedded.cost));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(embedded.cost.get()));
     if embedded.replayed {
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }

@@ -5,6 +5,7 @@
 //! budget and models.
 
 use chat_core::clock::Timestamp;
+use chat_core::credits::Credits;
 use chat_core::domain::{Budget, Period, SessionId, TokenKind, VerifiedToken, API_KEY_PREFIX};
 use chat_core::http::{deadline, json_body, whole_number};
 use chat_core::response::json_response;
@@ -118,7 +119,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         expires_at: (expires_at < NEVER).then_some(expires_at),
         last_used: None,
         budget,
-        spent: 0,
+        spent: Credits::ZERO,
         resets_at: budget.and_then(|b| b.period.resets_at(now)),
         models,
     };
@@ -205,7 +206,10 @@ fn budget_of(raw: Value) -> Result<Option<Budget>, ApiError> {
         .and_then(Value::as_str)
         .and_then(Period::parse)
         .ok_or_else(bad)?;
-    Ok(Some(Budget { tokens, period }))
+    Ok(Some(Budget {
+        tokens: Credits::new(tokens),
+        period,
+    }))
 }
 
 /// A non-empty list of distinct model ids, or null for any model. An id
@@ -328,7 +332,7 @@ mod tests {
         assert_eq!(
             budget_of(json!({"tokens": 250, "period": "day"})).unwrap(),
             Some(Budget {
-                tokens: 250,
+                tokens: Credits::new(250),
                 period: Period::Day
             })
         );

@@ -170,17 +170,23 @@ fn answer(
         let mut events = Events::new(&reply);
         let mut all = events.opening();
         for piece in &settled.pieces {
-            all.push(events.delta(piece));
+            all.extend(events.delta(piece));
         }
-        all.extend(events.closing(&settled.text, settled.finish, settled.usage));
+        for (i, call) in settled.tool_calls.iter().enumerate() {
+            let (id, name) = (&call.id, &call.name);
+            all.extend(events.tool(i, ToolDelta::Start { id, name }));
+            all.extend(events.tool(i, ToolDelta::Arguments(&call.arguments)));
+        }
+        all.extend(events.closing(settled.finish, settled.usage));
         return send_all(all, replayed);
     }
-    let body = reply.response(Some((&settled.text, settled.finish, settled.usage)));
+    let items = reply.items(&settled.text, &settled.tool_calls);
+    let body = reply.response(Some((&items, settled.finish, settled.usage)));
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost));
+    headers.insert(TOKENS_CHARGED, HeaderValue::from(settled.cost.get()));
     if replayed {
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
@@ -199,7 +205,7 @@ fn replay(model: &str, asked: &ResponseRequest, saved: SavedChat) -> Response<Bo
         tool_calls: saved.tool_calls,
         finish: saved.finish,
         usage: saved.usage.unwrap_or_default(),
-        cost: 0,
+        cost: chat_core::credits::Credits::ZERO,
         failure: None,
     };
     answer(model, asked, &settled, true)
@@ -226,15 +232,13 @@ fn stream(
         let call = call_of(&model, &asked, key.as_ref(), deadline);
         let reply = Reply::new(open.chat_id(), &model.id, &asked);
         let mut events = Events::new(&reply);
-        let mut here = true;
-        for event in events.opening() {
-            here = here && sender.send_data(event.into()).await.is_ok();
-        }
+        let opening = events.opening();
         let mut sink = Deltas {
             sender: &mut sender,
             events: &mut events,
-            here,
+            here: true,
         };
+        sink.send(opening).await;
         let settled = open.finish(&app, &call, Some(&mut sink)).await;
         if !sink.here {
             tracing::info!(chat_id = %settled.chat_id, "the client hung up mid-stream");
@@ -242,7 +246,7 @@ fn stream(
         let cost = settled.cost;
         let closing = match settled.charged_failure() {
             Ok(settled) if settled.failure.is_none() => {
-                events.closing(&settled.text, settled.finish, settled.usage)
+                events.closing(settled.finish, settled.usage)
             }
             // The text so far was charged; the client learns the rest
             // failed.
@@ -289,23 +293,31 @@ struct Deltas<'a, 'r> {
 
 impl Sink for Deltas<'_, '_> {
     fn text<'a>(&'a mut self, text: &'a str) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move {
-            if self.here {
-                let event = self.events.delta(text);
-                self.here = self.sender.send_data(event.into()).await.is_ok();
-            }
-            self.here
-        })
+        let events = self.events.delta(text);
+        Box::pin(self.send(events))
     }
 
-    /// No tools are offered on this route (request.rs refuses them), so a
-    /// model has none to call.
+    /// A function call begun, or more of its arguments.
     fn tool_call<'a>(
         &'a mut self,
-        _index: usize,
-        _delta: ToolDelta<'a>,
+        index: usize,
+        delta: ToolDelta<'a>,
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move { self.here })
+        let events = self.events.tool(index, delta);
+        Box::pin(self.send(events))
+    }
+}
+
+impl Deltas<'_, '_> {
+    /// Each event, while the client reads; whether it still does.
+    async fn send(&mut self, events: Vec<Vec<u8>>) -> bool {
+        for event in events {
+            if !self.here {
+                break;
+            }
+            self.here = self.sender.send_data(event.into()).await.is_ok();
+        }
+        self.here
     }
 }
 

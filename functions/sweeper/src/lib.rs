@@ -105,10 +105,10 @@ async fn sweep_one(app: &App, hold: &Hold, deadline: Deadline) -> Option<SweptHo
         Ok(outcome) => {
             match outcome {
                 SweptHold::SettledOwed { cost } => {
-                    tracing::warn!(user = %hold.username, hold = %hold.hold_id, cost, "an expired hold settled at what its chat owes");
+                    tracing::warn!(user = %hold.username, hold = %hold.hold_id, cost = %cost, "an expired hold settled at what its chat owes");
                 }
                 SweptHold::SettledAtBound { cost } => {
-                    tracing::error!(user = %hold.username, hold = %hold.hold_id, cost, "an expired hold with nothing recorded charged in full");
+                    tracing::error!(user = %hold.username, hold = %hold.hold_id, cost = %cost, "an expired hold with nothing recorded charged in full");
                 }
                 SweptHold::Released => {
                     tracing::warn!(user = %hold.username, hold = %hold.hold_id, "an expired hold of a refused call given back");

@@ -31,6 +31,7 @@ use std::time::Instant;
 use super::{defer, release, settle_in_time, SETTLE_MARGIN};
 use crate::app::App;
 use crate::clock::Timestamp;
+use crate::credits::Credits;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, KeyedRequest, VerifiedToken};
 use crate::embedder::{from_base64, to_base64, Embedding};
@@ -63,7 +64,7 @@ pub struct Embedded {
     pub vectors: Vec<Vec<f32>>,
     /// What was charged for: input tokens only.
     pub usage: Usage,
-    pub cost: u64,
+    pub cost: Credits,
     /// Answered before under the same idempotency key: nothing charged now.
     pub replayed: bool,
 }
@@ -293,7 +294,7 @@ fn replayed(saved: SavedChat, inputs: usize) -> Result<Embedded, ApiError> {
             chat_id: uuid::Uuid::parse_str(&saved.chat_id).unwrap_or_default(),
             vectors,
             usage: saved.usage.unwrap_or_default(),
-            cost: 0,
+            cost: Credits::ZERO,
             replayed: true,
         }),
         // A call that failed, or one the sweeper settled after its

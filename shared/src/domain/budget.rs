@@ -8,6 +8,7 @@
 //! its own kind. That lets a chat's write ask "is this key's window still
 //! current?" without knowing the key's period: `window IN (:d, :w, :m, :t)`.
 
+use crate::credits::Credits;
 use time::{Date, Duration, Month, OffsetDateTime};
 
 use crate::clock::Timestamp;
@@ -86,7 +87,7 @@ impl Period {
 /// A key's budget: `tokens` per `period`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
-    pub tokens: u64,
+    pub tokens: Credits,
     pub period: Period,
 }
 

@@ -9,6 +9,7 @@
 //! one `GetItem`. Password hashes live in the credentials table, out of
 //! reach of every function but register and login.
 
+use crate::credits::Credits;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -267,9 +268,16 @@ impl Store {
 
     /// The caller's balance: one strongly consistent `GetItem` of the
     /// account, whose session entry is checked here.
-    pub async fn balance(&self, token: &VerifiedToken, now: Timestamp) -> Result<i64, ApiError> {
+    pub async fn balance(
+        &self,
+        token: &VerifiedToken,
+        now: Timestamp,
+    ) -> Result<Credits, ApiError> {
         let account = self.live_account(token, "tokens", now).await?;
-        number_of(&account, "tokens")
+        // Every write that lowers a balance is conditioned on covering it.
+        let tokens = number_of(&account, "tokens")?;
+        Credits::from_signed(tokens)
+            .ok_or_else(|| ApiError::internal(format!("a balance below zero: {tokens}")))
     }
 
     /// The account of a live session, read with `projection` besides the
@@ -303,7 +311,7 @@ impl Store {
     pub(super) fn charge(
         &self,
         token: &VerifiedToken,
-        cost: u64,
+        cost: Credits,
         limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
@@ -316,7 +324,7 @@ impl Store {
     pub(super) fn charge_for_hold(
         &self,
         token: &VerifiedToken,
-        amount: u64,
+        amount: Credits,
         limits: &Limits<'_>,
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
@@ -326,7 +334,7 @@ impl Store {
     fn account_update(
         &self,
         token: &VerifiedToken,
-        cost: u64,
+        cost: Credits,
         limits: &Limits<'_>,
         now: Timestamp,
         opens_call: bool,
@@ -430,7 +438,7 @@ impl Store {
         username: &str,
         amount: i64,
         key_id: &str,
-        back: u64,
+        back: Credits,
         taken: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::Update, ApiError> {
         let part = give_back_part(taken);

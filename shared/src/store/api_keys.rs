@@ -11,6 +11,7 @@
 //! it, and without an `amount`, so the ledger never counts it), written and
 //! deleted in the same transaction as the entry.
 
+use crate::credits::Credits;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
@@ -75,7 +76,7 @@ pub struct KeyInfo {
     pub last_used: Option<String>,
     pub budget: Option<Budget>,
     /// Spent in the current period (with no budget: in all).
-    pub spent: u64,
+    pub spent: Credits,
     /// When the budget starts over; `None` without one or for a total.
     pub resets_at: Option<Timestamp>,
     pub models: Option<Vec<String>>,
@@ -319,7 +320,7 @@ impl Store {
                     .and_then(|v| v.parse().ok()),
                 last_used: None,
                 budget: None,
-                spent: 0,
+                spent: Credits::ZERO,
                 resets_at: None,
                 models: None,
                 id,

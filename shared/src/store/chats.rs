@@ -6,6 +6,7 @@
 //! (`chat_id < "idempotency#"`) never lists them. A chat item carries its
 //! own ledger `amount`, so a flat chat stays one two-item transaction.
 
+use crate::credits::Credits;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
@@ -51,7 +52,7 @@ pub struct ChatRecord<'a> {
     /// The tools the reply called, if it called any.
     pub tool_calls: &'a [ToolCall],
     /// What the chat costs the user, in balance tokens.
-    pub cost: u64,
+    pub cost: Credits,
     /// What the chat was charged for: what the model reported it used,
     /// or the bound of what it read and wrote when it reported nothing.
     pub usage: Usage,
@@ -376,7 +377,7 @@ pub(super) fn refusal_of(
     reasons: &[CancellationReason],
     index: usize,
     token: &VerifiedToken,
-    (model, cost): (&str, u64),
+    (model, cost): (&str, Credits),
     now: Timestamp,
     (open_cap, chat_cap): (u32, u32),
 ) -> ApiError {
@@ -413,11 +414,18 @@ pub(super) fn refusal_of(
     match number_of(account, "tokens") {
         // The balance first: a chat the balance refuses is not one the cap
         // refuses.
-        Ok(balance) if balance < i64::try_from(cost).unwrap_or(i64::MAX) => {
-            ApiError::InsufficientTokens { balance, cost }
+        // A balance below zero, which no write of ours makes, reads as none.
+        Ok(balance) if balance < cost.signed().unwrap_or(i64::MAX) => {
+            ApiError::InsufficientTokens {
+                balance: Credits::from_signed(balance).unwrap_or_default(),
+                cost,
+            }
         }
         _ if over_cap(account, chat_cap, now) => rate_limited(now),
-        Ok(balance) => ApiError::InsufficientTokens { balance, cost },
+        Ok(balance) => ApiError::InsufficientTokens {
+            balance: Credits::from_signed(balance).unwrap_or_default(),
+            cost,
+        },
         Err(e) => e,
     }
 }

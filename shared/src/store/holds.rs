@@ -19,6 +19,7 @@
 //! "still open" condition, so a late settle and the sweeper can never both
 //! apply.
 
+use crate::credits::Credits;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
@@ -57,7 +58,7 @@ pub struct Hold {
     pub username: Username,
     /// The hold item's sort key, `ledger#hold#<uuid>`.
     pub hold_id: String,
-    pub amount: u64,
+    pub amount: Credits,
     /// The idempotency marker the hold took, if the chat had a key.
     pub marker_id: Option<String>,
     /// Whether the account counts this hold among its open calls: every
@@ -81,7 +82,7 @@ pub struct HeldKey {
 /// A hold to take: how much, for which model at which prices, under which
 /// key, and from when until when.
 pub struct HoldRequest<'a> {
-    pub amount: u64,
+    pub amount: Credits,
     /// The chat's message, kept on the hold: should its function die, the
     /// sweeper saves the chat it charges with it.
     pub message: &'a ChatMessage,
@@ -133,10 +134,10 @@ pub enum SweptHold {
     Released,
     /// Settled at what its chat recorded it owes (a settle that could not
     /// commit): the chat saved, the rest given back.
-    SettledOwed { cost: u64 },
+    SettledOwed { cost: Credits },
     /// Settled in full, with nothing recorded: its function died with the
     /// model's work unpriced, and the hold is the bound of that work.
-    SettledAtBound { cost: u64 },
+    SettledAtBound { cost: Credits },
     /// Closed by someone else between the index and now.
     ClosedMeanwhile,
 }
@@ -435,15 +436,15 @@ impl Store {
     fn give_back(
         &self,
         hold: &Hold,
-        refund: u64,
+        refund: Credits,
         to_key: bool,
     ) -> Result<Option<TransactWriteItem>, ApiError> {
         let user = hold.username.as_str();
-        let update = if let Some(key) = hold.key.as_ref().filter(|_| to_key && refund > 0) {
+        let update = if let Some(key) = hold.key.as_ref().filter(|_| to_key && !refund.is_zero()) {
             self.credit_closing_keyed_call(user, signed(refund)?, &key.id, refund, key.taken)?
         } else if hold.counted {
             self.credit_closing_call(user, signed(refund)?)?
-        } else if refund > 0 {
+        } else if !refund.is_zero() {
             self.credit(user, signed(refund)?)?
         } else {
             return Ok(None);
@@ -646,9 +647,10 @@ impl Store {
             )?,
             // A hold from before messages were kept: its ledger entry alone.
             None => {
-                let entry = self.closing_entry(&hold, SETTLE_PREFIX, "settle", 0, "abandoned")?;
+                let entry =
+                    self.closing_entry(&hold, SETTLE_PREFIX, "settle", Credits::ZERO, "abandoned")?;
                 let mut items = vec![self.close(&hold, "settled")?, entry];
-                items.extend(self.give_back(&hold, 0, false)?);
+                items.extend(self.give_back(&hold, Credits::ZERO, false)?);
                 items.extend(self.forget_marker(&hold)?);
                 items
             }
@@ -667,7 +669,7 @@ impl Store {
         hold: &Hold,
         prefix: &str,
         kind: &str,
-        amount: u64,
+        amount: Credits,
         reason: &str,
     ) -> Result<TransactWriteItem, ApiError> {
         let mut entry = Put::builder();
@@ -798,7 +800,7 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
     Ok(Hold {
         username,
         hold_id: string_of(item, "chat_id")?.to_owned(),
-        amount: number_of(item, "amount")?.unsigned_abs(),
+        amount: Credits::new(number_of(item, "amount")?.unsigned_abs()),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
         // The index does not carry these; the sweeper reads the item itself.
         counted: false,
@@ -821,7 +823,7 @@ struct Owed {
     model: String,
     message: ChatMessage,
     response: String,
-    cost: u64,
+    cost: Credits,
     usage: Usage,
     finish: Finish,
     created: Timestamp,
@@ -861,7 +863,7 @@ fn owed_of(item: &HashMap<String, AttributeValue>) -> Result<Option<Owed>, ApiEr
         message: ChatMessage::parse(string_of(item, "message")?.to_owned())
             .map_err(|_| bad("message"))?,
         response: string_of(item, "response")?.to_owned(),
-        cost: number_of(item, "owed_cost")?.unsigned_abs(),
+        cost: Credits::new(number_of(item, "owed_cost")?.unsigned_abs()),
         usage: Usage {
             input_tokens: number_of(item, "input_tokens")?.unsigned_abs(),
             output_tokens: number_of(item, "output_tokens")?.unsigned_abs(),

@@ -30,6 +30,7 @@
 //! that instant. A hold closed after its window ended leaves the new
 //! window's spend alone.
 
+use crate::credits::Credits;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::accounts::Item;
@@ -193,7 +194,7 @@ impl KeyEntry {
             .unwrap_or_else(|| NO_WINDOW.to_owned());
         let budget = match number(BUDGET) {
             Some(tokens) => Some(Budget {
-                tokens: tokens.unsigned_abs(),
+                tokens: Credits::new(tokens.unsigned_abs()),
                 period: Period::of_window(&window).ok_or_else(bad)?,
             }),
             None => None,
@@ -223,10 +224,10 @@ impl KeyEntry {
     }
 
     /// What the key may still spend at `now`: the budget in a new window.
-    pub fn left_at(&self, now: Timestamp) -> Option<u64> {
+    pub fn left_at(&self, now: Timestamp) -> Option<Credits> {
         let budget = self.budget?;
         Some(if self.current(now) {
-            self.left.max(0).unsigned_abs()
+            Credits::new(self.left.max(0).unsigned_abs())
         } else {
             budget.tokens
         })
@@ -234,10 +235,10 @@ impl KeyEntry {
 
     /// What the key spent in its current window at `now` (with no budget:
     /// since budgets exist).
-    pub fn spent_at(&self, now: Timestamp) -> u64 {
+    pub fn spent_at(&self, now: Timestamp) -> Credits {
         match (self.budget, self.left_at(now)) {
             (Some(budget), Some(left)) => budget.tokens.saturating_sub(left),
-            _ => self.left.min(0).unsigned_abs(),
+            _ => Credits::new(self.left.min(0).unsigned_abs()),
         }
     }
 
@@ -258,7 +259,7 @@ impl KeyEntry {
 
     /// Why this key may not make a chat of `cost` with `model` at `now`,
     /// if it may not.
-    pub fn refusal(&self, model: &str, cost: u64, now: Timestamp) -> Option<ApiError> {
+    pub fn refusal(&self, model: &str, cost: Credits, now: Timestamp) -> Option<ApiError> {
         if let Some(models) = &self.models {
             if !models.iter().any(|m| m == model) {
                 return Some(ApiError::ModelNotAllowed(model.to_owned()));
@@ -324,7 +325,7 @@ mod tests {
             left,
             window: window.into(),
             budget: budget.map(|tokens| Budget {
-                tokens,
+                tokens: Credits::new(tokens),
                 period: Period::of_window(window).unwrap(),
             }),
             models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
@@ -336,16 +337,16 @@ mod tests {
         let now = Timestamp::now();
         let today = Period::Day.window(now);
         let key = entry(150, &today, Some(250), Some(&["haiku"]));
-        assert!(key.refusal("haiku", 150, now).is_none());
+        assert!(key.refusal("haiku", Credits::new(150), now).is_none());
         assert_eq!(
-            key.refusal("haiku", 151, now).unwrap().code(),
+            key.refusal("haiku", Credits::new(151), now).unwrap().code(),
             "key_budget_exceeded"
         );
         assert_eq!(
-            key.refusal("opus", 1, now).unwrap().code(),
+            key.refusal("opus", Credits::new(1), now).unwrap().code(),
             "model_not_allowed"
         );
-        assert_eq!(key.spent_at(now), 100);
+        assert_eq!(key.spent_at(now), Credits::new(100));
         assert_eq!(key.renewal(now), None);
     }
 
@@ -353,9 +354,9 @@ mod tests {
     fn an_ended_window_counts_as_a_full_budget_and_is_renewed() {
         let now = Timestamp::now();
         let key = entry(0, "d2000-01-01", Some(250), None);
-        assert_eq!(key.left_at(now), Some(250));
-        assert_eq!(key.spent_at(now), 0);
-        assert!(key.refusal("any", 250, now).is_none());
+        assert_eq!(key.left_at(now), Some(Credits::new(250)));
+        assert_eq!(key.spent_at(now), Credits::new(0));
+        assert!(key.refusal("any", Credits::new(250), now).is_none());
         assert_eq!(
             key.renewal(now),
             Some(Window::Renew {
@@ -366,7 +367,7 @@ mod tests {
         // A key without a budget never renews and is never refused for it.
         let free = entry(-500, "t", None, None);
         assert_eq!(free.renewal(now), None);
-        assert_eq!(free.spent_at(now), 500);
-        assert!(free.refusal("any", u64::MAX, now).is_none());
+        assert_eq!(free.spent_at(now), Credits::new(500));
+        assert!(free.refusal("any", Credits::new(u64::MAX), now).is_none());
     }
 }

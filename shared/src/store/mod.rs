@@ -43,6 +43,7 @@ mod sources;
 mod transact;
 mod usage;
 
+use crate::credits::Credits;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -258,8 +259,10 @@ impl Store {
 /// A token amount as DynamoDB's signed arithmetic takes it. Amounts are
 /// bounded far below `i64::MAX` by the configuration, so this never fails
 /// in practice; if it did, nothing is written.
-pub(crate) fn signed(amount: u64) -> Result<i64, ApiError> {
-    i64::try_from(amount).map_err(ApiError::internal)
+pub(crate) fn signed(amount: Credits) -> Result<i64, ApiError> {
+    amount
+        .signed()
+        .ok_or_else(|| ApiError::internal(format!("{amount} tokens cannot be recorded")))
 }
 
 // SHA-256 as lowercase hex: how a secret or a client's free-form key
