@@ -393,7 +393,7 @@ mod tests {
         let again = replayed(saved(saved_form(&vectors)), 2).unwrap();
         assert_eq!(
             (again.vectors, again.cost, again.replayed),
-            (vectors, 0, true)
+            (vectors, Credits::ZERO, true)
         );
         assert_eq!(again.usage.input_tokens, 3);
         let failed = replayed(saved(String::new()), 2).unwrap_err();
