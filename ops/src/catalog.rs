@@ -8,7 +8,8 @@
 
 use std::process::ExitCode;
 
-use chat_core::catalog::{Catalog, DEFAULT_REPLY_TOKENS};
+use chat_core::billing::embeddings::input_bound as embedding_input_bound;
+use chat_core::catalog::{Catalog, ModelKind, DEFAULT_REPLY_TOKENS};
 use chat_core::pricing::Pricing;
 use clap::Subcommand;
 
@@ -112,19 +113,45 @@ fn print_table(catalog: &Catalog) {
     );
     for model in &catalog.models {
         let max_reply = model.max_tokens.unwrap_or(DEFAULT_REPLY_TOKENS);
+        // An embedding model writes nothing: its hold is its input's
+        // bound alone (one input of the sample's size), its price per
+        // input token.
+        let (answered_by, price, reply, hold) = match model.kind {
+            ModelKind::Chat => (
+                model
+                    .bedrock_model
+                    .as_deref()
+                    .unwrap_or("the built-in dummy"),
+                price_text(&model.pricing),
+                max_reply.to_string(),
+                model.pricing.hold(SAMPLE_MESSAGE_BYTES, max_reply),
+            ),
+            ModelKind::Embedding => (
+                model
+                    .bedrock_model
+                    .as_deref()
+                    .unwrap_or("the local embedder"),
+                match model.pricing {
+                    Pricing::Usage(p) => {
+                        format!("per 1000 input: {} (embeddings)", p.input_per_1000)
+                    }
+                    flat => price_text(&flat),
+                },
+                "-".to_owned(),
+                model.pricing.hold(
+                    embedding_input_bound(&["x".repeat(SAMPLE_MESSAGE_BYTES)]),
+                    0,
+                ),
+            ),
+        };
         println!(
             "{:<24} {:<44} {:<56} {:>9} {:>12}",
-            model.id,
-            model
-                .bedrock_model
-                .as_deref()
-                .unwrap_or("the built-in dummy"),
-            price_text(&model.pricing),
-            max_reply,
-            model.pricing.hold(SAMPLE_MESSAGE_BYTES, max_reply),
+            model.id, answered_by, price, reply, hold,
         );
     }
-    if catalog.models.iter().any(|m| m.max_tokens.is_none()) {
+    let chat_without_cap =
+        |m: &&chat_core::catalog::CatalogModel| m.kind == ModelKind::Chat && m.max_tokens.is_none();
+    if catalog.models.iter().any(|m| chat_without_cap(&m)) {
         println!(
             "(a model without max_tokens replies up to the deployment's ModelMaxTokens, {DEFAULT_REPLY_TOKENS} unless set)"
         );
