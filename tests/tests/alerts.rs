@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use api_tests::eventbridge::eventbridge;
 use api_tests::*;
 use chat_core::alerts::{alerts_of, Alert, Crossing};
 use chat_core::deadline::Deadline;
@@ -37,18 +38,39 @@ async fn app_costing(cost: u32) -> (Arc<App>, StreamReader) {
 }
 
 /// The alerts of every record written since the last call, as the alerts
-/// function computes them from a Lambda batch of those records.
+/// function computes them from a Lambda batch of those records; each is
+/// published through the function's own publisher, to a stand-in of
+/// EventBridge, exactly once and in order.
 async fn new_alerts(reader: &mut StreamReader) -> Vec<Alert> {
     let records = reader.read_new().await.unwrap();
-    let batch = json!({"Records": records.iter().map(|r| json!({
-        "eventName": if r.old.is_some() && r.new.is_some() { "MODIFY" } else { "INSERT" },
-        "dynamodb": {"SequenceNumber": r.sequence, "OldImage": r.old, "NewImage": r.new},
-    })).collect::<Vec<_>>()});
-    let from_batch = alerts::alerts_of_batch(batch).unwrap();
+    let from_batch = alerts::alerts_of_batch(batch_of(&records)).unwrap();
     // The same as the decision record by record: the batch adds nothing.
     let one_by_one: Vec<Alert> = records.iter().flat_map(|r| alerts_of(r).unwrap()).collect();
     assert_eq!(from_batch, one_by_one);
+    let (client, sent) = eventbridge();
+    let answer = alerts::handle(
+        &alerts::EventBridge::new(client, "alerts"),
+        batch_of(&records),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["published"], from_batch.len());
+    let published: Vec<Value> = sent
+        .entries()
+        .iter()
+        .map(|e| serde_json::from_str(e["Detail"].as_str().unwrap()).unwrap())
+        .collect();
+    let details: Vec<Value> = from_batch.iter().map(Alert::detail).collect();
+    assert_eq!(published, details);
     from_batch
+}
+
+/// Records as Lambda hands them to the function.
+fn batch_of(records: &[chat_core::alerts::StreamRecord]) -> Value {
+    json!({"Records": records.iter().map(|r| json!({
+        "eventName": if r.old.is_some() && r.new.is_some() { "MODIFY" } else { "INSERT" },
+        "dynamodb": {"SequenceNumber": r.sequence, "OldImage": r.old, "NewImage": r.new},
+    })).collect::<Vec<_>>()})
 }
 
 fn balance_alerts(alerts: &[Alert]) -> Vec<i64> {
@@ -214,5 +236,49 @@ async fn the_threshold_is_set_read_back_cleared_and_bad_input_changes_nothing() 
     assert!(!app.store.set_alert_below(&nobody, Some(1)).await.unwrap());
     // Setting and clearing moved no tokens and crossed nothing.
     assert!(new_alerts(&mut reader).await.is_empty());
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn the_publisher_sends_ten_a_call_and_fails_the_batch_on_a_refused_entry() {
+    let (app, mut reader) = app_costing(10).await;
+    let session = signed_up(&app, "alice").await;
+    // 25 records that each cross: the threshold is set above the balance
+    // before each chat (by the operator), and the chat takes it below.
+    let alice = Username::parse("alice").unwrap();
+    for i in 0..25 {
+        let balance = stored_tokens(&app, "alice").await.unwrap() as u64;
+        assert!(app
+            .store
+            .set_alert_below(&alice, Some(balance))
+            .await
+            .unwrap());
+        assert_eq!(
+            chat_as(&app, &session, &format!("m{i}")).await.status(),
+            200
+        );
+    }
+    let records = reader.read_new().await.unwrap();
+    let batch = batch_of(&records);
+    let (client, sent) = eventbridge();
+    let publisher = alerts::EventBridge::new(client, "alerts");
+    alerts::handle(&publisher, batch.clone()).await.unwrap();
+    let sizes: Vec<usize> = sent
+        .calls()
+        .iter()
+        .map(|(_, body)| body["Entries"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [10, 10, 5]);
+    let first: Vec<Value> = sent.entries();
+
+    // One entry refused: the invocation fails, so Lambda sends the batch
+    // again; the retry publishes every event again with the same ids.
+    sent.refuse_one_entry(true);
+    assert!(alerts::handle(&publisher, batch.clone()).await.is_err());
+    sent.refuse_one_entry(false);
+    let before = sent.entries().len();
+    alerts::handle(&publisher, batch).await.unwrap();
+    let retried: Vec<Value> = sent.entries()[before..].to_vec();
+    assert_eq!(retried, first, "the same events, the same ids");
     assert_ledger_balances(&app, "alice").await;
 }

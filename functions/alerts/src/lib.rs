@@ -92,6 +92,14 @@ pub struct EventBridge {
 }
 
 impl EventBridge {
+    /// Publishes with `client` on `bus`.
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        EventBridge {
+            client,
+            bus: bus.into(),
+        }
+    }
+
     /// The client from the standard environment, on the HTTPS client and
     /// timeouts the functions share, and the bus from [`BUS_VARIABLE`].
     pub async fn from_env() -> Result<Self, AlertError> {
