@@ -413,10 +413,8 @@ async fn alert_threshold(run: &mut Run, app: &App, token: &str) {
     let clear = json!({"alert_below": null}).to_string();
     run.accepted_body(BALANCE_PATCH, &clear);
     let response = call(app, BALANCE_PATCH, patch_balance(&clear, token)).await;
-    assert_eq!(
-        run.expect(BALANCE_PATCH, &response, 200, "")["alert_below"],
-        Value::Null
-    );
+    let cleared = run.expect(BALANCE_PATCH, &response, 200, "");
+    assert!(cleared.get("alert_below").is_none(), "{cleared}");
     let response = call(app, BALANCE_PATCH, patch_balance("{", token)).await;
     run.expect(BALANCE_PATCH, &response, 400, "invalid_json");
     for refused in [

@@ -42,9 +42,13 @@ async fn balance(app: &App, request: Request) -> Result<Response<Body>, ApiError
     Ok(json_response(StatusCode::OK, &shown(view)))
 }
 
-/// The body of every answer: `alert_below` is `null` when none is set.
+/// The body of every answer: `alert_below` only when one is set, so the
+/// answer of an account without one is the contract's `{"tokens": n}`.
 fn shown(view: BalanceView) -> Value {
-    json!({"tokens": view.tokens, "alert_below": view.alert_below})
+    match view.alert_below {
+        Some(below) => json!({"tokens": view.tokens, "alert_below": below}),
+        None => json!({"tokens": view.tokens}),
+    }
 }
 
 /// `PATCH`'s body; `null` is present (`Some(Null)`): it clears.
