@@ -6,6 +6,8 @@
 # real Lambda processes through `cargo lambda watch` at the contract's paths,
 # behind local-gateway (devtools/), which shows the functions what API
 # Gateway would where the emulator cannot.
+# Alerts (functions/alerts in AWS) print on stdout, one JSON line each, read
+# from the users table's stream by devtools' alerts-local.
 # Ctrl-C stops everything it started. `run-local.sh build` only builds.
 #
 # Environment:
@@ -45,7 +47,7 @@ build() {
   # Not behind a route: run on a schedule, through watch's invoke API.
   packages+=(-p sweeper)
   cargo build --quiet "${profile[@]}" "${packages[@]}"
-  cargo build --quiet -p devtools --bin create-tables
+  cargo build --quiet -p devtools --bin create-tables --bin alerts-local
   # Its own cargo run: built with the functions, it would change their
   # feature set and so rebuild them when watch builds them alone.
   cargo build --quiet "${profile[@]}" -p devtools --bin local-gateway
@@ -193,6 +195,12 @@ if [ "$sweep_every" != 0 ]; then
     done' sweeper "$sweep_every" "$watch_port" &
   pids+=("$!")
 fi
+
+# The alerts, as the alerts function publishes them to EventBridge in AWS:
+# one JSON line per crossing (a balance below its user's alert_below, a
+# key's budget at 80 % or 100 %), from the users table's stream.
+setsid "${CARGO_TARGET_DIR:-$root/target}/debug/alerts-local" &
+pids+=("$!")
 
 cat >&2 <<MSG
 [run] ready: the API is on http://127.0.0.1:$api_port  (Ctrl-C stops it)

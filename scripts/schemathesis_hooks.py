@@ -42,6 +42,7 @@ allows more than the server takes, never less, so the server must refuse
 every one of them.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -53,6 +54,9 @@ import schemathesis
 # API keys by POST /keys/ responses.
 _SESSIONS: set[str] = set()
 _KEYS: set[str] = set()
+# The Authorization each key was made with, by the key's id: a request about
+# the key goes with the session that made it, as openapi.yaml's links say.
+_KEY_MAKERS: dict[str, str] = {}
 
 # Where each is found: (method, path, status) -> (field, set).
 _MINTING = {
@@ -68,11 +72,16 @@ def after_call(context, case, response):
         return
     field, minted = minting
     try:
-        token = response.json()[field]
+        answer = response.json()
+        token = answer[field]
     except (ValueError, KeyError, TypeError):
         return  # a malformed answer is for the response checks to report
     if isinstance(token, str):
         minted.add(token)
+    if minted is _KEYS and isinstance(answer.get("id"), str):
+        maker = response.request.headers.get("Authorization")
+        if maker:
+            _KEY_MAKERS[answer["id"]] = maker
 
 
 def _user_of(case, context=None):
@@ -115,6 +124,14 @@ class RunUser:
         if given in _SESSIONS:
             return
         if given in _KEYS and not case.operation.path.startswith("/keys/"):
+            return
+        # A key's change or revocation goes with the session that made it
+        # (a stateful step may not carry the link's header): the run's
+        # user's token would be told, rightly, that no such key exists.
+        maker = _KEY_MAKERS.get(str((case.path_parameters or {}).get("id")))
+        if case.operation.path == "/keys/{id}" and maker is not None:
+            headers["Authorization"] = maker
+            case.headers = headers
             return
         bearer = any("BearerAuth" in requirement for requirement in security or [])
         headers["Authorization"] = f"Bearer {data}" if bearer else data
@@ -213,8 +230,40 @@ def before_call(context, case, kwargs):
         body["model"] = os.environ["SCHEMATHESIS_MODEL"]
     if operation == _COMPLETIONS and isinstance(body.get("messages"), list):
         _in_shape(body)
-    if operation == _RESPONSES and isinstance(body.get("input"), list):
-        _input_in_shape(body)
+    if operation == _RESPONSES:
+        _response_tools_in_shape(body)
+        if isinstance(body.get("input"), list):
+            _input_in_shape(body)
+    _key_bound_to_body(case)
+
+
+def _key_bound_to_body(case):
+    """A generated Idempotency-Key comes back with many bodies (the few
+    short values the coverage phase tries), and each after the first is a
+    422 by design, so most valid chats would never reach the model. The
+    key gets the body's hash at its end (still 1-64 printable characters):
+    the same body under the same key still replays, another body is
+    another chat. A reused key's 422 is held by tests/tests/openapi.rs."""
+    headers = case.headers or {}
+    name = next((h for h in headers if h.lower() == "idempotency-key"), None)
+    if name is None:
+        return
+    digest = hashlib.sha256(json.dumps(case.body, sort_keys=True).encode()).hexdigest()[:16]
+    headers[name] = f"{str(headers[name]).strip()[:47]}-{digest}"
+
+
+def _response_tools_in_shape(body):
+    """A Responses request's tools as completions takes them: each name
+    once, a named choice among the tools, `required` only with tools."""
+    tools = body.get("tools")
+    names = set()
+    if isinstance(tools, list):
+        tools[:] = [t for t in tools if t["name"] not in names and not names.add(t["name"])]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice["name"] not in names:
+        body["tool_choice"] = "auto" if names else None
+    elif choice == "required" and not names:
+        body["tool_choice"] = None
 
 
 def _embeddings_in_shape(body):
@@ -239,6 +288,10 @@ def _input_in_shape(body):
     no schema states (functions/responses/src/request.rs reads it into a
     completion request, whose rules apply), in place, keeping it valid."""
     messages = body["input"]
+    # Function calls and their outputs must pair up, in order, with the
+    # tools given: generated ones rarely do, so they go (a round trip is
+    # held by tests/tests/responses.rs and the SDK tests).
+    messages[:] = [m for m in messages if "role" in m] or [{"role": "user", "content": "x"}]
     instructions = body.get("instructions")
     has_instructions = isinstance(instructions, str) and not _BLANK.fullmatch(instructions)
     # The instructions are the completion's first message, of 100 at most.

@@ -7,6 +7,8 @@
 //! - [`tables`]: the tables' key schemas and their creation (the
 //!   `create-tables` binary);
 //! - [`settings`]: settings written out in code, for configuration tests;
+//! - [`streams`]: the users table's stream, read for the alerts (the
+//!   `alerts-local` binary and the tests);
 //! - [`serve`] is `local-gateway`, the HTTP front of `make run`.
 //!
 //! `make run` serves the functions through `cargo lambda watch`, whose
@@ -31,6 +33,7 @@
 
 pub mod dynamodb_local;
 pub mod settings;
+pub mod streams;
 pub mod tables;
 
 use std::convert::Infallible;

@@ -4,7 +4,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -29,6 +30,8 @@ pub struct TableSpec {
     /// The epoch-seconds attribute DynamoDB's TTL deletes by.
     pub ttl_attribute: Option<&'static str>,
     pub indexes: &'static [IndexSpec],
+    /// The stream's view type (`NEW_AND_OLD_IMAGES`), if the table has one.
+    pub stream: Option<&'static str>,
 }
 
 /// A global secondary index: a string partition key, a number sort key,
@@ -58,6 +61,9 @@ pub const TABLES: [TableSpec; 3] = [
         range_key: None,
         ttl_attribute: None,
         indexes: &[],
+        // Every write of an account, before and after, for the alerts
+        // (functions/alerts; locally the `alerts-local` poller).
+        stream: Some("NEW_AND_OLD_IMAGES"),
     },
     TableSpec {
         table: Table::Credentials,
@@ -69,6 +75,7 @@ pub const TABLES: [TableSpec; 3] = [
         // codes never carry the attribute.
         ttl_attribute: Some("ttl"),
         indexes: &[],
+        stream: None,
     },
     TableSpec {
         table: Table::Chats,
@@ -79,6 +86,7 @@ pub const TABLES: [TableSpec; 3] = [
         // of the table carries the attribute.
         ttl_attribute: Some("ttl"),
         indexes: &[OPEN_HOLDS],
+        stream: None,
     },
 ];
 
@@ -95,7 +103,9 @@ impl TableSpec {
 pub type BoxError = chat_core::error::BoxError;
 
 /// Creates whichever of the tables is missing (on-demand, as in AWS) and
-/// turns on TTL where the template does. Existing tables are left as they are.
+/// turns on TTL and streams where the template does. Existing tables are
+/// left as they are, but for a stream the template has and they lack (a
+/// `make run` data folder from before alerts), which is turned on.
 pub async fn create_missing_tables(
     client: &Client,
     tables: &Tables,
@@ -164,6 +174,9 @@ pub async fn create_missing_tables(
                         .build()?,
                 );
         }
+        if let Some(view) = spec.stream {
+            request = request.stream_specification(stream_of(view)?);
+        }
         match request.send().await {
             Ok(_) => created.push(name.to_owned()),
             Err(err)
@@ -171,7 +184,10 @@ pub async fn create_missing_tables(
                     .as_service_error()
                     .is_some_and(|e| e.is_resource_in_use_exception()) =>
             {
-                continue
+                if let Some(view) = spec.stream {
+                    turn_on_stream(client, name, view).await?;
+                }
+                continue;
             }
             Err(err) => return Err(Box::new(err)),
         }
@@ -190,4 +206,29 @@ pub async fn create_missing_tables(
         }
     }
     Ok(created)
+}
+
+fn stream_of(view: &str) -> Result<StreamSpecification, BoxError> {
+    Ok(StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(view))
+        .build()?)
+}
+
+/// Turns on `name`'s stream if it has none.
+async fn turn_on_stream(client: &Client, name: &str, view: &str) -> Result<(), BoxError> {
+    let table = client.describe_table().table_name(name).send().await?;
+    let enabled = table
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if !enabled {
+        client
+            .update_table()
+            .table_name(name)
+            .stream_specification(stream_of(view)?)
+            .send()
+            .await?;
+    }
+    Ok(())
 }

@@ -60,6 +60,14 @@ enum TableCommand {
     },
     /// A user's balance, state, sessions and newest ledger entries.
     Show { user: String },
+    /// Set the balance below which the user's alert fires (one event on
+    /// the stack's alert bus per crossing), or `off` to clear it; the same
+    /// threshold the user sets with `PATCH /balance/`.
+    Alert {
+        user: String,
+        /// Tokens (0 to 1000000000000), or `off`.
+        below: String,
+    },
     /// End every session and API key of a user at once.
     Revoke { user: String },
     /// Make single-use invite codes, for REGISTRATION=invite. Each is
@@ -155,6 +163,7 @@ async fn main() -> ExitCode {
             op_id,
         } => grant(&app, &user, tokens, &reason, op_id).await,
         TableCommand::Show { user } => show(&app, &user).await,
+        TableCommand::Alert { user, below } => set_alert(&app, &user, &below).await,
         TableCommand::Revoke { user } => revoke(&app, &user).await,
         TableCommand::Invite { count, note } => invite(&app, count, &note).await,
         TableCommand::Disable { user } => set_disabled(&app, &user, true).await,
@@ -230,6 +239,11 @@ async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
         if view.disabled { "disabled" } else { "active" }
     );
     println!(
+        "alert:    {}",
+        view.alert_below
+            .map_or("none".to_owned(), |below| format!("below {below}"))
+    );
+    println!(
         "sessions: {} (expiries, epoch seconds: {:?})",
         view.sessions.len(),
         view.sessions
@@ -253,6 +267,24 @@ async fn show(app: &App, name: &str) -> Result<ExitCode, ApiError> {
             "  {}  {:>+8}  {:<8} {}",
             line.at, line.amount, line.kind, line.id
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_alert(app: &App, name: &str, below: &str) -> Result<ExitCode, ApiError> {
+    let user = username(name)?;
+    let below = match below {
+        "off" => None,
+        number => Some(number.parse::<u64>().map_err(|_| {
+            ApiError::invalid_field("below", "must be a whole number of tokens, or off")
+        })?),
+    };
+    if !app.store.set_alert_below(&user, below).await? {
+        return Ok(no_account(name));
+    }
+    match below {
+        Some(below) => println!("{user}'s alert fires when the balance falls below {below}"),
+        None => println!("{user} has no balance alert"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,12 +68,15 @@ pub fn json_body_within<T: DeserializeOwned>(
 }
 
 /// A whole number, written as one (`90`) or with a zero fraction (`90.0`):
-/// JSON Schema's `integer` takes both, so the API does too.
+/// JSON Schema's `integer` takes both, so the API does too. With a
+/// fraction, up to 2^53, the last integer a double holds exactly (and the
+/// largest any of our fields allows); the caller checks its own range.
 pub fn whole_number(value: &Value) -> Option<u64> {
+    const EXACT: f64 = (1u64 << 53) as f64;
     value.as_u64().or_else(|| {
         value
             .as_f64()
-            .filter(|x| x.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(x))
+            .filter(|x| x.fract() == 0.0 && (0.0..=EXACT).contains(x))
             .map(|x| x as u64)
     })
 }
@@ -169,6 +172,20 @@ mod tests {
 
     fn code_of<T: std::fmt::Debug>(result: Result<T, ApiError>) -> &'static str {
         result.unwrap_err().code()
+    }
+
+    #[test]
+    fn a_whole_number_may_carry_a_zero_fraction_up_to_two_to_the_53() {
+        let read = |text: &str| whole_number(&serde_json::from_str(text).unwrap());
+        assert_eq!(read("90"), Some(90));
+        assert_eq!(read("90.0"), Some(90));
+        // Past u32, as a budget of this many tokens may be written.
+        assert_eq!(read("1307674368000.0"), Some(1_307_674_368_000));
+        assert_eq!(read("9007199254740992.0"), Some(1 << 53));
+        assert_eq!(read("18014398509481984.0"), None);
+        assert_eq!(read("1.5"), None);
+        assert_eq!(read("-1.0"), None);
+        assert_eq!(read("\"9\""), None);
     }
 
     #[test]

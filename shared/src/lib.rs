@@ -5,6 +5,7 @@
 //! types -> one [`store`] call -> JSON response, with every failure an
 //! [`ApiError`] mapped to HTTP in one place.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod billing;

@@ -5,11 +5,12 @@ use std::borrow::Cow;
 
 /// (method, path as clients call it, function that serves it). A `{name}`
 /// segment stands for any one segment.
-pub const ROUTES: [(&str, &str, &str); 11] = [
+pub const ROUTES: [(&str, &str, &str); 12] = [
     ("POST", "/register/", "register"),
     ("POST", "/login/", "login"),
     ("POST", "/chat/", "chat"),
     ("GET", "/balance/", "balance"),
+    ("PATCH", "/balance/", "balance"),
     ("POST", "/logout/", "logout"),
     ("GET", "/chats/", "history"),
     ("POST", "/keys/", "keys"),
@@ -92,7 +93,7 @@ mod tests {
     fn known_paths_are_found_with_or_without_the_trailing_slash() {
         let method = |path| method_for(path).map(Cow::into_owned);
         assert_eq!(method("/chat/").as_deref(), Some("POST"));
-        assert_eq!(method("/balance").as_deref(), Some("GET"));
+        assert_eq!(method("/balance").as_deref(), Some("GET, PATCH"));
         assert_eq!(method("/chats").as_deref(), Some("GET"));
         assert_eq!(method("/chat/history"), None);
         assert_eq!(method("/"), None);

@@ -5,6 +5,7 @@ pub mod calls;
 pub mod completion;
 pub mod conflicts;
 pub mod converse_stub;
+pub mod eventbridge;
 pub mod hostile;
 pub mod http;
 pub mod local_api;

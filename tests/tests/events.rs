@@ -28,6 +28,8 @@ const EXPECTED: &[(&str, u16)] = &[
     ("balance", 200),
     ("balance-missing-token", 401),
     ("balance-invalid-token", 401),
+    ("balance-alert", 200),
+    ("balance-alert-invalid", 400),
     ("history", 200),
     ("history-invalid-limit", 400),
     ("history-missing-token", 401),
@@ -52,6 +54,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("logout-missing-token", 401),
     ("logout", 204),
 ];
+
+/// The events that are no HTTP request: each file and the alerts the
+/// alerts function makes of it (a stream batch from the users table).
+const STREAM_EVENTS: &[(&str, usize)] = &[("alerts-stream", 3)];
 
 /// `alice` exists with the sample password, and the token the events carry
 /// is a live session of hers (stored as the login handler would store it).
@@ -123,6 +129,16 @@ async fn every_event_gets_its_expected_status() {
     }
 }
 
+#[tokio::test]
+async fn every_stream_event_makes_its_expected_alerts() {
+    for (name, count) in STREAM_EVENTS {
+        let text = std::fs::read_to_string(events_dir().join(format!("{name}.json"))).unwrap();
+        let batch: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let alerts = alerts::alerts_of_batch(batch).unwrap();
+        assert_eq!(alerts.len(), *count, "events/{name}.json: {alerts:?}");
+    }
+}
+
 #[test]
 fn every_event_file_is_listed_and_every_listed_event_exists() {
     let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
@@ -131,7 +147,11 @@ fn every_event_file_is_listed_and_every_listed_event_exists() {
         .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
         .collect();
     on_disk.sort();
-    let mut listed: Vec<String> = EXPECTED.iter().map(|(name, _)| name.to_string()).collect();
+    let mut listed: Vec<String> = EXPECTED
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(STREAM_EVENTS.iter().map(|(name, _)| name.to_string()))
+        .collect();
     listed.sort();
     assert_eq!(on_disk, listed);
 }

@@ -62,6 +62,7 @@ const LOGIN: Target<'static> = operation("POST", "/login/");
 const CHAT: Target<'static> = operation("POST", "/chat/");
 const CHATS: Target<'static> = operation("GET", "/chats/");
 const BALANCE: Target<'static> = operation("GET", "/balance/");
+const BALANCE_PATCH: Target<'static> = operation("PATCH", "/balance/");
 const LOGOUT: Target<'static> = operation("POST", "/logout/");
 const KEYS_CREATE: Target<'static> = operation("POST", "/keys/");
 const KEYS_LIST: Target<'static> = operation("GET", "/keys/");
@@ -394,6 +395,53 @@ fn aimed(method: &str, path: &str) -> Request {
     request
 }
 
+/// `PATCH /balance/` with this body.
+fn patch_balance(body: &str, token: &str) -> Request {
+    with_auth(with_body(event("balance-alert"), body), token)
+}
+
+/// The balance alert's threshold: set, read back, cleared, and each of
+/// `PATCH /balance/`'s refusals.
+async fn alert_threshold(run: &mut Run, app: &App, token: &str) {
+    let set = json!({"alert_below": 500}).to_string();
+    run.accepted_body(BALANCE_PATCH, &set);
+    let response = call(app, BALANCE_PATCH, patch_balance(&set, token)).await;
+    assert_eq!(
+        run.expect(BALANCE_PATCH, &response, 200, "")["alert_below"],
+        500
+    );
+    let response = call(app, BALANCE, request("balance", None, Some(token))).await;
+    assert_eq!(run.expect(BALANCE, &response, 200, "")["alert_below"], 500);
+    let clear = json!({"alert_below": null}).to_string();
+    run.accepted_body(BALANCE_PATCH, &clear);
+    let response = call(app, BALANCE_PATCH, patch_balance(&clear, token)).await;
+    let cleared = run.expect(BALANCE_PATCH, &response, 200, "");
+    assert!(cleared.get("alert_below").is_none(), "{cleared}");
+    let response = call(app, BALANCE_PATCH, patch_balance("{", token)).await;
+    run.expect(BALANCE_PATCH, &response, 400, "invalid_json");
+    for refused in [
+        json!({}),
+        json!({"alert_below": -1}),
+        json!({"alert_below": "500"}),
+        json!({"alert_below": 1_000_000_000_001_u64}),
+    ] {
+        let refused = refused.to_string();
+        run.refused_body(BALANCE_PATCH, &refused);
+        let response = call(app, BALANCE_PATCH, patch_balance(&refused, token)).await;
+        assert_eq!(
+            run.expect(BALANCE_PATCH, &response, 400, "invalid_field")["field"],
+            "alert_below"
+        );
+    }
+    let response = call(
+        app,
+        BALANCE_PATCH,
+        patch_balance(&oversized("alert_below"), token),
+    )
+    .await;
+    run.expect(BALANCE_PATCH, &response, 413, "payload_too_large");
+}
+
 /// A key id of the right form that no key has (the sample event's).
 const UNKNOWN_KEY_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
@@ -564,6 +612,7 @@ fn valid_request(target: Target<'_>, token: &str, username: &str) -> Request {
         CHAT => request("chat", None, Some(token)),
         CHATS => chats_request("", Some(token)),
         BALANCE => request("balance", None, Some(token)),
+        BALANCE_PATCH => patch_balance(r#"{"alert_below": 500}"#, token),
         LOGOUT => request("logout", None, Some(token)),
         KEYS_CREATE => create_key(r#"{"name": "ci"}"#, token),
         KEYS_LIST => list_keys(token),
@@ -1707,6 +1756,7 @@ async fn every_documented_response() {
     // GET /balance/
     let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
     run.expect(BALANCE, &response, 200, "");
+    Box::pin(alert_threshold(&mut run, &app, &token)).await;
 
     // POST /v1/chat/completions, answered by the dummy: whole, then
     // streamed with and without the usage chunk.
@@ -1882,6 +1932,7 @@ async fn every_documented_response() {
         CHAT,
         CHATS,
         BALANCE,
+        BALANCE_PATCH,
         LOGOUT,
         KEYS_CREATE,
         KEYS_LIST,
@@ -1928,6 +1979,7 @@ async fn every_documented_response() {
     let response = call(&app, BALANCE, request("balance", None, Some(&token))).await;
     run.expect(BALANCE, &response, 403, "account_disabled");
     for target in [
+        BALANCE_PATCH,
         KEYS_CREATE,
         KEYS_LIST,
         KEYS_DELETE,

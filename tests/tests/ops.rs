@@ -2,7 +2,7 @@
 //! with the table names in its environment, against DynamoDB Local, and
 //! its effect on the API, through the handlers.
 
-use api_tests::ops::{chat_ops, stdout};
+use api_tests::ops::{chat_ops, stderr, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use devtools::dynamodb_local::fresh_app;
@@ -379,4 +379,36 @@ async fn usage_reads_one_user_or_every_account_by_day_and_adds_up_to_the_ledger(
     assert_eq!(chat_ops(&app, &["usage", "nobody"]).status.code(), Some(2));
     assert_ledger_balances(&app, "alice").await;
     assert_ledger_balances(&app, "bob").await;
+}
+
+#[tokio::test]
+async fn alert_sets_shows_and_clears_a_users_threshold_and_refuses_bad_input() {
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let set = chat_ops(&app, &["alert", "alice", "500"]);
+    assert_eq!(set.status.code(), Some(0), "{}", stderr(&set));
+    let shown = stdout(&chat_ops(&app, &["show", "alice"]));
+    assert!(shown.contains("alert:    below 500"), "{shown}");
+    // The user reads what the operator set.
+    assert_eq!(
+        json_of(&balance_as(&app, &session).await)["alert_below"],
+        500
+    );
+
+    for bad in ["-1", "many", "1000000000001"] {
+        let refused = chat_ops(&app, &["alert", "alice", bad]);
+        assert_ne!(refused.status.code(), Some(0), "{bad}");
+    }
+    let shown = stdout(&chat_ops(&app, &["show", "alice"]));
+    assert!(
+        shown.contains("alert:    below 500"),
+        "bad input changed it: {shown}"
+    );
+    let nobody = chat_ops(&app, &["alert", "nobody", "5"]);
+    assert_ne!(nobody.status.code(), Some(0));
+
+    let off = chat_ops(&app, &["alert", "alice", "off"]);
+    assert_eq!(off.status.code(), Some(0), "{}", stderr(&off));
+    let shown = stdout(&chat_ops(&app, &["show", "alice"]));
+    assert!(shown.contains("alert:    none"), "{shown}");
 }

@@ -269,6 +269,10 @@ async fn needed() -> (ByFunction, Seen) {
     let app = cold_start(&app).await;
 
     assert_eq!(balance_as(&app, &token).await.status(), 200);
+    let threshold = balance::handle(&app, with_auth(event("balance-alert"), &token))
+        .await
+        .unwrap();
+    assert_eq!(threshold.status(), 200);
     record("BalanceFunction", &app, &calls, ALWAYS);
 
     let app = cold_start(&app).await;
@@ -519,8 +523,33 @@ async fn needed() -> (ByFunction, Seen) {
                 String::new(),
             ));
     }
+    // The alerts function calls EventBridge alone (Lambda reads the stream
+    // for it): what its publisher sends, to the bus it is given.
+    let (client, sent) = api_tests::eventbridge::eventbridge();
+    let publisher = alerts::EventBridge::new(client, ALERT_BUS);
+    let text = std::fs::read_to_string(events_dir().join("alerts-stream.json")).unwrap();
+    alerts::handle(&publisher, serde_json::from_str(&text).unwrap())
+        .await
+        .unwrap();
+    assert!(!sent.calls().is_empty());
+    for (operation, body) in sent.calls() {
+        for entry in body["Entries"].as_array().unwrap() {
+            assert_eq!(entry["EventBusName"], ALERT_BUS, "only the stack's bus");
+        }
+        needed
+            .entry(("AlertsFunction".to_owned(), None))
+            .or_default()
+            .insert((
+                format!("events:{operation}"),
+                "AlertsBus".to_owned(),
+                String::new(),
+            ));
+    }
     (needed, seen)
 }
+
+/// The bus the alerts function is given (`ALERT_BUS: !Ref AlertsBus`).
+const ALERT_BUS: &str = "stack-alerts";
 
 /// The same function's state after a cold start: a new [`App`] on the same
 /// (counting) client and tables, which has read the signing key, as every
@@ -759,6 +788,11 @@ fn resource_of(action: &str, resource: &Value) -> String {
         (Some("bedrock"), "Sub") => text.rsplit("::").next().unwrap().to_owned(),
         // `!Ref CatalogBedrockModelArns`: the catalog's models, by name.
         (Some("bedrock"), "Ref") => text.to_owned(),
+        // `!GetAtt AlertsBus.Arn`: the stack's own event bus.
+        (Some("events"), "GetAtt") => text
+            .strip_suffix(".Arn")
+            .unwrap_or_else(|| panic!("{text}: a grant on the bus itself"))
+            .to_owned(),
         (_, tag) => panic!("{action} on !{tag} {text}: not a grant this test knows"),
     }
 }

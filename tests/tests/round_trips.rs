@@ -51,6 +51,18 @@ async fn every_endpoint_sits_on_the_design_floor() {
 
     assert_eq!(balance_as(&app, &token).await.status(), 200);
     assert_eq!(calls.take(), ["GetItem"], "balance");
+    // The threshold: one conditional write, which hands the balance back.
+    let set = balance::handle(&app, with_auth(event("balance-alert"), &token))
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(calls.take(), ["UpdateItem"], "balance alert threshold");
+    // Bad input is refused before any call.
+    let bad = balance::handle(&app, with_auth(event("balance-alert-invalid"), &token))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(calls.take().is_empty(), "a refused threshold costs nothing");
 
     // The session is read before the page's query is sent.
     let response = history::handle(&app, with_auth(event("history"), &token))

@@ -98,6 +98,17 @@ fn every_table_in_the_template_matches_the_schema_the_code_creates() {
             }
             None => assert!(ttl.is_null(), "{} has no TTL in the code", spec.logical_id),
         }
+        // The users table's stream feeds the alerts; the local tables
+        // (and the tests of the alerts) get the same.
+        let stream = &table["StreamSpecification"]["StreamViewType"];
+        match spec.stream {
+            Some(view) => assert_eq!(text(stream), view, "{}", spec.logical_id),
+            None => assert!(
+                stream.is_null(),
+                "{} has no stream in the code",
+                spec.logical_id
+            ),
+        }
     }
 }
 
@@ -119,6 +130,36 @@ fn every_function_crate_is_deployed_and_every_route_reaches_its_function() {
             let event = events.values().next().unwrap();
             assert_eq!(event["Type"], "Schedule", "{id}");
             assert_eq!(text(&event["Properties"]["Schedule"]), "rate(1 minute)");
+            deployed.insert(binary);
+            continue;
+        }
+        if binary == "alerts" {
+            // Not behind the API: on the users table's stream, with a
+            // failed batch split to find its bad record and, after the
+            // retries, sent to the failed queue that an alarm watches.
+            assert_eq!(events.len(), 1, "{id}");
+            let event = events.values().next().unwrap();
+            assert_eq!(event["Type"], "DynamoDB", "{id}");
+            let properties = &event["Properties"];
+            assert_eq!(yaml(&properties["Stream"]), "!GetAtt UsersTable.StreamArn");
+            assert_eq!(properties["BisectBatchOnFunctionError"], true);
+            assert!(number(&properties["MaximumRetryAttempts"], "retries") >= 1);
+            let failed = &properties["DestinationConfig"]["OnFailure"];
+            assert_eq!(failed["Type"], "SQS");
+            assert_eq!(
+                yaml(&failed["Destination"]),
+                "!GetAtt AlertsFailedQueue.Arn"
+            );
+            let alarm = &template["Resources"]["AlertsFailedAlarm"]["Properties"];
+            assert_eq!(
+                yaml(&alarm["Dimensions"][0]["Value"]),
+                "!GetAtt AlertsFailedQueue.QueueName"
+            );
+            // The bus it publishes on is the stack's, named to it.
+            assert_eq!(
+                yaml(&function["Properties"]["Environment"]["Variables"]["ALERT_BUS"]),
+                "!Ref AlertsBus"
+            );
             deployed.insert(binary);
             continue;
         }

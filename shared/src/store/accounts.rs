@@ -46,14 +46,14 @@ pub(super) struct Limits<'a> {
 pub const MAX_SESSIONS: usize = 10;
 
 /// `#sid` in every expression that names the caller's session entry.
-const SESSION_NAME: &str = "#sid";
+pub(super) const SESSION_NAME: &str = "#sid";
 
 /// Where a token's entry lives in the account, and the path of its expiry
 /// there (`keys` is a DynamoDB reserved word, hence `api_keys`): a
 /// session's entry is its expiry; an API key's is
 /// `[expires_at, last used day]`, so a charge can note the day in the same
 /// write that checks the key.
-fn entry_of(token: &VerifiedToken) -> (&'static str, &'static str) {
+pub(super) fn entry_of(token: &VerifiedToken) -> (&'static str, &'static str) {
     match token.kind() {
         TokenKind::Session => ("sessions", "sessions.#sid"),
         TokenKind::ApiKey => ("api_keys", "api_keys.#sid[0]"),

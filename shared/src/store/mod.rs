@@ -16,6 +16,7 @@
 //! | chats | key details | `api_keys` |
 //! | users | an API key's budget and models, in its entry | `key_limits` |
 //! | users | per-minute chat counts, in the account | `rate` |
+//! | users | the balance threshold alerts fire below, in the account | `alert_settings` |
 //! | chats | usage: the ledger read by day, model or key | `usage` |
 //!
 //! `login` composes a login's calls before its password check; `operator`
@@ -24,6 +25,7 @@
 //! transaction and `retry` bounds its retries by the deadline.
 
 mod accounts;
+mod alert_settings;
 mod api_keys;
 mod chats;
 mod credentials;
@@ -53,6 +55,7 @@ use crate::config::{SourceLimits, Tables};
 use crate::error::ApiError;
 
 pub use accounts::MAX_SESSIONS;
+pub use alert_settings::BalanceView;
 pub use api_keys::{may_manage_keys, KeyInfo, KeyLimits, NewKey, MAX_API_KEYS, NEVER};
 pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
 pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};

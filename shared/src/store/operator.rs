@@ -49,6 +49,8 @@ pub struct LedgerLine {
 pub struct AccountView {
     pub balance: i64,
     pub disabled: bool,
+    /// The balance an alert fires below, if set.
+    pub alert_below: Option<u64>,
     /// Expiry (epoch seconds) of each session, soonest first.
     pub sessions: Vec<i64>,
     pub keys: Vec<super::KeyInfo>,
@@ -180,6 +182,7 @@ impl Store {
         Ok(Some(AccountView {
             balance: number_of(&account, "tokens")?,
             disabled: account.contains_key("disabled"),
+            alert_below: super::alert_settings::alert_below_of(&account)?,
             sessions,
             keys: self.keys_of(username, &account, Timestamp::now()).await?,
             recent: self.recent_entries(username, recent).await?,
