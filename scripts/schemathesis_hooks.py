@@ -222,6 +222,7 @@ def before_call(context, case, kwargs):
         return
     if operation == _EMBEDDINGS:
         _embeddings_in_shape(body)
+        _key_bound_to_body(case)
         return
     # A valid request names a model the deployment serves (the schema
     # cannot pin one: they differ between deployments), so that it reaches
