@@ -12,8 +12,9 @@ run:
 # The operator tool against `make run`'s DynamoDB Local (its tables and
 # port); in AWS run `cargo run -p chat-ops -- ...` with the stack's table
 # names and your own credentials. E.g. make ops ARGS="audit alice".
+# Quiet (@): the tool's own output only, not make's echo of this line.
 ops:
-	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_PORT:-8000}} \
+	@AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_PORT:-8000}} \
 	  AWS_REGION=$${AWS_REGION:-us-east-1} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
 	  USERS_TABLE=users CREDENTIALS_TABLE=credentials CHATS_TABLE=chats \
 	  cargo run --quiet -p chat-ops -- $(ARGS)

@@ -81,6 +81,7 @@ stop_all() {
       while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
     done
   fi
+  rm -f "${ready_file:-}"
 }
 # make forwards its own SIGTERM, so a second signal can land right behind
 # the first: a handler that finds the stopping under way does nothing, so
@@ -168,16 +169,29 @@ wait_for_port "$watch_port" "cargo lambda watch" "$!"
 say "starting local-gateway on 127.0.0.1:$api_port"
 gateway_dir=debug
 [ "${RELEASE:-}" = 1 ] && gateway_dir=release
-setsid "${CARGO_TARGET_DIR:-$root/target}/$gateway_dir/local-gateway" "$api_port" "$watch_port" &
+# Until every function has started, the gateway answers 503 with
+# Retry-After: 1 (a script waits for any other answer); the ready file,
+# made below, tells it they have.
+ready_file="$data_dir/ready"
+rm -f "$ready_file"
+setsid "${CARGO_TARGET_DIR:-$root/target}/$gateway_dir/local-gateway" "$api_port" "$watch_port" \
+  "$ready_file" &
 pids+=("$!")
 wait_for_port "$api_port" "local-gateway" "$!"
 
 # watch starts a function on its first request; start all of them now, one
-# plain path of each from the router, so the first real request is answered
-# at once.
+# plain path of each from the router, straight at the emulator, each until
+# it answers itself (a PUT is a 405 or 404 of ours) rather than with the
+# emulator's own 500 of a function still starting.
 for path in $(router_routes | awk '$1 !~ /[{*]/ && !seen[$2]++ { print $1 }'); do
-  curl -s -o /dev/null --max-time 300 -X PUT "http://127.0.0.1:$api_port$path" || true
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 -X PUT \
+      "http://127.0.0.1:$watch_port$path") || code=000
+    [ "$code" != 500 ] && [ "$code" != 000 ] && break
+    sleep 0.5
+  done
 done
+touch "$ready_file"
 
 # The sweeper on its schedule, as EventBridge runs it in AWS: it settles
 # holds whose chat never did (a function that died, a settle that could not

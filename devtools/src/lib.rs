@@ -30,6 +30,12 @@
 //! becomes Latin-1 text, each byte one character, so the function's own
 //! header parsing refuses it with our JSON 4xx. Everything else passes as it
 //! came, and response bodies are streamed through as they arrive.
+//!
+//! Until `make run` has started every function (the emulator starts each on
+//! its first request, and answers its own 500 to some while it does), the
+//! gateway answers 503 with `Retry-After: 1`: a script that waits for the
+//! API waits for an answer other than 503, and never sees the emulator's
+//! start-up. `make run` says so by creating the ready file it names.
 
 pub mod dynamodb_local;
 pub mod settings;
@@ -38,6 +44,8 @@ pub mod tables;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,9 +64,12 @@ use tokio::net::TcpListener;
 /// A body passed through as a stream, or one the gateway had to read whole.
 pub type Body = Either<Incoming, Full<Bytes>>;
 
-/// Serves `listener` for ever, forwarding every request to `upstream`.
-pub async fn serve(listener: TcpListener, upstream: SocketAddr) {
+/// Serves `listener` for ever, forwarding every request to `upstream`;
+/// with a `ready_file`, only once that file exists (503 before).
+pub async fn serve(listener: TcpListener, upstream: SocketAddr, ready_file: Option<PathBuf>) {
     let gateway = Arc::new(Gateway {
+        ready: AtomicBool::new(ready_file.is_none()),
+        ready_file,
         client: Client::builder(TokioExecutor::new()).build_http(),
         upstream,
     });
@@ -90,10 +101,37 @@ pub async fn serve(listener: TcpListener, upstream: SocketAddr) {
 struct Gateway {
     client: Client<HttpConnector, Body>,
     upstream: SocketAddr,
+    /// Every function has started: set once, never unset.
+    ready: AtomicBool,
+    ready_file: Option<PathBuf>,
 }
 
 impl Gateway {
+    /// Whether `make run` has said every function started; a look at the
+    /// file per request until it has (a `stat`, only during start-up).
+    fn is_ready(&self) -> bool {
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.ready_file.as_ref().is_some_and(|file| file.exists());
+        if ready {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        ready
+    }
+
     async fn forward(&self, request: Request<Incoming>) -> Response<Body> {
+        if !self.is_ready() {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the local API is starting; retry after a second",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         let (mut parts, body) = request.into_parts();
         repair_headers(&mut parts.headers);
         let body = if emulator_reads_as_text(&parts.headers) {
@@ -352,8 +390,33 @@ mod tests {
     async fn gateway_to(upstream: SocketAddr) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, upstream));
+        tokio::spawn(serve(listener, upstream, None));
         address
+    }
+
+    #[tokio::test]
+    async fn until_the_ready_file_exists_every_request_is_a_503_to_retry() {
+        let (upstream, mut seen, go) = upstream(OK_EMPTY, b"").await;
+        let dir = std::env::temp_dir().join(format!("gateway-ready-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ready = dir.join("ready");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, upstream, Some(ready.clone())));
+        let request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        for _ in 0..2 {
+            let answer = exchange(gateway, request).await;
+            assert!(answer.starts_with(b"HTTP/1.1 503"), "{answer:?}");
+            assert_eq!(head_line(&answer, "retry-after"), Some(&b"1"[..]));
+            assert!(body_of(&answer).starts_with(br#"{"error":"unavailable""#));
+        }
+        assert!(seen.try_recv().is_err(), "nothing reached the emulator");
+        std::fs::write(&ready, b"").unwrap();
+        drop(go);
+        let answer = exchange(gateway, request).await;
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        assert!(seen.recv().await.unwrap().starts_with(b"GET /v1/models"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     const OK_EMPTY: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";

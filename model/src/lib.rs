@@ -140,6 +140,17 @@ impl ModelConfig {
     }
 }
 
+/// The whole app of a function that calls models (chat, completions,
+/// responses), built once per cold start and never changed afterwards:
+/// [`App::start_checking_tokens`], with the catalog's models (or the one
+/// model of `MODEL_ID`, or the dummy) from the environment. A catalog or
+/// model setting that is wrong stops the cold start with its sentence.
+pub async fn start() -> Result<App, ConfigError> {
+    let mut app = App::start_checking_tokens().await?;
+    install_from_env(&mut app).await?;
+    Ok(app)
+}
+
 /// Puts the models the environment names behind `app`, for a function's
 /// `main`: the catalog (`CATALOG_FILE` or `CATALOG`), each of its models
 /// answered by Bedrock or, without `bedrock_model`, by the dummy; or, with
@@ -147,7 +158,7 @@ impl ModelConfig {
 /// which usage pricing refuses there (a deployment meant for a model that
 /// forgot to name it). The error is logged here, where its sentence names
 /// the variable to fix.
-pub async fn install_from_env(app: &mut App) -> Result<(), ConfigError> {
+async fn install_from_env(app: &mut App) -> Result<(), ConfigError> {
     let get = |name: &str| std::env::var(name).ok();
     let installed = match Catalog::from_lookup(get) {
         Ok(Some(catalog)) => models_of(&catalog, get).await,

@@ -117,6 +117,14 @@ impl App {
             Config::from_env().inspect_err(|e| tracing::error!("invalid configuration: {e}"))?;
         Ok(App::new(config, dynamodb_client().await))
     }
+
+    /// [`App::start`] for a function that checks tokens: the signing key is
+    /// read now, so the first request does not wait for it.
+    pub async fn start_checking_tokens() -> Result<Self, ConfigError> {
+        let app = App::start().await?;
+        app.auth.warm_up().await;
+        Ok(app)
+    }
 }
 
 /// HTTPS through hyper 1 and rustls with ring. The SDK's default client is

@@ -3,9 +3,10 @@
 //! CloudWatch turns into metrics. No API call, no extra permission, and no
 //! latency on the request path beyond formatting a line.
 //!
-//! Every function reports `Latency`; chat also reports `Chats`,
-//! `TokensSpent` and `InsufficientTokens`, so the dashboard reads revenue
-//! and refusals straight from the metrics, by function.
+//! Every function reports `Latency`; the metered routes (chat,
+//! completions, responses) also report `Chats`, `TokensSpent` and
+//! `InsufficientTokens`, so the dashboard reads revenue and refusals
+//! straight from the metrics, by function.
 
 use crate::credits::Credits;
 use std::io::Write;

@@ -1,7 +1,9 @@
-//! `local-gateway LISTEN_PORT UPSTREAM_PORT`: serves 127.0.0.1:LISTEN_PORT
-//! and forwards every request to `cargo lambda watch` on
-//! 127.0.0.1:UPSTREAM_PORT, repairing only what its emulator cannot take
-//! (see the `devtools` crate). `make run` starts it; it is never deployed.
+//! `local-gateway LISTEN_PORT UPSTREAM_PORT [READY_FILE]`: serves
+//! 127.0.0.1:LISTEN_PORT and forwards every request to `cargo lambda
+//! watch` on 127.0.0.1:UPSTREAM_PORT, repairing only what its emulator
+//! cannot take (see the `devtools` crate); with READY_FILE, answers 503
+//! with `Retry-After: 1` until that file exists. `make run` starts it; it
+//! is never deployed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ fn port(arg: Option<String>) -> Option<u16> {
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream)) = (port(args.next()), port(args.next())) else {
-        eprintln!("usage: local-gateway LISTEN_PORT UPSTREAM_PORT");
+        eprintln!("usage: local-gateway LISTEN_PORT UPSTREAM_PORT [READY_FILE]");
         return ExitCode::from(2);
     };
     let listener = match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, listen)).await {
@@ -24,6 +26,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    devtools::serve(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, upstream))).await;
+    let ready_file = args.next().map(std::path::PathBuf::from);
+    devtools::serve(
+        listener,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, upstream)),
+        ready_file,
+    )
+    .await;
     ExitCode::SUCCESS
 }

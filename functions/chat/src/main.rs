@@ -4,10 +4,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let mut app = chat_core::App::start().await?;
-    // The signing key, read now so the first request does not wait for it.
-    app.auth.warm_up().await;
-    chat_model::install_from_env(&mut app).await?;
+    let app = chat_model::start().await?;
     lambda_http::run(lambda_http::service_fn(|request| {
         chat::handle(&app, request)
     }))

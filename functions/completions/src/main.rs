@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let mut app = chat_core::App::start().await?;
-    app.auth.warm_up().await;
-    chat_model::install_from_env(&mut app).await?;
-    let app = Arc::new(app);
+    let app = Arc::new(chat_model::start().await?);
     lambda_http::run_with_streaming_response(lambda_http::service_fn(|request| {
         completions::handle(app.clone(), request)
     }))

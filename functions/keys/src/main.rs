@@ -3,8 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = chat_core::App::start().await?;
-    app.auth.warm_up().await;
+    let app = chat_core::App::start_checking_tokens().await?;
     lambda_http::run(lambda_http::service_fn(|request| {
         keys::handle(&app, request)
     }))

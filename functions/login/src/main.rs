@@ -3,9 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let app = chat_core::App::start().await?;
-    // The signing key, read now so the first request does not wait for it.
-    app.auth.warm_up().await;
+    let app = chat_core::App::start_checking_tokens().await?;
     lambda_http::run(lambda_http::service_fn(|request| {
         login::handle(&app, request)
     }))

@@ -20,6 +20,17 @@ const OWNER: &str = "chat-api";
 /// is a fixed date (2025-01-01), so the answer never changes between calls.
 const CREATED: u64 = 1_735_689_600;
 
+/// The function's cold start, whole: the app, and the models it lists,
+/// read once. An invalid catalog stops it with its sentence (the line at
+/// fault), as the model functions' own start does.
+pub async fn start() -> Result<(App, Vec<ListedModel>), Error> {
+    let app = App::start_checking_tokens().await?;
+    let served =
+        chat_core::openai::listed_models(|name| std::env::var(name).ok(), app.config.pricing)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+    Ok((app, served))
+}
+
 pub async fn handle(
     app: &App,
     served: &[ListedModel],
