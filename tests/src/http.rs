@@ -146,32 +146,80 @@ impl<R: Read> RequestReader<R> {
     }
 
     /// The path and body of the next request, or `None` when the client
-    /// closed the connection (or sent what is not HTTP/1.1).
+    /// closed the connection (or sent what is not HTTP/1.1). A chunked body
+    /// (a streamed Lambda response) comes whole, without its framing.
     pub(crate) fn next_request(&mut self) -> Option<(String, Vec<u8>)> {
-        let (head, path, length) = loop {
+        let (head, path, length, chunked) = loop {
             // Far more than the SDK and the Lambda runtime send.
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut request = httparse::Request::new(&mut headers);
             if let httparse::Status::Complete(head) = request.parse(&self.buffer).ok()? {
-                let length = match request
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                {
-                    Some(h) => std::str::from_utf8(h.value).ok()?.parse().ok()?,
+                let header = |name: &str| {
+                    request
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| std::str::from_utf8(h.value).unwrap_or_default())
+                };
+                let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+                let length = match header("content-length") {
+                    Some(value) => value.parse().ok()?,
                     None => 0,
                 };
-                break (head, request.path?.to_owned(), length);
+                break (head, request.path?.to_owned(), length, chunked);
             }
             // Only part of the head so far: read more and parse again.
             self.read_more()?;
         };
+        if chunked {
+            self.buffer.drain(..head);
+            let body = self.chunked_body()?;
+            return Some((path, body));
+        }
         while self.buffer.len() < head + length {
             self.read_more()?;
         }
         let body = self.buffer[head..head + length].to_vec();
         self.buffer.drain(..head + length);
         Some((path, body))
+    }
+
+    /// The data of the chunked body at the start of the buffer, read as it
+    /// arrives; its trailers (the runtime's error report, if any) dropped.
+    fn chunked_body(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let (start, size) = loop {
+                match httparse::parse_chunk_size(&self.buffer).ok()? {
+                    httparse::Status::Complete(found) => break found,
+                    httparse::Status::Partial => self.read_more()?,
+                }
+            };
+            let size = usize::try_from(size).ok()?;
+            if size == 0 {
+                self.buffer.drain(..start);
+                break;
+            }
+            // The chunk and its closing CRLF.
+            while self.buffer.len() < start + size + 2 {
+                self.read_more()?;
+            }
+            body.extend_from_slice(&self.buffer[start..start + size]);
+            self.buffer.drain(..start + size + 2);
+        }
+        // Trailer lines, each ended by CRLF, up to an empty line.
+        loop {
+            let end = loop {
+                match self.buffer.windows(2).position(|w| w == b"\r\n") {
+                    Some(end) => break end,
+                    None => self.read_more()?,
+                }
+            };
+            self.buffer.drain(..end + 2);
+            if end == 0 {
+                return Some(body);
+            }
+        }
     }
 
     fn read_more(&mut self) -> Option<()> {
@@ -217,6 +265,23 @@ mod tests {
         assert_eq!(
             reader.next_request(),
             Some(("/model/a%3A1/converse".to_owned(), b"{}".to_vec()))
+        );
+        assert_eq!(
+            reader.next_request(),
+            Some(("/next".to_owned(), Vec::new()))
+        );
+        assert_eq!(reader.next_request(), None);
+    }
+
+    #[test]
+    fn a_chunked_request_is_read_whole_with_its_trailers_dropped() {
+        let raw = b"POST /r HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3\r\n{}\0\r\n2\r\nok\r\n0\r\nX-Error: none\r\n\r\n\
+                    GET /next HTTP/1.1\r\n\r\n";
+        let mut reader = RequestReader::new(Trickle(raw));
+        assert_eq!(
+            reader.next_request(),
+            Some(("/r".to_owned(), b"{}\0ok".to_vec()))
         );
         assert_eq!(
             reader.next_request(),

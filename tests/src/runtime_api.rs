@@ -1,8 +1,9 @@
 //! A stand-in for the Lambda Runtime API, to run a function's real binary
 //! as Lambda does: a new process with Lambda's environment, which asks
 //! `GET .../invocation/next` for its event and posts the answer to
-//! `POST .../invocation/{id}/response`. Used for cold-start figures and to
-//! check what a function writes to its log in Lambda's JSON format.
+//! `POST .../invocation/{id}/response` (whole, or streamed in chunks). Used
+//! for cold-start figures and to check what a function writes to its log in
+//! Lambda's JSON format.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -195,6 +196,23 @@ impl Running {
     }
 }
 
+/// The answer a function posted, as one JSON value: a buffered answer is
+/// that value already; a streamed one (`run_with_streaming_response`) is its
+/// prelude (status and headers as JSON), eight NUL bytes, then the body as
+/// written, which goes into the prelude as `body`.
+fn answer_of(posted: &[u8]) -> Value {
+    const SEPARATOR: &[u8] = &[0; 8];
+    let Some(at) = posted.windows(8).position(|w| w == SEPARATOR) else {
+        return serde_json::from_slice(posted).unwrap_or(Value::Null);
+    };
+    let mut prelude: Value = serde_json::from_slice(&posted[..at]).unwrap_or(Value::Null);
+    if let Some(fields) = prelude.as_object_mut() {
+        let body = String::from_utf8_lossy(&posted[at + SEPARATOR.len()..]).into_owned();
+        fields.insert("body".to_owned(), Value::String(body));
+    }
+    prelude
+}
+
 /// Serves one connection of the runtime: hands out the event once, takes
 /// the answer, and leaves the second `next` waiting until the process goes.
 fn serve(stream: TcpStream, event: &str, handed_out: &AtomicBool, seen: &Sender<Seen>) {
@@ -224,7 +242,7 @@ fn serve(stream: TcpStream, event: &str, handed_out: &AtomicBool, seen: &Sender<
             let _ = writer.write_all(event.as_bytes());
         } else if path.ends_with("/response") {
             let at = Instant::now();
-            let answer = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let answer = answer_of(&body);
             let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
             let _ = seen.send(Seen::Answer(at, answer));
         } else {

@@ -50,6 +50,7 @@ const EXPECTED: &[(&str, u16)] = &[
     ("embeddings-chat-model", 400),
     ("embeddings-token-array", 400),
     ("embeddings-missing-token", 401),
+    ("usage", 200),
     // Last: logging out ends the session the events above use.
     ("logout-missing-token", 401),
     ("logout", 204),
@@ -98,6 +99,7 @@ async fn dispatch(app: &App, name: &str, request: Request) -> Response<Body> {
             .await
         }
         "keys" => keys::handle(app, request).await,
+        "usage" => usage::handle(app, request).await,
         // With the local embedder a deployment without a catalog serves.
         "embeddings" => {
             let mut twin =

@@ -142,3 +142,54 @@ async fn a_refused_request_is_logged_and_measured_too() {
     );
     assert!(metrics[0].get("Chats").is_none());
 }
+
+/// A streamed completion through the real binary, as Lambda's response
+/// streaming carries it: the prelude's status and event-stream type, then
+/// every chunk up to `[DONE]`, and the chat charged once.
+#[tokio::test]
+async fn a_streamed_completion_reaches_the_runtime_whole() {
+    let app = fresh_app().await;
+    assert_eq!(register(&app, "alice").await.status(), 201);
+    start_events_session(&app).await.unwrap();
+    let event = std::fs::read_to_string(events_dir().join("completions-stream.json")).unwrap();
+
+    let run = cold_start(
+        &debug_binary("completions"),
+        &event,
+        app.store.tables(),
+        &[],
+    );
+    assert_eq!(run.answer["statusCode"], 200, "{}", run.output);
+    assert_eq!(
+        run.answer["headers"]["content-type"], "text/event-stream",
+        "{}",
+        run.answer
+    );
+    let body = run.answer["body"].as_str().expect("the streamed body");
+    let data: Vec<&str> = body
+        .split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|chunk| serde_json::from_str(chunk).unwrap())
+        .collect();
+    assert!(chunks.len() >= 2, "{body}");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"),
+        "{body}"
+    );
+    assert_eq!(
+        chunks
+            .iter()
+            .filter(|c| c["choices"][0]["finish_reason"] == "stop")
+            .count(),
+        1,
+        "{body}"
+    );
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+}

@@ -27,12 +27,6 @@ use std::path::PathBuf;
 use devtools::dynamodb_local::repo_root;
 use serde_json::{json, Map, Value};
 
-/// The functions whose cold start is measured: the HTTP API's, each with
-/// a sample event in `events/` (fallback gets an unknown path).
-pub const COLD_STARTED: [&str; 7] = [
-    "register", "login", "chat", "balance", "logout", "history", "fallback",
-];
-
 /// Every function crate, as `scripts/bench.sh` zips them: the folders
 /// under `functions/`, sorted.
 pub fn function_crates() -> Vec<String> {
