@@ -1,6 +1,6 @@
 # The front door. `make run` serves the API locally; `make test` runs every
 # test. Both install what they need on a fresh machine and say so.
-.PHONY: run test bench mutants lint fmt build sam-build validate deploy clean ops
+.PHONY: run test bench mutants lint fmt build sam-build validate deploy clean ops routes
 
 # One DynamoDB Local for the whole test run; each test makes its own tables.
 test:
@@ -30,6 +30,10 @@ bench:
 # ARGS go to cargo mutants (ARGS=--list: what would be tried).
 mutants:
 	bash scripts/mutants.sh $(ARGS)
+
+# make run's router (in Cargo.toml), written from shared/src/routes.rs.
+routes:
+	cargo run --quiet -p devtools --bin routes
 
 lint:
 	cargo fmt --all -- --check

@@ -7,6 +7,8 @@
 //! - [`tables`]: the tables' key schemas and their creation (the
 //!   `create-tables` binary);
 //! - [`settings`]: settings written out in code, for configuration tests;
+//! - [`routes`]: `make run`'s router, written from the one list of routes
+//!   (the `routes` binary, `make routes`);
 //! - [`streams`]: the users table's stream, read for the alerts (the
 //!   `alerts-local` binary and the tests);
 //! - [`serve`] is `local-gateway`, the HTTP front of `make run`.
@@ -38,6 +40,7 @@
 //! start-up. `make run` says so by creating the ready file it names.
 
 pub mod dynamodb_local;
+pub mod routes;
 pub mod settings;
 pub mod streams;
 pub mod tables;

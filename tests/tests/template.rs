@@ -357,21 +357,41 @@ fn the_alarms_watch_every_function_and_table() {
 }
 
 #[test]
-fn sam_local_gets_settings_for_every_function_that_uses_dynamodb() {
+fn sam_local_gets_the_local_settings_for_every_function_at_once() {
+    // One global block ("Parameters"), which sam local applies to every
+    // function: a new function needs no entry of its own.
     let text = std::fs::read_to_string(repo_root().join("local/env.json")).unwrap();
     let settings: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        settings,
+        serde_json::json!({"Parameters": {
+            "AWS_ENDPOINT_URL": "http://dynamodb-local:8000",
+            "USERS_TABLE": "users",
+            "CREDENTIALS_TABLE": "credentials",
+            "CHATS_TABLE": "chats",
+        }})
+    );
+    // sam local sets only variables the template declares: these are
+    // declared for every function.
     let template = template();
-    for (id, resource) in resources_of_type(&template, "AWS::Serverless::Function") {
-        let uses_dynamodb = serde_yaml::to_string(&resource["Properties"]["Policies"])
-            .unwrap()
-            .contains("dynamodb:");
-        if uses_dynamodb {
-            assert_eq!(
-                settings[&id]["AWS_ENDPOINT_URL"], "http://dynamodb-local:8000",
-                "local/env.json has no settings for {id}"
-            );
-        }
+    let declared = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    for name in settings["Parameters"].as_object().unwrap().keys() {
+        assert!(
+            declared.contains_key(name.as_str()),
+            "{name} is not declared in Globals"
+        );
     }
+}
+
+#[test]
+fn the_local_router_is_written_from_the_one_list_of_routes() {
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    assert!(
+        devtools::routes::with_router(&manifest).unwrap() == manifest,
+        "the router in Cargo.toml is stale: run make routes"
+    );
 }
 
 #[test]
