@@ -4,6 +4,12 @@
 //! A handler reads as one sentence: request -> [`http`] edge -> [`domain`]
 //! types -> one [`store`] call -> JSON response, with every failure an
 //! [`ApiError`] mapped to HTTP in one place.
+//!
+//! The `operator` feature adds what only the operator tool (`chat-ops`),
+//! the dev tools and the tests call: grants, the audit, account scans and
+//! views, migrations, invites made, signing keys rotated. No function
+//! enables it; the functions are the workspace's default members, built
+//! without it.
 
 pub mod alerts;
 pub mod app;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
 use super::key_limits::{charge_part, give_back_part, Window};
@@ -232,6 +232,7 @@ impl Store {
 
     /// Ends every session and API key of `username` in one write; how many
     /// there were. `None` if there is no such user.
+    #[cfg(feature = "operator")]
     pub async fn end_all_sessions(&self, username: &Username) -> Result<Option<usize>, ApiError> {
         let result = self
             .client
@@ -241,7 +242,7 @@ impl Store {
             .update_expression("SET sessions = :none, api_keys = :none")
             .condition_expression("attribute_exists(username)")
             .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
-            .return_values(ReturnValue::UpdatedOld)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
             .send()
             .await;
         match result {
@@ -466,6 +467,7 @@ impl Store {
 
     /// [`Store::credit`], and on refusal the old item comes back, so the
     /// operator's grant tells a missing account from a short balance.
+    #[cfg(feature = "operator")]
     pub(super) fn credit_returning_old(
         &self,
         username: &str,
@@ -497,12 +499,14 @@ impl Store {
 
     /// `username`'s whole account item, read strongly consistent; `None`
     /// if there is no such account.
+    #[cfg(feature = "operator")]
     pub(super) async fn account_item(&self, username: &Username) -> Result<Option<Item>, ApiError> {
         self.item_by_username(&self.tables.users, username.as_str(), None)
             .await
     }
 
     /// Every account's username, a page at a time: `(names, next start)`.
+    #[cfg(feature = "operator")]
     pub async fn accounts_page(
         &self,
         start: Option<String>,
@@ -533,6 +537,7 @@ impl Store {
     }
 
     /// The balance and how many movements it has seen.
+    #[cfg(feature = "operator")]
     pub(super) async fn stored_balance(
         &self,
         username: &Username,
@@ -550,6 +555,7 @@ impl Store {
     /// Disables (or enables again) `username`: a disabled account cannot
     /// log in, chat or read, effective with the next request. `false` if
     /// there is no such account.
+    #[cfg(feature = "operator")]
     pub async fn set_disabled(
         &self,
         username: &Username,

@@ -402,6 +402,7 @@ impl Store {
 
     /// Deletes the details of every key of `username` (after `chat-ops
     /// revoke` emptied the account's map); how many there were.
+    #[cfg(feature = "operator")]
     pub async fn forget_keys(&self, username: &Username) -> Result<usize, ApiError> {
         let details = self.key_details(username).await?;
         for item in &details {

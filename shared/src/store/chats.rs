@@ -2,40 +2,27 @@
 //!
 //! The chats table also holds, under each user's partition, the user's
 //! ledger entries (sort keys `ledger#...`) and idempotency markers
-//! (`idempotency#...`): both sort after every chat id, so a history query
-//! (`chat_id < "idempotency#"`) never lists them. A chat item carries its
+//! (`idempotency#...`, the `markers` module's): both sort after every chat
+//! id, so a history query (`chat_id < "idempotency#"`) never lists them. A chat item carries its
 //! own ledger `amount`, so a flat chat stays one two-item transaction.
 
 use crate::credits::Credits;
-use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::accounts::{require_live, Limits};
 use super::key_limits::{KeyEntry, Window};
+use super::markers;
 use super::rate::{over_cap, rate_limited, rate_retry, Minutes};
 use super::transact::condition_failed;
-use super::{n, number_of, s, sha256_hex, signed, string_of, Store};
+use super::{n, number_of, s, signed, Store};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
-use crate::domain::{ChatMessage, IdempotencyKey, KeyedRequest, TokenKind, VerifiedToken};
+use crate::domain::{ChatMessage, KeyedRequest, TokenKind, VerifiedToken};
 use crate::error::ApiError;
 use crate::pricing::Usage;
 use crate::responder::{Finish, ToolCall};
-
-/// Sort-key prefix of the idempotency markers. It sorts after every UUID
-/// (they start with a hex digit), so a range condition
-/// `chat_id < "idempotency#"` reads chats without their markers.
-pub const MARKER_PREFIX: &str = "idempotency#";
-
-/// The sort key of an idempotency key's marker under its user: hashed, so
-/// any printable key maps to one fixed-length, fixed-alphabet item key.
-pub(crate) fn marker_id(key: &IdempotencyKey) -> String {
-    format!("{MARKER_PREFIX}{}", sha256_hex(key.as_str().as_bytes()))
-}
 
 /// A chat about to be saved.
 pub struct ChatRecord<'a> {
@@ -198,35 +185,10 @@ impl Store {
             -cost,
             key_id.as_ref().map(|id| id.as_str()),
         )?;
+        // Refused if the key was used before, handing back the earlier
+        // chat's reply, so a replay costs no second read.
         let marker = key
-            .map(|keyed| {
-                let put = Put::builder()
-                    .table_name(&self.tables.chats)
-                    .item("username", s(user))
-                    .item("chat_id", s(marker_id(&keyed.key)))
-                    .item("state", s(MARKER_DONE))
-                    .item("chat_ref", s(chat.chat_id.to_string()))
-                    .item("request_hash", s(&keyed.request_hash))
-                    .item("response", s(chat.replay.unwrap_or(chat.response)))
-                    .item("finish", s(chat.finish.as_str()))
-                    .item("input_tokens", n(chat.usage.input_tokens))
-                    .item("output_tokens", n(chat.usage.output_tokens))
-                    .item("cache_read_tokens", n(chat.usage.cache_read_tokens))
-                    .item("cache_write_tokens", n(chat.usage.cache_write_tokens))
-                    .item("created_at", s(chat.created.iso8601()));
-                let put = match chat.tool_calls_attribute() {
-                    Some(calls) => put.item("tool_calls", calls),
-                    None => put,
-                };
-                put.condition_expression("attribute_not_exists(chat_id)")
-                    // Hands back the earlier chat's reply on refusal, so a
-                    // replay costs no second read.
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build()
-                    .map_err(ApiError::internal)
-            })
+            .map(|keyed| markers::answered(&self.tables.chats, user, keyed, chat))
             .transpose()?;
 
         // In the order of CHARGE, SAVE and MARKER above.
@@ -351,8 +313,8 @@ fn classify(
     // with its reply even when the balance could not pay for another.
     if let Some(keyed) = key.filter(|_| positions.marker.is_some_and(failed)) {
         return Some(
-            marker_of(reasons, MARKER)
-                .and_then(|marker| replay_of(marker, &keyed.request_hash))
+            markers::marker_of(reasons, MARKER)
+                .and_then(|marker| markers::replay_of(marker, &keyed.request_hash))
                 .map(ChatOutcome::Replayed),
         );
     }
@@ -430,80 +392,6 @@ pub(super) fn refusal_of(
     }
 }
 
-/// The marker a refused put handed back.
-pub(super) fn marker_of(
-    reasons: &[CancellationReason],
-    index: usize,
-) -> Result<&HashMap<String, AttributeValue>, ApiError> {
-    reasons[index].item().ok_or_else(|| {
-        ApiError::internal("an idempotency marker refused a put but came back empty")
-    })
-}
-
-/// A marker's `state`: answered, or taken by a chat whose model is still
-/// writing (only with a paid model).
-pub(super) const MARKER_DONE: &str = "done";
-pub(super) const MARKER_PENDING: &str = "pending";
-
 /// How long a caller refused for its open calls should wait: a model
 /// call takes seconds, and the client's own backoff adds to this.
 const OPEN_CALL_RETRY_SECONDS: u64 = 2;
-
-/// The earlier chat a marker stands for, if it was for the same request.
-pub(super) fn replay_of(
-    marker: &HashMap<String, AttributeValue>,
-    request_hash: &str,
-) -> Result<SavedChat, ApiError> {
-    if string_of(marker, "request_hash")? != request_hash {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    // Markers from before holds existed carry no state: they are answered.
-    if marker
-        .get("state")
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        == Some(MARKER_PENDING)
-    {
-        return Err(ApiError::IdempotencyKeyInProgress);
-    }
-    // Markers from before usage (or cache counts) was kept have none.
-    let count = |name: &str| number_of(marker, name).map(i64::unsigned_abs);
-    let usage = match (count("input_tokens"), count("output_tokens")) {
-        (Ok(input_tokens), Ok(output_tokens)) => Some(Usage {
-            input_tokens,
-            output_tokens,
-            cache_read_tokens: count("cache_read_tokens").unwrap_or(0),
-            cache_write_tokens: count("cache_write_tokens").unwrap_or(0),
-        }),
-        _ => None,
-    };
-    Ok(SavedChat {
-        chat_id: string_of(marker, "chat_ref")?.to_owned(),
-        response: string_of(marker, "response")?.to_owned(),
-        timestamp: string_of(marker, "created_at")?.to_owned(),
-        finish: string_of(marker, "finish")
-            .ok()
-            .and_then(Finish::parse)
-            .unwrap_or(Finish::Stop),
-        usage,
-        // Written by this code as JSON; unreadable would be a bug, and
-        // the replay still has its text.
-        tool_calls: string_of(marker, "tool_calls")
-            .ok()
-            .and_then(|json| serde_json::from_str(json).ok())
-            .unwrap_or_default(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_marker_id_is_fixed_length_and_sorts_after_any_uuid() {
-        let id = marker_id(&IdempotencyKey::parse("any key at all").unwrap());
-        assert_eq!(id.len(), MARKER_PREFIX.len() + 64);
-        assert!(id.as_str() > "ffffffff-ffff-7fff-bfff-ffffffffffff");
-        assert!(id.starts_with("idempotency"));
-    }
-}

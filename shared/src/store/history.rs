@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
-use super::chats::MARKER_PREFIX;
+use super::markers::MARKER_PREFIX;
 use super::{number_of, s, storage_error, string_of, Store};
 use crate::clock::Timestamp;
 use crate::domain::{Cursor, VerifiedToken};

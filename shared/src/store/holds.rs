@@ -22,16 +22,12 @@
 use crate::credits::Credits;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::accounts::Limits;
-use super::chats::{
-    marker_id, marker_of, refusal_of, replay_of, reshape, shape_contended, Attempted, Shape,
-    MARKER_DONE, MARKER_PENDING, SHAPE_TRIES,
-};
+use super::chats::{refusal_of, reshape, shape_contended, Attempted, Shape, SHAPE_TRIES};
+use super::markers::{self, marker_id, marker_of, replay_of};
 use super::transact::condition_failed;
 use super::{n, number_of, s, signed, storage_error, string_of, unless_refused, Store};
 use crate::clock::Timestamp;
@@ -267,20 +263,14 @@ impl Store {
                 .build(),
         ];
         if let (Some(marker_id), Some(keyed)) = (&hold.marker_id, key) {
-            let marker = Put::builder()
-                .table_name(&self.tables.chats)
-                .item("username", s(user))
-                .item("chat_id", s(marker_id))
-                .item("state", s(MARKER_PENDING))
-                .item("hold_ref", s(&hold.hold_id))
-                .item("request_hash", s(&keyed.request_hash))
-                .item("created_at", s(now.iso8601()))
-                .condition_expression("attribute_not_exists(chat_id)")
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(ApiError::internal)?;
+            let marker = markers::pending(
+                &self.tables.chats,
+                user,
+                marker_id,
+                &hold.hold_id,
+                &keyed.request_hash,
+                now,
+            )?;
             items.push(TransactWriteItem::builder().put(marker).build());
         }
         let open_cap = self.open_calls_per_user;
@@ -393,36 +383,7 @@ impl Store {
         ];
         items.extend(self.give_back(hold, refund, to_key)?);
         if let Some(marker_id) = &hold.marker_id {
-            let answer = Update::builder()
-                .table_name(&self.tables.chats)
-                .key("username", s(user))
-                .key("chat_id", s(marker_id))
-                .update_expression(
-                    "SET #state = :done, chat_ref = :chat, #response = :response, \
-                     #finish = :finish, input_tokens = :input, output_tokens = :output, \
-                     cache_read_tokens = :cache_read, cache_write_tokens = :cache_write, \
-                     created_at = :at, tool_calls = :tool_calls",
-                )
-                .condition_expression("hold_ref = :hold")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_names("#response", "response")
-                .expression_attribute_names("#finish", "finish")
-                .expression_attribute_values(":done", s(MARKER_DONE))
-                .expression_attribute_values(":chat", s(chat.chat_id.to_string()))
-                .expression_attribute_values(":response", s(chat.replay.unwrap_or(chat.response)))
-                .expression_attribute_values(":finish", s(chat.finish.as_str()))
-                .expression_attribute_values(":input", n(chat.usage.input_tokens))
-                .expression_attribute_values(":output", n(chat.usage.output_tokens))
-                .expression_attribute_values(":cache_read", n(chat.usage.cache_read_tokens))
-                .expression_attribute_values(":cache_write", n(chat.usage.cache_write_tokens))
-                .expression_attribute_values(":at", s(chat.created.iso8601()))
-                .expression_attribute_values(":hold", s(&hold.hold_id))
-                .expression_attribute_values(
-                    ":tool_calls",
-                    chat.tool_calls_attribute().unwrap_or_else(|| s("[]")),
-                )
-                .build()
-                .map_err(ApiError::internal)?;
+            let answer = markers::answer(&self.tables.chats, user, marker_id, &hold.hold_id, chat)?;
             items.push(TransactWriteItem::builder().update(answer).build());
         }
         Ok(items)
@@ -458,14 +419,12 @@ impl Store {
         let Some(marker_id) = &hold.marker_id else {
             return Ok(None);
         };
-        let forget = Delete::builder()
-            .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(marker_id))
-            .condition_expression("hold_ref = :hold")
-            .expression_attribute_values(":hold", s(&hold.hold_id))
-            .build()
-            .map_err(ApiError::internal)?;
+        let forget = markers::forget(
+            &self.tables.chats,
+            hold.username.as_str(),
+            marker_id,
+            &hold.hold_id,
+        )?;
         Ok(Some(TransactWriteItem::builder().delete(forget).build()))
     }
 

@@ -4,19 +4,16 @@
 //! start with `~`), and spent in the registering transaction itself, so
 //! two registrations can never share one code.
 
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
 use super::sha256_hex;
-use super::{s, storage_error, Store};
-use crate::clock::Timestamp;
+use super::{s, Store};
 use crate::error::ApiError;
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
 const INVITE_PREFIX: &str = "~invite#";
 /// What a code starts with, so people tell it from a token.
 pub const INVITE_CODE_PREFIX: &str = "inv_";
 /// 128 bits from the OS CSPRNG: unguessable, so a fast hash is safe.
+#[cfg(feature = "operator")]
 const CODE_BYTES: usize = 16;
 
 fn item_key(code: &str) -> String {
@@ -26,7 +23,15 @@ fn item_key(code: &str) -> String {
 impl Store {
     /// A new single-use invite code, stored as its hash; the code itself is
     /// returned once, for the operator to hand out.
-    pub async fn create_invite(&self, note: &str, now: Timestamp) -> Result<String, ApiError> {
+    #[cfg(feature = "operator")]
+    pub async fn create_invite(
+        &self,
+        note: &str,
+        now: crate::clock::Timestamp,
+    ) -> Result<String, ApiError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+
         let mut secret = [0u8; CODE_BYTES];
         getrandom::fill(&mut secret).map_err(ApiError::internal)?;
         let code = format!("{INVITE_CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
@@ -39,7 +44,7 @@ impl Store {
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await
-            .map_err(storage_error)?;
+            .map_err(super::storage_error)?;
         Ok(code)
     }
 

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, number_of, refused_as, s, storage_error, Store};
+use super::{n, number_of, s, storage_error, Store};
 use crate::clock::Timestamp;
 use crate::domain::{KeyRing, PreviousKey, SigningKey};
 use crate::error::ApiError;
@@ -86,6 +86,7 @@ impl Store {
     /// signed. Conditional on the current key being the one read, so two
     /// rotations at once cannot drop a key: the second is refused, and
     /// answered as a race ([`ApiError::Unavailable`]: run it again).
+    #[cfg(feature = "operator")]
     pub async fn rotate_signing_key(&self, now: Timestamp) -> Result<Rotation, ApiError> {
         let Some(ring) = self.signing_keys().await? else {
             return Ok(Rotation::NoKey);
@@ -135,7 +136,7 @@ impl Store {
                 .expression_attribute_names("#old", old.id().to_string())
                 .expression_attribute_values(":entry", entry)
         };
-        refused_as(
+        super::refused_as(
             request.send().await,
             ApiError::Unavailable("the signing key changed while it was being rotated".into()),
         )?;
@@ -149,6 +150,7 @@ impl Store {
     /// working at once, in each function within its next read of the keys.
     /// `false` if no previous key has that id (the current key cannot be
     /// retired: rotate first).
+    #[cfg(feature = "operator")]
     pub async fn retire_signing_key(&self, id: u8) -> Result<bool, ApiError> {
         let result = self
             .client
@@ -161,7 +163,7 @@ impl Store {
             .expression_attribute_values(":id", n(id))
             .send()
             .await;
-        match refused_as(result, ApiError::NotFound) {
+        match super::refused_as(result, ApiError::NotFound) {
             Ok(_) => Ok(true),
             Err(ApiError::NotFound) => Ok(false),
             Err(e) => Err(e),

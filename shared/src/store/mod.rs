@@ -10,9 +10,10 @@
 //! | credentials | failed logins per name, whether or not it has an account | `failures` |
 //! | credentials | per-source counts of login checks and sign-ups | `sources` |
 //! | credentials | invite codes | `invites` |
-//! | chats | chats and the charge; idempotency markers | `chats`, read by `history` |
+//! | chats | chats and the charge | `chats`, read by `history` |
+//! | chats | idempotency markers: pending, answered, forgotten | `markers` |
 //! | chats | holds, with their hold and release entries | `holds` |
-//! | chats | grant entries; a partition read whole for the audit | `ledger` |
+//! | chats | grant entries; a partition read whole | `ledger`, summed by `audit` |
 //! | chats | key details | `api_keys` |
 //! | users | an API key's budget and models, in its entry | `key_limits` |
 //! | users | per-minute chat counts, in the account | `rate` |
@@ -20,13 +21,20 @@
 //! | chats | usage: the ledger read by day, model or key | `usage` |
 //!
 //! `login` composes a login's calls before its password check; `operator`
-//! composes them for `chat-ops`, and `migrate` upgrades the items of a
-//! stack from before the account item; `transact` sends a
-//! transaction and `retry` bounds its retries by the deadline.
+//! composes them for `chat-ops`, `audit` checks a ledger, and `migrate`
+//! upgrades the items of a stack from before the account item; `transact`
+//! sends a transaction and `retry` bounds its retries by the deadline.
+//!
+//! What only the operator and the tests call (those three modules, and the
+//! few operator calls of the kinds' modules: accounts disabled, scanned or
+//! logged out, keys forgotten, signing keys rotated, invites made) is built
+//! with the `operator` feature alone, which no function enables.
 
 mod accounts;
 mod alert_settings;
 mod api_keys;
+#[cfg(feature = "operator")]
+mod audit;
 mod chats;
 mod credentials;
 mod failures;
@@ -37,7 +45,10 @@ mod key_limits;
 mod keys;
 mod ledger;
 mod login;
+mod markers;
+#[cfg(feature = "operator")]
 mod migrate;
+#[cfg(feature = "operator")]
 mod operator;
 mod rate;
 pub mod retry;
@@ -57,7 +68,9 @@ use crate::error::ApiError;
 pub use accounts::MAX_SESSIONS;
 pub use alert_settings::BalanceView;
 pub use api_keys::{may_manage_keys, KeyInfo, KeyLimits, NewKey, MAX_API_KEYS, NEVER};
-pub use chats::{ChatOutcome, ChatRecord, SavedChat, MARKER_PREFIX};
+#[cfg(feature = "operator")]
+pub use audit::Audit;
+pub use chats::{ChatOutcome, ChatRecord, SavedChat};
 pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
@@ -66,9 +79,11 @@ pub use holds::{
 };
 pub use invites::INVITE_CODE_PREFIX;
 pub use keys::{Rotation, SIGNING_KEY_ITEM};
-pub use ledger::Audit;
 pub use login::LoginSlot;
+pub use markers::MARKER_PREFIX;
+#[cfg(feature = "operator")]
 pub use migrate::Migrated;
+#[cfg(feature = "operator")]
 pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use sources::SourceLimit;
 pub use usage::{Usage, UsageGroup, UsageRow};
