@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use chat_core::config::Tables;
+use chat_core::store::{CHAT_ID, USERNAME};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
@@ -57,7 +58,7 @@ pub const TABLES: [TableSpec; 3] = [
     TableSpec {
         table: Table::Users,
         logical_id: "UsersTable",
-        hash_key: "username",
+        hash_key: USERNAME,
         range_key: None,
         ttl_attribute: None,
         indexes: &[],
@@ -68,7 +69,7 @@ pub const TABLES: [TableSpec; 3] = [
     TableSpec {
         table: Table::Credentials,
         logical_id: "CredentialsTable",
-        hash_key: "username",
+        hash_key: USERNAME,
         range_key: None,
         // Failed logins per name and the per-source counts expire
         // (store/failures.rs, store/sources.rs); credentials and invite
@@ -80,8 +81,8 @@ pub const TABLES: [TableSpec; 3] = [
     TableSpec {
         table: Table::Chats,
         logical_id: "ChatsTable",
-        hash_key: "username",
-        range_key: Some("chat_id"),
+        hash_key: USERNAME,
+        range_key: Some(CHAT_ID),
         // The per-minute chat counts (store/rate.rs) expire; no other item
         // of the table carries the attribute.
         ttl_attribute: Some("ttl"),

@@ -11,6 +11,7 @@ use chat_core::auth::KEY_REFRESH;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::Username;
+use chat_core::store::USERNAME;
 use chat_core::store::{Audit, GrantOutcome, Migrated, Rotation, Usage, UsageGroup, UsageRow};
 use chat_core::{ApiError, App, Config};
 use clap::{Parser, Subcommand};
@@ -436,7 +437,7 @@ async fn migrate(app: &App) -> Result<ExitCode, ApiError> {
                 Migrated::Skipped(why) => {
                     skipped += 1;
                     let name = item
-                        .get("username")
+                        .get(USERNAME)
                         .and_then(|v| v.as_s().ok())
                         .map_or("?", String::as_str);
                     println!("{name}: left as it is: {why}");

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::domain::sha256_hex;
+use crate::store::USERNAME;
 
 /// The account attribute that holds the user's threshold, in tokens.
 pub const ALERT_BELOW: &str = "alert_below";
@@ -245,7 +246,7 @@ fn crossings(old: &Image, new: &Image) -> Vec<Crossing> {
 /// An account's image, `None` for any other item of the users table
 /// (their keys start with `~`, which no username has).
 fn image(item: &Map<String, Value>) -> Result<Option<Image>, String> {
-    let username = string(item.get("username")).ok_or("no username")?;
+    let username = string(item.get(USERNAME)).ok_or("no username")?;
     if username.starts_with('~') || !item.contains_key("tokens") {
         return Ok(None);
     }

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::Client;
 use chat_core::app::App;
 use chat_core::config::Config;
+use chat_core::store::USERNAME;
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
 use serde_json::Value;
 
@@ -125,7 +126,7 @@ fn access(action: &str, table: String, request: &Value) -> Access {
         table,
         leading_key: key
             .as_object()
-            .and_then(|key| key.get("username"))
+            .and_then(|key| key.get(USERNAME))
             .and_then(|value| value["S"].as_str())
             .map(str::to_owned),
         attributes: attributes_named(request),

@@ -22,6 +22,7 @@ use chat_core::deadline::Deadline;
 use chat_core::domain::{AuthToken, SigningKey};
 use chat_core::domain::{LoginName, Source};
 use chat_core::store::MARKER_PREFIX;
+use chat_core::store::USERNAME;
 use chat_core::store::{LoginFailures, FREE_FAILURES};
 use chat_core::App;
 use lambda_http::http::{HeaderValue, Method};
@@ -264,7 +265,7 @@ pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
         .client()
         .get_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S(username.into()))
+        .key(USERNAME, AttributeValue::S(username.into()))
         .consistent_read(true)
         .send()
         .await

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::{current_windows, Period};
 use chat_core::pricing::{Pricing, UsagePrices};
 use chat_core::responder::DUMMY_MODEL;
+use chat_core::store::USERNAME;
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::fresh_app;
@@ -228,7 +229,7 @@ async fn age_window(app: &App, username: &str, id: &str) {
         .client()
         .update_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S(username.into()))
+        .key(USERNAME, AttributeValue::S(username.into()))
         .update_expression("SET api_keys.#kid[2] = :none, api_keys.#kid[3] = :old")
         .expression_attribute_names("#kid", id)
         .expression_attribute_values(":none", AttributeValue::N("0".into()))
@@ -396,7 +397,7 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
         .client()
         .update_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S("alice".into()))
+        .key(USERNAME, AttributeValue::S("alice".into()))
         .update_expression("SET api_keys.#kid[2] = :left, api_keys.#kid[3] = :next")
         .expression_attribute_names("#kid", id.as_str())
         .expression_attribute_values(":left", AttributeValue::N("960".into()))

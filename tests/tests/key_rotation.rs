@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Timestamp;
 use chat_core::domain::{AuthToken, SigningKey, Username};
 use chat_core::store::SIGNING_KEY_ITEM;
+use chat_core::store::{CHAT_ID, USERNAME};
 use chat_core::App;
 use devtools::dynamodb_local::{fresh_app, quiet_app};
 use serde_json::json;
@@ -49,7 +50,7 @@ async fn rotated_at(app: &App, id: &str, seconds: i64) {
         .client()
         .update_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S(SIGNING_KEY_ITEM.into()))
+        .key(USERNAME, AttributeValue::S(SIGNING_KEY_ITEM.into()))
         .update_expression("SET previous.#id.rotated_at = :at")
         .condition_expression("attribute_exists(previous.#id)")
         .expression_attribute_names("#id", id)
@@ -124,8 +125,8 @@ async fn retiring_waits_for_the_sessions_and_the_api_keys_the_old_key_signed() {
         .client()
         .update_item()
         .table_name(&app.store.tables().chats)
-        .key("username", AttributeValue::S("alice".into()))
-        .key("chat_id", AttributeValue::S(format!("key#{key_id}")))
+        .key(USERNAME, AttributeValue::S("alice".into()))
+        .key(CHAT_ID, AttributeValue::S(format!("key#{key_id}")))
         .update_expression("SET created_at = :at")
         .expression_attribute_values(
             ":at",

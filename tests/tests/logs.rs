@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::AuthToken;
+use chat_core::store::USERNAME;
 use devtools::dynamodb_local::fresh_app;
 use lambda_http::tracing::subscriber::fmt::MakeWriter;
 
@@ -64,7 +65,7 @@ async fn a_full_journey_logs_no_secret_even_at_debug_level() {
         .client()
         .get_item()
         .table_name(&app.store.tables().credentials)
-        .key("username", AttributeValue::S("alice".into()))
+        .key(USERNAME, AttributeValue::S("alice".into()))
         .send()
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 use api_tests::ops::{chat_ops, stderr, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::store::{CHAT_ID, CREATED_AT, USERNAME};
 use devtools::dynamodb_local::fresh_app;
 
 #[tokio::test]
@@ -35,7 +36,7 @@ async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
         .client()
         .update_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S("carol".into()))
+        .key(USERNAME, AttributeValue::S("carol".into()))
         .update_expression("SET tokens = tokens + :one")
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
         .send()
@@ -61,7 +62,7 @@ async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
         .client()
         .update_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S("carol".into()))
+        .key(USERNAME, AttributeValue::S("carol".into()))
         .update_expression("SET tokens = tokens - :one")
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
         .send()
@@ -231,11 +232,11 @@ async fn put_legacy_user(app: &chat_core::App, name: &str, tokens: i64) {
         .client()
         .put_item()
         .table_name(&app.store.tables().users)
-        .item("username", s(name))
+        .item(USERNAME, s(name))
         .item("user_id", s("0190a1b2-0000-7000-8000-000000000000"))
         .item("password_hash", s(&hash))
         .item("tokens", AttributeValue::N(tokens.to_string()))
-        .item("created_at", s("2026-11-20T10:00:00.000Z"))
+        .item(CREATED_AT, s("2026-11-20T10:00:00.000Z"))
         .send()
         .await
         .unwrap();
@@ -253,12 +254,12 @@ async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_agai
         .client()
         .put_item()
         .table_name(&app.store.tables().chats)
-        .item("username", s("olduser"))
-        .item("chat_id", s("0190a1b2-0000-7000-8000-000000000001"))
+        .item(USERNAME, s("olduser"))
+        .item(CHAT_ID, s("0190a1b2-0000-7000-8000-000000000001"))
         .item("message", s("hello from before"))
         .item("response", s("AI response"))
         .item("cost", AttributeValue::N("100".into()))
-        .item("created_at", s("2026-11-20T10:05:00.000Z"))
+        .item(CREATED_AT, s("2026-11-20T10:05:00.000Z"))
         .send()
         .await
         .unwrap();
@@ -281,7 +282,7 @@ async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_agai
         .client()
         .get_item()
         .table_name(&app.store.tables().users)
-        .key("username", s("olduser"))
+        .key(USERNAME, s("olduser"))
         .send()
         .await
         .unwrap()
@@ -325,7 +326,7 @@ async fn migrate_brings_a_stack_from_before_the_account_item_up_and_may_run_agai
         .client()
         .delete_item()
         .table_name(&app.store.tables().users)
-        .key("username", AttributeValue::S("alice".into()))
+        .key(USERNAME, AttributeValue::S("alice".into()))
         .send()
         .await
         .unwrap();

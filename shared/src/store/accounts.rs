@@ -21,7 +21,7 @@ use super::key_limits::{charge_part, give_back_part, Window};
 use super::rate::{rate_part, Minutes, CHAT_MINUTES};
 use super::retry::{with_retries, worth_retrying, Attempt};
 use super::transact::{cancellation_reasons, condition_failed};
-use super::{n, number_of, s, storage_error, transient, Store};
+use super::{n, number_of, s, storage_error, transient, Store, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{TokenKind, Username, VerifiedToken};
@@ -71,7 +71,7 @@ impl Store {
     ) -> Result<Put, ApiError> {
         Put::builder()
             .table_name(&self.tables.users)
-            .item("username", s(username.as_str()))
+            .item(USERNAME, s(username.as_str()))
             .item("tokens", n(initial_tokens))
             // Present from the start, so a login (or a new key) can SET one
             // entry of each.
@@ -82,7 +82,7 @@ impl Store {
             // Counts the balance's movements, so an audit can tell that
             // none happened while it read the ledger.
             .item("version", n(0))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .build()
             .map_err(ApiError::internal)
@@ -136,7 +136,7 @@ impl Store {
                 "size(sessions) < :room AND attribute_not_exists(disabled)".to_owned();
             let mut account = aws_sdk_dynamodb::types::Update::builder()
                 .table_name(&self.tables.users)
-                .key("username", s(token.username().as_str()))
+                .key(USERNAME, s(token.username().as_str()))
                 .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
                 .expression_attribute_values(":expires", n(token.expires_at()))
                 .expression_attribute_values(":room", n(MAX_SESSIONS + ids.len()))
@@ -220,7 +220,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
+            .key(USERNAME, s(token.username().as_str()))
             .update_expression(format!("REMOVE sessions.{SESSION_NAME}"))
             // Without it, a second logout with the same token would succeed.
             .condition_expression(format!("attribute_exists(sessions.{SESSION_NAME})"))
@@ -238,7 +238,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .update_expression("SET sessions = :none, api_keys = :none")
             .condition_expression("attribute_exists(username)")
             .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
@@ -294,7 +294,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
+            .key(USERNAME, s(token.username().as_str()))
             .projection_expression(format!("{projection}, {map}.{SESSION_NAME}, disabled"))
             .expression_attribute_names(SESSION_NAME, token.session_id().as_str())
             .consistent_read(true)
@@ -344,7 +344,7 @@ impl Store {
         let count = if opens_call { ", open_calls :one" } else { "" };
         let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()));
+            .key(USERNAME, s(token.username().as_str()));
         // Also fails when the account is missing: nothing is created.
         let mut condition =
             format!("{expiry} > :now AND tokens >= :cost AND attribute_not_exists(disabled)");
@@ -487,7 +487,7 @@ impl Store {
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(username))
+            .key(USERNAME, s(username))
             .update_expression(format!(
                 "SET tokens = tokens + :amount ADD version :one{also}"
             ))
@@ -517,7 +517,7 @@ impl Store {
             .table_name(&self.tables.users)
             .projection_expression("username")
             .set_exclusive_start_key(start.map(|name| {
-                std::iter::once(("username".to_owned(), AttributeValue::S(name))).collect()
+                std::iter::once((USERNAME.to_owned(), AttributeValue::S(name))).collect()
             }))
             .send()
             .await
@@ -525,14 +525,14 @@ impl Store {
         let names = page
             .items()
             .iter()
-            .filter_map(|item| item.get("username")?.as_s().ok())
+            .filter_map(|item| item.get(USERNAME)?.as_s().ok())
             // The signing key's item is not an account.
             .filter(|name| name.as_str() != super::SIGNING_KEY_ITEM)
             .filter_map(|name| Username::from_stored(name).ok())
             .collect();
         let next = page
             .last_evaluated_key()
-            .and_then(|key| key.get("username")?.as_s().ok().cloned());
+            .and_then(|key| key.get(USERNAME)?.as_s().ok().cloned());
         Ok((names, next))
     }
 
@@ -565,7 +565,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .condition_expression("attribute_exists(username)");
         request = if disabled {
             request

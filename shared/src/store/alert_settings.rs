@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::accounts::{entry_of, require_live, SESSION_NAME};
-use super::{n, number_of, s, storage_error, Store};
+use super::{n, number_of, s, storage_error, Store, USERNAME};
 use crate::alerts::{ALERT_BELOW, MAX_ALERT_BELOW};
 use crate::clock::Timestamp;
 use crate::domain::{Username, VerifiedToken};
@@ -68,7 +68,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(token.username().as_str()))
+            .key(USERNAME, s(token.username().as_str()))
             .condition_expression(format!(
                 "{expiry} > :now AND attribute_not_exists(disabled)"
             ))
@@ -120,7 +120,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .condition_expression("attribute_exists(tokens)");
         let request = match below {
             Some(below) => request

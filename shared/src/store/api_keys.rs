@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 use super::accounts::require_live;
 use super::key_limits::{new_entry, KeyEntry};
 use super::transact::condition_failed;
-use super::{n, s, storage_error, string_of, Store};
+use super::{n, s, storage_error, string_of, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{Budget, TokenKind, Username, VerifiedToken};
@@ -119,7 +119,7 @@ impl Store {
         let entry = new_entry(expires_at, new.budget, new.models, new.created);
         let account = Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(user))
+            .key(USERNAME, s(user))
             .update_expression("SET api_keys.#kid = :entry")
             .condition_expression(
                 "sessions.#sid > :now AND attribute_not_exists(disabled) AND size(api_keys) < :max",
@@ -134,12 +134,12 @@ impl Store {
             .map_err(ApiError::internal)?;
         let mut details = Put::builder()
             .table_name(&self.tables.chats)
-            .item("username", s(user))
-            .item("chat_id", s(format!("{KEY_ITEM_PREFIX}{}", id.as_str())))
+            .item(USERNAME, s(user))
+            .item(CHAT_ID, s(format!("{KEY_ITEM_PREFIX}{}", id.as_str())))
             .item("kind", s("api_key"))
             .item("name", s(new.name))
             .item("prefix", s(new.prefix))
-            .item("created_at", s(new.created.iso8601()))
+            .item(CREATED_AT, s(new.created.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)");
         if expires_at < NEVER {
             details = details.item("expires_at", n(expires_at));
@@ -198,7 +198,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(user))
+            .key(USERNAME, s(user))
             .update_expression("SET api_keys = :none")
             .condition_expression("attribute_exists(username) AND attribute_not_exists(api_keys)")
             .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
@@ -259,7 +259,7 @@ impl Store {
                 .client
                 .update_item()
                 .table_name(&self.tables.users)
-                .key("username", s(owner.username().as_str()))
+                .key(USERNAME, s(owner.username().as_str()))
                 .update_expression("SET api_keys.#kid = :changed")
                 .condition_expression(
                     "sessions.#sid > :now AND attribute_not_exists(disabled) AND api_keys.#kid = :stored",
@@ -303,7 +303,7 @@ impl Store {
     ) -> Result<Vec<KeyInfo>, ApiError> {
         let mut keys = Vec::new();
         for item in &self.key_details(username).await? {
-            let id = string_of(item, "chat_id")?
+            let id = string_of(item, CHAT_ID)?
                 .trim_start_matches(KEY_ITEM_PREFIX)
                 .to_owned();
             // Details whose entry is gone belong to a key being revoked.
@@ -313,7 +313,7 @@ impl Store {
             let info = KeyInfo {
                 name: string_of(item, "name")?.to_owned(),
                 prefix: string_of(item, "prefix")?.to_owned(),
-                created_at: string_of(item, "created_at")?.to_owned(),
+                created_at: string_of(item, CREATED_AT)?.to_owned(),
                 expires_at: item
                     .get("expires_at")
                     .and_then(|v| v.as_n().ok())
@@ -343,7 +343,7 @@ impl Store {
             "sessions.#sid > :now AND attribute_not_exists(disabled) AND attribute_exists(api_keys.#kid)";
         let account = Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(owner.username().as_str()))
+            .key(USERNAME, s(owner.username().as_str()))
             .update_expression("REMOVE api_keys.#kid")
             .condition_expression(condition)
             .expression_attribute_names("#kid", key_id)
@@ -381,7 +381,7 @@ impl Store {
     pub async fn revoke_key(&self, username: &Username, key_id: &str) -> Result<(), ApiError> {
         let account = Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .update_expression("REMOVE api_keys.#kid")
             .condition_expression("attribute_exists(api_keys.#kid)")
             .expression_attribute_names("#kid", key_id)
@@ -409,8 +409,8 @@ impl Store {
             self.client
                 .delete_item()
                 .table_name(&self.tables.chats)
-                .key("username", s(username.as_str()))
-                .key("chat_id", s(string_of(item, "chat_id")?))
+                .key(USERNAME, s(username.as_str()))
+                .key(CHAT_ID, s(string_of(item, CHAT_ID)?))
                 .send()
                 .await
                 .map_err(storage_error)?;
@@ -441,8 +441,8 @@ impl Store {
     fn delete_details(&self, user: &str, key_id: &str) -> Result<TransactWriteItem, ApiError> {
         let delete = Delete::builder()
             .table_name(&self.tables.chats)
-            .key("username", s(user))
-            .key("chat_id", s(format!("{KEY_ITEM_PREFIX}{key_id}")))
+            .key(USERNAME, s(user))
+            .key(CHAT_ID, s(format!("{KEY_ITEM_PREFIX}{key_id}")))
             .build()
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().delete(delete).build())

@@ -16,7 +16,7 @@ use super::key_limits::{KeyEntry, Window};
 use super::markers;
 use super::rate::{over_cap, rate_limited, rate_retry, Minutes};
 use super::transact::condition_failed;
-use super::{n, number_of, s, signed, Store};
+use super::{n, number_of, s, signed, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, KeyedRequest, TokenKind, VerifiedToken};
@@ -76,8 +76,8 @@ impl ChatRecord<'_> {
         };
         let put = put
             .table_name(table)
-            .item("username", s(user))
-            .item("chat_id", s(self.chat_id.to_string()))
+            .item(USERNAME, s(user))
+            .item(CHAT_ID, s(self.chat_id.to_string()))
             .item("message", s(self.message.as_str()))
             .item("response", s(self.response))
             .item("cost", n(self.cost))
@@ -88,7 +88,7 @@ impl ChatRecord<'_> {
             .item("model", s(self.model))
             .item("finish", s(self.finish.as_str()))
             .item("amount", n(amount))
-            .item("created_at", s(self.created.iso8601()));
+            .item(CREATED_AT, s(self.created.iso8601()));
         let put = match self.tool_calls_attribute() {
             Some(calls) => put.item("tool_calls", calls),
             None => put,

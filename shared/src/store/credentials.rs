@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
 use super::sources::SourceLimit;
 use super::transact::condition_failed;
-use super::{s, Store};
+use super::{s, Store, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{Source, Username};
@@ -39,9 +39,9 @@ impl Store {
         let account = self.new_account(username, initial_tokens, now)?;
         let credentials = Put::builder()
             .table_name(&self.tables.credentials)
-            .item("username", s(username.as_str()))
+            .item(USERNAME, s(username.as_str()))
             .item("password_hash", s(password_hash))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .build()
             .map_err(ApiError::internal)?;

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::{n, s, sha256_hex, Store};
+use super::{n, s, sha256_hex, Store, USERNAME};
 use crate::domain::{LoginName, Username};
 use crate::error::ApiError;
 
@@ -118,7 +118,7 @@ impl Store {
         let expires = now_ms.div_euclid(MILLIS) + FAILURES_LAPSE_SECONDS + KEEP_SECONDS;
         let update = Update::builder()
             .table_name(&self.tables.credentials)
-            .key("username", s(failures_key(name)))
+            .key(USERNAME, s(failures_key(name)))
             .update_expression("SET failures = :count, last_failure_ms = :now, #ttl = :expires")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":count", n(seen.current(now_ms) + 1))

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::markers::MARKER_PREFIX;
-use super::{number_of, s, storage_error, string_of, Store};
+use super::{number_of, s, storage_error, string_of, Store, CHAT_ID, CREATED_AT};
 use crate::clock::Timestamp;
 use crate::domain::{Cursor, VerifiedToken};
 use crate::error::ApiError;
@@ -92,10 +92,10 @@ fn entry_of(
     item: &std::collections::HashMap<String, AttributeValue>,
 ) -> Result<HistoryEntry, ApiError> {
     Ok(HistoryEntry {
-        chat_id: string_of(item, "chat_id")?.to_owned(),
+        chat_id: string_of(item, CHAT_ID)?.to_owned(),
         message: string_of(item, "message")?.to_owned(),
         response: string_of(item, "response")?.to_owned(),
-        timestamp: string_of(item, "created_at")?.to_owned(),
+        timestamp: string_of(item, CREATED_AT)?.to_owned(),
         cost: number_of(item, "cost")?,
     })
 }

@@ -29,7 +29,10 @@ use super::accounts::Limits;
 use super::chats::{refusal_of, reshape, shape_contended, Attempted, Shape, SHAPE_TRIES};
 use super::markers::{self, marker_id, marker_of, replay_of};
 use super::transact::condition_failed;
-use super::{n, number_of, s, signed, storage_error, string_of, unless_refused, Store};
+use super::{
+    n, number_of, s, signed, storage_error, string_of, unless_refused, Store, CHAT_ID, CREATED_AT,
+    USERNAME,
+};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{ChatMessage, KeyedRequest, TokenKind, Username, VerifiedToken};
@@ -235,8 +238,8 @@ impl Store {
             .map_or_else(|| "0".to_owned(), |id| shard_of(&id));
         let mut entry = Put::builder()
             .table_name(&self.tables.chats)
-            .item("username", s(user))
-            .item("chat_id", s(&hold.hold_id))
+            .item(USERNAME, s(user))
+            .item(CHAT_ID, s(&hold.hold_id))
             .item("kind", s("hold"))
             .item("amount", n(-held))
             .item("state", s("open"))
@@ -246,7 +249,7 @@ impl Store {
             .item("counted", AttributeValue::Bool(true))
             .item("open_shard", s(shard))
             .item("deadline", n(expires.unix_seconds()))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)");
         if let Some(marker_id) = &hold.marker_id {
             entry = entry.item("marker_id", s(marker_id));
@@ -515,8 +518,8 @@ impl Store {
         self.client
             .update_item()
             .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(&hold.hold_id))
+            .key(USERNAME, s(hold.username.as_str()))
+            .key(CHAT_ID, s(&hold.hold_id))
             .condition_expression("#state = :open")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":open", s("open"))
@@ -532,8 +535,8 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(&hold.hold_id))
+            .key(USERNAME, s(hold.username.as_str()))
+            .key(CHAT_ID, s(&hold.hold_id))
             .consistent_read(true)
             .send()
             .await
@@ -641,13 +644,13 @@ impl Store {
         }
         let entry = entry
             .table_name(&self.tables.chats)
-            .item("username", s(hold.username.as_str()))
-            .item("chat_id", s(format!("{prefix}{}", Uuid::now_v7())))
+            .item(USERNAME, s(hold.username.as_str()))
+            .item(CHAT_ID, s(format!("{prefix}{}", Uuid::now_v7())))
             .item("kind", s(kind))
             .item("amount", n(signed(amount)?))
             .item("reason", s(reason))
             .item("hold_ref", s(&hold.hold_id))
-            .item("created_at", s(Timestamp::now().iso8601()))
+            .item(CREATED_AT, s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .map_err(ApiError::internal)?;
@@ -705,8 +708,8 @@ impl Store {
     fn close(&self, hold: &Hold, state: &str) -> Result<TransactWriteItem, ApiError> {
         let update = Update::builder()
             .table_name(&self.tables.chats)
-            .key("username", s(hold.username.as_str()))
-            .key("chat_id", s(&hold.hold_id))
+            .key(USERNAME, s(hold.username.as_str()))
+            .key(CHAT_ID, s(&hold.hold_id))
             .update_expression("SET #state = :closed REMOVE open_shard")
             .condition_expression("#state = :open")
             .expression_attribute_names("#state", "state")
@@ -754,11 +757,11 @@ fn shard_of(hold: &Uuid) -> String {
 }
 
 fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
-    let username = Username::from_stored(string_of(item, "username")?)
+    let username = Username::from_stored(string_of(item, USERNAME)?)
         .map_err(|e| ApiError::internal(format!("a hold's username: {e}")))?;
     Ok(Hold {
         username,
-        hold_id: string_of(item, "chat_id")?.to_owned(),
+        hold_id: string_of(item, CHAT_ID)?.to_owned(),
         amount: Credits::new(number_of(item, "amount")?.unsigned_abs()),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
         // The index does not carry these; the sweeper reads the item itself.

@@ -5,7 +5,7 @@
 //! two registrations can never share one code.
 
 use super::sha256_hex;
-use super::{s, Store};
+use super::{s, Store, CREATED_AT, USERNAME};
 use crate::error::ApiError;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
@@ -38,9 +38,9 @@ impl Store {
         self.client
             .put_item()
             .table_name(&self.tables.credentials)
-            .item("username", s(item_key(&code)))
+            .item(USERNAME, s(item_key(&code)))
             .item("note", s(note))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await
@@ -53,7 +53,7 @@ impl Store {
     pub(super) fn spend_invite(&self, code: &str) -> Result<TransactWriteItem, ApiError> {
         let delete = Delete::builder()
             .table_name(&self.tables.credentials)
-            .key("username", s(item_key(code)))
+            .key(USERNAME, s(item_key(code)))
             .condition_expression("attribute_exists(username)")
             .build()
             .map_err(ApiError::internal)?;

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, number_of, s, storage_error, Store};
+use super::{n, number_of, s, storage_error, Store, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::domain::{KeyRing, PreviousKey, SigningKey};
 use crate::error::ApiError;
@@ -60,10 +60,10 @@ impl Store {
             .client
             .put_item()
             .table_name(&self.tables.users)
-            .item("username", s(SIGNING_KEY_ITEM))
+            .item(USERNAME, s(SIGNING_KEY_ITEM))
             .item("key_id", n(key.id()))
             .item("secret", AttributeValue::B(Blob::new(key.expose())))
-            .item("created_at", s(Timestamp::now().iso8601()))
+            .item(CREATED_AT, s(Timestamp::now().iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -107,7 +107,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(SIGNING_KEY_ITEM))
+            .key(USERNAME, s(SIGNING_KEY_ITEM))
             .expression_attribute_values(":old_id", n(old.id()))
             .expression_attribute_values(":new_id", n(new_id))
             .expression_attribute_values(":secret", AttributeValue::B(Blob::new(fresh.expose())))
@@ -156,7 +156,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.tables.users)
-            .key("username", s(SIGNING_KEY_ITEM))
+            .key(USERNAME, s(SIGNING_KEY_ITEM))
             .update_expression("REMOVE previous.#id")
             .condition_expression("attribute_exists(previous.#id) AND key_id <> :id")
             .expression_attribute_names("#id", id.to_string())

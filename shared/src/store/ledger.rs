@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, s, storage_error, Store};
+use super::{n, s, storage_error, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::domain::Username;
 use crate::error::ApiError;
@@ -39,12 +39,12 @@ impl Store {
     ) -> Result<Put, ApiError> {
         Put::builder()
             .table_name(&self.tables.chats)
-            .item("username", s(username.as_str()))
-            .item("chat_id", s(format!("{GRANT_PREFIX}{op_id}")))
+            .item(USERNAME, s(username.as_str()))
+            .item(CHAT_ID, s(format!("{GRANT_PREFIX}{op_id}")))
             .item("kind", s("grant"))
             .item("amount", n(amount))
             .item("reason", s(reason))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()

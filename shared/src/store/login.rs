@@ -12,7 +12,7 @@ use super::failures::{failures_key, LoginFailures};
 use super::retry::{with_retries, Attempt};
 use super::sources::SourceLimit;
 use super::transact::condition_failed;
-use super::{s, storage_error, string_of, transient, Store};
+use super::{s, storage_error, string_of, transient, Store, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{LoginName, Source};
@@ -98,7 +98,7 @@ impl Store {
         deadline: Deadline,
     ) -> Result<(Option<String>, LoginFailures), ApiError> {
         let table = &self.tables.credentials;
-        let key = |name: String| HashMap::from([("username".to_owned(), s(name))]);
+        let key = |name: String| HashMap::from([(USERNAME.to_owned(), s(name))]);
         let keys = KeysAndAttributes::builder()
             .set_keys(Some(
                 name.username()
@@ -146,7 +146,7 @@ impl Store {
         let found = std::mem::take(&mut lock().1);
         let named = |name: &str| {
             found.iter().find(|item| {
-                item.get("username")
+                item.get(USERNAME)
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
                     == Some(name)

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::chats::{ChatRecord, SavedChat};
-use super::{n, number_of, s, sha256_hex, string_of};
+use super::{n, number_of, s, sha256_hex, string_of, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::domain::{IdempotencyKey, KeyedRequest};
 use crate::error::ApiError;
@@ -52,8 +52,8 @@ pub(super) fn answered(
 ) -> Result<Put, ApiError> {
     let put = Put::builder()
         .table_name(table)
-        .item("username", s(user))
-        .item("chat_id", s(marker_id(&keyed.key)))
+        .item(USERNAME, s(user))
+        .item(CHAT_ID, s(marker_id(&keyed.key)))
         .item("state", s(DONE))
         .item("chat_ref", s(chat.chat_id.to_string()))
         .item("request_hash", s(&keyed.request_hash))
@@ -63,7 +63,7 @@ pub(super) fn answered(
         .item("output_tokens", n(chat.usage.output_tokens))
         .item("cache_read_tokens", n(chat.usage.cache_read_tokens))
         .item("cache_write_tokens", n(chat.usage.cache_write_tokens))
-        .item("created_at", s(chat.created.iso8601()));
+        .item(CREATED_AT, s(chat.created.iso8601()));
     let put = match chat.tool_calls_attribute() {
         Some(calls) => put.item("tool_calls", calls),
         None => put,
@@ -82,12 +82,12 @@ pub(super) fn pending(
 ) -> Result<Put, ApiError> {
     let put = Put::builder()
         .table_name(table)
-        .item("username", s(user))
-        .item("chat_id", s(marker_id))
+        .item(USERNAME, s(user))
+        .item(CHAT_ID, s(marker_id))
         .item("state", s(PENDING))
         .item("hold_ref", s(hold_id))
         .item("request_hash", s(request_hash))
-        .item("created_at", s(now.iso8601()));
+        .item(CREATED_AT, s(now.iso8601()));
     refused_with_the_earlier(put)
 }
 
@@ -111,8 +111,8 @@ pub(super) fn answer(
 ) -> Result<Update, ApiError> {
     Update::builder()
         .table_name(table)
-        .key("username", s(user))
-        .key("chat_id", s(marker_id))
+        .key(USERNAME, s(user))
+        .key(CHAT_ID, s(marker_id))
         .update_expression(
             "SET #state = :done, chat_ref = :chat, #response = :response, \
              #finish = :finish, input_tokens = :input, output_tokens = :output, \
@@ -150,8 +150,8 @@ pub(super) fn forget(
 ) -> Result<Delete, ApiError> {
     Delete::builder()
         .table_name(table)
-        .key("username", s(user))
-        .key("chat_id", s(marker_id))
+        .key(USERNAME, s(user))
+        .key(CHAT_ID, s(marker_id))
         .condition_expression("hold_ref = :hold")
         .expression_attribute_values(":hold", s(hold_id))
         .build()
@@ -199,7 +199,7 @@ pub(super) fn replay_of(
     Ok(SavedChat {
         chat_id: string_of(marker, "chat_ref")?.to_owned(),
         response: string_of(marker, "response")?.to_owned(),
-        timestamp: string_of(marker, "created_at")?.to_owned(),
+        timestamp: string_of(marker, CREATED_AT)?.to_owned(),
         finish: string_of(marker, "finish")
             .ok()
             .and_then(Finish::parse)

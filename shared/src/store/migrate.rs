@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::transact::condition_failed;
-use super::{n, number_of, s, storage_error, string_of, Store, SIGNING_KEY_ITEM};
+use super::{
+    n, number_of, s, storage_error, string_of, Store, CREATED_AT, SIGNING_KEY_ITEM, USERNAME,
+};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::Username;
@@ -59,7 +61,7 @@ impl Store {
             .table_name(&self.tables.users)
             .consistent_read(true)
             .set_exclusive_start_key(start.map(|name| {
-                std::iter::once(("username".to_owned(), AttributeValue::S(name))).collect()
+                std::iter::once((USERNAME.to_owned(), AttributeValue::S(name))).collect()
             }))
             .send()
             .await
@@ -68,7 +70,7 @@ impl Store {
             .items()
             .iter()
             .filter(|item| {
-                item.get("username")
+                item.get(USERNAME)
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
                     != Some(SIGNING_KEY_ITEM)
@@ -77,14 +79,14 @@ impl Store {
             .collect();
         let next = page
             .last_evaluated_key()
-            .and_then(|key| key.get("username")?.as_s().ok().cloned());
+            .and_then(|key| key.get(USERNAME)?.as_s().ok().cloned());
         Ok((items, next))
     }
 
     /// Brings one users item, as [`Store::users_page`] read it, up to the
     /// account item and the ledger.
     pub async fn migrate(&self, item: &Item, deadline: Deadline) -> Result<Migrated, ApiError> {
-        let name = string_of(item, "username")?;
+        let name = string_of(item, USERNAME)?;
         let Ok(username) = Username::from_stored(name) else {
             return Ok(Migrated::Skipped(format!("{name:?} is not a username")));
         };
@@ -116,22 +118,22 @@ impl Store {
     ) -> Result<Option<String>, ApiError> {
         let hash = string_of(item, "password_hash")?;
         let created_at = item
-            .get("created_at")
+            .get(CREATED_AT)
             .and_then(|v| v.as_s().ok())
             .cloned()
             .unwrap_or_else(|| Timestamp::now().iso8601());
         let credentials = Put::builder()
             .table_name(&self.tables.credentials)
-            .item("username", s(username.as_str()))
+            .item(USERNAME, s(username.as_str()))
             .item("password_hash", s(hash))
-            .item("created_at", s(created_at))
+            .item(CREATED_AT, s(created_at))
             .condition_expression("attribute_not_exists(username)")
             .build()
             .map_err(ApiError::internal)?;
         let empty = AttributeValue::M(HashMap::new());
         let account = Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .update_expression(
                 "SET sessions = if_not_exists(sessions, :empty), \
                  api_keys = if_not_exists(api_keys, :empty), \
@@ -191,7 +193,7 @@ impl Store {
         // The balance read is still the balance: the entry matches it.
         let account = Update::builder()
             .table_name(&self.tables.users)
-            .key("username", s(username.as_str()))
+            .key(USERNAME, s(username.as_str()))
             .update_expression("SET version = if_not_exists(version, :zero) + :one")
             .condition_expression("tokens = :balance")
             .expression_attribute_values(":zero", n(0))

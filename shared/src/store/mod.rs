@@ -88,6 +88,15 @@ pub use operator::{valid_operation_id, AccountView, GrantOutcome, LedgerLine};
 pub use sources::SourceLimit;
 pub use usage::{Usage, UsageGroup, UsageRow};
 
+/// The partition key of every table: a user's name, or a reserved name
+/// that no username can be (`~token-signing-key`, `~op#...`, `~invite#...`).
+pub const USERNAME: &str = "username";
+/// The sort key of the chats table: a chat's UUIDv7, or the prefixed id of
+/// a ledger entry (`ledger#...`) or an idempotency marker (`idempotency#...`).
+pub const CHAT_ID: &str = "chat_id";
+/// When an item was written (RFC 3339, UTC), on every kind that keeps it.
+pub const CREATED_AT: &str = "created_at";
+
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -264,7 +273,7 @@ impl Store {
             .client
             .get_item()
             .table_name(table)
-            .key("username", s(username))
+            .key(USERNAME, s(username))
             .set_projection_expression(projection.map(str::to_owned))
             .consistent_read(true)
             .send()

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::accounts::sessions_by_expiry;
 use super::transact::condition_failed;
-use super::{n, number_of, s, string_of, Store};
+use super::{n, number_of, s, string_of, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::Username;
@@ -100,11 +100,11 @@ impl Store {
         let entry = self.grant_entry(username, amount, reason, op_id, now)?;
         let operation = Put::builder()
             .table_name(&self.tables.chats)
-            .item("username", s(format!("{OPERATION_PREFIX}{op_id}")))
-            .item("chat_id", s("grant"))
+            .item(USERNAME, s(format!("{OPERATION_PREFIX}{op_id}")))
+            .item(CHAT_ID, s("grant"))
             .item("user", s(username.as_str()))
             .item("amount", n(amount))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -260,10 +260,10 @@ fn ledger_line(item: &HashMap<String, AttributeValue>) -> Result<Option<LedgerLi
         .cloned()
         .unwrap_or_else(|| "chat".to_owned());
     Ok(Some(LedgerLine {
-        id: string_of(item, "chat_id")?.to_owned(),
+        id: string_of(item, CHAT_ID)?.to_owned(),
         kind,
         amount: number_of(item, "amount")?,
-        at: string_of(item, "created_at")?.to_owned(),
+        at: string_of(item, CREATED_AT)?.to_owned(),
     }))
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{number_of, string_of, Store};
+use super::{number_of, string_of, Store, CREATED_AT};
 use crate::clock::Timestamp;
 use crate::domain::{Username, VerifiedToken};
 use crate::error::ApiError;
@@ -120,7 +120,7 @@ impl Store {
             if !item.contains_key("amount") {
                 continue;
             }
-            let at = string_of(&item, "created_at")?;
+            let at = string_of(&item, CREATED_AT)?;
             if at < from.as_str() || at >= to.as_str() {
                 continue;
             }

@@ -17,6 +17,7 @@ use lambda_http::Body;
 use serde_json::{json, Value};
 
 use crate::stats::{round, Summary};
+use chat_core::store::{CHAT_ID, CREATED_AT, USERNAME};
 
 type Response = lambda_http::Response<Body>;
 
@@ -246,17 +247,17 @@ impl Bare<'_> {
         let now = clock::Timestamp::now();
         let account = Put::builder()
             .table_name(&self.tables().users)
-            .item("username", s(&username))
+            .item(USERNAME, s(&username))
             .item("tokens", n(4000))
             .item("sessions", AttributeValue::M(Default::default()))
             .item("version", n(0))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .build()
             .unwrap();
         let grant = Put::builder()
             .table_name(&self.tables().chats)
-            .item("username", s(&username))
+            .item(USERNAME, s(&username))
             .item(
                 "chat_id",
                 s(format!("ledger#grant#{}", uuid::Uuid::now_v7())),
@@ -264,15 +265,15 @@ impl Bare<'_> {
             .item("kind", s("grant"))
             .item("amount", n(4000))
             .item("reason", s("registration"))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .unwrap();
         let credentials = Put::builder()
             .table_name(&self.tables().credentials)
-            .item("username", s(&username))
+            .item(USERNAME, s(&username))
             .item("password_hash", s(password_hash))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .build()
             .unwrap();
@@ -290,7 +291,7 @@ impl Bare<'_> {
         self.client
             .get_item()
             .table_name(&self.tables().credentials)
-            .key("username", s(&username))
+            .key(USERNAME, s(&username))
             .projection_expression("password_hash")
             .consistent_read(true)
             .send()
@@ -316,7 +317,7 @@ impl Bare<'_> {
         self.client
             .update_item()
             .table_name(&self.tables().users)
-            .key("username", s(username))
+            .key(USERNAME, s(username))
             .update_expression("SET sessions.#sid = :expires")
             .condition_expression("size(sessions) < :room")
             .expression_attribute_names("#sid", token.session_id().as_str())
@@ -339,7 +340,7 @@ impl Bare<'_> {
         let now = clock::Timestamp::now();
         let charge = Update::builder()
             .table_name(&self.tables().users)
-            .key("username", s(user))
+            .key(USERNAME, s(user))
             .update_expression("SET tokens = tokens - :cost ADD version :one")
             .condition_expression("sessions.#sid > :now AND tokens >= :cost")
             .expression_attribute_names("#sid", token.session_id().as_str())
@@ -350,15 +351,15 @@ impl Bare<'_> {
             .unwrap();
         let save = Put::builder()
             .table_name(&self.tables().chats)
-            .item("username", s(user))
-            .item("chat_id", s(uuid::Uuid::now_v7().to_string()))
+            .item(USERNAME, s(user))
+            .item(CHAT_ID, s(uuid::Uuid::now_v7().to_string()))
             .item("message", s(message))
             .item("response", s("AI response"))
             .item("cost", n(100))
             .item("input_tokens", n(0))
             .item("output_tokens", n(0))
             .item("amount", n(-100))
-            .item("created_at", s(now.iso8601()))
+            .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")
             .build()
             .unwrap();
@@ -375,7 +376,7 @@ impl Bare<'_> {
         self.client
             .get_item()
             .table_name(&self.tables().users)
-            .key("username", s(token.username().as_str()))
+            .key(USERNAME, s(token.username().as_str()))
             .projection_expression(format!("{projection}, sessions.#sid"))
             .expression_attribute_names("#sid", token.session_id().as_str())
             .consistent_read(true)
@@ -412,7 +413,7 @@ impl Bare<'_> {
         self.client
             .update_item()
             .table_name(&self.tables().users)
-            .key("username", s(token.username().as_str()))
+            .key(USERNAME, s(token.username().as_str()))
             .update_expression("REMOVE sessions.#sid")
             .condition_expression("attribute_exists(sessions.#sid)")
             .expression_attribute_names("#sid", token.session_id().as_str())
