@@ -21,13 +21,11 @@ use super::key_limits::{charge_part, give_back_part, Window};
 use super::rate::{rate_part, Minutes, CHAT_MINUTES};
 use super::retry::{with_retries, worth_retrying, Attempt};
 use super::transact::{cancellation_reasons, condition_failed};
-use super::{n, number_of, s, storage_error, transient, Store, CREATED_AT, USERNAME};
+use super::{n, number_of, s, storage_error, transient, Item, Store, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::{TokenKind, Username, VerifiedToken};
 use crate::error::ApiError;
-
-pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// What a chat's write assumes and asks besides the balance: the model it
 /// calls and the window its API key's budget counts in (both ignored for a

@@ -23,7 +23,7 @@ pub struct BalanceView {
 
 /// The threshold an item holds, if any; a value that is not a whole
 /// number in range is our bug.
-pub(super) fn alert_below_of(item: &super::accounts::Item) -> Result<Option<u64>, ApiError> {
+pub(super) fn alert_below_of(item: &super::Item) -> Result<Option<u64>, ApiError> {
     if !item.contains_key(ALERT_BELOW) {
         return Ok(None);
     }

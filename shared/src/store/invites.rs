@@ -4,10 +4,11 @@
 //! start with `~`), and spent in the registering transaction itself, so
 //! two registrations can never share one code.
 
-use super::sha256_hex;
-use super::{s, Store, CREATED_AT, USERNAME};
-use crate::error::ApiError;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+
+use super::sha256_hex;
+use super::{s, Store, USERNAME};
+use crate::error::ApiError;
 
 const INVITE_PREFIX: &str = "~invite#";
 /// What a code starts with, so people tell it from a token.
@@ -40,7 +41,7 @@ impl Store {
             .table_name(&self.tables.credentials)
             .item(USERNAME, s(item_key(&code)))
             .item("note", s(note))
-            .item(CREATED_AT, s(now.iso8601()))
+            .item(super::CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await

@@ -33,9 +33,9 @@
 use crate::credits::Credits;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::accounts::Item;
 use super::n;
 use super::s;
+use super::Item;
 use crate::clock::Timestamp;
 use crate::domain::{current_windows, Budget, Period};
 use crate::error::ApiError;

@@ -15,8 +15,6 @@
 //! at a cold start costs one `GetItem` on the connection the first request
 //! then reuses, and no extra SDK in any binary.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -29,7 +27,7 @@ use crate::error::ApiError;
 /// The key item's partition key: not a valid username, so never an account.
 pub const SIGNING_KEY_ITEM: &str = "~token-signing-key";
 
-type Item = HashMap<String, AttributeValue>;
+use super::Item;
 
 /// What a rotation came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +94,7 @@ impl Store {
         };
         let fresh = SigningKey::generate(new_id).map_err(ApiError::internal)?;
         let old = ring.current();
-        let entry = AttributeValue::M(HashMap::from([
+        let entry = AttributeValue::M(std::collections::HashMap::from([
             (
                 "secret".to_owned(),
                 AttributeValue::B(Blob::new(old.expose())),
@@ -124,7 +122,7 @@ impl Store {
                 )
                 .expression_attribute_values(
                     ":previous",
-                    AttributeValue::M(HashMap::from([(old.id().to_string(), entry)])),
+                    AttributeValue::M(std::collections::HashMap::from([(old.id().to_string(), entry)])),
                 )
                 .expression_attribute_values(":zero", n(0))
         } else {

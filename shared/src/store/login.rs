@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::failures::{failures_key, LoginFailures};
 use super::retry::{with_retries, Attempt};
@@ -23,7 +23,7 @@ use crate::error::ApiError;
 /// every slot makes the next wait, so a login sees a wait long before this.
 const MAX_SLOT_TRIES: usize = 8;
 
-type Item = HashMap<String, AttributeValue>;
+use super::Item;
 
 /// What the login may now check its password against.
 pub struct LoginSlot {

@@ -18,13 +18,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure, Update,
 };
 
-use super::chats::{ChatRecord, SavedChat};
+use super::chat_item::ChatRecord;
 use super::{n, number_of, s, sha256_hex, string_of, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::domain::{IdempotencyKey, KeyedRequest};
 use crate::error::ApiError;
 use crate::pricing::Usage;
-use crate::responder::Finish;
+use crate::responder::{Finish, ToolCall};
 
 /// Sort-key prefix of the idempotency markers. It sorts after every UUID
 /// (they start with a hex digit), so a range condition
@@ -35,6 +35,20 @@ pub const MARKER_PREFIX: &str = "idempotency#";
 /// writing (only with a paid model).
 const DONE: &str = "done";
 const PENDING: &str = "pending";
+
+/// A chat saved earlier under the same idempotency key: what its reply was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedChat {
+    pub chat_id: String,
+    pub response: String,
+    pub timestamp: String,
+    /// Why the reply ended (`stop` for markers written before it was kept).
+    pub finish: Finish,
+    /// What it was charged for, if the marker kept it.
+    pub usage: Option<Usage>,
+    /// The tools the reply called (none on markers from before tools).
+    pub tool_calls: Vec<ToolCall>,
+}
 
 /// The sort key of an idempotency key's marker under its user: hashed, so
 /// any printable key maps to one fixed-length, fixed-alphabet item key.

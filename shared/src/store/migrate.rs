@@ -28,7 +28,7 @@ use crate::deadline::Deadline;
 use crate::domain::Username;
 use crate::error::ApiError;
 
-type Item = HashMap<String, AttributeValue>;
+use super::Item;
 
 /// The opening entry's operation id: one per account, so a second run
 /// finds it and writes none.

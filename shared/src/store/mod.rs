@@ -10,7 +10,7 @@
 //! | credentials | failed logins per name, whether or not it has an account | `failures` |
 //! | credentials | per-source counts of login checks and sign-ups | `sources` |
 //! | credentials | invite codes | `invites` |
-//! | chats | chats and the charge | `chats`, read by `history` |
+//! | chats | a chat's item | `chat_item`, charged by `chats`, read by `history` |
 //! | chats | idempotency markers: pending, answered, forgotten | `markers` |
 //! | chats | holds, with their hold and release entries | `holds` |
 //! | chats | grant entries; a partition read whole | `ledger`, summed by `audit` |
@@ -35,6 +35,7 @@ mod alert_settings;
 mod api_keys;
 #[cfg(feature = "operator")]
 mod audit;
+mod chat_item;
 mod chats;
 mod credentials;
 mod failures;
@@ -70,7 +71,8 @@ pub use alert_settings::BalanceView;
 pub use api_keys::{may_manage_keys, KeyInfo, KeyLimits, NewKey, MAX_API_KEYS, NEVER};
 #[cfg(feature = "operator")]
 pub use audit::Audit;
-pub use chats::{ChatOutcome, ChatRecord, SavedChat};
+pub use chat_item::ChatRecord;
+pub use chats::ChatOutcome;
 pub use failures::{LoginFailures, FAILURES_LAPSE_SECONDS, FREE_FAILURES, MAX_WAIT_SECONDS};
 pub use history::{HistoryEntry, HistoryPage};
 pub use holds::{
@@ -80,6 +82,7 @@ pub use holds::{
 pub use invites::INVITE_CODE_PREFIX;
 pub use keys::{Rotation, SIGNING_KEY_ITEM};
 pub use login::LoginSlot;
+pub use markers::SavedChat;
 pub use markers::MARKER_PREFIX;
 #[cfg(feature = "operator")]
 pub use migrate::Migrated;
@@ -96,6 +99,9 @@ pub const USERNAME: &str = "username";
 pub const CHAT_ID: &str = "chat_id";
 /// When an item was written (RFC 3339, UTC), on every kind that keeps it.
 pub const CREATED_AT: &str = "created_at";
+
+/// An item as the SDK reads and writes it.
+pub(crate) type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// The DynamoDB client (built once per cold start) and the table names.
 #[derive(Clone, Debug)]
@@ -268,7 +274,7 @@ impl Store {
         table: &str,
         username: &str,
         projection: Option<&str>,
-    ) -> Result<Option<accounts::Item>, ApiError> {
+    ) -> Result<Option<Item>, ApiError> {
         let output = self
             .client
             .get_item()
