@@ -261,6 +261,8 @@ pub struct Call {
     pub streamed: bool,
     /// The JSON body as sent: `system`, `messages`, `inferenceConfig`.
     pub body: Value,
+    /// When the stand-in had read the whole request.
+    pub received: Instant,
 }
 
 impl Call {
@@ -280,6 +282,8 @@ type Script = dyn Fn(usize) -> Answer + Send + Sync;
 /// What the stand-in's threads share with the test.
 struct Shared {
     calls: Mutex<Vec<Call>>,
+    /// For each call, when each text piece of its stream was written.
+    pieces_sent: Mutex<Vec<Vec<Instant>>>,
     script: Box<Script>,
     hang_ups: AtomicUsize,
 }
@@ -302,6 +306,7 @@ impl ConverseStub {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Shared {
             calls: Mutex::new(Vec::new()),
+            pieces_sent: Mutex::new(Vec::new()),
             script: Box::new(script),
             hang_ups: AtomicUsize::new(0),
         });
@@ -326,6 +331,18 @@ impl ConverseStub {
 
     pub fn call_count(&self) -> usize {
         self.shared.calls.lock().unwrap().len()
+    }
+
+    /// When the stand-in had read the whole of the `call`-th request
+    /// (from 0, in the order they arrived).
+    pub fn received_at(&self, call: usize) -> Instant {
+        self.shared.calls.lock().unwrap()[call].received
+    }
+
+    /// When each text piece of the `call`-th call's stream was written to
+    /// the connection, in order (none for a call that was not streamed).
+    pub fn piece_times(&self, call: usize) -> Vec<Instant> {
+        self.shared.pieces_sent.lock().unwrap()[call].clone()
     }
 
     /// Streams whose remaining events could not be written because the
@@ -396,10 +413,13 @@ fn serve(stream: TcpStream, shared: &Shared) {
             model_id: model_id_of(&path),
             streamed: operation == Some(Operation::ConverseStream),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            received: Instant::now(),
         };
         let index = {
             let mut calls = shared.calls.lock().unwrap();
             calls.push(call);
+            // Under the calls' lock, so the two lists keep one order.
+            shared.pieces_sent.lock().unwrap().push(Vec::new());
             calls.len() - 1
         };
         let mut answer = match operation {
@@ -430,7 +450,9 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 write_json(&mut writer, &error_answer(&refused)).is_ok()
             }
             (Some(Operation::ConverseStream), Some(streamed)) => {
-                match write_events(&mut writer, &streamed) {
+                let mut piece_sent =
+                    || shared.pieces_sent.lock().unwrap()[index].push(Instant::now());
+                match write_events(&mut writer, &streamed, &mut piece_sent) {
                     Ok(keep_open) => keep_open,
                     Err(HungUp) => {
                         shared.hang_ups.fetch_add(1, Ordering::SeqCst);
@@ -597,7 +619,13 @@ struct HungUp;
 /// Writes a ConverseStream response: the head, then each event as one
 /// HTTP chunk, as soon as it is due. `Ok(false)` when the stream ended the
 /// connection (after a failure), as Bedrock does.
-fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, HungUp> {
+/// Writes `streamed`'s events; `piece_sent` is called as each text piece
+/// has been written.
+fn write_events(
+    writer: &mut impl Write,
+    streamed: &Streamed,
+    piece_sent: &mut dyn FnMut(),
+) -> Result<bool, HungUp> {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n\
                 transfer-encoding: chunked\r\nx-amzn-requestid: stub-stream\r\n\r\n";
     write_now(writer, head.as_bytes()).map_err(|_| HungUp)?;
@@ -618,6 +646,7 @@ fn write_events(writer: &mut impl Write, streamed: &Streamed) -> Result<bool, Hu
         }
         let delta = json!({ "contentBlockIndex": 0, "delta": { "text": piece } });
         send(writer, event("contentBlockDelta", delta))?;
+        piece_sent();
     }
     if let Some((_, exception_type)) = streamed.failure {
         send(writer, exception(exception_type))?;

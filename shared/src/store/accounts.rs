@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
-use super::key_limits::{charge_part, give_back_part, Window};
+use super::key_limits::{charge_part, give_back_part, Window, API_KEYS};
 use super::rate::{rate_part, Minutes, CHAT_MINUTES};
 use super::retry::{with_retries, worth_retrying, Attempt};
 use super::transact::{cancellation_reasons, condition_failed};
@@ -42,6 +42,16 @@ pub(super) struct Limits<'a> {
 /// UTF-8) the account item stays under 1 KB: a chat's write of it costs the
 /// minimum 2 write units.
 pub const MAX_SESSIONS: usize = 10;
+
+/// The account's balance, in balance tokens.
+pub(super) const TOKENS: &str = "tokens";
+/// The account's map of live sessions.
+const SESSIONS: &str = "sessions";
+
+/// The balance an account item holds.
+pub(super) fn balance_of(account: &Item) -> Result<i64, ApiError> {
+    number_of(account, TOKENS)
+}
 
 /// `#sid` in every expression that names the caller's session entry.
 pub(super) const SESSION_NAME: &str = "#sid";
@@ -70,11 +80,11 @@ impl Store {
         Put::builder()
             .table_name(&self.tables.users)
             .item(USERNAME, s(username.as_str()))
-            .item("tokens", n(initial_tokens))
+            .item(TOKENS, n(initial_tokens))
             // Present from the start, so a login (or a new key) can SET one
             // entry of each.
-            .item("sessions", AttributeValue::M(HashMap::new()))
-            .item("api_keys", AttributeValue::M(HashMap::new()))
+            .item(SESSIONS, AttributeValue::M(HashMap::new()))
+            .item(API_KEYS, AttributeValue::M(HashMap::new()))
             // The per-minute chat counters (see `rate`).
             .item(CHAT_MINUTES, AttributeValue::M(HashMap::new()))
             // Counts the balance's movements, so an audit can tell that
@@ -252,7 +262,7 @@ impl Store {
                         .and_then(|entries| entries.as_m().ok())
                         .map_or(0, HashMap::len)
                 };
-                Ok(Some(count("sessions") + count("api_keys")))
+                Ok(Some(count(SESSIONS) + count(API_KEYS)))
             }
             Err(err)
                 if err
@@ -272,9 +282,9 @@ impl Store {
         token: &VerifiedToken,
         now: Timestamp,
     ) -> Result<Credits, ApiError> {
-        let account = self.live_account(token, "tokens", now).await?;
+        let account = self.live_account(token, TOKENS, now).await?;
         // Every write that lowers a balance is conditioned on covering it.
-        let tokens = number_of(&account, "tokens")?;
+        let tokens = balance_of(&account)?;
         Credits::from_signed(tokens)
             .ok_or_else(|| ApiError::internal(format!("a balance below zero: {tokens}")))
     }
@@ -546,7 +556,7 @@ impl Store {
             Some("tokens, version"),
         )
         .await?
-        .map(|item| Ok((number_of(&item, "tokens")?, number_of(&item, "version")?)))
+        .map(|item| Ok((balance_of(&item)?, number_of(&item, "version")?)))
         .transpose()
     }
 
@@ -629,7 +639,7 @@ pub(super) fn require_live(
 /// entry whose expiry cannot be read comes first, as `i64::MIN`.
 pub(super) fn sessions_by_expiry(account: &Item) -> Vec<(i64, &String)> {
     let mut sessions: Vec<(i64, &String)> = account
-        .get("sessions")
+        .get(SESSIONS)
         .and_then(|sessions| sessions.as_m().ok())
         .into_iter()
         .flatten()
@@ -666,7 +676,7 @@ mod tests {
             .iter()
             .map(|(id, expires)| (id.to_string(), n(expires)))
             .collect();
-        HashMap::from([("sessions".to_owned(), AttributeValue::M(sessions))])
+        HashMap::from([(SESSIONS.to_owned(), AttributeValue::M(sessions))])
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::accounts::{entry_of, require_live, SESSION_NAME};
+use super::accounts::{balance_of, entry_of, require_live, SESSION_NAME};
 use super::{n, number_of, s, storage_error, Store, USERNAME};
 use crate::alerts::{ALERT_BELOW, MAX_ALERT_BELOW};
 use crate::clock::Timestamp;
@@ -47,7 +47,7 @@ impl Store {
             .live_account(token, &format!("tokens, {ALERT_BELOW}"), now)
             .await?;
         Ok(BalanceView {
-            tokens: number_of(&account, "tokens")?,
+            tokens: balance_of(&account)?,
             alert_below: alert_below_of(&account)?,
         })
     }
@@ -88,7 +88,7 @@ impl Store {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
                 Ok(BalanceView {
-                    tokens: number_of(&item, "tokens")?,
+                    tokens: balance_of(&item)?,
                     alert_below: below,
                 })
             }

@@ -20,7 +20,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::accounts::require_live;
-use super::key_limits::{new_entry, KeyEntry};
+use super::key_limits::{new_entry, KeyEntry, API_KEYS};
+use super::ledger::KIND;
 use super::transact::condition_failed;
 use super::{n, s, storage_error, string_of, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
@@ -136,7 +137,7 @@ impl Store {
             .table_name(&self.tables.chats)
             .item(USERNAME, s(user))
             .item(CHAT_ID, s(format!("{KEY_ITEM_PREFIX}{}", id.as_str())))
-            .item("kind", s("api_key"))
+            .item(KIND, s("api_key"))
             .item("name", s(new.name))
             .item("prefix", s(new.prefix))
             .item(CREATED_AT, s(new.created.iso8601()))
@@ -165,7 +166,7 @@ impl Store {
             if let Err(e) = require_live(account, owner, new.created) {
                 return Some(Err(e));
             }
-            Some(match account.get("api_keys") {
+            Some(match account.get(API_KEYS) {
                 None => Ok(Created::NoMap),
                 Some(_) => Err(ApiError::TooManyKeys {
                     limit: MAX_API_KEYS,
@@ -224,7 +225,7 @@ impl Store {
         owner: &VerifiedToken,
         now: Timestamp,
     ) -> Result<Vec<KeyInfo>, ApiError> {
-        let account = self.live_account(owner, "api_keys", now).await?;
+        let account = self.live_account(owner, API_KEYS, now).await?;
         self.keys_of(owner.username(), &account, now).await
     }
 
@@ -241,7 +242,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<KeyInfo, ApiError> {
         for _ in 0..UPDATE_TRIES {
-            let account = self.live_account(owner, "api_keys", now).await?;
+            let account = self.live_account(owner, API_KEYS, now).await?;
             let entry = KeyEntry::of(&account, key_id)?.ok_or(ApiError::KeyNotFound)?;
             let budget = limits.budget.unwrap_or(entry.budget);
             let models = match limits.models {
@@ -250,7 +251,7 @@ impl Store {
             };
             let changed = entry.changed(budget, models, now);
             let stored = account
-                .get("api_keys")
+                .get(API_KEYS)
                 .and_then(|keys| keys.as_m().ok())
                 .and_then(|keys| keys.get(key_id))
                 .cloned()

@@ -3,7 +3,8 @@
 //! cannot make a sound ledger look unsound. `chat-ops audit`,
 //! `audit-tables` and the tests' `assert_ledger_balances` run it.
 
-use super::{number_of, Store};
+use super::ledger::amount_of;
+use super::{holds, Store};
 use crate::domain::Username;
 use crate::error::ApiError;
 
@@ -61,19 +62,13 @@ impl Store {
         let (mut sum, mut entries, mut open) = (0i64, 0usize, 0usize);
         for item in self.partition(username, "amount, #state, kind").await? {
             // Idempotency markers carry no amount: they move nothing.
-            if item.contains_key("amount") {
+            if let Some(amount) = amount_of(&item)? {
                 sum = sum
-                    .checked_add(number_of(&item, "amount")?)
+                    .checked_add(amount)
                     .ok_or_else(|| ApiError::internal("a ledger sum overflowed"))?;
                 entries += 1;
             }
-            let is = |name: &str, value: &str| {
-                item.get(name)
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some(value)
-            };
-            if is("kind", "hold") && is("state", "open") {
+            if holds::is_open(&item) {
                 open += 1;
             }
         }

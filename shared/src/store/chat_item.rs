@@ -6,6 +6,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use uuid::Uuid;
 
+use super::ledger::AMOUNT;
 use super::{n, s, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::credits::Credits;
@@ -77,7 +78,7 @@ impl ChatRecord<'_> {
             .item("cache_write_tokens", n(self.usage.cache_write_tokens))
             .item("model", s(self.model))
             .item("finish", s(self.finish.as_str()))
-            .item("amount", n(amount))
+            .item(AMOUNT, n(amount))
             .item(CREATED_AT, s(self.created.iso8601()));
         let put = match self.tool_calls_attribute() {
             Some(calls) => put.item("tool_calls", calls),

@@ -10,7 +10,7 @@ use crate::credits::Credits;
 
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
-use super::accounts::{require_live, Limits};
+use super::accounts::{balance_of, require_live, Limits};
 use super::chat_item::ChatRecord;
 use super::key_limits::{KeyEntry, Window};
 use super::markers::{self, SavedChat};
@@ -282,7 +282,7 @@ pub(super) fn refusal_of(
             Err(e) => return e,
         }
     }
-    match number_of(account, "tokens") {
+    match balance_of(account) {
         // The balance first: a chat the balance refuses is not one the cap
         // refuses.
         // A balance below zero, which no write of ours makes, reads as none.

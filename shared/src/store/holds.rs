@@ -27,11 +27,12 @@ use uuid::Uuid;
 
 use super::accounts::Limits;
 use super::chats::{refusal_of, reshape, shape_contended, Attempted, Shape, SHAPE_TRIES};
+use super::ledger::{kind_of, AMOUNT, KIND};
 use super::markers::{self, marker_id, marker_of, replay_of};
 use super::transact::condition_failed;
 use super::{
-    n, number_of, s, signed, storage_error, string_of, unless_refused, Store, CHAT_ID, CREATED_AT,
-    USERNAME,
+    n, number_of, s, signed, storage_error, string_of, unless_refused, Item, Store, CHAT_ID,
+    CREATED_AT, USERNAME,
 };
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
@@ -40,6 +41,16 @@ use crate::error::ApiError;
 use crate::pricing::{Pricing, Usage};
 use crate::responder::Finish;
 use crate::store::{ChatRecord, SavedChat};
+
+/// A hold entry's state: `open` until its settle, release or sweep closes
+/// it (a reserved word in expressions, so `#state` there).
+const STATE: &str = "state";
+const OPEN: &str = "open";
+
+/// Whether `item` is a hold entry still open.
+pub(super) fn is_open(item: &Item) -> bool {
+    kind_of(item) == Some("hold") && string_of(item, STATE).is_ok_and(|state| state == OPEN)
+}
 
 /// The sparse index of open holds, on the chats table.
 pub const OPEN_HOLDS_INDEX: &str = "OpenHolds";
@@ -240,9 +251,9 @@ impl Store {
             .table_name(&self.tables.chats)
             .item(USERNAME, s(user))
             .item(CHAT_ID, s(&hold.hold_id))
-            .item("kind", s("hold"))
-            .item("amount", n(-held))
-            .item("state", s("open"))
+            .item(KIND, s("hold"))
+            .item(AMOUNT, n(-held))
+            .item(STATE, s(OPEN))
             .item("model", s(model))
             .item("prices", s(pricing.to_string()))
             .item("message", s(message.as_str()))
@@ -521,8 +532,8 @@ impl Store {
             .key(USERNAME, s(hold.username.as_str()))
             .key(CHAT_ID, s(&hold.hold_id))
             .condition_expression("#state = :open")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":open", s(OPEN))
     }
 
     /// Closes an expired `hold` for the sweeper: given back if its model
@@ -542,9 +553,7 @@ impl Store {
             .await
             .map_err(storage_error)?
             .item;
-        let Some(item) =
-            item.filter(|item| string_of(item, "state").is_ok_and(|state| state == "open"))
-        else {
+        let Some(item) = item.filter(is_open) else {
             return Ok(SweptHold::ClosedMeanwhile);
         };
         let hold = Hold {
@@ -646,8 +655,8 @@ impl Store {
             .table_name(&self.tables.chats)
             .item(USERNAME, s(hold.username.as_str()))
             .item(CHAT_ID, s(format!("{prefix}{}", Uuid::now_v7())))
-            .item("kind", s(kind))
-            .item("amount", n(signed(amount)?))
+            .item(KIND, s(kind))
+            .item(AMOUNT, n(signed(amount)?))
             .item("reason", s(reason))
             .item("hold_ref", s(&hold.hold_id))
             .item(CREATED_AT, s(Timestamp::now().iso8601()))
@@ -712,9 +721,9 @@ impl Store {
             .key(CHAT_ID, s(&hold.hold_id))
             .update_expression("SET #state = :closed REMOVE open_shard")
             .condition_expression("#state = :open")
-            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#state", STATE)
             .expression_attribute_values(":closed", s(state))
-            .expression_attribute_values(":open", s("open"))
+            .expression_attribute_values(":open", s(OPEN))
             .build()
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -762,7 +771,7 @@ fn hold_of(item: &HashMap<String, AttributeValue>) -> Result<Hold, ApiError> {
     Ok(Hold {
         username,
         hold_id: string_of(item, CHAT_ID)?.to_owned(),
-        amount: Credits::new(number_of(item, "amount")?.unsigned_abs()),
+        amount: Credits::new(number_of(item, AMOUNT)?.unsigned_abs()),
         marker_id: item.get("marker_id").and_then(|v| v.as_s().ok()).cloned(),
         // The index does not carry these; the sweeper reads the item itself.
         counted: false,

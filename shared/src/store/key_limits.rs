@@ -45,6 +45,10 @@ const WINDOW: usize = 3;
 const BUDGET: usize = 4;
 const MODELS: usize = 5;
 
+/// The account's map of API key entries (`keys` is a reserved word), each
+/// key's entry with its budget, window and models.
+pub(super) const API_KEYS: &str = "api_keys";
+
 /// The window a key without a budget counts its spend in: forever.
 const NO_WINDOW: &str = "t";
 
@@ -173,7 +177,7 @@ impl KeyEntry {
     /// The entry of key `id` in `account`, if the key is there.
     pub fn of(account: &Item, id: &str) -> Result<Option<KeyEntry>, ApiError> {
         let Some(entry) = account
-            .get("api_keys")
+            .get(API_KEYS)
             .and_then(|keys| keys.as_m().ok())
             .and_then(|keys| keys.get(id))
         else {

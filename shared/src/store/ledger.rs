@@ -16,12 +16,34 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 
-use super::{n, s, storage_error, Store, CHAT_ID, CREATED_AT, USERNAME};
+use super::{n, number_of, s, storage_error, Item, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
 use crate::domain::Username;
 use crate::error::ApiError;
 
 const GRANT_PREFIX: &str = "ledger#grant#";
+
+/// Every ledger entry's signed amount: what it moved. Only ledger entries
+/// carry one (a chat's item is one; a marker is not).
+pub(super) const AMOUNT: &str = "amount";
+/// What kind of entry an item is beside a chat: `grant`, `hold`,
+/// `release`, `api_key` (key details, no amount).
+pub(super) const KIND: &str = "kind";
+
+/// The amount `item` moved, `None` if it is no ledger entry.
+pub(super) fn amount_of(item: &Item) -> Result<Option<i64>, ApiError> {
+    if !item.contains_key(AMOUNT) {
+        return Ok(None);
+    }
+    number_of(item, AMOUNT).map(Some)
+}
+
+/// `item`'s kind, if it has one.
+pub(super) fn kind_of(item: &Item) -> Option<&str> {
+    item.get(KIND)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
 
 impl Store {
     /// The ledger entry `ledger#grant#<op_id>` of a grant of `amount`
@@ -41,8 +63,8 @@ impl Store {
             .table_name(&self.tables.chats)
             .item(USERNAME, s(username.as_str()))
             .item(CHAT_ID, s(format!("{GRANT_PREFIX}{op_id}")))
-            .item("kind", s("grant"))
-            .item("amount", n(amount))
+            .item(KIND, s("grant"))
+            .item(AMOUNT, n(amount))
             .item("reason", s(reason))
             .item(CREATED_AT, s(now.iso8601()))
             .condition_expression("attribute_not_exists(chat_id)")

@@ -20,14 +20,13 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::transact::condition_failed;
-use super::{
-    n, number_of, s, storage_error, string_of, Store, CREATED_AT, SIGNING_KEY_ITEM, USERNAME,
-};
+use super::{n, s, storage_error, string_of, Store, CREATED_AT, SIGNING_KEY_ITEM, USERNAME};
 use crate::clock::Timestamp;
 use crate::deadline::Deadline;
 use crate::domain::Username;
 use crate::error::ApiError;
 
+use super::accounts::balance_of;
 use super::Item;
 
 /// The opening entry's operation id: one per account, so a second run
@@ -182,7 +181,7 @@ impl Store {
         let Some(account) = self.account_item(username).await? else {
             return Ok(false);
         };
-        let balance = number_of(&account, "tokens")?;
+        let balance = balance_of(&account)?;
         let entry = self.grant_entry(
             username,
             balance,

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
-use super::accounts::sessions_by_expiry;
+use super::accounts::{balance_of, sessions_by_expiry};
+use super::key_limits::API_KEYS;
+use super::ledger::{amount_of, kind_of, AMOUNT};
 use super::transact::condition_failed;
 use super::{n, number_of, s, string_of, Store, CHAT_ID, CREATED_AT, USERNAME};
 use crate::clock::Timestamp;
@@ -125,7 +127,7 @@ impl Store {
                 if condition_failed(reasons, ENTRY) {
                     let earlier = reasons[ENTRY]
                         .item()
-                        .map(|item| number_of(item, "amount"))
+                        .map(|item| number_of(item, AMOUNT))
                         .transpose();
                     return Some(earlier.map(|earlier| match earlier {
                         Some(earlier) if earlier != amount => GrantOutcome::IdReused {
@@ -153,7 +155,7 @@ impl Store {
                 if condition_failed(reasons, ACCOUNT) {
                     return Some(match reasons[ACCOUNT].item() {
                         None => Ok(GrantOutcome::NoAccount),
-                        Some(account) => number_of(account, "tokens")
+                        Some(account) => balance_of(account)
                             .map(|balance| GrantOutcome::WouldGoNegative { balance }),
                     });
                 }
@@ -180,7 +182,7 @@ impl Store {
             .filter(|expires| *expires != i64::MIN)
             .collect();
         Ok(Some(AccountView {
-            balance: number_of(&account, "tokens")?,
+            balance: balance_of(&account)?,
             disabled: account.contains_key("disabled"),
             alert_below: super::alert_settings::alert_below_of(&account)?,
             sessions,
@@ -208,7 +210,7 @@ impl Store {
                     continue;
                 };
                 let holds_keys = account
-                    .get("api_keys")
+                    .get(API_KEYS)
                     .and_then(|keys| keys.as_m().ok())
                     .is_some_and(|keys| !keys.is_empty());
                 if !holds_keys {
@@ -251,18 +253,13 @@ impl Store {
 }
 
 fn ledger_line(item: &HashMap<String, AttributeValue>) -> Result<Option<LedgerLine>, ApiError> {
-    if !item.contains_key("amount") {
+    let Some(amount) = amount_of(item)? else {
         return Ok(None);
-    }
-    let kind = item
-        .get("kind")
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_else(|| "chat".to_owned());
+    };
     Ok(Some(LedgerLine {
         id: string_of(item, CHAT_ID)?.to_owned(),
-        kind,
-        amount: number_of(item, "amount")?,
+        kind: kind_of(item).unwrap_or("chat").to_owned(),
+        amount,
         at: string_of(item, CREATED_AT)?.to_owned(),
     }))
 }

@@ -11,7 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{number_of, string_of, Store, CREATED_AT};
+use super::ledger::{amount_of, kind_of};
+use super::{string_of, Store, CREATED_AT};
 use crate::clock::Timestamp;
 use crate::domain::{Username, VerifiedToken};
 use crate::error::ApiError;
@@ -117,15 +118,14 @@ impl Store {
             .await?
         {
             // Markers, key details and counts move nothing.
-            if !item.contains_key("amount") {
+            let Some(amount) = amount_of(&item)? else {
                 continue;
-            }
+            };
             let at = string_of(&item, CREATED_AT)?;
             if at < from.as_str() || at >= to.as_str() {
                 continue;
             }
-            let amount = number_of(&item, "amount")?;
-            let grant = string_of(&item, "kind").is_ok_and(|kind| kind == "grant");
+            let grant = kind_of(&item) == Some("grant");
             let name = |attribute: &str| {
                 string_of(&item, attribute)
                     .ok()
