@@ -10,7 +10,7 @@
 #      answers, calls and time for a name that exists and one that does
 #      not).
 #
-# Arguments name parts to run (in-process, http, cold-start, sizes of the
+# Arguments name parts to run (in-process, v1-stream, http, cold-start, sizes of the
 # perf bench, and login-timing); none runs all. The first run builds for a
 # while.
 set -euo pipefail

@@ -48,7 +48,7 @@ say "smoke run of the benchmarks (figures meaningless here; make bench has them)
 target="${CARGO_TARGET_DIR:-$root/target}"
 BENCH_ITERATIONS=5 BENCH_STARTS=2 BENCH_RELEASE=0 BENCH_BIN_DIR="$target/debug" \
   BENCH_JSON="$target/bench/smoke.json" \
-  cargo test -p api-tests --bench perf -- in-process http cold-start
+  cargo test -p api-tests --bench perf -- in-process v1-stream http cold-start
 cargo test -p api-tests --bench login_timing
 
 # Every account any test made, in every set of tables: balance = ledger.

@@ -3,6 +3,8 @@
 //! Prints one table per part and writes them as JSON (BENCH_JSON, default
 //! `target/bench/perf.json`; a run of some parts replaces only those):
 //! - in process: each handler against DynamoDB Local beside its bare SDK call;
+//! - `/v1` streaming in process: each piece from the model stand-in to the
+//!   client, and streams a second;
 //! - over HTTP: `make run` in release, latency per endpoint, and chat and
 //!   balance throughput at 16 clients;
 //! - cold start: process start to first answer, per function;
@@ -21,6 +23,7 @@ mod in_process;
 mod over_http;
 mod sizes;
 mod stats;
+mod v1_stream;
 
 use std::path::PathBuf;
 
@@ -40,7 +43,7 @@ pub fn function_crates() -> Vec<String> {
     names
 }
 
-const PARTS: [&str; 4] = ["in-process", "http", "cold-start", "sizes"];
+const PARTS: [&str; 5] = ["in-process", "v1-stream", "http", "cold-start", "sizes"];
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else names parts to run.
@@ -79,6 +82,12 @@ fn main() {
         report.insert(
             "in_process".into(),
             runtime.block_on(in_process::run(iterations)),
+        );
+    }
+    if wanted("v1-stream") {
+        report.insert(
+            "v1_stream".into(),
+            runtime.block_on(v1_stream::run(iterations)),
         );
     }
     if wanted("http") {
