@@ -168,7 +168,15 @@ impl Gateway {
         // The emulator speaks HTTP/1.1; the client's own version stays
         // between the client and this gateway.
         parts.version = Version::HTTP_11;
-        if let (true, Either::Right(full)) = (is_read_only(&parts.method), &body) {
+        let keyed = is_keyed_route(&parts.method, parts.uri.path());
+        let key_added = keyed && !parts.headers.contains_key(IDEMPOTENCY_KEY);
+        if key_added {
+            let key = format!("local-gateway-{}", uuid::Uuid::new_v4());
+            let key = HeaderValue::from_str(&key).expect("a UUID is a valid header value");
+            parts.headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        let repeatable = is_read_only(&parts.method) || keyed;
+        if let (true, Either::Right(full)) = (repeatable, &body) {
             let bytes = full.clone();
             for _ in 1..EMULATOR_TRIES {
                 let again = Request::from_parts(clone_parts(&parts), Either::Right(bytes.clone()));
@@ -188,23 +196,31 @@ impl Gateway {
                         }
                         eprintln!("[local-gateway] cargo lambda watch answered its own 500 to {} {}; sending it again", parts.method, parts.uri.path());
                     }
-                    other => return self.answer(other),
+                    other => return self.answer(other, key_added),
                 }
             }
         }
         let answer = self.client.request(Request::from_parts(parts, body)).await;
-        self.answer(answer)
+        self.answer(answer, key_added)
     }
 
+    /// The emulator's answer as the client gets it; with `key_added`, the
+    /// mark of a replay of the key the gateway added is not shown.
     fn answer(
         &self,
         answer: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        key_added: bool,
     ) -> Response<Body> {
         match answer {
             Ok(mut response) => {
                 // How the function answered the emulator, not part of any
                 // answer API Gateway gives a client.
                 response.headers_mut().remove(RESPONSE_MODE);
+                if key_added {
+                    response
+                        .headers_mut()
+                        .remove(chat_core::http::IDEMPOTENT_REPLAYED);
+                }
                 response.map(Either::Left)
             }
             Err(cause) => {
@@ -224,12 +240,35 @@ impl Gateway {
 }
 
 /// cargo-lambda 1.9.2's own 500 (as `text/plain`), given now and then
-/// before any function runs: seen on GETs of the web page's files in quick
-/// succession (about 1 in 100 when three of its paths take turns). A GET or
-/// HEAD changes nothing, so the gateway sends it again, up to this many
-/// times in all; API Gateway has no such failure to show a client.
+/// instead of a function's answer: its Runtime API acknowledges a
+/// function's posted answer before it has read the whole body, so a large
+/// answer (a web page's file, 32 embeddings of 1024 numbers) is now and
+/// then cut off and the emulator answers its own 500 (about 1 in 100 at
+/// 600 KB). API Gateway has no such failure to show a client, so the
+/// gateway sends the request again, up to this many times in all, when
+/// that changes nothing: a GET or HEAD, or a POST under an idempotency
+/// key, which the function answers again with its first answer (replayed,
+/// never charged twice).
 const EMULATOR_500: &[u8] = br#"{"type":"https://httpstatuses.com/500""#;
 const EMULATOR_TRIES: usize = 4;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The routes that honour `Idempotency-Key` (docs/api.md): a POST to one
+/// without a key gets one from the gateway (`local-gateway-<uuid>`), so
+/// that it can be sent again as above; the client's own key, if it sent
+/// one, is kept. The `Idempotent-Replayed` mark of a replay under a key
+/// the gateway added is not shown to the client, which sent none.
+const KEYED_ROUTES: [&str; 4] = [
+    "/chat",
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+];
+
+fn is_keyed_route(method: &hyper::Method, path: &str) -> bool {
+    *method == hyper::Method::POST && KEYED_ROUTES.contains(&path.trim_end_matches('/'))
+}
 
 fn is_read_only(method: &hyper::Method) -> bool {
     *method == hyper::Method::GET || *method == hyper::Method::HEAD
@@ -615,9 +654,72 @@ mod tests {
         let (emulator, count) = flaky_emulator(1).await;
         let gateway = gateway_to(emulator).await;
         let post =
-            b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+            b"POST /register/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
         let answer = exchange(gateway, post).await;
         assert!(answer.starts_with(b"HTTP/1.1 500"), "{answer:?}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_post_the_emulator_failed_itself_is_sent_again_under_one_key() {
+        let (emulator, mut seen) = recording_emulator(1).await;
+        let gateway = gateway_to(emulator).await;
+        // Without a key: the gateway adds one, the same on both tries, and
+        // does not show the replay mark of a key the client never sent.
+        let post = b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let answer = exchange(gateway, post).await;
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        assert_eq!(head_line(&answer, "idempotent-replayed"), None);
+        let (first, second) = (seen.recv().await.unwrap(), seen.recv().await.unwrap());
+        let key = head_line(&first, "idempotency-key")
+            .expect("a key added")
+            .to_vec();
+        assert!(key.starts_with(b"local-gateway-"), "{key:?}");
+        assert_eq!(head_line(&second, "idempotency-key"), Some(&key[..]));
+        assert_eq!(body_of(&second), b"{}");
+
+        // With the client's own key: kept, and the replay mark shown.
+        let (emulator, mut seen) = recording_emulator(1).await;
+        let gateway = gateway_to(emulator).await;
+        let post = b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: mine\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let answer = exchange(gateway, post).await;
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        assert_eq!(
+            head_line(&answer, "idempotent-replayed"),
+            Some(&b"true"[..])
+        );
+        for _ in 0..2 {
+            let request = seen.recv().await.unwrap();
+            assert_eq!(head_line(&request, "idempotency-key"), Some(&b"mine"[..]));
+        }
+    }
+
+    /// An emulator that answers its own 500 to the first `failures`
+    /// requests, and after them 200 with `Idempotent-Replayed: true` (as a
+    /// function replaying a keyed answer does); it hands every whole
+    /// request it reads to the test.
+    async fn recording_emulator(failures: usize) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = mpsc::channel(8);
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (seen_tx, count) = (seen_tx.clone(), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let raw = read_request(&mut stream).await;
+                    seen_tx.send(raw).await.unwrap();
+                    let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let answer: &[u8] = if n < failures {
+                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 39\r\n\r\n{\"type\":\"https://httpstatuses.com/500\"}"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\nidempotent-replayed: true\r\ncontent-length: 2\r\n\r\nok"
+                    };
+                    stream.write_all(answer).await.unwrap();
+                });
+            }
+        });
+        (address, seen_rx)
     }
 }
