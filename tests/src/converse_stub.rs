@@ -313,6 +313,12 @@ impl ConverseStub {
         let served = shared.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                // Each event goes out in one write as it is due, as a
+                // streaming server sends it; with Nagle's algorithm on, a
+                // piece written while the last is unacknowledged would wait
+                // for the client's delayed ACK (40 ms on Linux), and
+                // make bench's relay figures would time that wait.
+                let _ = stream.set_nodelay(true);
                 let shared = served.clone();
                 std::thread::spawn(move || serve(stream, &shared));
             }
