@@ -2,8 +2,8 @@
 # `make mutants`: cargo-mutants over the money code, in two passes, each
 # with the tests that must catch its mutants:
 #
-#   pure  pricing.rs and catalog.rs, against the shared crate's unit tables
-#         (seconds a mutant);
+#   pure  pricing.rs, catalog.rs and credits.rs, against the shared crate's
+#         unit tests (seconds a mutant);
 #   flow  the billing module, holds, accounts, chats, the ledger, the rate
 #         and key limits and the sweeper, against the money tests and a
 #         DynamoDB Local of this run's own (minutes a mutant: hours in all).
@@ -33,7 +33,7 @@ say() { echo "[mutants] $*" >&2; }
 # mutated package (chat-core) whatever --test-package or --test-workspace
 # say here, and the money tests are api-tests'. `PASS=flow` tries it.
 passes="${PASS:-pure}"
-pure_files=(shared/src/pricing.rs shared/src/catalog.rs)
+pure_files=(shared/src/pricing.rs shared/src/catalog.rs shared/src/credits.rs)
 flow_files=(shared/src/billing.rs shared/src/store/holds.rs shared/src/store/accounts.rs
   shared/src/store/chats.rs shared/src/store/ledger.rs shared/src/store/rate.rs
   shared/src/store/key_limits.rs shared/src/store/api_keys.rs 'functions/sweeper/src/*.rs')
