@@ -2,22 +2,25 @@
 # `make mutants`: cargo-mutants over the money code, in two passes, each
 # with the tests that must catch its mutants:
 #
-#   pure  pricing.rs and catalog.rs, against the shared crate's unit tables
-#         (seconds a mutant);
+#   pure  pricing.rs, catalog.rs and credits.rs, against the shared crate's
+#         unit tests (seconds a mutant);
 #   flow  the billing module, holds, accounts, chats, the ledger, the rate
-#         and key limits and the sweeper, against the money tests and a
-#         DynamoDB Local of this run's own (minutes a mutant: hours in all).
+#         and key limits and the sweeper, against the shared crate's unit
+#         tests and then the money tests, with a DynamoDB Local of this
+#         run's own (a minute or two a mutant: hours in all).
 #
-# (cargo-mutants gives every package the same test arguments, and
-# `--test metering` names no target of the shared crate: hence two passes,
-# and the lists here rather than in a .cargo/mutants.toml, whose files
-# cargo-mutants would add to any --file given.) Each pass writes
+# (Two passes, so that the pure files, which the unit tests alone must
+# catch, cost seconds a mutant and not minutes; the lists are here rather
+# than in a .cargo/mutants.toml, whose files cargo-mutants would add to any
+# --file given.) Each pass writes
 # cargo-mutants' usual output, mutants.out/<pass>/mutants.out/ (missed.txt
 # lists every mutant no test caught).
 #
 #   make mutants                              # the pure pass
-#   make mutants PASS=flow                    # the flow pass (see below: not yet)
+#   make mutants PASS=flow                    # the flow pass (hours)
 #   make mutants PASS=flow FILES="shared/src/store/rate.rs"   # some files
+#   make mutants PASS=flow FILES=shared/src/store/rate.rs TESTS="limits"
+#                                             # ... against some test targets
 #   make mutants ARGS="--list"                # what would be tried
 #
 # Mutants are applied in place, one at a time, and each file is put back
@@ -29,15 +32,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[mutants] $*" >&2; }
 
-# The flow pass does not run yet: cargo-mutants 27.1.0 tests only the
-# mutated package (chat-core) whatever --test-package or --test-workspace
-# say here, and the money tests are api-tests'. `PASS=flow` tries it.
 passes="${PASS:-pure}"
-pure_files=(shared/src/pricing.rs shared/src/catalog.rs)
+pure_files=(shared/src/pricing.rs shared/src/catalog.rs shared/src/credits.rs)
 flow_files=(shared/src/billing.rs shared/src/store/holds.rs shared/src/store/accounts.rs
   shared/src/store/chats.rs shared/src/store/ledger.rs shared/src/store/rate.rs
   shared/src/store/key_limits.rs shared/src/store/api_keys.rs 'functions/sweeper/src/*.rs')
-# The money tests: what a wrong line in the flow would break.
+# The money tests: what a wrong line in the flow would break. `TESTS` names
+# fewer (test targets of api-tests) for a quicker run over one file.
 flow_tests=(metering paid_failures catalog concurrency idempotency limits budgets usage
   completions_model model keys retries ops handlers)
 # Reviewed exclusions, each with its reason:
@@ -67,12 +68,48 @@ for pass in $passes; do
     flow)
       # shellcheck disable=SC2206
       files=(${FILES:-${flow_files[@]}})
-      args+=(--test-package api-tests)
-      for test in "${flow_tests[@]}"; do args+=("--cargo-test-arg=--test=$test"); done
+      # shellcheck disable=SC2206
+      tests=(${TESTS:-${flow_tests[@]}})
+      targets=()
+      for test in "${tests[@]}"; do targets+=("--test=$test"); done
+      # cargo-mutants' own baseline cannot run here: 27.1.0 tests the
+      # baseline with the mutated packages only (chat-core, sweeper), never
+      # with --test-package, and --test=metering names no target of theirs.
+      # Each mutant is tested with --test-package's. So the baseline is
+      # ours: the same tests against the same DynamoDB Local, unmutated,
+      # and they must pass; then cargo-mutants skips its own.
+      # The money tests mostly wait (on DynamoDB Local, on the model
+      # stand-in's delays and deadlines): 8 at a time on 2 cores take
+      # about 80 s for the whole set where one a core takes 170.
+      export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
+      # The shared crate's unit tests run first (--lib, seconds): a mutant
+      # they catch needs no money test, and one only they can see (a bound
+      # worked out in a pure function, say) is caught all the same.
+      say "pass flow: baseline: cargo test -p chat-core -p api-tests --lib ${targets[*]}"
+      if ! cargo test -p chat-core -p api-tests --lib "${targets[@]}"; then
+        say "pass flow: the baseline failed: the tests must pass unmutated first"
+        status=1
+        continue
+      fi
+      # Without a baseline no timeout is derived from one, so both are
+      # given (cargo-mutants' fallback is 300 s for the tests and none for
+      # the build). A mutant of the shared crate rebuilds every function and
+      # the test binaries it names: incrementally, 10 to 60 s on 2 cores,
+      # and a few minutes should the incremental cache be cold; 600 s
+      # leaves room for a busy machine. The whole set of money tests takes
+      # about 80 s unmutated (170 s one test a core); past 300 s it is a
+      # mutant that hangs (a retry loop that never ends), not a slow test.
+      # The test targets go to every cargo call (--cargo-arg), not only to
+      # the tests': the build then links only those binaries, not all of
+      # api-tests'.
+      args+=(--test-package chat-core,api-tests --baseline=skip --build-timeout 600 --timeout 300)
+      for target in --lib "${targets[@]}"; do args+=("--cargo-arg=$target"); done
       ;;
     *) say "PASS names pure or flow, not $pass"; exit 2 ;;
   esac
   for file in "${files[@]}"; do args+=(--file "$file"); done
+  # cargo-mutants makes mutants.out/ inside --output, not --output itself.
+  mkdir -p "mutants.out/$pass"
   say "pass $pass: cargo mutants ${args[*]} $*"
   cargo mutants "${args[@]}" "$@" || status=$?
 done

@@ -557,6 +557,15 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_is_spelled_as_the_catalog_spells_it() {
+        for kind in [ModelKind::Chat, ModelKind::Embedding] {
+            let read: ModelKind = serde_json::from_value(serde_json::json!(kind.as_str())).unwrap();
+            assert_eq!(read, kind);
+        }
+        assert_eq!(ModelKind::Embedding.as_str(), "embedding");
+    }
+
+    #[test]
     fn an_embedding_models_faults_are_refused_with_their_line() {
         // (the embedding entry's fields after its id, words the message holds)
         let cases = [

@@ -112,5 +112,6 @@ mod tests {
         assert_eq!(serde_json::to_string(&Credits::new(42)).unwrap(), "42");
         assert!(Credits::ZERO.is_zero() && !Credits::new(1).is_zero());
         assert_eq!(Credits::new(100).to_string(), "100");
+        assert_eq!(i128::from(max), i128::from(u64::MAX));
     }
 }

@@ -140,6 +140,16 @@ async fn a_stream_is_charged_the_models_usage_before_done_and_saved() {
     assert_eq!(chat["message"], "How are you?");
     assert_eq!(chat["response"], "Fine, thanks!");
     assert_eq!(chat["cost"], 8);
+    // Every chunk names the chat it is saved as, the first too, sent
+    // before the model wrote anything.
+    let id = format!(
+        "chatcmpl-{}",
+        chat["chat_id"].as_str().unwrap().replace('-', "")
+    );
+    assert!(
+        chunks.iter().all(|chunk| chunk["id"] == id.as_str()),
+        "{chunks:?}"
+    );
     assert_ledger_balances(&app, "alice").await;
 }
 
