@@ -70,11 +70,23 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 /// Serves `listener` for ever, forwarding every request to `upstream`;
 /// with a `ready_file`, only once that file exists (503 before).
 pub async fn serve(listener: TcpListener, upstream: SocketAddr, ready_file: Option<PathBuf>) {
+    serve_waiting(listener, upstream, ready_file, EMULATOR_ANSWER_WAIT).await;
+}
+
+/// [`serve`], sending a repeatable request again after `answer_wait`
+/// without an answer (the tests wait less than `make run` does).
+async fn serve_waiting(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    ready_file: Option<PathBuf>,
+    answer_wait: Duration,
+) {
     let gateway = Arc::new(Gateway {
         ready: AtomicBool::new(ready_file.is_none()),
         ready_file,
         client: Client::builder(TokioExecutor::new()).build_http(),
         upstream,
+        answer_wait,
     });
     loop {
         let stream = match listener.accept().await {
@@ -107,6 +119,9 @@ struct Gateway {
     /// Every function has started: set once, never unset.
     ready: AtomicBool,
     ready_file: Option<PathBuf>,
+    /// How long a repeatable request waits for the head of an answer
+    /// before it is sent again ([`EMULATOR_ANSWER_WAIT`]).
+    answer_wait: Duration,
 }
 
 impl Gateway {
@@ -180,7 +195,18 @@ impl Gateway {
             let bytes = full.clone();
             for _ in 1..EMULATOR_TRIES {
                 let again = Request::from_parts(clone_parts(&parts), Either::Right(bytes.clone()));
-                match self.client.request(again).await {
+                let Ok(answer) =
+                    tokio::time::timeout(self.answer_wait, self.client.request(again)).await
+                else {
+                    eprintln!(
+                        "[local-gateway] cargo lambda watch gave no answer to {} {} in {} s; sending it again",
+                        parts.method,
+                        parts.uri.path(),
+                        self.answer_wait.as_secs_f32()
+                    );
+                    continue;
+                };
+                match answer {
                     Ok(response) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
                         let (head, body) = response.into_parts();
                         let bytes = body
@@ -200,8 +226,19 @@ impl Gateway {
                 }
             }
         }
-        let answer = self.client.request(Request::from_parts(parts, body)).await;
-        self.answer(answer, key_added)
+        let last = self.client.request(Request::from_parts(parts, body));
+        if !repeatable {
+            return self.answer(last.await, key_added);
+        }
+        match tokio::time::timeout(self.answer_wait, last).await {
+            Ok(answer) => self.answer(answer, key_added),
+            Err(_) => {
+                eprintln!(
+                    "[local-gateway] cargo lambda watch gave no answer in {EMULATOR_TRIES} tries"
+                );
+                unavailable()
+            }
+        }
     }
 
     /// The emulator's answer as the client gets it; with `key_added`, the
@@ -225,18 +262,23 @@ impl Gateway {
             }
             Err(cause) => {
                 eprintln!("[local-gateway] cargo lambda watch did not answer: {cause}");
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the local API is not answering; retry later",
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
+                unavailable()
             }
         }
     }
+}
+
+/// Our JSON 503 for an emulator that does not answer.
+fn unavailable() -> Response<Body> {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the local API is not answering; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// cargo-lambda 1.9.2's own 500 (as `text/plain`), given now and then
@@ -251,6 +293,17 @@ impl Gateway {
 /// never charged twice).
 const EMULATOR_500: &[u8] = br#"{"type":"https://httpstatuses.com/500""#;
 const EMULATOR_TRIES: usize = 4;
+
+/// The same emulator now and then loses a function's answer altogether:
+/// the function has answered (its metrics line is in the log), and the
+/// request waits for ever (about 1 in 750 embeddings answers of 40 KB). A
+/// request that may be sent again (as above) is sent again after this long
+/// without the head of an answer: a streamed answer's head comes as the
+/// stream starts, and the local models answer in milliseconds. A whole
+/// answer slower than this (a real Bedrock model's long reply, not
+/// streamed) finds its first try still at work and gets that route's 409
+/// `idempotency_key_in_progress`, as a client sending it again would.
+const EMULATOR_ANSWER_WAIT: Duration = Duration::from_secs(20);
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -603,6 +656,55 @@ mod tests {
             body_of(&answer),
             br#"{"error":"unavailable","message":"the local API is not answering; retry later"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn a_keyed_post_the_emulator_never_answers_is_sent_again_under_one_key() {
+        // The emulator reads the first request and answers nothing, as
+        // cargo lambda watch now and then loses an answer; the second gets
+        // its 200 (a replay, as the function's would be).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator = listener.local_addr().unwrap();
+        let (seen_tx, mut seen) = mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut silent = Vec::new();
+            for n in 0.. {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let request = read_request(&mut stream).await;
+                seen_tx.send(request).await.unwrap();
+                if n == 0 {
+                    silent.push(stream);
+                    continue;
+                }
+                let body = b"ok";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nidempotent-replayed: true\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await.unwrap();
+                stream.write_all(body).await.unwrap();
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = listener.local_addr().unwrap();
+        tokio::spawn(serve_waiting(
+            listener,
+            emulator,
+            None,
+            Duration::from_millis(300),
+        ));
+        let post = b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange(gateway, post))
+            .await
+            .expect("an answer, not a wait for ever");
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        assert_eq!(head_line(&answer, "idempotent-replayed"), None);
+        let (first, second) = (seen.recv().await.unwrap(), seen.recv().await.unwrap());
+        let key = head_line(&first, "idempotency-key")
+            .expect("a key added")
+            .to_vec();
+        assert_eq!(head_line(&second, "idempotency-key"), Some(&key[..]));
+        assert_eq!(body_of(&second), b"{}");
     }
 
     /// An emulator that answers its own 500 to the first `failures`
