@@ -57,7 +57,9 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 
 status=0
 for pass in $passes; do
-  args=(--no-config --in-place --output "mutants.out/$pass" --minimum-test-timeout 300)
+  # --workspace: the workspace's default members are the functions, and
+  # without it cargo-mutants looks only there (no mutant of chat-core).
+  args=(--no-config --in-place --workspace --output "mutants.out/$pass" --minimum-test-timeout 300)
   for re in "${excluded[@]}"; do args+=(--exclude-re "$re"); done
   case "$pass" in
     pure)
