@@ -31,3 +31,7 @@ router_routes() {
 
 # The functions `make run` serves: those its router names.
 served_functions() { router_routes | awk '{ print $2 }' | sort -u; }
+
+# What `make run` builds and runs: the routed functions and the sweeper
+# (run on a schedule, through watch's invoke API).
+run_functions() { { served_functions; echo sweeper; } | sort -u; }

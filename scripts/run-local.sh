@@ -42,10 +42,8 @@ profile=()
 build() {
   say "building the functions${profile[*]:+ (release)} and the table tool (the first build takes a few minutes)"
   local packages=()
-  for function in $(served_functions); do packages+=(-p "$function"); done
-  [ ${#packages[@]} -gt 0 ] || { say "no functions found in the router of Cargo.toml"; exit 1; }
-  # Not behind a route: run on a schedule, through watch's invoke API.
-  packages+=(-p sweeper)
+  [ -n "$(served_functions)" ] || { say "no functions found in the router of Cargo.toml"; exit 1; }
+  for function in $(run_functions); do packages+=(-p "$function"); done
   cargo build --quiet "${profile[@]}" "${packages[@]}"
   cargo build --quiet -p devtools --bin create-tables --bin alerts-local
   # Its own cargo run: built with the functions, it would change their

@@ -51,7 +51,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 unserved=()
-for function in $(comm -23 <(function_crates | sort) <({ served_functions; echo sweeper; } | sort)); do
+for function in $(comm -23 <(function_crates | sort) <(run_functions)); do
   unserved+=(-p "$function")
 done
 if [ ${#unserved[@]} -gt 0 ]; then cargo build --quiet "${unserved[@]}"; fi

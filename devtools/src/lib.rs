@@ -234,7 +234,7 @@ impl Gateway {
             Ok(answer) => self.answer(answer, key_added),
             Err(_) => {
                 eprintln!(
-                    "[local-gateway] cargo lambda watch gave no answer in {EMULATOR_TRIES} tries"
+                    "[local-gateway] cargo lambda watch gave no answer to the last of {EMULATOR_TRIES} tries"
                 );
                 unavailable()
             }
@@ -663,28 +663,7 @@ mod tests {
         // The emulator reads the first request and answers nothing, as
         // cargo lambda watch now and then loses an answer; the second gets
         // its 200 (a replay, as the function's would be).
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let emulator = listener.local_addr().unwrap();
-        let (seen_tx, mut seen) = mpsc::channel(8);
-        tokio::spawn(async move {
-            let mut silent = Vec::new();
-            for n in 0.. {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let request = read_request(&mut stream).await;
-                seen_tx.send(request).await.unwrap();
-                if n == 0 {
-                    silent.push(stream);
-                    continue;
-                }
-                let body = b"ok";
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nidempotent-replayed: true\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await.unwrap();
-                stream.write_all(body).await.unwrap();
-            }
-        });
+        let (emulator, mut seen) = recording_emulator(1, Failure::Silence).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = listener.local_addr().unwrap();
         tokio::spawn(serve_waiting(
@@ -764,7 +743,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_keyed_post_the_emulator_failed_itself_is_sent_again_under_one_key() {
-        let (emulator, mut seen) = recording_emulator(1).await;
+        let (emulator, mut seen) = recording_emulator(1, Failure::Own500).await;
         let gateway = gateway_to(emulator).await;
         // Without a key: the gateway adds one, the same on both tries, and
         // does not show the replay mark of a key the client never sent.
@@ -781,7 +760,7 @@ mod tests {
         assert_eq!(body_of(&second), b"{}");
 
         // With the client's own key: kept, and the replay mark shown.
-        let (emulator, mut seen) = recording_emulator(1).await;
+        let (emulator, mut seen) = recording_emulator(1, Failure::Own500).await;
         let gateway = gateway_to(emulator).await;
         let post = b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: mine\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
         let answer = exchange(gateway, post).await;
@@ -796,11 +775,23 @@ mod tests {
         }
     }
 
-    /// An emulator that answers its own 500 to the first `failures`
-    /// requests, and after them 200 with `Idempotent-Replayed: true` (as a
-    /// function replaying a keyed answer does); it hands every whole
+    /// How [`recording_emulator`] fails a request.
+    #[derive(Clone, Copy)]
+    enum Failure {
+        /// cargo lambda watch's own 500.
+        Own500,
+        /// No answer at all, the connection held open.
+        Silence,
+    }
+
+    /// An emulator that fails the first `failures` requests as `failure`
+    /// says, and after them answers 200 with `Idempotent-Replayed: true`
+    /// (as a function replaying a keyed answer does); it hands every whole
     /// request it reads to the test.
-    async fn recording_emulator(failures: usize) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    async fn recording_emulator(
+        failures: usize,
+        failure: Failure,
+    ) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (seen_tx, seen_rx) = mpsc::channel(8);
@@ -813,10 +804,14 @@ mod tests {
                     let raw = read_request(&mut stream).await;
                     seen_tx.send(raw).await.unwrap();
                     let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let answer: &[u8] = if n < failures {
-                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 39\r\n\r\n{\"type\":\"https://httpstatuses.com/500\"}"
-                    } else {
-                        b"HTTP/1.1 200 OK\r\nidempotent-replayed: true\r\ncontent-length: 2\r\n\r\nok"
+                    let answer: &[u8] = match failure {
+                        _ if n >= failures => {
+                            b"HTTP/1.1 200 OK\r\nidempotent-replayed: true\r\ncontent-length: 2\r\n\r\nok"
+                        }
+                        Failure::Own500 => {
+                            b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 39\r\n\r\n{\"type\":\"https://httpstatuses.com/500\"}"
+                        }
+                        Failure::Silence => return std::future::pending().await,
                     };
                     stream.write_all(answer).await.unwrap();
                 });
