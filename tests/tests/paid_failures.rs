@@ -251,6 +251,43 @@ async fn twenty_five_conflicts_on_a_streamed_settle_end_in_a_charge_not_a_releas
 }
 
 #[tokio::test]
+async fn a_settle_under_a_lambda_deadline_that_meets_conflicts_tries_again_while_time_is_left() {
+    let stub = ConverseStub::start(Answer::used("paid for", 100, 20));
+    let (config, client) = usage_config(4).await;
+    let (conflicted, conflicts) = with_conflicts(&client, "TransactWriteItems");
+    let app = Arc::new(app_on(&stub, config, conflicted));
+    let token = signed_up(&app, "alice").await;
+    // As above, but inside an invocation with a minute left: the rounds
+    // are bounded by the deadline now, not counted, and a round that did
+    // not commit is followed by another while time is left.
+    conflicts.arm_after(1, 25);
+    let mut context = Context::default();
+    context.deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    let request = completion_request(
+        Some(&format!("Bearer {token}")),
+        &v1(false, "settle me").to_string(),
+    )
+    .with_lambda_context(context);
+    let answer = Completed::of(completions::handle(app.clone(), request).await.unwrap()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.json()["choices"][0]["message"]["content"],
+        "paid for"
+    );
+    assert_eq!(conflicts.sent(), 25);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 140));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds[0]["state"].as_s().unwrap(), "settled");
+    assert!(holds[0].get("owed_cost").is_none());
+    assert_eq!(stored_chats(&app, "alice").await, 1);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn a_settle_that_never_commits_leaves_what_is_owed_and_the_sweeper_charges_it() {
     let stub = ConverseStub::start(Answer::used("owed for", 100, 20));
     let (config, client) = usage_config(4).await;
@@ -259,7 +296,16 @@ async fn a_settle_that_never_commits_leaves_what_is_owed_and_the_sweeper_charges
     let token = signed_up(&app, "alice").await;
     let hold_amount = PRICES.cost(Usage::bound("owe".len() + 16, 100)).get() as i64;
     conflicts.arm_after(1, usize::MAX);
-    let answer = complete_keyed(&app, &token, "owed", &v1(true, "owe")).await;
+    // Bounded: rounds that never end would hang here, not fail.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(60),
+        complete_keyed(&app, &token, "owed", &v1(true, "owe")),
+    )
+    .await
+    .expect("the settle's rounds come to an end");
+    // Without a deadline, three rounds of the store's attempts.
+    let attempts = chat_core::store::retry::MAX_ATTEMPTS as usize;
+    assert_eq!(conflicts.sent(), 3 * attempts);
     // The text reached the client, and it ends as any other: the charge is
     // certain, only late.
     let (text, last) = chunks_and_end(&answer);
@@ -407,8 +453,14 @@ async fn a_refused_calls_release_that_never_commits_is_given_back_by_the_sweeper
     // The hold commits; the model refuses; the release meets conflicts
     // until it gives up, and marks the hold for the sweeper instead.
     conflicts.arm_after(1, usize::MAX);
-    let response = chat_as(&app, &token, "refused").await;
+    // Bounded: rounds that never end would hang here, not fail.
+    let response = tokio::time::timeout(Duration::from_secs(60), chat_as(&app, &token, "refused"))
+        .await
+        .expect("the release's rounds come to an end");
     assert_eq!(response.status(), 502);
+    // Without a deadline, three rounds of the store's attempts.
+    let attempts = chat_core::store::retry::MAX_ATTEMPTS as usize;
+    assert_eq!(conflicts.sent(), 3 * attempts);
     let hold = PRICES.cost(Usage::bound("refused".len() + 16, 1024)).get() as i64;
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - hold));
     let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
