@@ -279,7 +279,11 @@ async fn a_new_period_starts_by_itself_once_and_exactly_under_concurrency() {
 
 /// A paid model behind the stub, priced per token.
 async fn metered_app(stub: &ConverseStub) -> App {
-    let mut app = fresh_app().await;
+    metered(fresh_app().await, stub)
+}
+
+/// `app` with the stub's paid model behind it, priced per token.
+fn metered(mut app: App, stub: &ConverseStub) -> App {
     app.config.pricing = Pricing::Usage(UsagePrices::plain(1000, 1000));
     app.config.initial_tokens = 100_000;
     let mut model = ModelConfig::new("test-model");
@@ -444,5 +448,115 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
         .release(&third, ReleaseReason::ModelRefused, Deadline::none())
         .await
         .unwrap());
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_paid_chat_that_finds_its_keys_period_over_starts_the_next_with_or_without_an_idempotency_key(
+) {
+    // 10 in and 20 out at one token each: 30 charged.
+    let stub = ConverseStub::start(Answer::used("Bonjour", 10, 20));
+    let (app, calls) = api_tests::calls::counted_app().await;
+    let app = metered(app, &stub);
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 100_000, "period": "day"}}),
+    )
+    .await;
+    let today = Period::Day.window(chat_core::clock::Timestamp::now());
+    let renewed = || ((100_000 - 30).to_string(), today.clone());
+
+    // The hold's account update is sent again in the new period's shape.
+    age_window(&app, "alice", &id).await;
+    let response = chat_as(&app, &key, "Hello").await;
+    assert_eq!(response.status(), 200, "{}", json_of(&response));
+    assert_eq!(key_state(&app, &id).await, renewed());
+
+    // So it is with an Idempotency-Key, whose marker did not refuse it.
+    age_window(&app, "alice", &id).await;
+    let response = keyed_chat_as(&app, &key, "k-1", "Hello").await;
+    assert_eq!(response.status(), 200, "{}", json_of(&response));
+    assert_eq!(key_state(&app, &id).await, renewed());
+
+    // A retry under that key is replayed from its marker, even though the
+    // key's period has ended again: in one transaction, not reshaped first.
+    age_window(&app, "alice", &id).await;
+    calls.take();
+    let again = keyed_chat_as(&app, &key, "k-1", "Hello").await;
+    assert_eq!(again.status(), 200, "{}", json_of(&again));
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(json_of(&again)["response"], "Bonjour");
+    let transactions = calls
+        .take()
+        .iter()
+        .filter(|op| *op == "TransactWriteItems")
+        .count();
+    assert_eq!(transactions, 1);
+    assert_eq!(
+        key_state(&app, &id).await,
+        ("0".into(), "d2000-01-01".into())
+    );
+    assert_eq!(stub.call_count(), 2);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_refused_keyed_hold_the_sweeper_gives_back_returns_to_the_key_and_names_its_model_and_key(
+) {
+    use chat_core::deadline::Deadline;
+    use chat_core::domain::{AuthToken, ChatMessage};
+    use chat_core::store::{HoldOutcome, HoldRequest};
+
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 1000, "period": "day"}}),
+    )
+    .await;
+    let verified = app
+        .auth
+        .verify(AuthToken::parse(&key).unwrap())
+        .await
+        .unwrap();
+    let message = ChatMessage::parse("hello".into()).unwrap();
+    let now = chat_core::clock::Timestamp::now();
+    let request = HoldRequest {
+        amount: Credits::new(300),
+        message: &message,
+        model: "test-model",
+        pricing: Pricing::Flat(100),
+        key: None,
+        taken: now,
+        expires: now,
+    };
+    let hold = match app
+        .store
+        .take_hold(&verified, &request, Deadline::none())
+        .await
+        .unwrap()
+    {
+        HoldOutcome::Held(hold) => hold,
+        other => panic!("a hold: {other:?}"),
+    };
+    let today = Period::Day.window(now);
+    assert_eq!(key_state(&app, &id).await, ("700".into(), today.clone()));
+
+    // The model refused and the release could not commit: the hold is
+    // marked for the sweeper, which reads the key and model off the item.
+    assert!(app.store.mark_refused(&hold).await.unwrap());
+    let later = now.plus(std::time::Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!((swept.released, swept.closed()), (1, 1));
+    assert_eq!(key_state(&app, &id).await, ("1000".into(), today));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    // Usage groups the release under the hold's model and key.
+    let releases = ledger_entries(&app, "alice", "ledger#release#").await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["model"].as_s().unwrap(), "test-model");
+    assert_eq!(releases[0]["key_id"].as_s().unwrap(), &id);
     assert_ledger_balances(&app, "alice").await;
 }

@@ -131,6 +131,7 @@ async fn a_model_that_refuses_the_call_gives_the_whole_hold_back() {
     let releases = ledger_entries(&app, "alice", "ledger#release#").await;
     assert_eq!(holds[0]["state"].as_s().unwrap(), "released");
     assert_eq!(number(&releases[0], "amount"), -number(&holds[0], "amount"));
+    assert_eq!(releases[0]["reason"].as_s().unwrap(), "model_refused");
     assert_ledger_balances(&app, "alice").await;
 }
 

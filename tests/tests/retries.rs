@@ -11,11 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api_tests::conflicts::{lost_attempts, with_conflicts, Conflicts};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Timestamp;
 use chat_core::deadline::Deadline;
 use chat_core::domain::ChatMessage;
 use chat_core::store::retry::MAX_ATTEMPTS;
-use chat_core::store::{ChatOutcome, ChatRecord};
+use chat_core::store::{ChatOutcome, ChatRecord, CHAT_ID, USERNAME};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
@@ -395,5 +396,113 @@ async fn a_sweep_whose_answer_was_lost_charges_the_hold_once() {
     assert_eq!(state_of(&holds[0]), "settled");
     // The charge saved as its chat, once.
     assert_eq!(saved_messages(&app, "alice").await, ["held"]);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_hold_whose_every_answer_was_lost_is_given_back_before_any_model_call() {
+    let (app, conflicts) = app_with_conflicts("TransactWriteItems").await;
+    let stub = ConverseStub::start(Answer::text("never asked"));
+    let app = metered(app, &stub, PER_TOKEN);
+    let token = signed_up(&app, "alice").await;
+    // The hold commits on its first send, and every answer to every send
+    // of it is lost: the store gives up not knowing whether it committed,
+    // and the hold is released at once in case it did (it did), before
+    // any model is called.
+    let sends = MAX_ATTEMPTS as usize * lost_attempts();
+    conflicts.arm_lost(0, sends);
+    let response = chat_as(&app, &token, "in doubt").await;
+    assert_eq!(response.status(), 503, "{:?}", json_of(&response));
+    assert_eq!((conflicts.sent(), stub.call_count()), (sends, 0));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(holds.len(), 1);
+    assert_eq!(state_of(&holds[0]), "released");
+    let releases = ledger_entries(&app, "alice", "ledger#release#").await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["reason"].as_s().unwrap(), "hold_unconfirmed");
+    assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn holds_taken_before_calls_were_counted_or_messages_kept_are_swept_as_taken() {
+    let (app, _conflicts) = app_with_conflicts("TransactWriteItems").await;
+    let token = signed_up(&app, "alice").await;
+    let refused = held(&app, &token, 300).await;
+    let abandoned = held(&app, &token, 200).await;
+    // As an earlier release wrote them: not counted among the account's
+    // open calls, and the abandoned one without its message.
+    for (hold, remove) in [(&refused, "counted"), (&abandoned, "counted, message")] {
+        app.store
+            .client()
+            .update_item()
+            .table_name(&app.store.tables().chats)
+            .key(USERNAME, AttributeValue::S("alice".into()))
+            .key(CHAT_ID, AttributeValue::S(hold.hold_id.clone()))
+            .update_expression(format!("REMOVE {remove}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key(USERNAME, AttributeValue::S("alice".into()))
+        .update_expression("SET open_calls = :none")
+        .expression_attribute_values(":none", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(app.store.mark_refused(&refused).await.unwrap());
+
+    let later = Timestamp::now().plus(Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    assert_eq!((swept.released, swept.charged_at_bound), (1, 1));
+    assert_eq!(swept.closed(), 2);
+    // The refused one given back whole, the abandoned one charged whole,
+    // and no open call counted out of the account for either.
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 200));
+    let account = stored_account(&app, "alice").await;
+    assert_eq!(account["open_calls"].as_n().unwrap(), "0");
+    let releases = ledger_entries(&app, "alice", "ledger#release#").await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["reason"].as_s().unwrap(), "model_refused");
+    assert_eq!(releases[0]["amount"].as_n().unwrap(), "300");
+    let settles = ledger_entries(&app, "alice", "ledger#settle#").await;
+    assert_eq!(settles.len(), 1);
+    assert_eq!(settles[0]["reason"].as_s().unwrap(), "abandoned");
+    assert_eq!(stored_chats(&app, "alice").await, 0);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_sweep_whose_close_never_commits_reports_it_failed_and_the_next_run_closes_it() {
+    let (app, conflicts) = app_with_conflicts("TransactWriteItems").await;
+    let token = signed_up(&app, "alice").await;
+    held(&app, &token, 300).await;
+    conflicts.arm(usize::MAX);
+    let later = Timestamp::now().plus(Duration::from_secs(1));
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    let failed = sweeper::Swept {
+        failed: 1,
+        ..sweeper::Swept::default()
+    };
+    assert_eq!(swept, failed);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3700));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(state_of(&holds[0]), "open");
+
+    conflicts.arm(0);
+    let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
+    let charged = sweeper::Swept {
+        charged_at_bound: 1,
+        ..sweeper::Swept::default()
+    };
+    assert_eq!(swept, charged);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3700));
+    let holds = ledger_entries(&app, "alice", "ledger#hold#").await;
+    assert_eq!(state_of(&holds[0]), "settled");
     assert_ledger_balances(&app, "alice").await;
 }

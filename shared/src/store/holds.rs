@@ -673,9 +673,7 @@ impl Store {
         // Per shard: `Some(start)` while it has more to read.
         let mut cursors: Vec<Option<Option<HashMap<String, AttributeValue>>>> =
             (0..OPEN_HOLD_SHARDS).map(|_| Some(None)).collect();
-        // A page small enough that one round over the shards fits `limit`:
-        // every shard with expired holds gets some of this run.
-        let page_size = (limit / usize::from(OPEN_HOLD_SHARDS)).clamp(1, SWEEP_PAGE) as i32;
+        let page_size = sweep_page(limit);
         let mut found = Vec::new();
         while cursors.iter().any(Option::is_some) {
             for (shard, cursor) in cursors.iter_mut().enumerate() {
@@ -761,6 +759,13 @@ impl Store {
 }
 
 /// The index partition of a hold: spread by its id's random bits.
+/// The query page for a sweep of at most `limit` holds: small enough that
+/// one round over the shards fits `limit`, so every shard with expired
+/// holds gets some of the run, and never past [`SWEEP_PAGE`].
+fn sweep_page(limit: usize) -> i32 {
+    (limit / usize::from(OPEN_HOLD_SHARDS)).clamp(1, SWEEP_PAGE) as i32
+}
+
 fn shard_of(hold: &Uuid) -> String {
     (hold.as_bytes()[15] % OPEN_HOLD_SHARDS).to_string()
 }
@@ -845,4 +850,19 @@ fn owed_of(item: &HashMap<String, AttributeValue>) -> Result<Option<Owed>, ApiEr
         created: Timestamp::from_unix_millis(number_of(item, "owed_at_ms")?)
             .ok_or_else(|| bad("time"))?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweeps_limit_is_shared_among_the_shards_one_page_each_within_bounds() {
+        assert_eq!(OPEN_HOLD_SHARDS, 8);
+        assert_eq!(sweep_page(100), 12);
+        assert_eq!(sweep_page(16), 2);
+        // Never an empty page, never past the largest.
+        assert_eq!(sweep_page(3), 1);
+        assert_eq!(sweep_page(500), SWEEP_PAGE as i32);
+    }
 }
