@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::{current_windows, Period};
 use chat_core::pricing::{Pricing, UsagePrices};
 use chat_core::responder::DUMMY_MODEL;
-use chat_core::store::USERNAME;
+use chat_core::store::{MARKER_PREFIX, USERNAME};
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::fresh_app;
@@ -558,5 +558,60 @@ async fn a_refused_keyed_hold_the_sweeper_gives_back_returns_to_the_key_and_name
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0]["model"].as_s().unwrap(), "test-model");
     assert_eq!(releases[0]["key_id"].as_s().unwrap(), &id);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_flat_chat_names_its_key_and_a_retry_after_the_period_ended_is_replayed_in_one_transaction(
+) {
+    let (app, calls) = api_tests::calls::counted_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 1000, "period": "day"}}),
+    )
+    .await;
+    let first = keyed_chat_as(&app, &key, "k-1", "Hello").await;
+    assert_eq!(first.status(), 200, "{}", json_of(&first));
+    let by_session = chat_as(&app, &session, "Hi").await;
+    assert_eq!(by_session.status(), 200, "{}", json_of(&by_session));
+    // The key's chat is saved under its key (usage groups by it); the
+    // session's under none.
+    let chats = app
+        .store
+        .client()
+        .query()
+        .table_name(&app.store.tables().chats)
+        .key_condition_expression("username = :u AND chat_id < :markers")
+        .expression_attribute_values(":u", AttributeValue::S("alice".into()))
+        .expression_attribute_values(":markers", AttributeValue::S(MARKER_PREFIX.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let keys: Vec<Option<String>> = chats
+        .iter()
+        .map(|chat| chat.get("key_id").map(|v| v.as_s().unwrap().clone()))
+        .collect();
+    assert_eq!(keys, [Some(id.clone()), None]);
+
+    // A retry under the same Idempotency-Key once the key's period has
+    // ended is replayed from its marker in one transaction: the account's
+    // refusal is not reshaped first.
+    age_window(&app, "alice", &id).await;
+    calls.take();
+    let again = keyed_chat_as(&app, &key, "k-1", "Hello").await;
+    assert_eq!(again.status(), 200, "{}", json_of(&again));
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let transactions = calls
+        .take()
+        .iter()
+        .filter(|op| *op == "TransactWriteItems")
+        .count();
+    assert_eq!(transactions, 1);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 200));
     assert_ledger_balances(&app, "alice").await;
 }
