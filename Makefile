@@ -26,7 +26,8 @@ bench:
 
 # Mutation testing of the money code (cargo-mutants; hours for all of it):
 # see scripts/mutants.sh. PASS=pure or PASS=flow runs one pass, FILES some
-# files of it, TESTS some of the flow pass's test targets, e.g.
+# files of it, TESTS some of the flow pass's test targets (TIMEOUT: seconds
+# a mutant's tests may take, 300 unless given), e.g.
 # make mutants PASS=flow FILES=shared/src/store/rate.rs TESTS=limits;
 # ARGS go to cargo mutants (ARGS=--list: what would be tried).
 mutants:

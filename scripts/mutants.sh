@@ -37,9 +37,10 @@ say() { echo "[mutants] $*" >&2; }
 
 passes="${PASS:-pure}"
 pure_files=(shared/src/pricing.rs shared/src/catalog.rs shared/src/credits.rs)
-flow_files=(shared/src/billing.rs shared/src/billing/embeddings.rs shared/src/store/holds.rs shared/src/store/accounts.rs
-  shared/src/store/chats.rs shared/src/store/ledger.rs shared/src/store/rate.rs
-  shared/src/store/key_limits.rs shared/src/store/api_keys.rs 'functions/sweeper/src/*.rs')
+flow_files=(shared/src/billing.rs shared/src/billing/embeddings.rs shared/src/store/holds.rs
+  shared/src/store/accounts.rs shared/src/store/chats.rs shared/src/store/ledger.rs
+  shared/src/store/rate.rs shared/src/store/key_limits.rs shared/src/store/api_keys.rs
+  'functions/sweeper/src/*.rs')
 # The money tests: what a wrong line in the flow would break. `TESTS` names
 # fewer (test targets of api-tests) for a quicker run over one file.
 flow_tests=(metering paid_failures catalog concurrency idempotency limits budgets usage

@@ -758,7 +758,6 @@ impl Store {
     }
 }
 
-/// The index partition of a hold: spread by its id's random bits.
 /// The query page for a sweep of at most `limit` holds: small enough that
 /// one round over the shards fits `limit`, so every shard with expired
 /// holds gets some of the run, and never past [`SWEEP_PAGE`].
@@ -766,6 +765,7 @@ fn sweep_page(limit: usize) -> i32 {
     (limit / usize::from(OPEN_HOLD_SHARDS)).clamp(1, SWEEP_PAGE) as i32
 }
 
+/// The index partition of a hold: spread by its id's random bits.
 fn shard_of(hold: &Uuid) -> String {
     (hold.as_bytes()[15] % OPEN_HOLD_SHARDS).to_string()
 }
