@@ -609,3 +609,60 @@ async fn a_crowded_counter_map_under_a_burst_still_admits_exactly_the_cap() {
     assert_eq!(stored_chats(&app, "alice").await, 5);
     assert_ledger_balances(&app, "alice").await;
 }
+
+#[tokio::test]
+async fn a_refusal_names_the_balance_before_the_cap_and_a_flat_chat_never_the_open_calls() {
+    let app = app_with(|config| {
+        config.chats_per_minute = 1;
+        config.initial_tokens = 150;
+    })
+    .await;
+    let alice = signed_up(&app, "alice").await;
+    let bob = signed_up(&app, "bob").await;
+    // Bob has exactly one more chat's worth after his first.
+    app.store
+        .grant(
+            &chat_core::domain::Username::parse("bob").unwrap(),
+            50,
+            "test",
+            "limits-2",
+            chat_core::deadline::Deadline::none(),
+        )
+        .await
+        .unwrap();
+    // Alice has made paid calls: her account counts its open ones (none
+    // now), which only a paid call's hold is refused for.
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key(
+            chat_core::store::USERNAME,
+            aws_sdk_dynamodb::types::AttributeValue::S("alice".into()),
+        )
+        .update_expression("SET open_calls = :none")
+        .expression_attribute_values(
+            ":none",
+            aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    early_in_a_minute().await;
+    for token in [&alice, &bob] {
+        assert_eq!(chat_as(&app, token, "first").await.status(), 200);
+    }
+    // Both are over the minute's cap now. Alice is short too: the balance
+    // is what she can do something about, so it is what she is told.
+    let short = chat_as(&app, &alice, "second").await;
+    assert_eq!(short.status(), 402, "{}", json_of(&short));
+    assert_eq!(json_of(&short)["error"], "insufficient_tokens");
+    // Bob's balance covers a chat exactly: the cap is what refused him.
+    let capped = chat_as(&app, &bob, "second").await;
+    assert_eq!(capped.status(), 429, "{}", json_of(&capped));
+    assert_eq!(json_of(&capped)["error"], "rate_limited");
+    assert_eq!(stored_tokens(&app, "alice").await, Some(50));
+    assert_eq!(stored_tokens(&app, "bob").await, Some(100));
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
+}
