@@ -279,7 +279,19 @@ pub async fn stored_tokens(app: &App, username: &str) -> Option<i64> {
 /// The messages of the chats saved for `username`, read directly
 /// (idempotency markers, which sort after every chat id, left out).
 pub async fn saved_messages(app: &App, username: &str) -> Vec<String> {
-    let mut messages = Vec::new();
+    saved_chat_items(app, username)
+        .await
+        .iter()
+        .map(|item| item["message"].as_s().unwrap().clone())
+        .collect()
+}
+
+/// The chat items saved for `username`, oldest first, as stored.
+pub async fn saved_chat_items(
+    app: &App,
+    username: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut items = Vec::new();
     let mut start = None;
     loop {
         let page = app
@@ -295,12 +307,10 @@ pub async fn saved_messages(app: &App, username: &str) -> Vec<String> {
             .send()
             .await
             .unwrap();
-        for item in page.items() {
-            messages.push(item["message"].as_s().unwrap().clone());
-        }
+        items.extend(page.items().iter().cloned());
         start = page.last_evaluated_key;
         if start.is_none() {
-            return messages;
+            return items;
         }
     }
 }
@@ -447,3 +457,28 @@ pub async fn buffered(response: Response<StreamBody>) -> Response<Body> {
 }
 
 pub use lambda_http::lambda_runtime::streaming::Body as StreamBody;
+
+/// Sets `username`'s count of open model calls, as an account that has
+/// made paid calls carries it (older accounts have none).
+pub async fn set_open_calls(app: &App, username: &str, open: u32) {
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key(USERNAME, AttributeValue::S(username.into()))
+        .update_expression("SET open_calls = :open")
+        .expression_attribute_values(":open", AttributeValue::N(open.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A Lambda context whose invocation ends `left` from now.
+pub fn lambda_context_ending_in(left: std::time::Duration) -> lambda_http::Context {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let mut context = lambda_http::Context::default();
+    context.deadline = (now + left).as_millis() as u64;
+    context
+}

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::{current_windows, Period};
 use chat_core::pricing::{Pricing, UsagePrices};
 use chat_core::responder::DUMMY_MODEL;
-use chat_core::store::{MARKER_PREFIX, USERNAME};
+use chat_core::store::USERNAME;
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::fresh_app;
@@ -578,20 +578,7 @@ async fn a_flat_chat_names_its_key_and_a_retry_after_the_period_ended_is_replaye
     assert_eq!(by_session.status(), 200, "{}", json_of(&by_session));
     // The key's chat is saved under its key (usage groups by it); the
     // session's under none.
-    let chats = app
-        .store
-        .client()
-        .query()
-        .table_name(&app.store.tables().chats)
-        .key_condition_expression("username = :u AND chat_id < :markers")
-        .expression_attribute_values(":u", AttributeValue::S("alice".into()))
-        .expression_attribute_values(":markers", AttributeValue::S(MARKER_PREFIX.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let chats = saved_chat_items(&app, "alice").await;
     let keys: Vec<Option<String>> = chats
         .iter()
         .map(|chat| chat.get("key_id").map(|v| v.as_s().unwrap().clone()))

@@ -632,22 +632,7 @@ async fn a_refusal_names_the_balance_before_the_cap_and_a_flat_chat_never_the_op
         .unwrap();
     // Alice has made paid calls: her account counts its open ones (none
     // now), which only a paid call's hold is refused for.
-    app.store
-        .client()
-        .update_item()
-        .table_name(&app.store.tables().users)
-        .key(
-            chat_core::store::USERNAME,
-            aws_sdk_dynamodb::types::AttributeValue::S("alice".into()),
-        )
-        .update_expression("SET open_calls = :none")
-        .expression_attribute_values(
-            ":none",
-            aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    set_open_calls(&app, "alice", 0).await;
     early_in_a_minute().await;
     for token in [&alice, &bob] {
         assert_eq!(chat_as(&app, token, "first").await.status(), 200);

@@ -5,7 +5,7 @@
 
 use chat_core::credits::Credits;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use api_tests::completion::*;
 use api_tests::conflicts::{with_conflicts, with_patient_faults};
@@ -19,7 +19,7 @@ use chat_core::pricing::{Pricing, Usage, UsagePrices};
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_app, fresh_tables, quiet_app};
-use lambda_http::{Context, RequestExt};
+use lambda_http::RequestExt;
 use serde_json::{json, Value};
 
 const MODEL_ID: &str = "test-model";
@@ -261,12 +261,7 @@ async fn a_settle_under_a_lambda_deadline_that_meets_conflicts_tries_again_while
     // are bounded by the deadline now, not counted, and a round that did
     // not commit is followed by another while time is left.
     conflicts.arm_after(1, 25);
-    let mut context = Context::default();
-    context.deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + 60_000;
+    let context = lambda_context_ending_in(Duration::from_secs(60));
     let request = completion_request(
         Some(&format!("Bearer {token}")),
         &v1(false, "settle me").to_string(),
@@ -517,12 +512,7 @@ async fn a_v1_reply_still_writing_at_the_cutoff_is_cut_there_and_charged_what_wa
     // A Lambda deadline 8 s away: the model is cut off at its margin, 3 s
     // from now, still waiting to write its second piece.
     let deadline_in = Duration::from_secs(8);
-    let mut context = Context::default();
-    context.deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + deadline_in.as_millis() as u64;
+    let context = lambda_context_ending_in(deadline_in);
     let started = Instant::now();
     let request = completion_request(
         Some(&format!("Bearer {token}")),

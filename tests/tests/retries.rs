@@ -6,7 +6,7 @@
 
 use chat_core::credits::Credits;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use api_tests::conflicts::{lost_attempts, with_conflicts, Conflicts};
 use api_tests::converse_stub::{Answer, ConverseStub};
@@ -20,7 +20,7 @@ use chat_core::store::{ChatOutcome, ChatRecord, CHAT_ID, USERNAME};
 use chat_core::{App, Config};
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
-use lambda_http::{Context, RequestExt};
+use lambda_http::RequestExt;
 
 /// An app whose `operation` requests meet conflicts when armed.
 async fn app_with_conflicts(operation: &'static str) -> (App, Conflicts) {
@@ -126,12 +126,7 @@ async fn retries_stop_in_time_for_our_answer_before_the_lambda_deadline() {
     let attempt = Duration::from_secs(1);
     conflicts.take(attempt);
     let deadline_in = Duration::from_secs(4);
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = Context::default();
-    context.deadline = now_ms + deadline_in.as_millis() as u64;
+    let context = lambda_context_ending_in(deadline_in);
     let body = serde_json::json!({"message": "in time"}).to_string();
     let request = with_auth(with_body(event("chat"), &body), &token).with_lambda_context(context);
     let started = std::time::Instant::now();
@@ -445,16 +440,7 @@ async fn holds_taken_before_calls_were_counted_or_messages_kept_are_swept_as_tak
             .await
             .unwrap();
     }
-    app.store
-        .client()
-        .update_item()
-        .table_name(&app.store.tables().users)
-        .key(USERNAME, AttributeValue::S("alice".into()))
-        .update_expression("SET open_calls = :none")
-        .expression_attribute_values(":none", AttributeValue::N("0".into()))
-        .send()
-        .await
-        .unwrap();
+    set_open_calls(&app, "alice", 0).await;
     assert!(app.store.mark_refused(&refused).await.unwrap());
 
     let later = Timestamp::now().plus(Duration::from_secs(1));
