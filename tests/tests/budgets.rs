@@ -335,51 +335,65 @@ async fn key_state(app: &App, id: &str) -> (String, String) {
     )
 }
 
+/// A new key of the user of `session` with `budget`, verified as a caller
+/// is: its token and its id.
+async fn verified_key(
+    app: &App,
+    session: &str,
+    budget: Value,
+) -> (chat_core::domain::VerifiedToken, String) {
+    let (key, id) = key_with(app, session, json!({ "budget": budget })).await;
+    let token = chat_core::domain::AuthToken::parse(&key).unwrap();
+    (app.auth.verify(token).await.unwrap(), id)
+}
+
+/// A hold of `amount` on `model` taken by `caller` (priced flat), due
+/// `ttl` from now.
+async fn take_hold(
+    app: &App,
+    caller: &chat_core::domain::VerifiedToken,
+    amount: u64,
+    model: &str,
+    ttl: std::time::Duration,
+) -> chat_core::store::Hold {
+    use chat_core::store::{HoldOutcome, HoldRequest};
+    let message = chat_core::domain::ChatMessage::parse("hello".into()).unwrap();
+    let now = chat_core::clock::Timestamp::now();
+    let request = HoldRequest {
+        amount: Credits::new(amount),
+        message: &message,
+        model,
+        pricing: Pricing::Flat(100),
+        key: None,
+        taken: now,
+        expires: now.plus(ttl),
+    };
+    let deadline = chat_core::deadline::Deadline::none();
+    match app
+        .store
+        .take_hold(caller, &request, deadline)
+        .await
+        .unwrap()
+    {
+        HoldOutcome::Held(hold) => hold,
+        other => panic!("a hold: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone() {
     use chat_core::deadline::Deadline;
-    use chat_core::domain::{AuthToken, ChatMessage};
-    use chat_core::store::{HoldOutcome, HoldRequest, ReleaseReason};
+    use chat_core::store::ReleaseReason;
 
     let app = fresh_app().await;
     let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 1000, "period": "day"}}),
-    )
-    .await;
-    let verified = app
-        .auth
-        .verify(AuthToken::parse(&key).unwrap())
-        .await
-        .unwrap();
-    let message = ChatMessage::parse("hello".into()).unwrap();
-    let hold = |amount| {
-        let now = chat_core::clock::Timestamp::now();
-        HoldRequest {
-            amount,
-            message: &message,
-            model: DUMMY_MODEL,
-            pricing: Pricing::Flat(100),
-            key: None,
-            taken: now,
-            expires: now.plus(std::time::Duration::from_secs(600)),
-        }
-    };
-    let taken = |outcome| match outcome {
-        HoldOutcome::Held(hold) => hold,
-        other => panic!("a hold: {other:?}"),
-    };
+    let (verified, id) =
+        verified_key(&app, &session, json!({"tokens": 1000, "period": "day"})).await;
+    let ten_minutes = std::time::Duration::from_secs(600);
     let today = Period::Day.window(chat_core::clock::Timestamp::now());
 
     // Released in its own window: the key gets it all back.
-    let first = taken(
-        app.store
-            .take_hold(&verified, &hold(Credits::new(300)), Deadline::none())
-            .await
-            .unwrap(),
-    );
+    let first = take_hold(&app, &verified, 300, DUMMY_MODEL, ten_minutes).await;
     assert_eq!(key_state(&app, &id).await, ("700".into(), today.clone()));
     assert!(app
         .store
@@ -391,12 +405,7 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
     // Taken, then the key moves on to another window (as at midnight, by
     // a chat that renewed it) with 40 spent there: the release gives the
     // balance back, and the new window keeps its own spend.
-    let second = taken(
-        app.store
-            .take_hold(&verified, &hold(Credits::new(300)), Deadline::none())
-            .await
-            .unwrap(),
-    );
+    let second = take_hold(&app, &verified, 300, DUMMY_MODEL, ten_minutes).await;
     app.store
         .client()
         .update_item()
@@ -419,26 +428,12 @@ async fn a_hold_closed_after_its_window_ended_leaves_the_new_windows_spend_alone
         ("960".into(), "d2999-01-01".into())
     );
     // And a key revoked while its hold was open: the hold still closes.
-    let third_key = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 500, "period": "week"}}),
-    )
-    .await;
-    let third_verified = app
-        .auth
-        .verify(AuthToken::parse(&third_key.0).unwrap())
-        .await
-        .unwrap();
-    let third = taken(
-        app.store
-            .take_hold(&third_verified, &hold(Credits::new(200)), Deadline::none())
-            .await
-            .unwrap(),
-    );
+    let (third_verified, third_id) =
+        verified_key(&app, &session, json!({"tokens": 500, "period": "week"})).await;
+    let third = take_hold(&app, &third_verified, 200, DUMMY_MODEL, ten_minutes).await;
     let revoke = keys(&app, {
         let mut request = with_method(with_auth(event("keys-list"), &session), Method::DELETE);
-        *request.uri_mut() = format!("/keys/{}", third_key.1).parse().unwrap();
+        *request.uri_mut() = format!("/keys/{third_id}").parse().unwrap();
         request
     })
     .await;
@@ -506,49 +501,28 @@ async fn a_paid_chat_that_finds_its_keys_period_over_starts_the_next_with_or_wit
 async fn a_refused_keyed_hold_the_sweeper_gives_back_returns_to_the_key_and_names_its_model_and_key(
 ) {
     use chat_core::deadline::Deadline;
-    use chat_core::domain::{AuthToken, ChatMessage};
-    use chat_core::store::{HoldOutcome, HoldRequest};
 
     let app = fresh_app().await;
     let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
+    let (verified, id) =
+        verified_key(&app, &session, json!({"tokens": 1000, "period": "day"})).await;
+    let now = chat_core::clock::Timestamp::now();
+    // Due at once: the sweep below finds it expired.
+    let hold = take_hold(
         &app,
-        &session,
-        json!({"budget": {"tokens": 1000, "period": "day"}}),
+        &verified,
+        300,
+        "test-model",
+        std::time::Duration::ZERO,
     )
     .await;
-    let verified = app
-        .auth
-        .verify(AuthToken::parse(&key).unwrap())
-        .await
-        .unwrap();
-    let message = ChatMessage::parse("hello".into()).unwrap();
-    let now = chat_core::clock::Timestamp::now();
-    let request = HoldRequest {
-        amount: Credits::new(300),
-        message: &message,
-        model: "test-model",
-        pricing: Pricing::Flat(100),
-        key: None,
-        taken: now,
-        expires: now,
-    };
-    let hold = match app
-        .store
-        .take_hold(&verified, &request, Deadline::none())
-        .await
-        .unwrap()
-    {
-        HoldOutcome::Held(hold) => hold,
-        other => panic!("a hold: {other:?}"),
-    };
     let today = Period::Day.window(now);
     assert_eq!(key_state(&app, &id).await, ("700".into(), today.clone()));
 
     // The model refused and the release could not commit: the hold is
     // marked for the sweeper, which reads the key and model off the item.
     assert!(app.store.mark_refused(&hold).await.unwrap());
-    let later = now.plus(std::time::Duration::from_secs(1));
+    let later = chat_core::clock::Timestamp::now().plus(std::time::Duration::from_secs(1));
     let swept = sweeper::sweep(&app, later, Deadline::none()).await.unwrap();
     assert_eq!((swept.released, swept.closed()), (1, 1));
     assert_eq!(key_state(&app, &id).await, ("1000".into(), today));
