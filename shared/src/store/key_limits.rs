@@ -321,6 +321,7 @@ impl KeyEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn entry(left: i64, window: &str, budget: Option<u64>, models: Option<&[&str]>) -> KeyEntry {
         KeyEntry {
@@ -334,6 +335,104 @@ mod tests {
             }),
             models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
         }
+    }
+
+    fn stored(id: &str, entry: AttributeValue) -> Item {
+        Item::from([(
+            API_KEYS.to_owned(),
+            AttributeValue::M(HashMap::from([(id.to_owned(), entry)])),
+        )])
+    }
+
+    fn read_back(entry: AttributeValue) -> KeyEntry {
+        KeyEntry::of(&stored("k", entry), "k").unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_new_entry_reads_back_as_it_was_made() {
+        let now = Timestamp::now();
+        let weekly = Budget {
+            tokens: Credits::new(500),
+            period: Period::Week,
+        };
+        let models = ["haiku".to_owned(), "sonnet".to_owned()];
+        let entry = new_entry(1234, Some(weekly), Some(&models), now);
+        assert_eq!(
+            read_back(entry.clone()),
+            KeyEntry {
+                expires_at: 1234,
+                last_used: None,
+                left: 500,
+                window: Period::Week.window(now),
+                budget: Some(weekly),
+                models: Some(models.to_vec()),
+            }
+        );
+        assert_eq!(KeyEntry::of(&stored("k", entry), "other").unwrap(), None);
+        assert_eq!(
+            read_back(new_entry(99, None, None, now)),
+            KeyEntry {
+                expires_at: 99,
+                last_used: None,
+                left: 0,
+                window: NO_WINDOW.into(),
+                budget: None,
+                models: None,
+            }
+        );
+        assert_eq!(
+            read_back(new_entry(99, Some(weekly), None, now)).resets_at(now),
+            Period::Week.resets_at(now)
+        );
+        assert_eq!(
+            read_back(new_entry(99, None, None, now)).resets_at(now),
+            None
+        );
+    }
+
+    #[test]
+    fn a_changed_budget_keeps_its_periods_spend_and_no_budget_counts_it_down() {
+        let now = Timestamp::now();
+        let today = Period::Day.window(now);
+        // 250 a day, 100 of it spent today.
+        let key = KeyEntry {
+            last_used: Some("2026-12-03".into()),
+            ..entry(150, &today, Some(250), None)
+        };
+        let budget = |tokens, period| {
+            Some(Budget {
+                tokens: Credits::new(tokens),
+                period,
+            })
+        };
+        // The same period: what was spent stays spent.
+        let more = read_back(key.changed(budget(400, Period::Day), None, now));
+        assert_eq!(
+            (more.left, more.spent_at(now), more.last_used.as_deref()),
+            (300, Credits::new(100), Some("2026-12-03"))
+        );
+        // Below what was spent: nothing left, and a chat is refused.
+        let less = read_back(key.changed(budget(60, Period::Day), None, now));
+        assert_eq!((less.left, less.left_at(now)), (-40, Some(Credits::ZERO)));
+        // Another period starts in full, with the models given.
+        let weekly =
+            read_back(key.changed(budget(400, Period::Week), Some(&["haiku".to_owned()]), now));
+        assert_eq!(
+            (weekly.left, weekly.window.as_str(), weekly.spent_at(now)),
+            (400, Period::Week.window(now).as_str(), Credits::ZERO)
+        );
+        assert_eq!(weekly.models, Some(vec!["haiku".to_owned()]));
+        // No budget: it counts down from what it spent.
+        let free = read_back(key.changed(None, None, now));
+        assert_eq!(
+            (
+                free.left,
+                free.window.as_str(),
+                free.budget,
+                free.spent_at(now)
+            ),
+            (-100, NO_WINDOW, None, Credits::new(100))
+        );
     }
 
     #[test]

@@ -201,4 +201,26 @@ mod tests {
         );
         assert_eq!(rate_retry(&HashMap::new(), &Minutes::Count, 0, now), None);
     }
+
+    #[test]
+    fn no_cap_is_never_over_it() {
+        let now = Timestamp::now();
+        let m = minute_of(now);
+        assert!(!over_cap(&account(&[(m, 0)]), 0, now));
+        assert!(!over_cap(&account(&[(m, 50)]), 0, now));
+        assert!(!over_cap(&HashMap::new(), 0, now));
+    }
+
+    #[test]
+    fn a_refusal_waits_for_the_next_minute() {
+        let retry_after = |second: i64| match rate_limited(
+            Timestamp::from_unix_seconds(1_800_000_000 / 60 * 60 + second).unwrap(),
+        ) {
+            ApiError::RateLimited { retry_after } => retry_after,
+            other => panic!("not a rate limit: {other:?}"),
+        };
+        assert_eq!(retry_after(0), 60);
+        assert_eq!(retry_after(15), 45);
+        assert_eq!(retry_after(59), 1);
+    }
 }
