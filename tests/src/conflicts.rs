@@ -13,7 +13,9 @@
 //! then its answer is lost (the SDK sees DynamoDB's 500, as when a
 //! transaction's outcome is in doubt, and sends it again) or held back
 //! until the test lets it go (a reader that acts on what it read while
-//! another writer moves on).
+//! another writer moves on). One more never forwards it
+//! ([`Conflicts::arm_throttled`]): DynamoDB's refusal of a request over a
+//! table's capacity, which the SDK backs off from and sends again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -66,6 +68,7 @@ pub fn lost_attempts() -> usize {
 const CONFLICT: usize = 0;
 const LOST: usize = 1;
 const HELD: usize = 2;
+const THROTTLED: usize = 3;
 
 impl Conflicts {
     /// The next `count` requests of the operation are refused.
@@ -107,6 +110,14 @@ impl Conflicts {
         self.arm_fault(HELD, skip, count);
     }
 
+    /// The next `count` requests of the operation are refused as over the
+    /// table's capacity (a 400 `ProvisionedThroughputExceededException`)
+    /// without reaching DynamoDB Local: [`lost_attempts`] of them are
+    /// every attempt the SDK makes of one request.
+    pub fn arm_throttled(&self, count: usize) {
+        self.arm_fault(THROTTLED, 0, count);
+    }
+
     /// Lets every held answer, and every later one, through.
     pub fn let_go(&self) {
         self.held
@@ -136,7 +147,9 @@ impl Conflicts {
             .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
-    /// Faults dealt so far: conflicts answered, answers lost or held.
+    /// Faults dealt so far: conflicts and throttles answered, answers lost,
+    /// and answers held (counted once DynamoDB Local has given them, so a
+    /// test that waits for one knows the request was decided).
     pub fn sent(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
     }
@@ -153,7 +166,7 @@ impl Conflicts {
             .pending
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        if taken {
+        if taken && self.fault.load(Ordering::SeqCst) != HELD {
             self.sent.fetch_add(1, Ordering::SeqCst);
         }
         taken
@@ -247,13 +260,15 @@ impl HttpConnector for InjectingConnector {
             }
             HELD => {
                 let sent = self.inner.call(request);
-                let held = self.conflicts.held.clone();
+                let conflicts = self.conflicts.clone();
                 return HttpConnectorFuture::new(async move {
                     let answer = sent.await;
-                    let _permit = held.acquire().await;
+                    conflicts.sent.fetch_add(1, Ordering::SeqCst);
+                    let _permit = conflicts.held.acquire().await;
                     answer
                 });
             }
+            THROTTLED => return HttpConnectorFuture::ready(Ok(throttled_response())),
             _ => {}
         }
         let items = request
@@ -276,18 +291,25 @@ impl HttpConnector for InjectingConnector {
 /// DynamoDB's answer when it cannot say how a request ended: a server
 /// error, which the SDK retries.
 fn lost_response() -> HttpResponse {
-    let body = json!({
-        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-        "message": "Internal server error",
-    });
-    let mut response = HttpResponse::new(
-        500.try_into().expect("500 is a status code"),
-        SdkBody::from(body.to_string()),
-    );
-    response
-        .headers_mut()
-        .insert("content-type", "application/x-amz-json-1.0");
-    response
+    dynamodb_error(
+        500,
+        json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+            "message": "Internal server error",
+        }),
+    )
+}
+
+/// DynamoDB's answer to a request over the table's capacity: throttling,
+/// which the SDK retries with backoff.
+fn throttled_response() -> HttpResponse {
+    dynamodb_error(
+        400,
+        json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "message": "The level of configured provisioned throughput for the table was exceeded",
+        }),
+    )
 }
 
 /// DynamoDB's answer to a transaction that met another on its first item:
@@ -299,13 +321,20 @@ fn conflict_response(items: usize) -> HttpResponse {
             _ => json!({"Code": "None"}),
         })
         .collect();
-    let body = json!({
-        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-        "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
-        "CancellationReasons": reasons,
-    });
+    dynamodb_error(
+        400,
+        json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+            "CancellationReasons": reasons,
+        }),
+    )
+}
+
+/// An error answer as DynamoDB's JSON protocol writes it.
+fn dynamodb_error(status: u16, body: Value) -> HttpResponse {
     let mut response = HttpResponse::new(
-        400.try_into().expect("400 is a status code"),
+        status.try_into().expect("a status code"),
         SdkBody::from(body.to_string()),
     );
     response

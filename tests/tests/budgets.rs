@@ -8,6 +8,7 @@ use chat_core::credits::Credits;
 use std::sync::Arc;
 
 use api_tests::completion::complete;
+use api_tests::conflicts::{lost_attempts, with_conflicts, with_patient_faults};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,7 +18,7 @@ use chat_core::responder::DUMMY_MODEL;
 use chat_core::store::USERNAME;
 use chat_core::App;
 use chat_model::ModelConfig;
-use devtools::dynamodb_local::fresh_app;
+use devtools::dynamodb_local::{fresh_app, quiet_app};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -219,6 +220,77 @@ async fn a_patch_changes_the_budget_keeping_the_periods_spend_and_bad_input_chan
     assert_eq!(json_of(&lifted)["spent"], 200);
     assert_eq!(chat_as(&app, &key, "three").await.status(), 200);
     assert_eq!(listed(&app, &session).await[0]["spent"], 300);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_and_keeps_the_spend()
+{
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 300, "period": "month"}}),
+    )
+    .await;
+    let (client, reads) = with_patient_faults(app.store.client(), "GetItem");
+    let patching = Arc::new(quiet_app(app.config.clone(), client));
+    // Its token-signing keys read before the read that is held.
+    assert_eq!(listed(&patching, &session).await.len(), 1);
+    reads.arm_held(0, 1);
+    let patch = {
+        let (patching, session, id) = (patching.clone(), session.clone(), id.clone());
+        let body = json!({"budget": {"tokens": 500, "period": "month"}}).to_string();
+        tokio::spawn(async move { keys(&patching, patch_request(&session, &id, &body)).await })
+    };
+    assert!(
+        reads.wait_for(1, std::time::Duration::from_secs(60)).await,
+        "the PATCH never read the key"
+    );
+    // The key spends after the PATCH read it and before it writes.
+    assert_eq!(chat_as(&app, &key, "meanwhile").await.status(), 200);
+    reads.let_go();
+    let patched = patch.await.unwrap();
+    assert_eq!(patched.status(), 200, "{}", json_of(&patched));
+    assert_eq!(json_of(&patched)["spent"], 100);
+    assert_eq!(json_of(&patched)["budget"]["tokens"], 500);
+    // 500 with 100 of it spent: four more chats, not five.
+    for _ in 0..4 {
+        assert_eq!(chat_as(&app, &key, "more").await.status(), 200);
+    }
+    assert_eq!(chat_as(&app, &key, "one too many").await.status(), 402);
+    assert_eq!(listed(&app, &session).await[0]["spent"], 500);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3500));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let (key, id) = key_with(
+        &app,
+        &session,
+        json!({"budget": {"tokens": 300, "period": "month"}}),
+    )
+    .await;
+    assert_eq!(chat_as(&app, &key, "one").await.status(), 200);
+    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
+    let throttled = quiet_app(app.config.clone(), client);
+    let account = stored_account(&app, "alice").await;
+    faults.arm_throttled(lost_attempts());
+    let body = json!({"budget": {"tokens": 500, "period": "month"}}).to_string();
+    let response = keys(&throttled, patch_request(&session, &id, &body)).await;
+    assert_eq!(response.status(), 503, "{}", json_of(&response));
+    assert_eq!(json_of(&response)["error"], "unavailable");
+    assert_eq!(faults.sent(), lost_attempts());
+    assert_eq!(stored_account(&app, "alice").await, account);
+    // Still 300 a month with 100 spent: two more chats.
+    for _ in 0..2 {
+        assert_eq!(chat_as(&app, &key, "more").await.status(), 200);
+    }
+    assert_eq!(chat_as(&app, &key, "one too many").await.status(), 402);
     assert_ledger_balances(&app, "alice").await;
 }
 

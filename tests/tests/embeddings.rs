@@ -6,10 +6,12 @@
 //! Every test that moves tokens ends with the ledger invariant.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_tests::completion::*;
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
+use chat_core::billing::SETTLE_MARGIN;
 use chat_core::catalog::{Catalog, ModelKind};
 use chat_core::config::Config;
 use chat_core::embedder::{from_base64, Embedder, LocalEmbedder};
@@ -17,7 +19,7 @@ use chat_core::served::{EmbeddingModel, Models, ServedModel};
 use chat_core::App;
 use chat_model::ModelConfig;
 use devtools::dynamodb_local::{client, fresh_tables, quiet_app};
-use lambda_http::{Body, Response};
+use lambda_http::{Body, RequestExt, Response};
 use serde_json::{json, Value};
 
 /// A chat model, Titan on the stand-in at 1000 balance tokens per 1000
@@ -176,6 +178,43 @@ async fn a_paid_call_is_charged_exactly_the_tokens_titan_reports() {
         .find(|row| row["group"] == "titan")
         .unwrap_or_else(|| panic!("no titan row: {rows}"));
     assert_eq!(titan["charged"], 23);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
+async fn a_paid_call_with_no_time_left_for_the_model_is_refused_before_anything_is_held() {
+    let stub = ConverseStub::start(Answer::embedding(4));
+    let app = app_on(&stub).await;
+    let token = signed_up(&app, "alice").await;
+    let with_time_left = |left: Duration| {
+        with_auth(
+            with_body(
+                event("embeddings"),
+                &json!({"model": "titan", "input": "on time"}).to_string(),
+            ),
+            &format!("Bearer {token}"),
+        )
+        .with_lambda_context(lambda_context_ending_in(left))
+    };
+    let (account, counts) = (stored_account(&app, "alice").await, item_counts(&app).await);
+    // Less than the settle's margin left: a model call could not be paid
+    // for in time.
+    let late = embeddings::handle(&app, with_time_left(SETTLE_MARGIN / 2))
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 503, "{}", json_of(&late));
+    assert_eq!(json_of(&late)["error"]["code"], "model_unavailable");
+    assert_eq!(stub.call_count(), 0);
+    assert_eq!(stored_account(&app, "alice").await, account);
+    assert_eq!(item_counts(&app).await, counts);
+    // A minute left: called once and charged its 4 tokens.
+    let on_time = embeddings::handle(&app, with_time_left(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(on_time.status(), 200, "{}", json_of(&on_time));
+    assert_eq!(header(&on_time, "tokens-charged"), Some("4"));
+    assert_eq!(stub.call_count(), 1);
+    assert_eq!(tokens(&app).await, 4000 - 4);
     assert_ledger_balances(&app, "alice").await;
 }
 

@@ -5,12 +5,16 @@
 //! disabling, also under concurrent use. Every test ends with the ledger.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_tests::calls::counted_app;
+use api_tests::conflicts::{lost_attempts, with_conflicts, with_patient_faults};
 use api_tests::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Timestamp;
 use chat_core::store::MAX_API_KEYS;
 use chat_core::App;
+use devtools::dynamodb_local::quiet_app;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -213,6 +217,121 @@ async fn a_key_logging_out_is_revoked() {
     assert_ledger_balances(&app, "alice").await;
 }
 
+/// Takes `username`'s key map away: an account made before API keys.
+async fn without_key_map(app: &App, username: &str) {
+    app.store
+        .client()
+        .update_item()
+        .table_name(&app.store.tables().users)
+        .key("username", AttributeValue::S(username.into()))
+        .update_expression("REMOVE api_keys")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_keys_expiry_is_listed_as_made_and_a_key_without_one_never_expires() {
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    let made = |body: Value| {
+        let (app, session) = (&app, &session);
+        async move {
+            let response = keys(app, create_request(session, body)).await;
+            assert_eq!(response.status(), 201, "{}", json_of(&response));
+            json_of(&response)
+        }
+    };
+    let month = made(json!({"name": "month", "expires_in_days": 30})).await;
+    let forever = made(json!({"name": "forever"})).await;
+    assert!(month["expires_at"].is_string());
+    assert_eq!(forever["expires_at"], Value::Null);
+    let list = listed(&app, &session).await;
+    let expiry_of = |name: &str| {
+        list.iter()
+            .find(|key| key["name"] == name)
+            .map(|key| key["expires_at"].clone())
+    };
+    assert_eq!(expiry_of("month"), Some(month["expires_at"].clone()));
+    assert_eq!(expiry_of("forever"), Some(Value::Null));
+    let key = forever["key"].as_str().unwrap();
+    assert_eq!(chat_as(&app, key, "hi").await.status(), 200);
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3900));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_from_before_keys_is_given_its_map_also_when_another_request_gave_it_first() {
+    let app = Arc::new(fresh_app().await);
+    let session = signed_up(&app, "alice").await;
+    without_key_map(&app, "alice").await;
+    let (key, _) = new_key(&app, &session, "first").await;
+    assert_eq!(chat_as(&app, &key, "hi").await.status(), 200);
+
+    // Bob's first request finds no map; its answer is held while a
+    // second request gives the account its map (and makes its own key),
+    // so the first one's map is refused as there already.
+    let bob = signed_up(&app, "bob").await;
+    without_key_map(&app, "bob").await;
+    let (client, answers) = with_patient_faults(app.store.client(), "TransactWriteItems");
+    let held = Arc::new(quiet_app(app.config.clone(), client));
+    assert!(listed(&held, &bob).await.is_empty());
+    answers.arm_held(0, 1);
+    let first = {
+        let (held, bob) = (held.clone(), bob.clone());
+        tokio::spawn(
+            async move { keys(&held, create_request(&bob, json!({"name": "held"}))).await },
+        )
+    };
+    assert!(
+        answers.wait_for(1, Duration::from_secs(60)).await,
+        "the first request never reached the store"
+    );
+    let (quick, _) = new_key(&app, &bob, "quick").await;
+    answers.let_go();
+    let response = first.await.unwrap();
+    assert_eq!(response.status(), 201, "{}", json_of(&response));
+    let held_key = json_of(&response)["key"].as_str().unwrap().to_owned();
+    let mut names: Vec<Value> = listed(&app, &bob)
+        .await
+        .iter()
+        .map(|key| key["name"].clone())
+        .collect();
+    names.sort_by_key(Value::to_string);
+    assert_eq!(names, [json!("held"), json!("quick")]);
+    for key in [&quick, &held_key] {
+        assert_eq!(chat_as(&app, key, "hi").await.status(), 200);
+    }
+    assert_eq!(stored_tokens(&app, "bob").await, Some(3800));
+    assert_ledger_balances(&app, "alice").await;
+    assert_ledger_balances(&app, "bob").await;
+}
+
+#[tokio::test]
+async fn a_map_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
+    let app = fresh_app().await;
+    let session = signed_up(&app, "alice").await;
+    without_key_map(&app, "alice").await;
+    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
+    let throttled = quiet_app(app.config.clone(), client);
+    let (account, counts) = (stored_account(&app, "alice").await, item_counts(&app).await);
+    faults.arm_throttled(lost_attempts());
+    let response = keys(
+        &throttled,
+        create_request(&session, json!({"name": "late"})),
+    )
+    .await;
+    assert_eq!(response.status(), 503, "{}", json_of(&response));
+    assert_eq!(json_of(&response)["error"], "unavailable");
+    assert_eq!(faults.sent(), lost_attempts());
+    assert_eq!(stored_account(&app, "alice").await, account);
+    assert_eq!(item_counts(&app).await, counts);
+    // Sent again once the store answers, it makes the key.
+    let (key, _) = new_key(&throttled, &session, "late").await;
+    assert_eq!(chat_as(&app, &key, "hi").await.status(), 200);
+    assert_ledger_balances(&app, "alice").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chat_ops_revoke_stops_every_key_at_once_under_concurrent_use() {
     let app = fresh_app().await;
@@ -222,7 +341,7 @@ async fn chat_ops_revoke_stops_every_key_at_once_under_concurrent_use() {
         let user = user.clone();
         async move {
             app.store.end_all_sessions(&user).await.unwrap();
-            app.store.forget_keys(&user).await.unwrap();
+            assert_eq!(app.store.forget_keys(&user).await.unwrap(), 1);
         }
     })
     .await;

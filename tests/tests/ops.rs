@@ -141,8 +141,11 @@ async fn revoke_ends_every_session_and_key_at_once() {
     assert_eq!(chat_as(&app, &key, "with the key").await.status(), 200);
     let shown = chat_ops(&app, &["show", "alice"]);
     assert!(stdout(&shown).contains("api keys: 1"), "{}", stdout(&shown));
+    let [users, credentials, chats] = item_counts(&app).await;
     let revoked = chat_ops(&app, &["revoke", "alice"]);
     assert_eq!(revoked.status.code(), Some(0));
+    // The key's details go with it: one item fewer.
+    assert_eq!(item_counts(&app).await, [users, credentials, chats - 1]);
     assert!(
         stdout(&revoked).contains("ended 3 sessions and API keys"),
         "{}",
