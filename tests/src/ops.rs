@@ -1,15 +1,25 @@
 //! `chat-ops` run as an operator runs it: the binary, with the table names
 //! of a test's own tables in its environment, against DynamoDB Local.
 
-use std::process::Output;
+use std::io::Read;
+use std::process::{Output, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chat_core::App;
 use devtools::dynamodb_local::{endpoint, repo_root};
 
 use crate::local_api::user_command;
 
+/// How long one run of `chat-ops` may take: a second or two against
+/// DynamoDB Local, so a run past this is a loop that never ends (a scan
+/// whose every page names a next one), and the test fails rather than
+/// hangs.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Builds `chat-ops` (if it is not built yet) and runs it on `app`'s tables
-/// with `args`; `env` adds to its environment.
+/// with `args`; `env` adds to its environment. Panics if it runs past
+/// [`RUN_LIMIT`].
 pub fn chat_ops_with(app: &App, args: &[&str], env: &[(&str, &str)]) -> Output {
     let status = user_command("cargo")
         .args(["build", "--quiet", "-p", "chat-ops"])
@@ -20,7 +30,7 @@ pub fn chat_ops_with(app: &App, args: &[&str], env: &[(&str, &str)]) -> Output {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), std::path::PathBuf::from);
     let tables = app.store.tables();
-    user_command(target.join("debug/chat-ops").to_str().unwrap())
+    let mut child = user_command(target.join("debug/chat-ops").to_str().unwrap())
         .args(args)
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("AWS_REGION", "us-east-1")
@@ -30,8 +40,40 @@ pub fn chat_ops_with(app: &App, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("CREDENTIALS_TABLE", &tables.credentials)
         .env("CHATS_TABLE", &tables.chats)
         .envs(env.iter().copied())
-        .output()
-        .expect("running chat-ops")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running chat-ops");
+    // Read as it runs, so a full pipe never stalls it.
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for chat-ops") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("chat-ops {args:?} ran past {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("reading stdout"),
+        stderr: stderr.join().expect("reading stderr"),
+    }
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes)
+            .expect("reading chat-ops' output");
+        bytes
+    })
 }
 
 /// [`chat_ops_with`] in the tables' own environment alone.

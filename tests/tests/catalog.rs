@@ -210,6 +210,39 @@ async fn a_hold_is_each_models_own_bound_and_records_its_model_and_prices() {
 }
 
 #[tokio::test]
+async fn models_are_listed_only_to_a_live_session() {
+    let stub = ConverseStub::start(Answer::text("unused"));
+    let app = app_for(&Catalog::parse(CATALOG).unwrap(), &stub).await;
+    let token = signed_up(&app, "alice").await;
+    let listed = chat_core::openai::listed_models(
+        |name| (name == "CATALOG").then(|| CATALOG.to_owned()),
+        chat_core::pricing::Pricing::Flat(1),
+    )
+    .unwrap();
+    let list = |token: String| {
+        let (app, listed) = (&app, &listed);
+        async move {
+            models::handle(
+                app,
+                listed,
+                with_auth(event("models"), &format!("Bearer {token}")),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(list(token.clone()).await.status(), 200);
+    let ended = logout::handle(&app, with_auth(event("logout"), &token))
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    let refused = list(token).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(json_of(&refused)["error"]["code"], "invalid_api_key");
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn models_lists_the_catalog_and_an_unknown_model_is_404_on_both_routes() {
     let stub = ConverseStub::start(Answer::text("unused"));
     let catalog = Catalog::parse(CATALOG).unwrap();

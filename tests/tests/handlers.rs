@@ -317,6 +317,20 @@ async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
     assert_eq!(chat_as(&app, token.expose(), "hi").await.status(), 401);
     assert_eq!(balance_as(&app, token.expose()).await.status(), 401);
     assert_eq!(item_counts(&app).await, before);
+    // A session started the same way that has not expired lets its token in.
+    let live = app
+        .auth
+        .issue(
+            &Username::parse("alice").unwrap(),
+            now.plus(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    app.store
+        .create_session(&live, now, Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(balance_as(&app, live.expose()).await.status(), 200);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_ledger_balances(&app, "alice").await;
 }

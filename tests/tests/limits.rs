@@ -525,6 +525,20 @@ async fn set_counters(app: &App, value: Option<aws_sdk_dynamodb::types::Attribut
 }
 
 #[tokio::test]
+async fn with_the_cap_off_chats_are_neither_counted_nor_refused_for_it() {
+    let app = app_with(|config| config.chats_per_minute = 0).await;
+    let token = signed_up(&app, "alice").await;
+    for i in 0..3 {
+        let response = chat_as(&app, &token, &format!("chat {i}")).await;
+        assert_eq!(response.status(), 200, "{}", json_of(&response));
+    }
+    // Not a counter written: a cap that is off costs nothing.
+    assert_eq!(minute_counters(&app).await, Some(vec![]));
+    assert_eq!(stored_tokens(&app, "alice").await, Some(3700));
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn with_the_cap_on_a_flat_chat_is_two_items_and_the_counters_stay_bounded() {
     let (app, calls) = counted_app().await;
     assert!(app.config.chats_per_minute > 0, "the cap is on by default");

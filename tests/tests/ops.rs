@@ -2,11 +2,14 @@
 //! with the table names in its environment, against DynamoDB Local, and
 //! its effect on the API, through the handlers.
 
+use api_tests::conflicts::{lost_attempts, with_conflicts};
 use api_tests::ops::{chat_ops, stderr, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::domain::Username;
 use chat_core::store::{CHAT_ID, CREATED_AT, USERNAME};
-use devtools::dynamodb_local::fresh_app;
+use chat_core::ApiError;
+use devtools::dynamodb_local::{fresh_app, quiet_app};
 
 #[tokio::test]
 async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
@@ -162,6 +165,37 @@ async fn revoke_ends_every_session_and_key_at_once() {
 }
 
 #[tokio::test]
+async fn an_operators_write_the_store_keeps_refusing_is_an_error_not_no_such_account() {
+    let app = fresh_app().await;
+    let token = signed_up(&app, "alice").await;
+    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
+    let throttled = quiet_app(app.config.clone(), client);
+    let alice = Username::parse("alice").unwrap();
+    let unavailable = |result: Result<(), ApiError>| {
+        assert!(
+            matches!(result, Err(ApiError::Unavailable(_))),
+            "{result:?}"
+        );
+    };
+    faults.arm_throttled(lost_attempts());
+    unavailable(throttled.store.end_all_sessions(&alice).await.map(|_| ()));
+    for disabled in [true, false] {
+        faults.arm_throttled(lost_attempts());
+        unavailable(
+            throttled
+                .store
+                .set_disabled(&alice, disabled)
+                .await
+                .map(|_| ()),
+        );
+    }
+    assert_eq!(faults.sent(), 3 * lost_attempts());
+    // Nothing was ended or disabled.
+    assert_eq!(chat_as(&app, &token, "still here").await.status(), 200);
+    assert_ledger_balances(&app, "alice").await;
+}
+
+#[tokio::test]
 async fn invite_prints_single_use_codes_that_register_once() {
     let mut app = fresh_app().await;
     app.config.registration = chat_core::config::Registration::Invite;
@@ -215,6 +249,18 @@ async fn a_disabled_user_cannot_log_in_chat_or_read_from_the_next_request() {
 
     assert_eq!(chat_ops(&app, &["enable", "alice"]).status.code(), Some(0));
     assert_eq!(chat_as(&app, &token, "back").await.status(), 200);
+    // No such account: said so, and nothing is made.
+    let counts = item_counts(&app).await;
+    for command in ["disable", "enable"] {
+        let none = chat_ops(&app, &[command, "nobody"]);
+        assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+        assert!(
+            stderr(&none).contains("no account \"nobody\""),
+            "{}",
+            stderr(&none)
+        );
+    }
+    assert_eq!(item_counts(&app).await, counts);
     assert_eq!(
         stored_tokens(&app, "alice").await,
         Some(4000 - 100 * (charged as i64 + 1))

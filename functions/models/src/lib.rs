@@ -59,9 +59,10 @@ async fn models(
 ) -> Result<Response<Body>, ApiError> {
     require_method(request, Method::GET)?;
     let token = app.auth.authenticate(request).await?;
-    // A revoked or disabled caller is refused here as everywhere else:
-    // the balance's read is the one that checks the session is live.
-    app.store.balance(&token, Timestamp::now()).await?;
+    // A revoked or disabled caller is refused here as everywhere else.
+    app.store
+        .require_live_session(&token, Timestamp::now())
+        .await?;
     let data: Vec<Value> = served.iter().map(model_object).collect();
     let body = json!({ "object": "list", "data": data });
     Ok(json_response(StatusCode::OK, &body))

@@ -275,18 +275,16 @@ impl Store {
         }
     }
 
-    /// The caller's balance: one strongly consistent `GetItem` of the
-    /// account, whose session entry is checked here.
-    pub async fn balance(
+    /// Refuses a caller whose session or key has ended or expired, or
+    /// whose account is disabled: one strongly consistent `GetItem` of the
+    /// account's entry for the token, for a route that reads nothing else
+    /// of it.
+    pub async fn require_live_session(
         &self,
         token: &VerifiedToken,
         now: Timestamp,
-    ) -> Result<Credits, ApiError> {
-        let account = self.live_account(token, TOKENS, now).await?;
-        // Every write that lowers a balance is conditioned on covering it.
-        let tokens = balance_of(&account)?;
-        Credits::from_signed(tokens)
-            .ok_or_else(|| ApiError::internal(format!("a balance below zero: {tokens}")))
+    ) -> Result<(), ApiError> {
+        self.live_account(token, USERNAME, now).await.map(|_| ())
     }
 
     /// The account of a live session, read with `projection` besides the
