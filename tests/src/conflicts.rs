@@ -180,6 +180,30 @@ pub fn with_conflicts(client: &Client, operation: &'static str) -> (Client, Conf
     (Client::from_conf(config.build()), conflicts)
 }
 
+/// Another app on `app`'s tables and configuration, whose `operation`
+/// requests meet the faults the returned handle arms: the app under test
+/// goes on with a store that answers.
+pub fn twin_with_faults(
+    app: &chat_core::App,
+    operation: &'static str,
+) -> (chat_core::App, Conflicts) {
+    let (client, faults) = with_conflicts(app.store.client(), operation);
+    (
+        devtools::dynamodb_local::quiet_app(app.config.clone(), client),
+        faults,
+    )
+}
+
+/// [`twin_with_faults`] with the long attempt timeouts of
+/// [`with_patient_faults`], for held answers.
+pub fn patient_twin(app: &chat_core::App, operation: &'static str) -> (chat_core::App, Conflicts) {
+    let (client, faults) = with_patient_faults(app.store.client(), operation);
+    (
+        devtools::dynamodb_local::quiet_app(app.config.clone(), client),
+        faults,
+    )
+}
+
 /// As [`with_conflicts`], with attempt timeouts long enough that an answer
 /// held by [`Conflicts::arm_held`] is waited for, not sent again.
 pub fn with_patient_faults(client: &Client, operation: &'static str) -> (Client, Conflicts) {

@@ -8,7 +8,7 @@ use chat_core::credits::Credits;
 use std::sync::Arc;
 
 use api_tests::completion::complete;
-use api_tests::conflicts::{lost_attempts, with_conflicts, with_patient_faults};
+use api_tests::conflicts::{lost_attempts, patient_twin, twin_with_faults};
 use api_tests::converse_stub::{Answer, ConverseStub};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,7 +18,7 @@ use chat_core::responder::DUMMY_MODEL;
 use chat_core::store::USERNAME;
 use chat_core::App;
 use chat_model::ModelConfig;
-use devtools::dynamodb_local::{fresh_app, quiet_app};
+use devtools::dynamodb_local::fresh_app;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -227,15 +227,9 @@ async fn a_patch_changes_the_budget_keeping_the_periods_spend_and_bad_input_chan
 async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_and_keeps_the_spend()
 {
     let app = fresh_app().await;
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 300, "period": "month"}}),
-    )
-    .await;
-    let (client, reads) = with_patient_faults(app.store.client(), "GetItem");
-    let patching = Arc::new(quiet_app(app.config.clone(), client));
+    let (session, key, id) = alice_with_a_monthly_key(&app, 300).await;
+    let (patching, reads) = patient_twin(&app, "GetItem");
+    let patching = Arc::new(patching);
     // Its token-signing keys read before the read that is held.
     assert_eq!(listed(&patching, &session).await.len(), 1);
     reads.arm_held(0, 1);
@@ -256,10 +250,7 @@ async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_an
     assert_eq!(json_of(&patched)["spent"], 100);
     assert_eq!(json_of(&patched)["budget"]["tokens"], 500);
     // 500 with 100 of it spent: four more chats, not five.
-    for _ in 0..4 {
-        assert_eq!(chat_as(&app, &key, "more").await.status(), 200);
-    }
-    assert_eq!(chat_as(&app, &key, "one too many").await.status(), 402);
+    assert_chats_left(&app, &key, 4).await;
     assert_eq!(listed(&app, &session).await[0]["spent"], 500);
     assert_eq!(stored_tokens(&app, "alice").await, Some(3500));
     assert_ledger_balances(&app, "alice").await;
@@ -268,16 +259,9 @@ async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_an
 #[tokio::test]
 async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     let app = fresh_app().await;
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 300, "period": "month"}}),
-    )
-    .await;
+    let (session, key, id) = alice_with_a_monthly_key(&app, 300).await;
     assert_eq!(chat_as(&app, &key, "one").await.status(), 200);
-    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
-    let throttled = quiet_app(app.config.clone(), client);
+    let (throttled, faults) = twin_with_faults(&app, "UpdateItem");
     let account = stored_account(&app, "alice").await;
     faults.arm_throttled(lost_attempts());
     let body = json!({"budget": {"tokens": 500, "period": "month"}}).to_string();
@@ -287,11 +271,28 @@ async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     assert_eq!(faults.sent(), lost_attempts());
     assert_eq!(stored_account(&app, "alice").await, account);
     // Still 300 a month with 100 spent: two more chats.
-    for _ in 0..2 {
-        assert_eq!(chat_as(&app, &key, "more").await.status(), 200);
-    }
-    assert_eq!(chat_as(&app, &key, "one too many").await.status(), 402);
+    assert_chats_left(&app, &key, 2).await;
     assert_ledger_balances(&app, "alice").await;
+}
+
+/// Alice, signed up, with a key of `tokens` a month: her session, the key
+/// and its id.
+async fn alice_with_a_monthly_key(app: &App, tokens: u64) -> (String, String, String) {
+    let session = signed_up(app, "alice").await;
+    let budget = json!({"budget": {"tokens": tokens, "period": "month"}});
+    let (key, id) = key_with(app, &session, budget).await;
+    (session, key, id)
+}
+
+/// `key` makes exactly `count` more chats, and the next is refused for its
+/// budget.
+async fn assert_chats_left(app: &App, key: &str, count: usize) {
+    for i in 0..count {
+        assert_eq!(chat_as(app, key, &format!("more {i}")).await.status(), 200);
+    }
+    let refused = chat_as(app, key, "one too many").await;
+    assert_eq!(refused.status(), 402);
+    assert_eq!(json_of(&refused)["error"], "key_budget_exceeded");
 }
 
 /// Puts key `id`'s window back to a day long gone, with nothing left in

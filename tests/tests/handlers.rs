@@ -303,33 +303,27 @@ async fn an_expired_session_is_refused_before_dynamodb_ttl_removes_it() {
     let app = fresh_app().await;
     register(&app, "alice").await;
     let now = Timestamp::now();
-    let token = app
-        .auth
-        .issue(&Username::parse("alice").unwrap(), now)
-        .await
-        .unwrap();
+    // A session started as a tool starts one, expiring at `expires`.
+    let session_until = |expires: Timestamp| {
+        let app = &app;
+        async move {
+            let alice = Username::parse("alice").unwrap();
+            let token = app.auth.issue(&alice, expires).await.unwrap();
+            app.store
+                .create_session(&token, now, Deadline::none())
+                .await
+                .unwrap();
+            token
+        }
+    };
     // Expired this very second, and still in the account item.
-    app.store
-        .create_session(&token, now, Deadline::none())
-        .await
-        .unwrap();
+    let token = session_until(now).await;
     let before = item_counts(&app).await;
     assert_eq!(chat_as(&app, token.expose(), "hi").await.status(), 401);
     assert_eq!(balance_as(&app, token.expose()).await.status(), 401);
     assert_eq!(item_counts(&app).await, before);
-    // A session started the same way that has not expired lets its token in.
-    let live = app
-        .auth
-        .issue(
-            &Username::parse("alice").unwrap(),
-            now.plus(std::time::Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
-    app.store
-        .create_session(&live, now, Deadline::none())
-        .await
-        .unwrap();
+    // One that has not expired lets its token in.
+    let live = session_until(now.plus(std::time::Duration::from_secs(60))).await;
     assert_eq!(balance_as(&app, live.expose()).await.status(), 200);
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000));
     assert_ledger_balances(&app, "alice").await;

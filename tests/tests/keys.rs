@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_tests::calls::counted_app;
-use api_tests::conflicts::{lost_attempts, with_conflicts, with_patient_faults};
+use api_tests::conflicts::{lost_attempts, patient_twin, twin_with_faults};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::clock::Timestamp;
 use chat_core::store::MAX_API_KEYS;
 use chat_core::App;
-use devtools::dynamodb_local::quiet_app;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -273,8 +272,8 @@ async fn an_account_from_before_keys_is_given_its_map_also_when_another_request_
     // so the first one's map is refused as there already.
     let bob = signed_up(&app, "bob").await;
     without_key_map(&app, "bob").await;
-    let (client, answers) = with_patient_faults(app.store.client(), "TransactWriteItems");
-    let held = Arc::new(quiet_app(app.config.clone(), client));
+    let (held, answers) = patient_twin(&app, "TransactWriteItems");
+    let held = Arc::new(held);
     assert!(listed(&held, &bob).await.is_empty());
     answers.arm_held(0, 1);
     let first = {
@@ -312,8 +311,7 @@ async fn a_map_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     let app = fresh_app().await;
     let session = signed_up(&app, "alice").await;
     without_key_map(&app, "alice").await;
-    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
-    let throttled = quiet_app(app.config.clone(), client);
+    let (throttled, faults) = twin_with_faults(&app, "UpdateItem");
     let (account, counts) = (stored_account(&app, "alice").await, item_counts(&app).await);
     faults.arm_throttled(lost_attempts());
     let response = keys(

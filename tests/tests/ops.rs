@@ -2,14 +2,14 @@
 //! with the table names in its environment, against DynamoDB Local, and
 //! its effect on the API, through the handlers.
 
-use api_tests::conflicts::{lost_attempts, with_conflicts};
+use api_tests::conflicts::{lost_attempts, twin_with_faults};
 use api_tests::ops::{chat_ops, stderr, stdout};
 use api_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::domain::Username;
 use chat_core::store::{CHAT_ID, CREATED_AT, USERNAME};
 use chat_core::ApiError;
-use devtools::dynamodb_local::{fresh_app, quiet_app};
+use devtools::dynamodb_local::fresh_app;
 
 #[tokio::test]
 async fn audit_finds_every_ledger_sound_and_names_a_balance_that_is_not() {
@@ -168,8 +168,7 @@ async fn revoke_ends_every_session_and_key_at_once() {
 async fn an_operators_write_the_store_keeps_refusing_is_an_error_not_no_such_account() {
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
-    let (client, faults) = with_conflicts(app.store.client(), "UpdateItem");
-    let throttled = quiet_app(app.config.clone(), client);
+    let (throttled, faults) = twin_with_faults(&app, "UpdateItem");
     let alice = Username::parse("alice").unwrap();
     let unavailable = |result: Result<(), ApiError>| {
         assert!(
