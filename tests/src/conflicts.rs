@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::http::{HttpRequest, HttpResponse};
+use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::config::{HttpClient, SharedHttpClient};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::http::{
@@ -166,6 +167,7 @@ impl Conflicts {
             .pending
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
+        // A held answer is counted in `call`, once DynamoDB Local gave it.
         if taken && self.fault.load(Ordering::SeqCst) != HELD {
             self.sent.fetch_add(1, Ordering::SeqCst);
         }
@@ -187,17 +189,19 @@ pub fn twin_with_faults(
     app: &chat_core::App,
     operation: &'static str,
 ) -> (chat_core::App, Conflicts) {
-    let (client, faults) = with_conflicts(app.store.client(), operation);
-    (
-        devtools::dynamodb_local::quiet_app(app.config.clone(), client),
-        faults,
-    )
+    twin(app, with_conflicts(app.store.client(), operation))
 }
 
 /// [`twin_with_faults`] with the long attempt timeouts of
 /// [`with_patient_faults`], for held answers.
 pub fn patient_twin(app: &chat_core::App, operation: &'static str) -> (chat_core::App, Conflicts) {
-    let (client, faults) = with_patient_faults(app.store.client(), operation);
+    twin(app, with_patient_faults(app.store.client(), operation))
+}
+
+fn twin(
+    app: &chat_core::App,
+    (client, faults): (Client, Conflicts),
+) -> (chat_core::App, Conflicts) {
     (
         devtools::dynamodb_local::quiet_app(app.config.clone(), client),
         faults,
@@ -233,7 +237,17 @@ fn injecting(
         operation,
         conflicts: conflicts.clone(),
     };
-    let config = client.config().to_builder().http_client(injecting);
+    // A retry quota of its own, without limit: the SDK's shared one is
+    // spent by every fault the test binary deals, and once short it would
+    // cut a request's attempts below the count a test arms and expects.
+    let quota = RetryPartition::custom("injected-faults")
+        .token_bucket(TokenBucket::unlimited())
+        .build();
+    let config = client
+        .config()
+        .to_builder()
+        .http_client(injecting)
+        .retry_partition(quota);
     (config, conflicts)
 }
 
@@ -287,7 +301,9 @@ impl HttpConnector for InjectingConnector {
                 let conflicts = self.conflicts.clone();
                 return HttpConnectorFuture::new(async move {
                     let answer = sent.await;
-                    conflicts.sent.fetch_add(1, Ordering::SeqCst);
+                    if answer.is_ok() {
+                        conflicts.sent.fetch_add(1, Ordering::SeqCst);
+                    }
                     let _permit = conflicts.held.acquire().await;
                     answer
                 });

@@ -50,8 +50,13 @@ pub fn chat_ops_with(app: &App, args: &[&str], env: &[(&str, &str)]) -> Output {
     let stderr = read_all(child.stderr.take().expect("piped stderr"));
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for chat-ops") {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                child.kill().ok();
+                panic!("waiting for chat-ops: {e}");
+            }
         }
         if started.elapsed() > RUN_LIMIT {
             child.kill().ok();

@@ -214,11 +214,7 @@ async fn models_are_listed_only_to_a_live_session() {
     let stub = ConverseStub::start(Answer::text("unused"));
     let app = app_for(&Catalog::parse(CATALOG).unwrap(), &stub).await;
     let token = signed_up(&app, "alice").await;
-    let listed = chat_core::openai::listed_models(
-        |name| (name == "CATALOG").then(|| CATALOG.to_owned()),
-        chat_core::pricing::Pricing::Flat(1),
-    )
-    .unwrap();
+    let listed = catalog_listing();
     let list = |token: String| {
         let (app, listed) = (&app, &listed);
         async move {
@@ -232,6 +228,7 @@ async fn models_are_listed_only_to_a_live_session() {
         }
     };
     assert_eq!(list(token.clone()).await.status(), 200);
+    let other = logged_in(&app, "alice").await;
     let ended = logout::handle(&app, with_auth(event("logout"), &token))
         .await
         .unwrap();
@@ -239,7 +236,23 @@ async fn models_are_listed_only_to_a_live_session() {
     let refused = list(token).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(json_of(&refused)["error"]["code"], "invalid_api_key");
+    // The other session lists them until the operator disables the account.
+    assert_eq!(list(other.clone()).await.status(), 200);
+    let alice = chat_core::domain::Username::parse("alice").unwrap();
+    assert!(app.store.set_disabled(&alice, true).await.unwrap());
+    let disabled = list(other).await;
+    assert_eq!(disabled.status(), 403);
+    assert_eq!(json_of(&disabled)["error"]["code"], "account_disabled");
     assert_ledger_balances(&app, "alice").await;
+}
+
+/// What `GET /v1/models` lists of [`CATALOG`].
+fn catalog_listing() -> Vec<chat_core::openai::ListedModel> {
+    chat_core::openai::listed_models(
+        |name| (name == "CATALOG").then(|| CATALOG.to_owned()),
+        chat_core::pricing::Pricing::Flat(1),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -248,11 +261,7 @@ async fn models_lists_the_catalog_and_an_unknown_model_is_404_on_both_routes() {
     let catalog = Catalog::parse(CATALOG).unwrap();
     let app = app_for(&catalog, &stub).await;
     let token = signed_up(&app, "alice").await;
-    let listed = chat_core::openai::listed_models(
-        |name| (name == "CATALOG").then(|| CATALOG.to_owned()),
-        chat_core::pricing::Pricing::Flat(1),
-    )
-    .unwrap();
+    let listed = catalog_listing();
     let list = models::handle(
         &app,
         &listed,

@@ -165,7 +165,8 @@ async fn revoke_ends_every_session_and_key_at_once() {
 }
 
 #[tokio::test]
-async fn an_operators_write_the_store_keeps_refusing_is_an_error_not_no_such_account() {
+async fn the_operators_store_writes_on_a_store_that_keeps_refusing_are_errors_not_no_such_account()
+{
     let app = fresh_app().await;
     let token = signed_up(&app, "alice").await;
     let (throttled, faults) = twin_with_faults(&app, "UpdateItem");
