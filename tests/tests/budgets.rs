@@ -108,13 +108,7 @@ async fn twenty_simultaneous_chats_on_a_budget_of_250_at_100_each_answer_exactly
 #[tokio::test]
 async fn the_openai_route_refuses_an_exhausted_key_in_its_own_shape() {
     let app = Arc::new(fresh_app().await);
-    let session = signed_up(&app, "alice").await;
-    let (key, _) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 100, "period": "total"}}),
-    )
-    .await;
+    let (_, key, _) = alice_with_a_budget(&app, 100, "total").await;
     let body = json!({"model": DUMMY_MODEL, "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(complete(&app, &key, body.clone()).await.status, 200);
     let refused = complete(&app, &key, body).await;
@@ -165,13 +159,7 @@ async fn a_key_limited_to_other_models_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_patch_changes_the_budget_keeping_the_periods_spend_and_bad_input_changes_nothing() {
     let app = Arc::new(fresh_app().await);
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 150, "period": "month"}}),
-    )
-    .await;
+    let (session, key, id) = alice_with_a_budget(&app, 150, "month").await;
     assert_eq!(chat_as(&app, &key, "one").await.status(), 200);
     assert_eq!(chat_as(&app, &key, "two").await.status(), 402);
 
@@ -227,7 +215,7 @@ async fn a_patch_changes_the_budget_keeping_the_periods_spend_and_bad_input_chan
 async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_and_keeps_the_spend()
 {
     let app = fresh_app().await;
-    let (session, key, id) = alice_with_a_monthly_key(&app, 300).await;
+    let (session, key, id) = alice_with_a_budget(&app, 300, "month").await;
     let (patching, reads) = patient_twin(&app, "GetItem");
     let patching = Arc::new(patching);
     // Its token-signing keys read before the read that is held.
@@ -259,7 +247,7 @@ async fn a_patch_that_meets_a_chat_between_its_read_and_its_write_reads_again_an
 #[tokio::test]
 async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     let app = fresh_app().await;
-    let (session, key, id) = alice_with_a_monthly_key(&app, 300).await;
+    let (session, key, id) = alice_with_a_budget(&app, 300, "month").await;
     assert_eq!(chat_as(&app, &key, "one").await.status(), 200);
     let (throttled, faults) = twin_with_faults(&app, "UpdateItem");
     let account = stored_account(&app, "alice").await;
@@ -275,11 +263,11 @@ async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     assert_ledger_balances(&app, "alice").await;
 }
 
-/// Alice, signed up, with a key of `tokens` a month: her session, the key
-/// and its id.
-async fn alice_with_a_monthly_key(app: &App, tokens: u64) -> (String, String, String) {
+/// Alice, signed up, with a key of `tokens` a `period`: her session, the
+/// key and its id.
+async fn alice_with_a_budget(app: &App, tokens: u64, period: &str) -> (String, String, String) {
     let session = signed_up(app, "alice").await;
-    let budget = json!({"budget": {"tokens": tokens, "period": "month"}});
+    let budget = json!({"budget": {"tokens": tokens, "period": period}});
     let (key, id) = key_with(app, &session, budget).await;
     (session, key, id)
 }
@@ -315,13 +303,7 @@ async fn age_window(app: &App, username: &str, id: &str) {
 #[tokio::test]
 async fn a_new_period_starts_by_itself_once_and_exactly_under_concurrency() {
     let app = Arc::new(fresh_app().await);
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 250, "period": "day"}}),
-    )
-    .await;
+    let (session, key, id) = alice_with_a_budget(&app, 250, "day").await;
     age_window(&app, "alice", &id).await;
     assert_eq!(listed(&app, &session).await[0]["spent"], 0);
 
@@ -371,13 +353,7 @@ async fn a_hold_counts_against_the_key_and_its_settle_gives_back_the_unused_part
     // 10 in and 20 out at one token each: 30 charged, far less than held.
     let stub = ConverseStub::start(Answer::used("Bonjour", 10, 20));
     let app = metered_app(&stub).await;
-    let session = signed_up(&app, "alice").await;
-    let (key, _) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 100_000, "period": "week"}}),
-    )
-    .await;
+    let (session, key, _) = alice_with_a_budget(&app, 100_000, "week").await;
     let response = chat_as(&app, &key, "Hello").await;
     assert_eq!(response.status(), 200, "{}", json_of(&response));
     assert_eq!(response.headers()["tokens-charged"], "30");
@@ -526,13 +502,7 @@ async fn a_paid_chat_that_finds_its_keys_period_over_starts_the_next_with_or_wit
     let stub = ConverseStub::start(Answer::used("Bonjour", 10, 20));
     let (app, calls) = api_tests::calls::counted_app().await;
     let app = metered(app, &stub);
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 100_000, "period": "day"}}),
-    )
-    .await;
+    let (_, key, id) = alice_with_a_budget(&app, 100_000, "day").await;
     let today = Period::Day.window(chat_core::clock::Timestamp::now());
     let renewed = || ((100_000 - 30).to_string(), today.clone());
 
@@ -612,13 +582,7 @@ async fn a_refused_keyed_hold_the_sweeper_gives_back_returns_to_the_key_and_name
 async fn a_flat_chat_names_its_key_and_a_retry_after_the_period_ended_is_replayed_in_one_transaction(
 ) {
     let (app, calls) = api_tests::calls::counted_app().await;
-    let session = signed_up(&app, "alice").await;
-    let (key, id) = key_with(
-        &app,
-        &session,
-        json!({"budget": {"tokens": 1000, "period": "day"}}),
-    )
-    .await;
+    let (session, key, id) = alice_with_a_budget(&app, 1000, "day").await;
     let first = keyed_chat_as(&app, &key, "k-1", "Hello").await;
     assert_eq!(first.status(), 200, "{}", json_of(&first));
     let by_session = chat_as(&app, &session, "Hi").await;
