@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use api_tests::*;
 use chat_core::{App, Config, Tables};
@@ -22,7 +22,7 @@ use devtools::dynamodb_local::{
     client_for, client_with_production_timeouts, free_port, quiet_app, repo_root,
 };
 use devtools::tables::create_missing_tables;
-use lambda_http::{Body, Context, RequestExt, Response};
+use lambda_http::{Body, RequestExt, Response};
 
 /// A DynamoDB Local of this test's own that keeps its data on disk, so that
 /// stopping and starting it again loses nothing that was committed.
@@ -235,12 +235,7 @@ async fn numbered_chat(app: &App, token: &str, i: usize) -> Response<Body> {
         "idempotency-key",
         format!("key-{i}").parse().expect("a header value"),
     );
-    let deadline = SystemTime::now() + FUNCTION_TIMEOUT;
-    let mut context = Context::default();
-    context.deadline = deadline
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64;
+    let context = lambda_context_ending_in(FUNCTION_TIMEOUT);
     chat::handle(app, request.with_lambda_context(context))
         .await
         .expect("handlers answer")
