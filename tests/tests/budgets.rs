@@ -263,6 +263,26 @@ async fn a_patch_the_store_keeps_refusing_is_a_503_and_changes_nothing() {
     assert_ledger_balances(&app, "alice").await;
 }
 
+/// `key`'s retry of its chat `k-1`: replayed, in one transaction (no
+/// reshaping write before it).
+async fn replayed_in_one_transaction(
+    app: &App,
+    calls: &api_tests::calls::CallLog,
+    key: &str,
+) -> Response<Body> {
+    calls.take();
+    let again = keyed_chat_as(app, key, "k-1", "Hello").await;
+    assert_eq!(again.status(), 200, "{}", json_of(&again));
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let transactions = calls
+        .take()
+        .iter()
+        .filter(|op| *op == "TransactWriteItems")
+        .count();
+    assert_eq!(transactions, 1);
+    again
+}
+
 /// Alice, signed up, with a key of `tokens` a `period`: her session, the
 /// key and its id.
 async fn alice_with_a_budget(app: &App, tokens: u64, period: &str) -> (String, String, String) {
@@ -521,17 +541,8 @@ async fn a_paid_chat_that_finds_its_keys_period_over_starts_the_next_with_or_wit
     // A retry under that key is replayed from its marker, even though the
     // key's period has ended again: in one transaction, not reshaped first.
     age_window(&app, "alice", &id).await;
-    calls.take();
-    let again = keyed_chat_as(&app, &key, "k-1", "Hello").await;
-    assert_eq!(again.status(), 200, "{}", json_of(&again));
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = replayed_in_one_transaction(&app, &calls, &key).await;
     assert_eq!(json_of(&again)["response"], "Bonjour");
-    let transactions = calls
-        .take()
-        .iter()
-        .filter(|op| *op == "TransactWriteItems")
-        .count();
-    assert_eq!(transactions, 1);
     assert_eq!(
         key_state(&app, &id).await,
         ("0".into(), "d2000-01-01".into())
@@ -600,16 +611,7 @@ async fn a_flat_chat_names_its_key_and_a_retry_after_the_period_ended_is_replaye
     // ended is replayed from its marker in one transaction: the account's
     // refusal is not reshaped first.
     age_window(&app, "alice", &id).await;
-    calls.take();
-    let again = keyed_chat_as(&app, &key, "k-1", "Hello").await;
-    assert_eq!(again.status(), 200, "{}", json_of(&again));
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
-    let transactions = calls
-        .take()
-        .iter()
-        .filter(|op| *op == "TransactWriteItems")
-        .count();
-    assert_eq!(transactions, 1);
+    replayed_in_one_transaction(&app, &calls, &key).await;
     assert_eq!(stored_tokens(&app, "alice").await, Some(4000 - 200));
     assert_ledger_balances(&app, "alice").await;
 }
